@@ -1,0 +1,191 @@
+"""The device-kind-independent procedure of one run, and the hooks a device kind fills in.
+
+A run: place artifacts (content-addressed, skipped when unchanged) → thermal gate (wait until the device is back
+near its idle temperature, capped) → start the command through the transport with samplers attached to its pid →
+collect output, samples and the environment fingerprint. Infrastructure faults become ``RunResult.infra_error``;
+a failed benchmark is just a non-zero ``exit_code``.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from abc import ABC, abstractmethod
+from typing import Protocol
+
+from actors.artifacts import local_copy
+from actors.host_probe import column_suffix
+from actors.messages import RunRequest, RunResult, ThermalGate
+from actors.transports.base import Transport
+from farm.errors import FarmError, InfraError
+from farm.specs.inventory import DeviceSpec, Slot
+
+log = logging.getLogger(__name__)
+
+
+class RunSampler(Protocol):
+    """Watches one running command: ``start(pid)`` when it starts, ``stop()`` returns flat numeric samples."""
+
+    def start(self, pid: int) -> None: ...
+
+    def stop(self) -> dict[str, float]: ...
+
+
+class NullSampler:
+    def start(self, pid: int) -> None:
+        pass
+
+    def stop(self) -> dict[str, float]:
+        return {}
+
+
+class Device(ABC):
+    """One physical device (phone, box, host) with one or more slots. Thread-safe: slots run concurrently."""
+
+    kind: str = ""
+
+    def __init__(self, spec: DeviceSpec) -> None:
+        self.spec = spec
+        self.synthetic = spec.synthetic
+        self._cancels: dict[str, threading.Event] = {}
+        self._lock = threading.Lock()
+        self._fingerprint: dict[str, str] | None = None
+        self._idle_temp_c: float | None = spec.idle_temp_c
+
+    # ----- hooks for device kinds ----------------------------------------------------------------------
+    @abstractmethod
+    def transport(self, slot_id: str) -> Transport:
+        """The transport that reaches the slot (shared by a box's slots)."""
+
+    def slots(self) -> list[Slot]:
+        return self.spec.slots()
+
+    def slot_env(self, slot: Slot) -> dict[str, str]:
+        """Extra env a slot needs (e.g. which NPU is visible)."""
+        return {}
+
+    def sampler(self, slot_id: str) -> RunSampler:
+        return NullSampler()
+
+    def temperature_c(self) -> float | None:
+        """The device's current temperature (hottest relevant zone), or None when it has no sensor."""
+        return None
+
+    def device_fingerprint(self) -> dict[str, str]:
+        return {}
+
+    def bind_cores(self, argv: list[str], cores: str) -> list[str]:
+        """Pin the command to ``cores`` (e.g. ``"4,5,6,7"``); the default wraps it in ``taskset``."""
+        from actors.transports.local import taskset_argv
+
+        return taskset_argv(cores, argv)
+
+    def health(self) -> dict[str, str]:
+        """State per slot: ``idle`` when reachable, else ``offline`` / ``unauthorized``."""
+        return {s.slot_id: "idle" for s in self.slots()}
+
+    def close(self) -> None:
+        pass
+
+    # ----- the run ------------------------------------------------------------------------------------
+    def fingerprint(self) -> dict[str, str]:
+        if self._fingerprint is None:
+            self._fingerprint = self.device_fingerprint()
+        return dict(self._fingerprint)
+
+    def cancel(self, run_id: str) -> bool:
+        with self._lock:
+            event = self._cancels.get(run_id)
+        if event is None:
+            return False
+        event.set()
+        return True
+
+    def execute(self, req: RunRequest) -> RunResult:
+        res = RunResult(synthetic=self.synthetic)
+        cancel = threading.Event()
+        with self._lock:
+            self._cancels[req.run_id] = cancel
+        try:
+            self._execute(req, res, cancel)
+        except InfraError as exc:
+            res.infra_error = str(exc) or type(exc).__name__
+        except FarmError as exc:
+            # Refused on purpose (e.g. a changed SSH host key): not an infra fault to retry, a failed run.
+            res.exit_code = res.exit_code if res.exit_code is not None else 255
+            res.stderr += f"\nfarm: {exc}"
+        finally:
+            with self._lock:
+                self._cancels.pop(req.run_id, None)
+        return res
+
+    def _execute(self, req: RunRequest, res: RunResult, cancel: threading.Event) -> None:
+        slot = next((s for s in self.slots() if s.slot_id == req.slot_id), None)
+        if slot is None:
+            raise InfraError(f"device {self.spec.id} has no slot {req.slot_id}")
+        transport = self.transport(req.slot_id)
+        res.fingerprint = self.fingerprint()
+        for art in req.artifacts:
+            pushed = transport.push(local_copy(art), art.dst, art.mode)
+            res.bytes_pushed += pushed.bytes_pushed
+            res.fingerprint[f"fp_sha256_{column_suffix(art.name)}"] = art.sha256
+        if req.thermal is not None:
+            res.samples.update(self._thermal_gate(req.thermal, cancel))
+        if cancel.is_set():
+            res.cancelled = True
+            return
+        argv = self.bind_cores(list(req.argv), req.cores) if req.cores else list(req.argv)
+        env = {**self.slot_env(slot), **req.env}  # the job's explicit env wins
+        sampler = self.sampler(req.slot_id)
+        temp_start = self.temperature_c()
+        if temp_start is not None:
+            res.samples.setdefault("temp_start_c", temp_start)
+
+        def on_start(pid: int) -> None:
+            if req.dispatched_at:
+                res.dispatch_latency_s = max(0.0, time.time() - req.dispatched_at)
+            sampler.start(pid)
+
+        res.started_at = time.time()
+        started = False
+        try:
+            completed = transport.run(
+                argv, env=env, workdir=req.workdir, timeout=req.timeout_s, cancel=cancel, on_start=on_start
+            )
+            started = True
+        finally:
+            samples = sampler.stop()
+        res.samples.update(samples)
+        if started:
+            res.exit_code = completed.exit_code
+            res.stdout = completed.stdout
+            res.stderr = completed.stderr
+            res.duration_s = completed.duration_s
+            res.timed_out = completed.timed_out
+            res.cancelled = completed.cancelled
+
+    def _thermal_gate(self, gate: ThermalGate, cancel: threading.Event) -> dict[str, float]:
+        """Wait until the device is near its idle baseline (or below ``max_temp_c``), at most ``max_wait_s``."""
+        temp = self.temperature_c()
+        if temp is None:
+            return {}
+        if self._idle_temp_c is None:
+            self._idle_temp_c = temp  # first reading of a fresh actor: the best idle estimate we have
+        target = gate.max_temp_c if gate.max_temp_c is not None else self._idle_temp_c + gate.margin_c
+        t0 = time.monotonic()
+        first = temp
+        while temp > target and time.monotonic() - t0 < gate.max_wait_s and not cancel.is_set():
+            cancel.wait(gate.poll_s)
+            reading = self.temperature_c()
+            temp = reading if reading is not None else temp
+        waited = time.monotonic() - t0
+        return {
+            "cooldown_wait_s": round(waited, 3),
+            "cooldown_target_c": target,
+            "temp_gate_first_c": first,
+            "temp_start_c": temp,
+            "cooldown_capped": float(temp > target),
+        }
+
+

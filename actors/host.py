@@ -1,0 +1,64 @@
+"""The ``host`` device kind: this machine (local transport) or a server reached over SSH."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+from actors.device import Device, RunSampler
+from actors.host_probe import PeakRssSampler, host_fingerprint
+from actors.transports.base import Transport
+from actors.transports.local import LocalTransport
+from farm.specs.inventory import HostDevice, Slot
+
+_THERMAL = Path("/sys/class/thermal")
+
+
+class _RssSampler:
+    def __init__(self) -> None:
+        self._sampler = PeakRssSampler()
+        self._started = False
+
+    def start(self, pid: int) -> None:
+        self._started = True
+        self._sampler.start(pid)
+
+    def stop(self) -> dict[str, float]:
+        if not self._started:
+            return {}
+        return {"peak_rss_mb": round(self._sampler.stop(), 3)}
+
+
+class LocalHost(Device):
+    """This machine. Commands see the farm's own Python environment first on PATH (its ``bin`` folder), so
+    helper runners installed with Farm (``farm-llama``) resolve without activating the virtualenv."""
+
+    kind = "host"
+
+    def __init__(self, spec: HostDevice) -> None:
+        super().__init__(spec)
+        self._transport = LocalTransport()
+        self._bin = str(Path(sys.executable).parent)
+
+    def transport(self, slot_id: str) -> Transport:
+        return self._transport
+
+    def slot_env(self, slot: Slot) -> dict[str, str]:
+        path = os.environ.get("PATH", "")
+        return {"PATH": f"{self._bin}{os.pathsep}{path}" if path else self._bin}
+
+    def sampler(self, slot_id: str) -> RunSampler:
+        return _RssSampler()
+
+    def temperature_c(self) -> float | None:
+        temps = []
+        for zone in _THERMAL.glob("thermal_zone*"):
+            try:
+                temps.append(int((zone / "temp").read_text().strip()) / 1000.0)
+            except (OSError, ValueError):
+                continue
+        return max(temps) if temps else None
+
+    def device_fingerprint(self) -> dict[str, str]:
+        return host_fingerprint(packages=("farm", "llama-cpp-python"))

@@ -1,0 +1,64 @@
+"""What the controller sends a device actor and what comes back: plain dataclasses that cross Ray by pickle."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class ArtifactRef:
+    """An artifact to place on the device. ``ref`` is a Ray ObjectRef of the bytes, used when ``local_path`` is
+    not readable on the device actor's node (cluster mode); ``sha256`` names the content."""
+
+    name: str
+    sha256: str
+    size: int
+    dst: str
+    mode: int | None
+    local_path: str
+    ref: Any = None
+
+
+@dataclass(frozen=True)
+class ThermalGate:
+    max_temp_c: float | None
+    margin_c: float
+    max_wait_s: float
+    poll_s: float
+
+
+@dataclass(frozen=True)
+class RunRequest:
+    job: str
+    run_id: str
+    attempt: int
+    slot_id: str
+    argv: list[str]
+    env: dict[str, str]
+    workdir: str | None
+    timeout_s: float
+    artifacts: list[ArtifactRef] = field(default_factory=list)
+    cores: str | None = None
+    thermal: ThermalGate | None = None
+    dispatched_at: float = 0.0  # controller's time.time() when the run was handed out
+
+
+@dataclass
+class RunResult:
+    """Everything observed about one run. ``infra_error`` set means the device failed, not the benchmark."""
+
+    exit_code: int | None = None
+    stdout: str = ""
+    stderr: str = ""
+    started_at: float = 0.0
+    duration_s: float = 0.0
+    timed_out: bool = False
+    cancelled: bool = False
+    infra_error: str | None = None
+    bytes_pushed: int = 0
+    dispatch_latency_s: float | None = None  # run handed out → process started on the device
+    samples: dict[str, float] = field(default_factory=dict)  # peak_rss_mb, temp_start_c, temp_max_c, …
+    fingerprint: dict[str, str] = field(default_factory=dict)
+    synthetic: bool = False
+    node: str = ""

@@ -1,0 +1,66 @@
+"""The Ray actor around a :class:`~actors.device.Device`: one per physical device, placed on its node."""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+from typing import Any
+
+from actors.messages import RunRequest, RunResult
+from actors.registry import make_device
+from farm.specs.inventory import Inventory, Slot
+
+log = logging.getLogger(__name__)
+
+
+class DeviceActor:
+    """Threaded Ray actor (``max_concurrency`` = slots + control calls): each slot's run occupies one thread;
+    ``cancel``/``health``/``info`` stay answerable while runs are in flight."""
+
+    def __init__(self, spec_data: dict[str, Any]) -> None:
+        inv = Inventory.model_validate({"devices": [spec_data]})
+        self.spec = inv.devices[0]
+        self.device = make_device(self.spec)
+        self.node_id = _ray_node_id()
+        self.hostname = socket.gethostname()
+
+    def info(self) -> dict[str, Any]:
+        return {
+            "device_id": self.spec.id,
+            "kind": self.spec.kind,
+            "node_id": self.node_id,
+            "hostname": self.hostname,
+            "pid": os.getpid(),
+            "slots": [s.model_dump() for s in self.device.slots()],
+        }
+
+    def slots(self) -> list[Slot]:
+        return self.device.slots()
+
+    def execute(self, req: RunRequest) -> RunResult:
+        res = self.device.execute(req)
+        res.node = self.hostname
+        return res
+
+    def cancel(self, run_id: str) -> bool:
+        return self.device.cancel(run_id)
+
+    def health(self) -> dict[str, str]:
+        try:
+            return self.device.health()
+        except Exception as exc:  # a health probe must answer, whatever broke underneath
+            log.warning("health check of %s failed: %s", self.spec.id, exc)
+            return {s.slot_id: "offline" for s in self.spec.slots()}
+
+    def pid(self) -> int:
+        return os.getpid()
+
+
+def _ray_node_id() -> str:
+    try:
+        import ray
+
+        return str(ray.get_runtime_context().get_node_id())
+    except Exception:
+        return ""

@@ -1,0 +1,76 @@
+"""The transport interface every device kind drives its device through.
+
+A transport runs one command and moves files; it knows nothing about jobs, grids or metrics. Infrastructure faults
+(device gone, link dropped, missing exit status) are raised as :class:`farm.errors.InfraError` subclasses; a
+command that ran and failed is a :class:`Completed` with a non-zero ``exit_code``, never an exception.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+
+@dataclass(frozen=True)
+class Completed:
+    """The outcome of one command that ran to an end (exit, timeout or cancel)."""
+
+    exit_code: int | None  # None when killed on timeout/cancel before it exited
+    stdout: str
+    stderr: str
+    duration_s: float  # wall time from process start to exit/kill
+    timed_out: bool = False
+    cancelled: bool = False
+    pid: int | None = None  # pid on the device, when known
+
+
+@dataclass(frozen=True)
+class PushResult:
+    """What an artifact push moved: ``bytes_pushed`` is 0 when the device already held the content."""
+
+    dst: str
+    sha256: str
+    size: int
+    bytes_pushed: int
+    seconds: float
+
+
+OnStart = Callable[[int], None]
+"""Called with the device-side pid as soon as the command has started (samplers attach to it)."""
+
+
+@runtime_checkable
+class Transport(Protocol):
+    """Run commands on and move files to one device."""
+
+    def run(
+        self,
+        argv: Sequence[str],
+        *,
+        env: Mapping[str, str] | None = None,
+        workdir: str | None = None,
+        timeout: float | None = None,
+        cancel: threading.Event | None = None,
+        on_start: OnStart | None = None,
+    ) -> Completed:
+        """Run ``argv`` (each argument quoted on the device side) and wait for it.
+
+        On ``timeout`` seconds or when ``cancel`` is set the whole process group is killed on the device and the
+        result has ``timed_out`` / ``cancelled`` set.
+        """
+        ...
+
+    def push(self, src: Path, dst: str, mode: int | None = None) -> PushResult:
+        """Copy a local file to ``dst`` on the device, skipping the transfer when the content is already there."""
+        ...
+
+    def pull(self, src: str, dst: Path) -> None:
+        """Copy a device file to a local path."""
+        ...
+
+    def close(self) -> None:
+        """Release connections; the transport may be used again afterwards (it reconnects)."""
+        ...

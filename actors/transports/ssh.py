@@ -1,0 +1,593 @@
+"""SSH transport (paramiko): commands and files on a TPU box, an Ascend server or a remote host.
+
+One :class:`SshTransport` holds one SSH connection per device, shared by every thread that runs a command on it
+(a Sophgo box runs one benchmark per TPU chip at once): SSH multiplexes channels, one per command, so concurrent
+``run`` calls need no lock beyond the one that (re)connects.
+
+Security: host keys are checked against ``known_hosts`` and never added; an unknown or changed key, or failed
+authentication, is a :class:`~farm.errors.SecurityError` (not retried). Network faults are
+:class:`~farm.errors.DeviceOfflineError` (cannot connect) or :class:`~farm.errors.ConnectionLostError` (dropped
+while a command ran); the scheduler retries both.
+
+Remote process model: the login shell runs ``sh -c`` which starts the command in the background under ``setsid``
+(own session and process group, pgid == pid) and ``wait``s for it. The command's first act is to print its pid on
+a private marker line (stripped from stdout), so ``on_start`` gets the device pid and timeout/cancel can kill the
+whole group (``kill -TERM -- -PGID``, then KILL) over a second channel. Because the waiting shell stays outside that
+group, the channel always ends with an ``exit-status`` (128+N for a signal): a channel that closes without one
+means the connection died, not the benchmark.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import logging
+import os
+import posixpath
+import re
+import secrets
+import shlex
+import stat
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Protocol
+
+import paramiko
+
+from actors.transports.base import Completed, OnStart, PushResult
+from farm.errors import (
+    ConfigError,
+    ConnectionLostError,
+    DeviceOfflineError,
+    FarmError,
+    InfraError,
+    SecurityError,
+)
+
+log = logging.getLogger(__name__)
+
+_ENV_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+_KILL_GRACE_S = (
+    2.0  # SIGTERM → SIGKILL delay: lets a benchmark flush its log, short enough not to stall a slot
+)
+_TICK_S = 0.1  # granularity of timeout/cancel checks while a command runs
+_EXIT_WAIT_S = 10.0  # how long to wait for the exit status once the process group is gone
+_CHUNK = 1 << 20
+# Our receive window/packet for SFTP: paramiko's 2 MiB/32 KiB defaults throttle pulls on fast links.
+_SFTP_WINDOW = 16 << 20
+_SFTP_PACKET = 1 << 18
+_SHA_SUFFIX = ".farm-sha256"
+
+
+class SshTarget(Protocol):
+    """The connection fields of an SSH device (the inventory's SSH spec satisfies this, as does :class:`SshConfig`)."""
+
+    @property
+    def host(self) -> str: ...
+    @property
+    def port(self) -> int: ...
+    @property
+    def user(self) -> str: ...
+    @property
+    def key_file(self) -> str | None: ...
+    @property
+    def known_hosts(self) -> str: ...
+    @property
+    def password_env(self) -> str | None: ...
+    @property
+    def connect_timeout_s(self) -> float: ...
+    @property
+    def device_label(self) -> str: ...
+
+
+@dataclass(frozen=True, kw_only=True)
+class SshConfig:
+    """How to reach one SSH device. A password is never written here: ``password_env`` names the env var."""
+
+    host: str
+    port: int = 22
+    user: str
+    key_file: str | None = None
+    known_hosts: str = "~/.ssh/known_hosts"
+    password_env: str | None = None
+    connect_timeout_s: float = 10
+    device_label: str = ""
+
+
+class _UnknownHostKeyError(paramiko.SSHException):
+    def __init__(self, hostname: str, key: paramiko.PKey) -> None:
+        super().__init__(f"{hostname} not found in known_hosts")
+        self.key = key
+
+
+class _RejectUnknownHost(paramiko.RejectPolicy):
+    """paramiko's RejectPolicy, keeping the offered key so the error can show its fingerprint."""
+
+    def missing_host_key(self, client: paramiko.SSHClient, hostname: str, key: paramiko.PKey) -> None:
+        raise _UnknownHostKeyError(hostname, key)
+
+
+def build_command(
+    argv: Sequence[str],
+    marker: str,
+    env: Mapping[str, str] | None = None,
+    workdir: str | None = None,
+) -> str:
+    """The remote command line for ``argv``: POSIX sh, every argument and env value quoted, pid marker first.
+
+    Env values are literal (``$HOME`` is not expanded): quoting is what keeps arguments from being code.
+    """
+    if not argv:
+        raise ValueError("empty argv")
+    lines = []
+    for key, value in (env or {}).items():
+        if not _ENV_KEY.match(key):
+            raise ValueError(f"invalid environment variable name {key!r}")
+        lines.append(f"export {key}={shlex.quote(value)}")
+    if workdir is not None:
+        lines.append(f"cd -- {shlex.quote(workdir)} || exit")
+    # the background child is not a group leader, so setsid(1) calls setsid() without forking: the pid printed
+    # by the inner sh is the pid of the exec'd command and the id of its new process group
+    inner = f'echo {marker}$$; exec "$@"'
+    lines.append(f"setsid sh -c {shlex.quote(inner)} farm-run {shlex.join(argv)} &")
+    lines.append('wait "$!"')
+    return f"sh -c {shlex.quote(chr(10).join(lines))}"
+
+
+def _kill_group_command(pgid: int, grace_s: float) -> str:
+    # `kill -SIG -PGID`, not `kill -s SIG -- -PGID`: dash's builtin kill understands neither -s nor --
+    steps = max(1, round(grace_s / 0.1))
+    script = (
+        f"kill -TERM -{pgid} 2>/dev/null || kill -TERM {pgid} 2>/dev/null || exit 0; "
+        f"i=0; while kill -0 -{pgid} 2>/dev/null && [ $i -lt {steps} ]; do sleep 0.1; i=$((i+1)); done; "
+        f"kill -KILL -{pgid} 2>/dev/null; exit 0"
+    )
+    return f"sh -c {shlex.quote(script)}"
+
+
+class _StreamReader(threading.Thread):
+    """Drains one channel stream until EOF so neither stream can fill its window and stall the other."""
+
+    def __init__(self, recv: _Recv, wake: threading.Event, marker: bytes | None = None) -> None:
+        super().__init__(daemon=True, name="ssh-stream")
+        self._recv = recv
+        self._wake = wake
+        self._marker = marker
+        self._head = b""
+        self.chunks: list[bytes] = []
+        self.pid: int | None = None
+        self.started_at: float | None = None
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        try:
+            while True:
+                data = self._recv(_CHUNK)
+                if not data:
+                    break
+                if self._marker is not None and self.pid is None:
+                    self._take_marker(data)
+                else:
+                    self.chunks.append(data)
+        except (OSError, EOFError, paramiko.SSHException) as exc:
+            self.error = exc
+        finally:
+            if self._head:
+                self.chunks.append(self._head)
+                self._head = b""
+            self._wake.set()
+
+    def _take_marker(self, data: bytes) -> None:
+        self._head += data
+        line, sep, rest = self._head.partition(b"\n")
+        if not sep:
+            return
+        assert self._marker is not None
+        if line.startswith(self._marker) and line[len(self._marker) :].isdigit():
+            self.pid = int(line[len(self._marker) :])
+            self.started_at = time.monotonic()
+        else:  # never expected: keep everything rather than lose output
+            rest = self._head
+            self._marker = None
+        self._head = b""
+        if rest:
+            self.chunks.append(rest)
+        self._wake.set()
+
+    def text(self) -> str:
+        return b"".join(self.chunks).decode("utf-8", errors="replace")
+
+
+class _Recv(Protocol):
+    def __call__(self, nbytes: int, /) -> bytes: ...
+
+
+class SshTransport:
+    """Run commands on and move files to one SSH device over one shared, self-healing connection."""
+
+    def __init__(self, target: SshTarget) -> None:
+        self.target = target
+        self._label = target.device_label or f"{target.user}@{target.host}:{target.port}"
+        self._lock = threading.Lock()  # guards _client and _orphans
+        self._client: paramiko.SSHClient | None = None
+        self._orphans: set[int] = set()  # remote pgids left running when a connection dropped
+        self._marker = f"__farm_pid_{secrets.token_hex(6)}__="
+
+    # -- connection ------------------------------------------------------------------------------------------
+
+    @property
+    def _where(self) -> str:
+        return f"{self._label} ({self.target.user}@{self.target.host}:{self.target.port})"
+
+    def _transport(self) -> paramiko.Transport:
+        """The live SSH transport, connecting (or reconnecting after a drop) when needed."""
+        with self._lock:
+            client = self._client
+            if client is not None:
+                t = client.get_transport()
+                if t is not None and t.is_active():
+                    return t
+                log.info("%s: SSH connection is gone; reconnecting", self._where)
+                client.close()
+                self._client = None
+            client = self._connect()
+            self._client = client
+            t = client.get_transport()
+            assert t is not None
+            orphans, self._orphans = set(self._orphans), set()
+        for pgid in orphans:  # best effort: a lost connection leaves its benchmark running on the box
+            with contextlib.suppress(FarmError):
+                self._kill_group(pgid)
+        return t
+
+    def _password(self) -> str | None:
+        name = self.target.password_env
+        if not name:
+            return None
+        value = os.environ.get(name)
+        if value is None:
+            raise ConfigError.single(self._label, "password_env", f"environment variable {name} is not set")
+        return value
+
+    def _connect(self) -> paramiko.SSHClient:
+        t = self.target
+        known_hosts = Path(os.path.expanduser(t.known_hosts))
+        hostport = t.host if t.port == 22 else f"[{t.host}]:{t.port}"
+        client = paramiko.SSHClient()
+        client.set_missing_host_key_policy(_RejectUnknownHost())
+        try:
+            client.load_host_keys(str(known_hosts))
+        except FileNotFoundError:
+            pass  # every host is unknown: reported below with the file name
+        except (OSError, paramiko.SSHException) as exc:
+            raise SecurityError(f"{self._where}: cannot read known_hosts {known_hosts}: {exc}") from exc
+        try:
+            client.connect(
+                t.host,
+                port=t.port,
+                username=t.user,
+                key_filename=os.path.expanduser(t.key_file) if t.key_file else None,
+                password=self._password(),
+                timeout=t.connect_timeout_s,
+                banner_timeout=t.connect_timeout_s,
+                auth_timeout=t.connect_timeout_s,
+                allow_agent=True,
+                look_for_keys=t.key_file is None,
+            )
+        except _UnknownHostKeyError as exc:
+            client.close()
+            fp = exc.key.fingerprint  # "SHA256:..." like ssh-keygen -lf
+            raise SecurityError(
+                f"{self._where}: host key not in {known_hosts} (the box offered {exc.key.get_name()} {fp}). "
+                f"Add it only after checking that fingerprint on the box itself (ssh-keygen -lf "
+                f"/etc/ssh/ssh_host_*_key.pub): ssh-keyscan -p {t.port} {t.host} >> {known_hosts}"
+            ) from exc
+        except paramiko.BadHostKeyException as exc:
+            client.close()
+            raise SecurityError(
+                f"{self._where}: HOST KEY CHANGED for {hostport}: {known_hosts} pins {exc.expected_key.fingerprint}, "
+                f"the box offered {exc.key.fingerprint}. Nothing was sent. If the box was reinstalled, verify the "
+                f"new key and replace the entry (ssh-keygen -R '{hostport}' -f {known_hosts}); otherwise this may "
+                "be an interception"
+            ) from exc
+        except paramiko.AuthenticationException as exc:
+            client.close()
+            # not retried: a wrong key stays wrong, and repeated failures get the farm banned (fail2ban)
+            raise SecurityError(f"{self._where}: SSH authentication failed: {exc}") from exc
+        except (OSError, EOFError, paramiko.SSHException) as exc:
+            client.close()
+            raise DeviceOfflineError(f"{self._where}: cannot connect: {exc or type(exc).__name__}") from exc
+        except BaseException:
+            client.close()
+            raise
+        transport = client.get_transport()
+        assert transport is not None
+        # keepalives make a silently dead link (box unplugged) fail within ~a minute instead of at TCP timeout
+        transport.set_keepalive(15)
+        log.info("%s: connected", self._where)
+        return client
+
+    def _open_channel(
+        self, window_size: int | None = None, max_packet_size: int | None = None
+    ) -> paramiko.Channel:
+        """A new session channel; retried once on a fresh connection since nothing has been started yet."""
+        for attempt in (1, 2):
+            t = self._transport()
+            try:
+                return t.open_session(
+                    window_size=window_size,
+                    max_packet_size=max_packet_size,
+                    timeout=self.target.connect_timeout_s,
+                )
+            except (OSError, EOFError, paramiko.SSHException) as exc:
+                self._drop(t)
+                if attempt == 2:
+                    raise ConnectionLostError(f"{self._where}: cannot open an SSH channel: {exc}") from exc
+        raise AssertionError("unreachable")
+
+    def _drop(self, transport: paramiko.Transport) -> None:
+        with self._lock:
+            if self._client is not None and self._client.get_transport() is transport:
+                self._client.close()
+                self._client = None
+
+    def close(self) -> None:
+        with self._lock:
+            if self._client is not None:
+                self._client.close()
+                self._client = None
+
+    # -- commands --------------------------------------------------------------------------------------------
+
+    def run(
+        self,
+        argv: Sequence[str],
+        *,
+        env: Mapping[str, str] | None = None,
+        workdir: str | None = None,
+        timeout: float | None = None,
+        cancel: threading.Event | None = None,
+        on_start: OnStart | None = None,
+    ) -> Completed:
+        command = build_command(argv, self._marker, env, workdir)
+        chan = self._open_channel()
+        transport = chan.get_transport()
+        wake = threading.Event()
+        out = _StreamReader(chan.recv, wake, self._marker.encode())
+        err = _StreamReader(chan.recv_stderr, wake)
+        t0 = time.monotonic()
+        try:
+            chan.exec_command(command)
+            chan.shutdown_write()  # the command gets EOF on stdin, as under a batch scheduler
+        except (OSError, EOFError, paramiko.SSHException) as exc:
+            chan.close()
+            self._drop(transport)
+            raise ConnectionLostError(f"{self._where}: could not start {argv[0]!r}: {exc}") from exc
+        out.start()
+        err.start()
+        deadline = None if timeout is None else t0 + timeout
+        announced = False
+        stop: str | None = None
+        try:
+            while True:
+                wake.wait(_TICK_S)
+                wake.clear()
+                if not announced and out.pid is not None:
+                    announced = True
+                    if on_start is not None:
+                        on_start(out.pid)
+                if chan.status_event.is_set():
+                    out.join(_EXIT_WAIT_S)
+                    err.join(_EXIT_WAIT_S)
+                    break
+                if cancel is not None and cancel.is_set():
+                    stop = "cancelled"
+                elif deadline is not None and time.monotonic() >= deadline:
+                    stop = "timed_out"
+                if stop is not None:
+                    self._stop_remote(chan, out, stop)
+                    break
+        except BaseException:
+            # e.g. on_start raised: do not leave the benchmark running unattended on the box
+            if out.pid is not None and stop is None and not chan.status_event.is_set():
+                with contextlib.suppress(FarmError):
+                    self._kill_group(out.pid)
+            chan.close()
+            raise
+        end = time.monotonic()
+        chan.close()
+        started = out.started_at if out.started_at is not None else t0
+        if stop is None and chan.exit_status == -1:
+            # the waiting shell always reports a status: none means the link (or sshd) died under us
+            if out.pid is not None:
+                with self._lock:
+                    self._orphans.add(out.pid)
+            self._drop(transport)
+            raise ConnectionLostError(
+                f"{self._where}: connection lost while {argv[0]!r} ran (no exit status after {end - started:.1f} s)"
+            )
+        return Completed(
+            exit_code=None if stop is not None else chan.exit_status,
+            stdout=out.text(),
+            stderr=err.text(),
+            duration_s=end - started,
+            timed_out=stop == "timed_out",
+            cancelled=stop == "cancelled",
+            pid=out.pid,
+        )
+
+    def _stop_remote(self, chan: paramiko.Channel, out: _StreamReader, why: str) -> None:
+        """Kill the command's process group and wait for its channel to finish; ConnectionLostError if we can't."""
+        pid = out.pid
+        if pid is None:
+            # killed before its first instruction ran: give it a moment to announce itself
+            out_wait = time.monotonic() + 2
+            while out.pid is None and time.monotonic() < out_wait and not chan.status_event.is_set():
+                time.sleep(0.02)
+            pid = out.pid
+        log.info("%s: %s; killing remote process group %s", self._where, why.replace("_", " "), pid)
+        if pid is not None:
+            self._kill_group(pid)
+        if not chan.status_event.wait(_EXIT_WAIT_S) or chan.exit_status == -1:
+            if pid is not None:
+                with self._lock:
+                    self._orphans.add(pid)
+            raise ConnectionLostError(f"{self._where}: remote command did not end after kill ({why})")
+        out.join(_EXIT_WAIT_S)
+
+    def _kill_group(self, pgid: int) -> None:
+        self._exec(_kill_group_command(pgid, _KILL_GRACE_S), timeout=_KILL_GRACE_S + _EXIT_WAIT_S)
+
+    def _exec(self, command: str, timeout: float) -> tuple[int, bytes, bytes]:
+        """Run a raw shell command (no process-group handling) for short housekeeping tasks."""
+        chan = self._open_channel()
+        transport = chan.get_transport()
+        try:
+            chan.settimeout(timeout)
+            chan.exec_command(command)
+            chan.shutdown_write()
+            wake = threading.Event()
+            err = _StreamReader(chan.recv_stderr, wake)
+            err.start()
+            out = b"".join(iter(lambda: chan.recv(_CHUNK), b""))
+            err.join(timeout)
+            if not chan.status_event.wait(timeout) or chan.exit_status == -1:
+                raise ConnectionLostError(f"{self._where}: no exit status from housekeeping command")
+            return chan.exit_status, out, b"".join(err.chunks)
+        except (OSError, EOFError, paramiko.SSHException) as exc:
+            self._drop(transport)
+            raise ConnectionLostError(f"{self._where}: connection lost: {exc}") from exc
+        finally:
+            chan.close()
+
+    def exec_text(self, argv: Sequence[str], timeout: float = 30) -> str:
+        """stdout of a short probe (``bm-smi``, ``npu-smi info``); raises if it fails or times out."""
+        done = self.run(argv, timeout=timeout)
+        if done.timed_out:
+            raise ConnectionLostError(
+                f"{self._where}: probe {shlex.join(argv)!r} timed out after {timeout} s"
+            )
+        if done.exit_code != 0:
+            raise DeviceOfflineError(
+                f"{self._where}: probe {shlex.join(argv)!r} exited {done.exit_code}: {done.stderr.strip()[-500:]}"
+            )
+        return done.stdout
+
+    # -- files -----------------------------------------------------------------------------------------------
+
+    def _sftp(self) -> paramiko.SFTPClient:
+        chan = self._open_channel(_SFTP_WINDOW, _SFTP_PACKET)
+        try:
+            chan.invoke_subsystem("sftp")
+            return paramiko.SFTPClient(chan)
+        except (OSError, EOFError, paramiko.SSHException) as exc:
+            chan.close()
+            raise ConnectionLostError(f"{self._where}: cannot start SFTP: {exc}") from exc
+
+    def push(self, src: Path, dst: str, mode: int | None = None, *, use_cache: bool = True) -> PushResult:
+        """Upload ``src`` to ``dst`` atomically, skipping it when ``dst`` already holds the same content.
+
+        The cache is a ``<dst>.farm-sha256`` file beside ``dst`` recording the sha256, size and mtime that
+        ``dst`` had right after our upload; the content is trusted only while size and mtime still match, so a
+        file changed on the box behind our back is uploaded again.
+        """
+        t0 = time.monotonic()
+        digest, size = _sha256_file(src)
+        try:
+            sftp = self._sftp()
+            try:
+                if use_cache and _remote_matches(sftp, dst, digest, size):
+                    if mode is not None:
+                        sftp.chmod(dst, mode)
+                    return PushResult(dst, digest, size, 0, time.monotonic() - t0)
+                _sftp_makedirs(sftp, posixpath.dirname(dst))
+                tmp = f"{dst}.farm-tmp-{secrets.token_hex(4)}"
+                try:
+                    with src.open("rb") as fh, sftp.open(tmp, "wb") as rf:
+                        rf.set_pipelined(True)
+                        _copy(fh, rf)
+                    if mode is not None:
+                        sftp.chmod(tmp, mode)
+                    sftp.posix_rename(tmp, dst)
+                except BaseException:
+                    with contextlib.suppress(OSError, EOFError, paramiko.SSHException):
+                        sftp.remove(tmp)
+                    raise
+                st = sftp.stat(dst)
+                with sftp.open(dst + _SHA_SUFFIX, "w") as marker:
+                    marker.write(f"{digest} {size} {int(st.st_mtime or 0)}\n".encode())
+            finally:
+                sftp.close()
+        except (OSError, EOFError, paramiko.SSHException) as exc:
+            raise self._file_error(f"push {src} → {dst}", exc) from exc
+        return PushResult(dst, digest, size, size, time.monotonic() - t0)
+
+    def pull(self, src: str, dst: Path) -> None:
+        """Download ``src`` from the device to ``dst`` (written to a temp name, then renamed)."""
+        tmp = dst.with_name(f".{dst.name}.farm-tmp-{secrets.token_hex(4)}")
+        try:
+            sftp = self._sftp()
+            try:
+                size = sftp.stat(src).st_size or 0
+                with sftp.open(src, "rb") as rf, tmp.open("wb") as fh:
+                    rf.prefetch(size, max_concurrent_requests=64)
+                    _copy(rf, fh)
+            finally:
+                sftp.close()
+            tmp.replace(dst)
+        except (OSError, EOFError, paramiko.SSHException) as exc:
+            tmp.unlink(missing_ok=True)
+            raise self._file_error(f"pull {src} → {dst}", exc) from exc
+
+    def _file_error(self, what: str, exc: BaseException) -> InfraError:
+        """A dropped link is ConnectionLostError; a file error on a live link (permission, disk full) InfraError."""
+        with self._lock:
+            t = self._client.get_transport() if self._client is not None else None
+            alive = t is not None and t.is_active()
+        if alive and isinstance(exc, OSError) and not isinstance(exc, TimeoutError | ConnectionError):
+            return InfraError(f"{self._where}: {what} failed: {exc}")
+        return ConnectionLostError(f"{self._where}: {what} failed: {exc or type(exc).__name__}")
+
+
+def _sha256_file(path: Path) -> tuple[str, int]:
+    h = hashlib.sha256()
+    size = 0
+    with path.open("rb") as fh:
+        while block := fh.read(_CHUNK):
+            h.update(block)
+            size += len(block)
+    return h.hexdigest(), size
+
+
+def _copy(src: IO[bytes] | paramiko.SFTPFile, dst: IO[bytes] | paramiko.SFTPFile) -> None:
+    while block := src.read(_CHUNK):
+        dst.write(block)
+
+
+def _remote_matches(sftp: paramiko.SFTPClient, dst: str, digest: str, size: int) -> bool:
+    try:
+        st = sftp.stat(dst)
+        with sftp.open(dst + _SHA_SUFFIX, "r") as fh:
+            recorded = fh.read(4096).decode("ascii", errors="replace").split()
+    except OSError:
+        return False
+    if st.st_mode is not None and not stat.S_ISREG(st.st_mode):
+        return False
+    return recorded == [digest, str(size), str(int(st.st_mtime or 0))] and st.st_size == size
+
+
+def _sftp_makedirs(sftp: paramiko.SFTPClient, path: str) -> None:
+    if path in ("", "/", "."):
+        return
+    try:
+        sftp.stat(path)
+        return
+    except FileNotFoundError:
+        pass
+    _sftp_makedirs(sftp, posixpath.dirname(path))
+    with contextlib.suppress(OSError):  # raced with another pusher: the stat below decides
+        sftp.mkdir(path)
+    sftp.stat(path)

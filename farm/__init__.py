@@ -1,0 +1,5 @@
+"""Farm: a Ray-distributed device farm for edge-AI benchmarking."""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"

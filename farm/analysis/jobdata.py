@@ -1,0 +1,243 @@
+"""One job's rows read from the results store through DuckDB, split into grid axes, metrics and fingerprints.
+
+Every analysis starts here: :func:`load_job` runs ``SELECT * FROM runs WHERE job = ?`` on the store's DuckDB
+view, drops the columns that only other jobs use, and classifies the rest:
+
+- *axes*: ``p_<axis>`` grid parameters (kept with their prefix, as column names);
+- *metrics*: numeric columns that measure the run (``decode_tokens_per_s``, ``latency_ms``, ``peak_rss_mb``),
+  i.e. everything numeric except the required columns, parameters, fingerprints and the bookkeeping extras
+  in :data:`NOT_METRICS` / :data:`NOT_METRIC_PREFIXES`;
+- *fingerprints*: ``fp_*`` columns.
+
+Only rows with ``status = 'ok'`` that are not warm-ups are measurements (:attr:`JobData.measurements`).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+
+from farm.analysis.stats import finite
+from farm.errors import ConfigError, ResultsError
+from farm.results.query import connect, one_line
+from farm.results.schema import REQUIRED_COLUMNS, check_job_name
+from farm.results.store import ResultsStore
+
+log = logging.getLogger(__name__)
+
+DEVICE = "device_id"
+#: Numeric extras that describe how a run went rather than what it measured.
+NOT_METRICS: frozenset[str] = frozenset(
+    {*REQUIRED_COLUMNS, "exit_code", "bytes_pushed", "dispatch_latency_s", "temp_start_c", "temp_end_c"}
+)
+NOT_METRIC_PREFIXES: tuple[str, ...] = ("p_", "fp_", "temp_gate", "cooldown_", "thermal_")
+#: Metrics put first (in this order) when a report or plot needs "the main metric".
+HEADLINE_METRICS: tuple[str, ...] = (
+    "decode_tokens_per_s",
+    "prefill_tokens_per_s",
+    "throughput_samples_per_s",
+    "latency_ms",
+    "first_token_latency_s",
+    "makespan_s",
+    "peak_rss_mb",
+)
+
+Row = dict[str, Any]
+
+
+def is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _sort_key(value: object) -> tuple[int, Any]:
+    # Mixed and missing values sort deterministically: None first, then numbers, then text.
+    if value is None:
+        return (0, 0)
+    if isinstance(value, bool):
+        return (1, int(value))
+    if is_number(value):
+        return (1, value)
+    return (2, str(value))
+
+
+def point_sort_key(key: Sequence[object]) -> tuple[tuple[int, Any], ...]:
+    """A sort key for a tuple of mixed values (grid point keys)."""
+    return tuple(_sort_key(v) for v in key)
+
+
+def group_rows(rows: Iterable[Row], columns: Sequence[str]) -> dict[tuple[Any, ...], list[Row]]:
+    """Rows grouped by the values of ``columns``, groups ordered by those values."""
+    groups: dict[tuple[Any, ...], list[Row]] = {}
+    for row in rows:
+        groups.setdefault(tuple(row.get(c) for c in columns), []).append(row)
+    return {k: groups[k] for k in sorted(groups, key=point_sort_key)}
+
+
+def axis_name(column: str) -> str:
+    """``p_threads`` → ``threads``; other columns unchanged (``device_id`` → ``device``)."""
+    if column == DEVICE:
+        return "device"
+    return column[2:] if column.startswith("p_") else column
+
+
+def format_value(value: object) -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)
+
+
+def describe(columns: Sequence[str], key: Sequence[object]) -> str:
+    """``threads=4, batch=8`` for a group key over ``columns``."""
+    return ", ".join(f"{axis_name(c)}={format_value(v)}" for c, v in zip(columns, key, strict=True))
+
+
+def is_metric(column: str) -> bool:
+    return column not in NOT_METRICS and not column.startswith(NOT_METRIC_PREFIXES)
+
+
+def _metric_rank(metric: str) -> tuple[int, str]:
+    if metric in HEADLINE_METRICS:
+        return (HEADLINE_METRICS.index(metric), metric)
+    if metric.startswith("throughput_"):  # e.g. throughput_pictures_per_s from a regex workload
+        return (HEADLINE_METRICS.index("throughput_samples_per_s"), metric)
+    return (len(HEADLINE_METRICS), metric)
+
+
+def order_metrics(metrics: Iterable[str]) -> list[str]:
+    """Headline metrics first (:data:`HEADLINE_METRICS` order, ``throughput_*`` among them), then A–Z."""
+    return sorted(set(metrics), key=_metric_rank)
+
+
+def higher_is_better(metric: str) -> bool:
+    """Rates (``*_per_s``, ``throughput*``) are better high; times, latencies and sizes are better low."""
+    return metric.endswith("_per_s") or metric.startswith("throughput") or metric.endswith("_per_second")
+
+
+@dataclass(frozen=True)
+class JobData:
+    """Every stored row of one job and what its columns are."""
+
+    job: str
+    root: str
+    rows: list[Row]
+    axes: tuple[str, ...]
+    metrics: tuple[str, ...]
+    fingerprints: tuple[str, ...]
+    columns: tuple[str, ...] = field(default=())
+
+    @cached_property
+    def measurements(self) -> list[Row]:
+        """Rows that measure something: ``status = 'ok'`` and not a warm-up."""
+        return [r for r in self.rows if r["status"] == "ok" and not r["warmup"]]
+
+    @property
+    def synthetic(self) -> bool:
+        """True if any row came from a simulated device (virtual phone, scripted box)."""
+        return any(r["synthetic"] for r in self.rows)
+
+    @property
+    def devices(self) -> list[str]:
+        return sorted({r[DEVICE] for r in self.rows})
+
+    def values(self, column: str, rows: Iterable[Row] | None = None) -> list[Any]:
+        """Distinct non-null values of ``column`` among ``rows`` (default: measurements), sorted."""
+        seen = {r.get(column) for r in (self.measurements if rows is None else rows)} - {None}
+        return sorted(seen, key=_sort_key)
+
+    def numeric_axes(self) -> list[str]:
+        return [a for a in self.axes if self.values(a) and all(is_number(v) for v in self.values(a))]
+
+    def independent_axes(self, axes: Sequence[str] | None = None) -> list[str]:
+        """``axes`` minus those that only restate another (a zipped pair such as threads ↔ cores).
+
+        Axis B restates axis A when, over the measurements, each value of A goes with exactly one value of B
+        and the other way round. Of such a pair the numeric axis (else the earlier one) is kept.
+        """
+        chosen = list(self.axes if axes is None else axes)
+        rows = self.measurements
+        # Numeric axes first so they win ties; stable sort keeps the column order otherwise.
+        ranked = sorted(chosen, key=lambda a: 0 if a in self.numeric_axes() else 1)
+        kept: list[str] = []
+        for axis in ranked:
+            if not any(_bijective(rows, k, axis) for k in kept):
+                kept.append(axis)
+        return [a for a in chosen if a in kept]
+
+    def main_metric(self, preferred: Sequence[str] | None = None) -> str | None:
+        """The first of ``preferred`` (default: the ordered metrics) measured in this job."""
+        for metric in preferred or order_metrics(self.metrics):
+            if metric in self.metrics:
+                return metric
+        return None
+
+    def samples(self, metric: str, rows: Iterable[Row]) -> list[float]:
+        """Finite values of ``metric`` among ``rows``."""
+        return finite([r.get(metric) for r in rows])
+
+
+def _bijective(rows: Sequence[Row], a: str, b: str) -> bool:
+    forward: dict[Any, Any] = {}
+    backward: dict[Any, Any] = {}
+    for r in rows:
+        va, vb = r.get(a), r.get(b)
+        if forward.setdefault(va, vb) != vb or backward.setdefault(vb, va) != va:
+            return False
+    return bool(forward)
+
+
+def _read_job(root: str, job: str) -> tuple[list[Row], list[str]]:
+    con = connect(ResultsStore(root))
+    try:
+        table: pa.Table = con.execute("SELECT * FROM runs WHERE job = ?", [job]).to_arrow_table()
+    except duckdb.Error as exc:
+        raise ResultsError(f"cannot read job {job!r} from {root}: {one_line(str(exc))}") from exc
+    finally:
+        con.close()
+    # The view unions every job's columns: keep only those this job fills.
+    columns = [c for c in table.column_names if table.column(c).null_count < table.num_rows]
+    return table.select(columns).to_pylist(), columns
+
+
+def load_job(root: str, job: str, source: str = "results") -> JobData:
+    """Every row of ``job`` under the results root ``root``.
+
+    Raises :class:`ConfigError` (exit 2) for a job name that cannot exist or a job without rows, naming the
+    jobs that do have results; ``source`` names the command in the message.
+    """
+    try:
+        check_job_name(job)
+    except ResultsError as exc:
+        raise ConfigError.single(source, "job", str(exc)) from exc
+    rows, columns = _read_job(root, job)
+    if not rows:
+        known = ", ".join(ResultsStore(root).jobs()) or "none"
+        raise ConfigError.single(
+            source, "job", f"no results for job {job!r} in {root} (jobs with results: {known})"
+        )
+    rows.sort(key=lambda r: (r[DEVICE], r["started_at"], r["run_id"], r["attempt"]))
+    axes = tuple(c for c in columns if c.startswith("p_"))
+    fingerprints = tuple(c for c in columns if c.startswith("fp_"))
+    measured = [r for r in rows if r["status"] == "ok" and not r["warmup"]]
+    metrics = tuple(
+        order_metrics(c for c in columns if is_metric(c) and any(is_number(r.get(c)) for r in measured))
+    )
+    log.debug("job %s: %d rows, axes %s, metrics %s", job, len(rows), axes, metrics)
+    return JobData(job, root, rows, axes, metrics, fingerprints, tuple(columns))
+
+
+def require_metric(data: JobData, metric: str, source: str) -> str:
+    """``metric`` if the job measured it, else a :class:`ConfigError` listing what it did measure."""
+    if metric not in data.metrics:
+        measured = ", ".join(data.metrics) or "none"
+        raise ConfigError.single(
+            source, "--metric", f"job {data.job!r} has no metric {metric!r} (measured: {measured})"
+        )
+    return metric

@@ -1,0 +1,164 @@
+"""Cluster mode: a detached controller on a running Ray cluster, and the commands that talk to it.
+
+``farm controller start|stop``, ``farm submit``, ``farm status``, ``farm wait``, ``farm cancel``, ``farm devices``.
+``--address`` defaults to ``$RAY_ADDRESS``, then ``auto`` (the cluster this machine belongs to).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+from typing import Any
+
+from rich.table import Table
+
+from farm.cli.common import inventory_from, results_root, stderr, stdout
+from farm.cli.run_cmd import _follow
+from farm.cli.summary import print_summary
+
+
+def _address(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--address", metavar="ADDR", help="Ray cluster address (default $RAY_ADDRESS or auto)")
+
+
+def register(sub: Any) -> None:
+    ctl = sub.add_parser("controller", help="start or stop the farm controller on a Ray cluster")
+    ctl_sub = ctl.add_subparsers(dest="controller_action", metavar="ACTION", required=True)
+    start = ctl_sub.add_parser("start", help="start a detached controller with the inventory's devices")
+    _address(start)
+    start.add_argument("--inventory", metavar="INV", help="inventory YAML (default: this host as one device)")
+    start.add_argument("--results", metavar="URI", help="results location: a path on the head node or a URI")
+    start.add_argument("--metrics-host", default="127.0.0.1", help="exporter bind address (default loopback)")
+    start.add_argument("--metrics-port", type=int, default=None, help="serve Prometheus metrics on this port")
+    start.set_defaults(func=controller_start)
+    stop = ctl_sub.add_parser("stop", help="cancel running jobs, flush results and stop the controller")
+    _address(stop)
+    stop.set_defaults(func=controller_stop)
+
+    p = sub.add_parser("submit", help="submit a job to the cluster's controller; prints the job id")
+    p.add_argument("job", metavar="JOB")
+    _address(p)
+    p.add_argument("--rerun", action="store_true", help="run again even the runs already recorded ok")
+    p.add_argument("--wait", action="store_true", help="follow the job until it ends")
+    p.set_defaults(func=submit)
+
+    p = sub.add_parser("status", help="state of one job or of all jobs")
+    p.add_argument("job_id", nargs="?", metavar="JOB_ID")
+    _address(p)
+    p.set_defaults(func=status)
+
+    p = sub.add_parser("wait", help="follow a job until it ends (exit 0 when every run is ok)")
+    p.add_argument("job_id", metavar="JOB_ID")
+    _address(p)
+    p.add_argument("--results", metavar="DIR", help="results location for the summary table")
+    p.set_defaults(func=wait)
+
+    p = sub.add_parser("cancel", help="cancel a job: pending runs are recorded 'cancelled', running ones stopped")
+    p.add_argument("job_id", metavar="JOB_ID")
+    _address(p)
+    p.set_defaults(func=cancel)
+
+    p = sub.add_parser("devices", help="devices of the farm: id, kind, node, state, current run")
+    _address(p)
+    p.set_defaults(func=devices)
+
+
+def _connect(args: argparse.Namespace) -> Any:
+    from farm import runtime
+
+    runtime.init_ray(args.address or os.environ.get("RAY_ADDRESS") or "auto")
+    return runtime.controller()
+
+
+def controller_start(args: argparse.Namespace) -> int:
+    from farm import runtime
+    from farm.controller import ControllerOptions
+
+    inv = inventory_from(args.inventory)
+    runtime.init_ray(args.address or os.environ.get("RAY_ADDRESS") or "auto")
+    opts = ControllerOptions(metrics_host=args.metrics_host, metrics_port=args.metrics_port)
+    import ray
+
+    handle = runtime.start_controller(inv, results_root(args.results), detached=True, options=opts)
+    info = ray.get(handle.start.remote())
+    where = f", metrics on {info['metrics_address'][0]}:{info['metrics_address'][1]}" if info["metrics_address"] else ""
+    stdout().print(f"controller started: {info['devices']} devices, {info['slots']} slots{where}")
+    return 0
+
+
+def controller_stop(args: argparse.Namespace) -> int:
+    import ray
+
+    handle = _connect(args)
+    ray.get(handle.shutdown.remote())
+    ray.kill(handle)
+    stdout().print("controller stopped")
+    return 0
+
+
+def submit(args: argparse.Namespace) -> int:
+    from farm import runtime
+    from farm.specs.job import load_job
+
+    job = load_job(args.job, check_artifacts=True)
+    handle = _connect(args)
+    job_id = runtime.submit(handle, job, args.job, ship=True, rerun=args.rerun)
+    print(job_id)
+    if args.wait:
+        return _wait(handle, job_id, None)
+    return 0
+
+
+def status(args: argparse.Namespace) -> int:
+    import ray
+
+    handle = _connect(args)
+    result = ray.get(handle.status.remote(args.job_id))
+    rows = [result] if isinstance(result, dict) else result
+    table = Table(show_edge=False)
+    for col in ("job id", "state", "done", "total", "running", "queued", "statuses", "submitted"):
+        table.add_column(col)
+    for st in rows:
+        table.add_row(
+            st["job_id"], st["state"], str(st["finished"] + st["skipped"]), str(st["total"]), str(st["running"]),
+            str(st["queued"]), ", ".join(f"{k} {v}" for k, v in sorted(st["statuses"].items())),
+            dt.datetime.fromtimestamp(st["submitted_at"]).strftime("%Y-%m-%d %H:%M:%S"),
+        )
+    stdout().print(table)
+    return 0
+
+
+def _wait(handle: Any, job_id: str, results: str | None) -> int:
+    st = _follow(handle, job_id, bar=stderr().is_terminal)
+    if results:
+        print_summary(results, st["job"], st)
+    else:
+        counts = ", ".join(f"{n} {s}" for s, n in sorted(st["statuses"].items()))
+        stdout().print(f"{job_id}: {st['state']}: {counts or 'no runs'}")
+    return 0 if st["state"] == "done" and st["statuses"].get("ok", 0) + st["skipped"] == st["total"] else 1
+
+
+def wait(args: argparse.Namespace) -> int:
+    return _wait(_connect(args), args.job_id, args.results)
+
+
+def cancel(args: argparse.Namespace) -> int:
+    import ray
+
+    st = ray.get(_connect(args).cancel.remote(args.job_id))
+    stdout().print(f"{st['job_id']}: {st['state']}")
+    return 0
+
+
+def devices(args: argparse.Namespace) -> int:
+    import ray
+
+    rows = ray.get(_connect(args).devices_status.remote())
+    table = Table(show_edge=False)
+    for col in ("device", "kind", "node", "state", "current run"):
+        table.add_column(col)
+    for d in rows:
+        table.add_row(d["device_id"], d["kind"], d["node"], d["state"], d["current_run"])
+    stdout().print(table)
+    return 0

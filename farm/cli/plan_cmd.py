@@ -1,0 +1,97 @@
+"""``farm plan JOB``: show the runs a job expands to — a table per device, or one JSON object per run."""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import os
+import sys
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from rich.table import Table
+
+from farm.cli.common import inventory_from, stdout
+from farm.errors import ConfigError
+from farm.plan import ANY_SLOT, RunSpec, count_runs, plan_runs, render
+from farm.specs.inventory import Slot
+from farm.specs.job import JobSpec, load_job
+
+
+def register(sub: Any) -> None:
+    p = sub.add_parser("plan", help="show the runs a job expands to")
+    p.add_argument("job", metavar="JOB", help="job YAML file")
+    p.add_argument("--inventory", metavar="INV", help="inventory YAML (default: this host as one device)")
+    p.add_argument("--json", action="store_true", help="one JSON object per run on stdout")
+    p.add_argument("--rows", type=int, default=10, metavar="N", help="rows shown in the table (default 10)")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    job = load_job(args.job)
+    inv = inventory_from(args.inventory)
+    slots = {s.slot_id: s for s in inv.slots()}
+    counts = count_runs(job, list(slots.values()))
+    if not counts:
+        raise ConfigError.single(args.job, "devices", "matches no device of the inventory")
+    runs = plan_runs(job, list(slots.values()))
+
+    def slot_of(slot_id: str | None, candidates: tuple[str, ...]) -> Slot:
+        return slots[slot_id] if slot_id is not None else slots[candidates[0]]
+
+    if args.json:
+        try:
+            _write_json(job, runs, slot_of, args.job)
+        except BrokenPipeError:
+            # `farm plan --json | head`: the reader left; stop quietly like other Unix tools.
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+        return 0
+
+    console = stdout()
+    total = sum(counts.values())
+    console.print(
+        f"[bold]{job.name}[/]: workload {job.workload}, {job.grid_spec.count()} points, repeat {job.repeat}, "
+        f"warm-up {job.warmup}, order {job.order}, placement {job.devices.placement} → {total} runs"
+    )
+    per = Table(title="runs per device", show_edge=False)
+    per.add_column("device")
+    per.add_column("runs", justify="right")
+    for slot_id, n in counts.items():
+        per.add_row("any matching device" if slot_id == ANY_SLOT else slot_id, str(n))
+    console.print(per)
+    first = Table(title=f"first {args.rows} runs", show_edge=False)
+    for col in ("run_id", "device", "repeat", "params", "command"):
+        first.add_column(col, overflow="fold")
+    for r in itertools.islice(runs, max(args.rows, 0)):
+        rendered = render(job, r, slot_of(r.slot_id, r.candidates), args.job)
+        params = " ".join(f"{k}={v}" for k, v in r.params.items())
+        first.add_row(
+            r.run_id,
+            r.slot_id or ANY_SLOT,
+            f"w{r.repeat}" if r.warmup else str(r.repeat),
+            params,
+            " ".join(rendered.argv),
+        )
+    console.print(first)
+    return 0
+
+
+def _write_json(
+    job: JobSpec, runs: Iterator[RunSpec], slot_of: Callable[[str | None, tuple[str, ...]], Slot], source: str
+) -> None:
+    out = sys.stdout
+    for r in runs:
+        rendered = render(job, r, slot_of(r.slot_id, r.candidates), source)
+        obj = {
+            "run_id": r.run_id,
+            "device_id": r.slot_id or ANY_SLOT,
+            "params": dict(r.params),
+            "repeat": r.repeat,
+            "warmup": r.warmup,
+            "command": rendered.argv,
+            "env": rendered.env,
+        }
+        out.write(json.dumps(obj, separators=(",", ":")) + "\n")
+    out.flush()

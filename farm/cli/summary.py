@@ -1,0 +1,75 @@
+"""The table printed after a sweep: one line per grid point × device with median metrics over repeats."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.table import Table
+
+from farm.cli.common import stdout
+from farm.errors import FarmError
+
+# The metrics shown first when present, in this order; others follow alphabetically (capped).
+PREFERRED = (
+    "decode_tokens_per_s", "prefill_tokens_per_s", "latency_ms", "throughput_samples_per_s",
+    "first_token_latency_s", "makespan_s", "peak_rss_mb",
+)
+MAX_METRICS = 5
+
+
+def print_summary(root: str, job: str, status: dict[str, Any]) -> None:
+    console = stdout()
+    counts = ", ".join(f"{n} {s}" for s, n in sorted(status["statuses"].items())) or "no runs"
+    skipped = f", {status['skipped']} skipped (already ok)" if status["skipped"] else ""
+    console.print(f"[bold]{job}[/] ({status['job_id']}): {status['state']}: {counts}{skipped}")
+    try:
+        from farm.results import query
+
+        table = query(root, f"SELECT * FROM runs WHERE job = '{job}' AND status = 'ok' AND NOT warmup")
+    except FarmError as exc:
+        console.print(f"[yellow]no result table: {exc}[/]")
+        return
+    rows = table.to_pylist()
+    if not rows:
+        return
+    columns = table.column_names
+    params = [c for c in columns if c.startswith("p_")]
+    numeric = {c for c in columns if rows and isinstance(rows[0].get(c), float | int) and not isinstance(rows[0].get(c), bool)}
+    metrics = [m for m in PREFERRED if m in numeric]
+    metrics += sorted(c for c in numeric if _is_metric(c) and c not in metrics)
+    metrics = metrics[:MAX_METRICS]
+    groups: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
+    for r in rows:
+        groups.setdefault((r["device_id"], *(r.get(p) for p in params)), []).append(r)
+    out = Table(title=f"{job}: median over repeats (ok runs)", show_edge=False)
+    out.add_column("device")
+    for p in params:
+        out.add_column(p[2:])
+    out.add_column("n", justify="right")
+    for m in metrics:
+        out.add_column(m, justify="right")
+    for key in sorted(groups, key=lambda k: tuple(str(x) for x in k)):
+        rs = groups[key]
+        cells = [str(key[0]), *(_short(v) for v in key[1:]), str(len(rs))]
+        for m in metrics:
+            vals = sorted(r[m] for r in rs if isinstance(r.get(m), int | float))
+            cells.append(f"{_median(vals):.2f}" if vals else "")
+        out.add_row(*cells)
+    console.print(out)
+    console.print(f"[dim]query: farm query \"SELECT * FROM runs WHERE job = '{job}'\" --results {root}[/]")
+
+
+def _is_metric(col: str) -> bool:
+    skip = ("p_", "fp_", "temp_gate", "cooldown_")
+    fixed = {"attempt", "repeat", "duration_s", "exit_code", "bytes_pushed", "dispatch_latency_s"}
+    return not col.startswith(skip) and col not in fixed
+
+
+def _median(vals: list[float]) -> float:
+    n = len(vals)
+    return vals[n // 2] if n % 2 else (vals[n // 2 - 1] + vals[n // 2]) / 2
+
+
+def _short(value: Any) -> str:
+    text = str(value)
+    return text if len(text) <= 24 else text[:21] + "…"

@@ -1,0 +1,444 @@
+"""The controller: a Ray actor that owns the device pool, the job queue and the results writer.
+
+It is thin glue. The pure :class:`~farm.scheduler.Scheduler` decides which run goes to which idle slot; the
+controller renders the run, sends it to the device actor, turns the outcome into a row (``farm.rows``) and tells
+the scheduler. One asyncio loop, no threads: every state change happens on that loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from actors.messages import ArtifactRef, RunRequest, RunResult, ThermalGate
+from farm.errors import ConfigError, ControllerError
+from farm.metrics import DeviceSnapshot, FarmMetrics, FarmSnapshot
+from farm.plan import ANY_SLOT, RunSpec, count_runs, plan_runs, render
+from farm.results import ResultsStore, ResultsWriter
+from farm.rows import build_row, classify, log_text
+from farm.scheduler import Final, Scheduler, SlotState
+from farm.specs.inventory import Inventory, Slot
+from farm.specs.job import JobSpec, job_from_dict
+from farm.workloads import WorkloadAdapter, make_adapter
+
+log = logging.getLogger(__name__)
+
+NAMESPACE = "farm"
+CONTROLLER_NAME = "farm-controller"
+TERMINAL = ("done", "cancelled")
+
+
+@dataclass
+class ControllerOptions:
+    health_interval_s: float = 5.0
+    quarantine_after: int = 3
+    offline_grace_s: float = 60.0
+    flush_rows: int = 500
+    flush_seconds: float = 5.0
+    actor_max_restarts: int = -1
+    metrics_host: str = "127.0.0.1"
+    metrics_port: int | None = None  # None: no exporter; 0: any free port
+
+
+@dataclass
+class _JobRecord:
+    job_id: str
+    spec: JobSpec
+    source: str
+    adapter: WorkloadAdapter
+    writer: ResultsWriter
+    artifacts: list[ArtifactRef]
+    total: int
+    attempt_base: dict[str, int]
+    submitted_at: float
+    state: str = "running"
+    statuses: Counter[str] = field(default_factory=Counter)
+    skipped: int = 0
+    retries: int = 0
+    finished_at: float | None = None
+    done_event: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+@dataclass
+class _Inflight:
+    job_id: str
+    run: RunSpec
+    req: RunRequest
+    ref: Any
+
+
+class Controller:
+    """Ray async actor. Create with :func:`farm.runtime.start_controller`."""
+
+    def __init__(
+        self, inventory: dict[str, Any], results_root: str, options: ControllerOptions | None = None
+    ) -> None:
+        self.inventory = Inventory.model_validate(inventory)
+        self.store = ResultsStore(results_root)
+        self.options = options or ControllerOptions()
+        self.scheduler = Scheduler(self.options.quarantine_after, self.options.offline_grace_s)
+        self.devices: dict[str, Any] = {}  # device id → actor handle
+        self.device_info: dict[str, dict[str, Any]] = {}
+        self.temperatures: dict[str, float] = {}  # device id → last temperature seen (°C)
+        self.slots: dict[str, Slot] = {}
+        self.jobs: dict[str, _JobRecord] = {}
+        self.inflight: dict[str, _Inflight] = {}  # slot id → run in flight
+        self._wake = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._started = False
+        self.dispatch_latencies: list[float] = []
+        self.metrics = FarmMetrics(snapshot=self.snapshot)
+        self.metrics_address: tuple[str, int] | None = None
+
+    # ----- life cycle ----------------------------------------------------------------------------------
+    async def start(self) -> dict[str, Any]:
+        """Create one device actor per inventory device on its node, learn their slots, start dispatching."""
+        if self._started:
+            return self._summary()
+        from farm.placement import device_actor_options
+
+        import ray
+
+        from actors.ray_actor import DeviceActor
+
+        remote_cls = ray.remote(DeviceActor)
+        for dev in self.inventory.devices:
+            opts = device_actor_options(dev, max_restarts=self.options.actor_max_restarts)
+            self.devices[dev.id] = remote_cls.options(**opts).remote(dev.model_dump(mode="json"))
+        infos = await asyncio.gather(*(h.info.remote() for h in self.devices.values()), return_exceptions=True)
+        for dev, info in zip(self.inventory.devices, infos, strict=True):
+            if isinstance(info, BaseException):
+                log.error("device %s did not start: %s", dev.id, info)
+                for slot in dev.slots():
+                    self._add_slot(slot, SlotState.OFFLINE)
+                continue
+            self.device_info[dev.id] = info
+            for data in info["slots"]:
+                self._add_slot(Slot.model_validate(data), SlotState.IDLE)
+        if self.options.metrics_port is not None:
+            self.metrics_address = self.metrics.serve(self.options.metrics_host, self.options.metrics_port)
+        self._tasks.append(asyncio.get_running_loop().create_task(self._dispatch_loop()))
+        self._tasks.append(asyncio.get_running_loop().create_task(self._health_loop()))
+        self._started = True
+        return self._summary()
+
+    def _add_slot(self, slot: Slot, state: SlotState) -> None:
+        self.slots[slot.slot_id] = slot
+        self.scheduler.add_slot(slot.slot_id, state)
+        if state is not SlotState.IDLE:
+            self.scheduler.set_available(slot.slot_id, False, time.monotonic(), state)
+
+    def _summary(self) -> dict[str, Any]:
+        return {"devices": len(self.devices), "slots": len(self.slots), "metrics_address": self.metrics_address}
+
+    def snapshot(self) -> FarmSnapshot:
+        """Read by the metrics exporter at scrape time (from its own thread: copy, never iterate live dicts)."""
+        states = self.scheduler.slot_states()
+        temps = dict(self.temperatures)
+        devices = [
+            DeviceSnapshot(
+                device=slot.slot_id,
+                kind=slot.kind,
+                node=str(self.device_info.get(slot.device_id, {}).get("hostname", slot.node or "")),
+                state=states.get(slot.slot_id, SlotState.OFFLINE).value,
+                temperature_c=temps.get(slot.device_id),
+            )
+            for slot in list(self.slots.values())
+        ]
+        queue = {}
+        for rec in list(self.jobs.values()):
+            if rec.state not in TERMINAL:
+                st = self._status(rec)
+                queue[rec.spec.name] = st["queued"]
+        return FarmSnapshot(devices=devices, queue_depth=queue)
+
+    async def ping(self) -> bool:
+        return True
+
+    async def shutdown(self) -> None:
+        for rec in self.jobs.values():
+            if rec.state not in TERMINAL:
+                await self.cancel(rec.job_id)
+        for rec in self.jobs.values():
+            rec.writer.close()
+        for task in self._tasks:
+            task.cancel()
+
+    # ----- jobs ----------------------------------------------------------------------------------------
+    async def submit(
+        self, job_data: dict[str, Any], source: str, base_dir: str, artifacts: list[ArtifactRef],
+        rerun: bool = False,
+    ) -> str:
+        """Queue a job; returns its job id at once. Already-``ok`` runs of the same job are skipped."""
+        spec = job_from_dict(job_data, source, Path(base_dir))
+        active = [r for r in self.jobs.values() if r.spec.name == spec.name and r.state not in TERMINAL]
+        if active:
+            raise ControllerError(f"job {spec.name!r} is already running as {active[0].job_id}")
+        slot_list = list(self.slots.values())
+        counts = count_runs(spec, slot_list)
+        if not counts:
+            raise ConfigError.single(source, "devices", "matches no device of the farm")
+        job_id = f"{spec.name}-{uuid.uuid4().hex[:8]}"
+        done = set() if rerun else await asyncio.to_thread(self.store.done_run_ids, spec.name)
+        attempt_base = await asyncio.to_thread(self.store.attempts, spec.name)
+        rec = _JobRecord(
+            job_id=job_id,
+            spec=spec,
+            source=source,
+            adapter=make_adapter(spec.workload, spec.workload_options),
+            writer=self.store.writer(spec.name, self.options.flush_rows, self.options.flush_seconds),
+            artifacts=artifacts,
+            total=sum(counts.values()),
+            attempt_base=attempt_base,
+            submitted_at=time.time(),
+        )
+        self.jobs[job_id] = rec
+        chosen = [s for s in spec.devices.select(slot_list)]
+        self.scheduler.submit(
+            job_id, plan_runs(spec, slot_list), [s.slot_id for s in chosen], spec.retries, done, time.monotonic()
+        )
+        log.info("job %s submitted: %d runs, %d already done", job_id, rec.total, len(done))
+        self._wake.set()
+        return job_id
+
+    async def cancel(self, job_id: str) -> dict[str, Any]:
+        rec = self._job(job_id)
+        if rec.state in TERMINAL:
+            return self._status(rec)
+        rec.state = "cancelling"
+        for final in self.scheduler.cancel(job_id):
+            self._record_final_without_result(rec, final)
+        for slot_id, fl in list(self.inflight.items()):
+            if fl.job_id == job_id:
+                dev = self.slots[slot_id].device_id
+                self.devices[dev].cancel.remote(fl.req.run_id)
+        self._wake.set()
+        return self._status(rec)
+
+    async def wait(self, job_id: str, timeout_s: float | None = None) -> dict[str, Any]:
+        rec = self._job(job_id)
+        try:
+            await asyncio.wait_for(rec.done_event.wait(), timeout_s)
+        except TimeoutError:
+            pass
+        return self._status(rec)
+
+    async def status(self, job_id: str | None = None) -> dict[str, Any] | list[dict[str, Any]]:
+        if job_id is not None:
+            return self._status(self._job(job_id))
+        return [self._status(r) for r in self.jobs.values()]
+
+    async def devices_status(self) -> list[dict[str, Any]]:
+        out = []
+        states = self.scheduler.slot_states()
+        for slot_id, slot in self.slots.items():
+            info = self.device_info.get(slot.device_id, {})
+            fl = self.inflight.get(slot_id)
+            out.append(
+                {
+                    "device_id": slot_id,
+                    "kind": slot.kind,
+                    "node": info.get("hostname", slot.node or ""),
+                    "node_id": info.get("node_id", ""),
+                    "state": states[slot_id].value,
+                    "current_run": f"{fl.job_id}:{fl.req.run_id}" if fl else "",
+                }
+            )
+        return out
+
+    def _job(self, job_id: str) -> _JobRecord:
+        rec = self.jobs.get(job_id)
+        if rec is None:
+            raise ControllerError(f"no job {job_id!r}; known: {', '.join(self.jobs) or 'none'}")
+        return rec
+
+    def _status(self, rec: _JobRecord) -> dict[str, Any]:
+        prog = self.scheduler.progress(rec.job_id) if rec.job_id in self.scheduler.jobs() else {}
+        finished = sum(rec.statuses.values())
+        return {
+            "job_id": rec.job_id,
+            "job": rec.spec.name,
+            "state": rec.state,
+            "total": rec.total,
+            "skipped": rec.skipped + prog.get("skipped", 0),
+            "finished": finished,
+            "running": prog.get("running", 0),
+            "queued": max(0, rec.total - finished - prog.get("running", 0) - prog.get("skipped", 0)),
+            "retries": rec.retries,
+            "statuses": dict(rec.statuses),
+            "submitted_at": rec.submitted_at,
+            "finished_at": rec.finished_at,
+        }
+
+    # ----- dispatch ------------------------------------------------------------------------------------
+    async def _dispatch_loop(self) -> None:
+        while True:
+            self._wake.clear()
+            now = time.monotonic()
+            try:
+                for final in self.scheduler.stranded(now):
+                    self._record_final_without_result(self.jobs[final.job_id], final)
+                for a in self.scheduler.assign(now):
+                    self._launch(a.slot_id, a.job_id, a.run, a.attempt)
+                self._finish_jobs()
+            except Exception:  # the loop must survive any one bad run
+                log.exception("dispatch loop error")
+            try:
+                await asyncio.wait_for(self._wake.wait(), 1.0)
+            except TimeoutError:
+                pass
+
+    def _launch(self, slot_id: str, job_id: str, run: RunSpec, attempt: int) -> None:
+        rec = self.jobs[job_id]
+        slot = self.slots[slot_id]
+        try:
+            rendered = render(rec.spec, run, slot, rec.source)
+        except ConfigError as exc:
+            self.scheduler.finish(slot_id, "failed", str(exc), time.monotonic())
+            req = _request(rec, run, slot_id, attempt, [], {}, None)
+            self._record(rec, run, req, RunResult(started_at=time.time()), "failed", "; ".join(exc.lines()), {})
+            rec.statuses["failed"] += 1
+            return
+        arts = [
+            ArtifactRef(a.name, a.sha256, a.size, dst, a.mode, a.local_path, a.ref)
+            for a, (_, dst, _) in zip(rec.artifacts, rendered.artifacts, strict=True)
+        ]
+        req = _request(rec, run, slot_id, attempt, rendered.argv, rendered.env, rendered.workdir, arts)
+        ref = self.devices[slot.device_id].execute.remote(req)
+        self.inflight[slot_id] = _Inflight(job_id, run, req, ref)
+        asyncio.get_running_loop().create_task(self._await_run(slot_id))
+
+    async def _await_run(self, slot_id: str) -> None:
+        fl = self.inflight[slot_id]
+        try:
+            res: RunResult = await fl.ref
+        except Exception as exc:  # actor died (RayActorError), node lost, …: the device failed, not the run
+            res = RunResult(infra_error=f"device actor failed: {type(exc).__name__}: {str(exc)[:300]}")
+        del self.inflight[slot_id]
+        rec = self.jobs[fl.job_id]
+        status, error, metrics = classify(res, rec.adapter)
+        if rec.state == "cancelling" and status == "infra_error":
+            status, error = "cancelled", "cancelled while running"
+        slot = self.slots[slot_id]
+        if res.dispatch_latency_s is not None:
+            self.dispatch_latencies.append(res.dispatch_latency_s)
+            self.metrics.dispatched(job=rec.spec.name, device=slot_id, latency_s=res.dispatch_latency_s)
+        for key in ("temp_max_c", "temp_end_c", "temp_start_c"):
+            if key in res.samples:
+                self.temperatures[slot.device_id] = res.samples[key]
+                break
+        final = self.scheduler.finish(slot_id, status, error or "", time.monotonic())
+        self._record(rec, fl.run, fl.req, res, status, error, metrics)
+        self.metrics.run_finished(
+            job=rec.spec.name, device=slot_id, kind=slot.kind, node=res.node or str(slot.node or ""),
+            status=status, duration_s=res.duration_s, metrics=metrics, peak_rss_mb=res.samples.get("peak_rss_mb"),
+            bytes_pushed=res.bytes_pushed, artifacts=len(fl.req.artifacts),
+        )
+        if final is None:
+            rec.retries += 1
+            self.metrics.retried(job=rec.spec.name, device=slot_id)
+            log.warning("run %s on %s: %s — retrying", fl.req.run_id, slot_id, error)
+        else:
+            rec.statuses[status] += 1
+        self._wake.set()
+
+    def _record(
+        self, rec: _JobRecord, run: RunSpec, req: RunRequest, res: RunResult, status: str, error: str | None,
+        metrics: dict[str, float],
+    ) -> None:
+        if run.warmup and not rec.spec.record_warmup:
+            return
+        log_path = self.store.write_log(rec.spec.name, req.run_id, req.attempt, log_text(req, res))
+        slot = self.slots.get(req.slot_id)
+        row = build_row(
+            job=rec.spec.name, req=req, params=run.params, repeat=run.repeat, warmup=run.warmup,
+            device_kind=slot.kind if slot else "", res=res, status=status, error=error, metrics=metrics,
+            log_path=log_path, synthetic=rec.spec.synthetic,
+        )
+        if not row["node"] and slot is not None:
+            row["node"] = self.device_info.get(slot.device_id, {}).get("hostname", slot.node or "")
+        rec.writer.add(row)
+        rec.writer.flush_if_due()
+
+    def _record_final_without_result(self, rec: _JobRecord, final: Final) -> None:
+        """A run that ends without reaching a device (cancelled before start, stranded on a dead slot)."""
+        slot_id = final.run.slot_id or (final.run.candidates[0] if final.run.candidates else ANY_SLOT)
+        argv: list[str] = []
+        slot = self.slots.get(slot_id)
+        if slot is not None:
+            try:
+                argv = render(rec.spec, final.run, slot, rec.source).argv
+            except ConfigError:
+                pass
+        req = _request(rec, final.run, slot_id, final.attempt, argv, {}, None)
+        self._record(rec, final.run, req, RunResult(started_at=time.time()), final.status, final.error, {})
+        rec.statuses[final.status] += 1
+
+    def _finish_jobs(self) -> None:
+        for rec in self.jobs.values():
+            if rec.state in TERMINAL or rec.job_id not in self.scheduler.jobs():
+                continue
+            if self.scheduler.job_done(rec.job_id):
+                rec.skipped = self.scheduler.progress(rec.job_id)["skipped"]
+                self.scheduler.forget(rec.job_id)
+                rec.writer.flush()
+                rec.state = "cancelled" if rec.state == "cancelling" else "done"
+                rec.finished_at = time.time()
+                rec.done_event.set()
+                log.info("job %s %s: %s", rec.job_id, rec.state, dict(rec.statuses))
+
+    # ----- health --------------------------------------------------------------------------------------
+    async def _health_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.options.health_interval_s)
+            await self.check_health()
+
+    async def check_health(self) -> None:
+        now = time.monotonic()
+        for dev_id, handle in self.devices.items():
+            try:
+                states: dict[str, str] = await asyncio.wait_for(handle.health.remote(), 30)
+            except Exception as exc:
+                log.warning("device %s health check failed: %s", dev_id, exc)
+                states = {s.slot_id: "offline" for s in self.slots.values() if s.device_id == dev_id}
+            for slot_id, state in states.items():
+                if slot_id not in self.slots:
+                    continue
+                ok = state == "idle"
+                self.scheduler.set_available(slot_id, ok, now, SlotState.IDLE if ok else SlotState(state))
+        self._wake.set()
+
+    async def device_handles(self) -> dict[str, Any]:
+        return dict(self.devices)
+
+    async def stats(self) -> dict[str, Any]:
+        """Figures the benchmarks read: dispatch latencies (s) of every run so far."""
+        return {"dispatch_latencies_s": list(self.dispatch_latencies)}
+
+
+def _request(
+    rec: _JobRecord, run: RunSpec, slot_id: str, attempt: int, argv: list[str], env: dict[str, str],
+    workdir: str | None, artifacts: list[ArtifactRef] | None = None,
+) -> RunRequest:
+    cd = rec.spec.cooldown
+    cores = run.params.get("cores")
+    return RunRequest(
+        job=rec.spec.name,
+        run_id=run.run_id,
+        attempt=rec.attempt_base.get(run.run_id, 0) + attempt,
+        slot_id=slot_id,
+        argv=argv,
+        env=env,
+        workdir=workdir,
+        timeout_s=rec.spec.timeout,
+        artifacts=artifacts or [],
+        cores=str(cores) if cores is not None and not isinstance(cores, bool) else None,
+        thermal=ThermalGate(cd.max_temp_c, cd.margin_c, cd.max_wait, cd.poll) if cd else None,
+        dispatched_at=time.time(),
+    )

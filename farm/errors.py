@@ -1,0 +1,71 @@
+"""The whole exception tree of Farm; every error the library raises is one of these.
+
+::
+
+    FarmError
+    ├── ConfigError            bad input: YAML, schema, CLI usage  → exit code 2, nothing submitted
+    ├── OutputParseError       a workload's output holds no result → row status ``parse_error``
+    ├── InfraError             the device or its link failed, not the benchmark → retried by the scheduler
+    │   ├── DeviceOfflineError     device not reachable / not authorized
+    │   └── ConnectionLostError    link dropped mid-command (missing exit frame, EOF, SSH channel closed)
+    ├── SecurityError          refused on purpose (unknown or changed SSH host key); never retried
+    ├── ResultsError           the results store cannot be read or written
+    └── ControllerError        the Ray controller is missing or refused a request
+
+Third-party exceptions (adbutils, paramiko, pyarrow, ray) are translated at the boundary with
+``raise ... from exc``. A failed run (non-zero exit, timeout) is a result row, not an exception.
+"""
+
+from __future__ import annotations
+
+
+class FarmError(Exception):
+    """Base class of every error Farm raises on purpose."""
+
+
+class ConfigError(FarmError):
+    """Bad user input. ``issues`` holds one ``(field_path, reason)`` pair per problem found."""
+
+    def __init__(self, source: str, issues: list[tuple[str, str]]) -> None:
+        self.source = source
+        self.issues = list(issues)
+        super().__init__("\n".join(self.lines()))
+
+    @classmethod
+    def single(cls, source: str, path: str, reason: str) -> ConfigError:
+        return cls(source, [(path, reason)])
+
+    def lines(self) -> list[str]:
+        """One ``<file>: <field path>: <reason>`` line per problem."""
+        out = []
+        for path, reason in self.issues:
+            out.append(f"{self.source}: {path}: {reason}" if path else f"{self.source}: {reason}")
+        return out
+
+
+class OutputParseError(FarmError):
+    """The benchmark's output holds no result the workload adapter can read."""
+
+
+class InfraError(FarmError):
+    """The device, its link or its actor failed; the run itself says nothing. Retried."""
+
+
+class DeviceOfflineError(InfraError):
+    """The device is not reachable (offline, unauthorized, gone)."""
+
+
+class ConnectionLostError(InfraError):
+    """The link to the device dropped in the middle of a command."""
+
+
+class SecurityError(FarmError):
+    """Refused on purpose, e.g. an SSH host key that is unknown or changed. Never retried."""
+
+
+class ResultsError(FarmError):
+    """The results store cannot be read or written."""
+
+
+class ControllerError(FarmError):
+    """The controller is not running, or refused a request."""

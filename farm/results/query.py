@@ -1,0 +1,82 @@
+"""SQL over the results dataset: a DuckDB connection where the table ``runs`` holds every stored row.
+
+On a local store ``runs`` is a view over ``read_parquet('<root>/runs/*/*.parquet')`` with hive partitioning
+and union by name, so DuckDB scans the files itself (in parallel, reading only the columns a query needs). On
+any other filesystem the rows are read through pyarrow and the Arrow table is registered with DuckDB. With no
+files at all ``runs`` is an empty table with the required columns, so queries still bind. ``job`` comes from
+the partition directory (the files do not store it) and is forced to VARCHAR so a job named ``2024`` stays a
+string. Timestamps are shown in UTC.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import duckdb
+import pyarrow as pa
+
+from farm.errors import ConfigError, ResultsError
+from farm.results.schema import empty_table
+from farm.results.store import ResultsStore
+
+log = logging.getLogger(__name__)
+
+# Errors of these classes are the dataset's or the machine's fault; every other DuckDB error is about the SQL.
+_STORE_ERRORS: tuple[type[duckdb.Error], ...] = (duckdb.IOException, duckdb.InternalException)
+
+
+def _sql_string(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def one_line(message: str) -> str:
+    """DuckDB's message without the echoed SQL and caret lines, on one line."""
+    head = message.strip().split("\n\n", 1)[0]
+    return " ".join(part.strip() for part in head.splitlines() if part.strip())
+
+
+def connect(store: ResultsStore | str) -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB connection with the ``runs`` table over ``store``."""
+    if isinstance(store, str):
+        store = ResultsStore(store)
+    con = duckdb.connect(":memory:")
+    try:
+        con.execute("SET TimeZone = 'UTC'")
+        if store.is_local and store.jobs():
+            pattern = f"{store.runs_dir()}/*/*.parquet"
+            # The only interpolated value is our own path, quoted.
+            view = (
+                "CREATE VIEW runs AS SELECT job, * EXCLUDE (job) FROM read_parquet("  # noqa: S608
+                f"{_sql_string(pattern)}, hive_partitioning = true, union_by_name = true, "
+                "hive_types = {'job': 'VARCHAR'})"
+            )
+            con.execute(view)
+        else:
+            table: pa.Table = store.table() if not store.is_local else empty_table()
+            con.register("runs", table)
+    except duckdb.Error as exc:
+        con.close()
+        raise ResultsError(f"cannot open the results at {store.root}: {one_line(str(exc))}") from exc
+    return con
+
+
+def query(store: ResultsStore | str, sql: str) -> pa.Table:
+    """Run ``sql`` against the table ``runs`` of the store and return the result as an Arrow table.
+
+    Raises :class:`ConfigError` (bad input, exit code 2) when DuckDB rejects the SQL (parse, binder, catalog,
+    conversion errors…), with DuckDB's message on one line; :class:`ResultsError` when the files cannot be
+    read.
+    """
+    con = connect(store)
+    try:
+        relation = con.sql(sql)
+        if relation is None:  # a statement without a result set (SET, CREATE …)
+            return pa.table({})
+        out: pa.Table = relation.to_arrow_table()
+        return out
+    except _STORE_ERRORS as exc:
+        raise ResultsError(one_line(str(exc))) from exc
+    except duckdb.Error as exc:
+        raise ConfigError.single("query", "", one_line(str(exc))) from exc
+    finally:
+        con.close()

@@ -1,0 +1,416 @@
+"""The results store: a Parquet dataset of run outcomes, hive-partitioned by job, in atomic part files.
+
+Layout under the root (a local directory or any ``pyarrow.fs`` URI such as ``file:///…`` or ``s3://…``)::
+
+    <root>/runs/job=<job>/part-<utc timestamp>-<uuid>.parquet    one file per writer flush (or per compaction)
+    <root>/logs/<job>/<run_id>-<attempt>.log                     the raw output of each run
+
+A part file is written as ``.part-….tmp`` and renamed into place only once complete (fsynced on local
+disks), so a crash leaves at worst a dot-file that every reader skips, never a torn ``.parquet``. The ``job``
+column is the partition directory; readers add it back.
+
+Duplicates: a writer drops a row whose ``(run_id, attempt)`` it has already written or that was in the job's
+partition when it opened. Two writers of the same job at the same time are not coordinated: the controller
+keeps one writer per job. :meth:`ResultsStore.compact` writes the merged file before deleting the files it
+replaces, so a crash in between leaves rows twice until the next ``compact`` (which removes them); readers may
+see them twice during that window.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import re
+import threading
+import time
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from types import TracebackType
+from typing import Any
+from urllib.parse import urlsplit
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.fs as pafs
+import pyarrow.parquet as pq
+
+from farm.errors import ResultsError
+from farm.results.schema import RowValidator, check_job_name, empty_table, rows_to_table
+
+log = logging.getLogger(__name__)
+
+DEFAULT_ROOT = "./farm-results"
+PART_PREFIX = "part-"
+PART_SUFFIX = ".parquet"
+_RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*\Z")
+
+
+@dataclass(frozen=True)
+class CompactionResult:
+    """What :meth:`ResultsStore.compact` did to one job's partition."""
+
+    job: str
+    files_before: int
+    files_after: int
+    rows_before: int
+    rows_after: int
+
+
+def _is_part_file(name: str) -> bool:
+    return name.startswith(PART_PREFIX) and name.endswith(PART_SUFFIX)
+
+
+def _part_name() -> str:
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
+    return f"{PART_PREFIX}{stamp}-{uuid.uuid4().hex}{PART_SUFFIX}"
+
+
+class ResultsStore:
+    """A results dataset rooted at a local path or a pyarrow filesystem URI."""
+
+    def __init__(self, root: str = DEFAULT_ROOT) -> None:
+        self.root = root
+        if "://" in root:
+            try:
+                fs, path = pafs.FileSystem.from_uri(root)
+            except (pa.ArrowException, ValueError, OSError) as exc:
+                raise ResultsError(f"results root {root!r} is not a usable filesystem URI: {exc}") from exc
+            self._fs: pafs.FileSystem = fs
+            self._base = path.rstrip("/") or "/"
+        else:
+            self._fs = pafs.LocalFileSystem()
+            self._base = os.path.abspath(root)
+        self.is_local = isinstance(self._fs, pafs.LocalFileSystem)
+        self._scheme = "" if self.is_local else urlsplit(root).scheme
+
+    def __repr__(self) -> str:
+        return f"ResultsStore({self.root!r})"
+
+    # -- paths -----------------------------------------------------------------------------------------------
+
+    @property
+    def filesystem(self) -> pafs.FileSystem:
+        return self._fs
+
+    @property
+    def base_path(self) -> str:
+        """The root as a path inside :attr:`filesystem` (an absolute directory for local stores)."""
+        return self._base
+
+    def runs_dir(self, job: str | None = None) -> str:
+        runs = f"{self._base}/runs"
+        return runs if job is None else f"{runs}/job={check_job_name(job)}"
+
+    def uri(self, path: str) -> str:
+        """A path inside the filesystem as users should see it: plain for local disks, else ``scheme://path``."""
+        return path if self.is_local else f"{self._scheme}://{path}"
+
+    def _list(self, directory: str) -> list[pafs.FileInfo]:
+        try:
+            infos: list[pafs.FileInfo] = self._fs.get_file_info(
+                pafs.FileSelector(directory, allow_not_found=True)
+            )
+        except (pa.ArrowException, OSError) as exc:
+            raise ResultsError(f"cannot list {self.uri(directory)}: {exc}") from exc
+        return infos
+
+    def part_files(self, job: str | None = None) -> list[str]:
+        """Paths of the complete part files of one job (or all jobs), oldest first; temp files are skipped."""
+        jobs = [job] if job is not None else self.jobs()
+        files: list[str] = []
+        for name in jobs:
+            files.extend(
+                sorted(
+                    i.path
+                    for i in self._list(self.runs_dir(name))
+                    if i.type == pafs.FileType.File and _is_part_file(i.base_name)
+                )
+            )
+        return files
+
+    def jobs(self) -> list[str]:
+        """Names of the jobs that have at least one part file, sorted."""
+        names = []
+        for info in self._list(self.runs_dir()):
+            if info.type != pafs.FileType.Directory or not info.base_name.startswith("job="):
+                continue
+            if any(
+                i.type == pafs.FileType.File and _is_part_file(i.base_name) for i in self._list(info.path)
+            ):
+                names.append(info.base_name.removeprefix("job="))
+        return sorted(names)
+
+    # -- writing ---------------------------------------------------------------------------------------------
+
+    def _write_atomic(self, directory: str, name: str, write: Any) -> str:
+        """Write ``.<name>.tmp`` via ``write(stream)``, then rename it to ``name``; return its path."""
+        final = f"{directory}/{name}"
+        tmp = f"{directory}/.{name.removesuffix(PART_SUFFIX)}.tmp"
+        try:
+            self._fs.create_dir(directory, recursive=True)
+            if self.is_local:
+                # fsync before rename: otherwise a power cut can persist the rename but not the data.
+                with open(tmp, "wb") as fh:
+                    write(fh)
+                    fh.flush()
+                    os.fsync(fh.fileno())
+                os.replace(tmp, final)
+                dir_fd = os.open(directory, os.O_RDONLY)
+                try:
+                    os.fsync(dir_fd)
+                finally:
+                    os.close(dir_fd)
+            else:
+                with self._fs.open_output_stream(tmp) as stream:
+                    write(stream)
+                # On object stores a move is copy + delete; the object appears whole either way.
+                self._fs.move(tmp, final)
+        except (pa.ArrowException, OSError) as exc:
+            with contextlib.suppress(pa.ArrowException, OSError):
+                self._fs.delete_file(tmp)
+            raise ResultsError(f"cannot write {self.uri(final)}: {exc}") from exc
+        return final
+
+    def write_table(self, job: str, table: pa.Table) -> str:
+        """Write ``table`` (file columns, no ``job``) as one new part file of ``job``; return its path."""
+        return self._write_atomic(
+            self.runs_dir(job), _part_name(), lambda sink: pq.write_table(table, sink, compression="zstd")
+        )
+
+    def writer(self, job: str, flush_rows: int = 500, flush_seconds: float = 5.0) -> ResultsWriter:
+        """A buffered, deduplicating, thread-safe writer of ``job``'s rows (see :class:`ResultsWriter`)."""
+        return ResultsWriter(self, job, flush_rows=flush_rows, flush_seconds=flush_seconds)
+
+    def write_log(self, job: str, run_id: str, attempt: int, text: str) -> str:
+        """Store a run's raw output; return the path (local) or URI to put in the row's ``log_path``."""
+        check_job_name(job)
+        if not _RUN_ID.match(run_id) or isinstance(attempt, bool) or attempt < 1:
+            raise ResultsError(f"cannot name a log file after run_id={run_id!r} attempt={attempt!r}")
+        data = text.encode("utf-8", errors="replace")
+        path = self._write_atomic(
+            f"{self._base}/logs/{job}", f"{run_id}-{attempt}.log", lambda sink: sink.write(data)
+        )
+        return self.uri(path)
+
+    # -- reading ---------------------------------------------------------------------------------------------
+
+    def _read(self, path: str, columns: list[str] | None = None) -> pa.Table:
+        try:
+            table: pa.Table = pq.read_table(path, columns=columns, filesystem=self._fs)
+        except (pa.ArrowException, OSError) as exc:
+            raise ResultsError(f"cannot read {self.uri(path)}: {exc}") from exc
+        return table
+
+    def _read_job(self, job: str, columns: list[str] | None = None) -> tuple[pa.Table | None, int]:
+        """Concatenate a job's part files (union by name, ints promoted to float) and count them."""
+        files = self.part_files(job)
+        if not files:
+            return None, 0
+        tables = [self._read(f, columns) for f in files]
+        try:
+            return pa.concat_tables(tables, promote_options="permissive"), len(files)
+        except pa.ArrowException as exc:
+            raise ResultsError(f"part files of job {job!r} disagree on a column's type: {exc}") from exc
+
+    def schema(self, job: str) -> pa.Schema | None:
+        """The union of the schemas of ``job``'s part files (no ``job`` column); ``None`` if it has none."""
+        schemas = []
+        for path in self.part_files(job):
+            try:
+                schemas.append(pq.read_schema(path, filesystem=self._fs))
+            except (pa.ArrowException, OSError) as exc:
+                raise ResultsError(f"cannot read the schema of {self.uri(path)}: {exc}") from exc
+        if not schemas:
+            return None
+        try:
+            return pa.unify_schemas(schemas, promote_options="permissive")
+        except pa.ArrowException as exc:
+            raise ResultsError(f"part files of job {job!r} disagree on a column's type: {exc}") from exc
+
+    def table(self, job: str | None = None) -> pa.Table:
+        """All rows of one job (or every job), ``job`` first; an empty table of required columns if none."""
+        parts = []
+        for name in [job] if job is not None else self.jobs():
+            t, _ = self._read_job(name)
+            if t is not None:
+                parts.append(t.add_column(0, pa.field("job", pa.string()), [pa.array([name] * t.num_rows)]))
+        if not parts:
+            return empty_table()
+        try:
+            return pa.concat_tables(parts, promote_options="permissive")
+        except pa.ArrowException as exc:
+            raise ResultsError(f"jobs disagree on a column's type: {exc}") from exc
+
+    def run_keys(self, job: str) -> set[tuple[str, int]]:
+        """The ``(run_id, attempt)`` pairs already stored for ``job``."""
+        t, _ = self._read_job(job, ["run_id", "attempt"])
+        if t is None:
+            return set()
+        return set(zip(t.column("run_id").to_pylist(), t.column("attempt").to_pylist(), strict=True))
+
+    def done_run_ids(self, job: str) -> set[str]:
+        """Run ids of ``job`` with an ``ok`` outcome that is not a warm-up: a resubmission skips these."""
+        t, _ = self._read_job(job, ["run_id", "status", "warmup"])
+        if t is None:
+            return set()
+        done = pc.and_(pc.equal(t.column("status"), "ok"), pc.invert(t.column("warmup")))
+        return set(t.column("run_id").filter(done).to_pylist())
+
+    def attempts(self, job: str) -> dict[str, int]:
+        """The highest attempt number stored per run id of ``job``."""
+        t, _ = self._read_job(job, ["run_id", "attempt"])
+        if t is None:
+            return {}
+        agg = t.group_by("run_id").aggregate([("attempt", "max")])
+        return dict(zip(agg.column("run_id").to_pylist(), agg.column("attempt_max").to_pylist(), strict=True))
+
+    # -- maintenance -----------------------------------------------------------------------------------------
+
+    def compact(self, job: str) -> CompactionResult:
+        """Merge ``job``'s part files into one, keeping each ``(run_id, attempt)`` once (first written wins).
+
+        Safe against readers (they see the old files or the new one plus the old ones, never a torn file) and
+        against a writer of the same job that flushes meanwhile (its new file is not among those replaced).
+        """
+        files = self.part_files(job)
+        if not files:
+            return CompactionResult(job, 0, 0, 0, 0)
+        tables = [self._read(f) for f in files]
+        try:
+            merged = pa.concat_tables(tables, promote_options="permissive")
+        except pa.ArrowException as exc:
+            raise ResultsError(f"part files of job {job!r} disagree on a column's type: {exc}") from exc
+        rows_before = merged.num_rows
+        # Files are listed oldest first, so the smallest row index of a key is its first-written row.
+        indexed = merged.append_column("__row", pa.array(range(merged.num_rows), pa.int64()))
+        first = indexed.group_by(["run_id", "attempt"]).aggregate([("__row", "min")]).column("__row_min")
+        merged = merged.take(first.take(pc.sort_indices(first)))
+        if len(files) == 1 and merged.num_rows == rows_before:
+            return CompactionResult(job, 1, 1, rows_before, rows_before)
+        new = self.write_table(job, merged)
+        for path in files:
+            try:
+                self._fs.delete_file(path)
+            except (pa.ArrowException, OSError) as exc:
+                raise ResultsError(
+                    f"compacted {job!r} into {self.uri(new)} but could not delete {self.uri(path)}: {exc}; "
+                    "run compact again to drop the duplicate rows"
+                ) from exc
+        log.info(
+            "compacted job %s: %d files, %d rows -> 1 file, %d rows",
+            job,
+            len(files),
+            rows_before,
+            len(merged),
+        )
+        return CompactionResult(job, len(files), 1, rows_before, merged.num_rows)
+
+
+class ResultsWriter:
+    """Buffers validated rows of one job and writes them as one atomic part file per flush.
+
+    A flush happens when ``flush_rows`` rows are buffered, or on the first :meth:`add` (or
+    :meth:`flush_if_due`) once the oldest buffered row has waited ``flush_seconds``, and on :meth:`close`.
+    There is no background thread: a row added before a quiet period stays buffered until the next ``add``,
+    ``flush_if_due``, ``flush`` or ``close`` — a long-lived caller should call ``flush_if_due`` from its own
+    loop. All methods are thread-safe.
+    """
+
+    def __init__(
+        self, store: ResultsStore, job: str, flush_rows: int = 500, flush_seconds: float = 5.0
+    ) -> None:
+        if flush_rows < 1 or flush_seconds < 0:
+            raise ResultsError(
+                f"flush_rows must be >= 1 and flush_seconds >= 0, got {flush_rows}, {flush_seconds}"
+            )
+        self.store = store
+        self.job = check_job_name(job)
+        self.flush_rows = flush_rows
+        self.flush_seconds = flush_seconds
+        self._lock = threading.RLock()
+        self._buffer: list[dict[str, Any]] = []
+        self._oldest: float | None = None
+        self._seen = store.run_keys(job)
+        self._validator = RowValidator(job, store.schema(job))
+        self._closed = False
+        self.files_written: list[str] = []
+        self.rows_written = 0
+        self.rows_dropped = 0
+
+    def __enter__(self) -> ResultsWriter:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        # Rows added before an exception are real outcomes: write them anyway.
+        self.close()
+
+    @property
+    def pending(self) -> int:
+        """Rows buffered and not yet written."""
+        with self._lock:
+            return len(self._buffer)
+
+    def add(self, row: Mapping[str, Any]) -> bool:
+        """Validate and buffer one row; ``False`` (logged at debug) if its (run_id, attempt) is a duplicate.
+
+        Raises :class:`ResultsError` on a row that breaks the contract, belongs to another job, or changes the
+        type of a column this job already has; the row is then not buffered.
+        """
+        with self._lock:
+            if self._closed:
+                raise ResultsError(f"the results writer of job {self.job!r} is closed")
+            clean, new_columns = self._validator.validate(row)
+            key = (clean["run_id"], clean["attempt"])
+            if key in self._seen:
+                self.rows_dropped += 1
+                log.debug("dropping duplicate result row job=%s run_id=%s attempt=%s", self.job, *key)
+                return False
+            self._validator.learn(new_columns)
+            self._seen.add(key)
+            self._buffer.append(clean)
+            if self._oldest is None:
+                self._oldest = time.monotonic()
+            if len(self._buffer) >= self.flush_rows or self._due():
+                self._flush_locked()
+        return True
+
+    def _due(self) -> bool:
+        return self._oldest is not None and time.monotonic() - self._oldest >= self.flush_seconds
+
+    def flush_if_due(self) -> str | None:
+        """Flush if the oldest buffered row has waited ``flush_seconds``; return the new file's path."""
+        with self._lock:
+            return self._flush_locked() if self._due() else None
+
+    def flush(self) -> str | None:
+        """Write the buffered rows as one part file now; return its path (``None`` if nothing was buffered).
+
+        On failure the rows stay buffered (a later flush retries them) and :class:`ResultsError` is raised.
+        """
+        with self._lock:
+            return self._flush_locked()
+
+    def _flush_locked(self) -> str | None:
+        if not self._buffer:
+            return None
+        table = rows_to_table(self._buffer, self._validator.kinds)
+        path = self.store.write_table(self.job, table)
+        log.debug("wrote %d rows of job %s to %s", len(self._buffer), self.job, path)
+        self.files_written.append(path)
+        self.rows_written += len(self._buffer)
+        self._buffer = []
+        self._oldest = None
+        return path
+
+    def close(self) -> None:
+        """Flush what is buffered and refuse further rows. Idempotent."""
+        with self._lock:
+            if self._closed:
+                return
+            self._flush_locked()
+            self._closed = True

@@ -1,0 +1,83 @@
+"""Turning one run's raw outcome into its result row: status classification, metrics, parameters, fingerprint."""
+
+from __future__ import annotations
+
+import datetime as dt
+import shlex
+from collections.abc import Mapping
+from typing import Any
+
+from actors.messages import RunRequest, RunResult
+from farm.errors import OutputParseError
+from farm.grid import Scalar
+from farm.workloads import WorkloadAdapter
+
+
+def classify(res: RunResult, adapter: WorkloadAdapter) -> tuple[str, str | None, dict[str, float]]:
+    """(status, error, metrics). Order matters: an infra fault says nothing about the benchmark."""
+    if res.infra_error is not None:
+        return "infra_error", res.infra_error, {}
+    if res.cancelled:
+        return "cancelled", "cancelled while running", {}
+    if res.timed_out:
+        return "timeout", f"killed after {res.duration_s:.1f}s", {}
+    if res.exit_code != 0:
+        tail = (res.stderr.strip().splitlines() or res.stdout.strip().splitlines() or [""])[-1]
+        return "failed", f"exit code {res.exit_code}: {tail[:300]}", {}
+    try:
+        metrics = adapter.parse(res.stdout + "\n" + res.stderr)
+    except OutputParseError as exc:
+        return "parse_error", str(exc), {}
+    return "ok", None, dict(metrics)
+
+
+def build_row(
+    *,
+    job: str,
+    req: RunRequest,
+    params: Mapping[str, Scalar],
+    repeat: int,
+    warmup: bool,
+    device_kind: str,
+    res: RunResult,
+    status: str,
+    error: str | None,
+    metrics: Mapping[str, float],
+    log_path: str,
+    synthetic: bool,
+) -> dict[str, Any]:
+    started = res.started_at or req.dispatched_at
+    row: dict[str, Any] = {
+        "job": job,
+        "run_id": req.run_id,
+        "device_id": req.slot_id,
+        "device_kind": device_kind,
+        "node": res.node,
+        "status": status,
+        "error": error,
+        "attempt": req.attempt,
+        "repeat": repeat,
+        "warmup": warmup,
+        "started_at": dt.datetime.fromtimestamp(started, tz=dt.UTC),
+        "duration_s": float(res.duration_s),
+        "synthetic": bool(synthetic or res.synthetic),
+        "command": shlex.join(req.argv),
+        "log_path": log_path,
+        "exit_code": res.exit_code,
+        "bytes_pushed": res.bytes_pushed,
+    }
+    if res.dispatch_latency_s is not None:
+        row["dispatch_latency_s"] = res.dispatch_latency_s
+    for key, value in params.items():
+        row[f"p_{key}"] = value
+    row.update({k: float(v) for k, v in res.samples.items()})
+    row.update({k: float(v) for k, v in metrics.items()})
+    row.update(res.fingerprint)
+    return row
+
+
+def log_text(req: RunRequest, res: RunResult) -> str:
+    head = f"# run {req.run_id} attempt {req.attempt} on {req.slot_id}\n# command: {shlex.join(req.argv)}\n"
+    if res.infra_error:
+        head += f"# infra error: {res.infra_error}\n"
+    return f"{head}# exit code: {res.exit_code}\n--- stdout ---\n{res.stdout}\n--- stderr ---\n{res.stderr}\n"

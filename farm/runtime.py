@@ -1,0 +1,114 @@
+"""Starting Ray and the controller, and talking to a running controller: used by the CLI and by tests."""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+from actors.host_probe import file_sha256
+from actors.messages import ArtifactRef
+from farm.controller import CONTROLLER_NAME, NAMESPACE, Controller, ControllerOptions
+from farm.errors import ControllerError
+from farm.specs.inventory import Inventory
+from farm.specs.job import JobSpec
+
+log = logging.getLogger(__name__)
+
+
+def init_ray(address: str | None = None, num_cpus: int | None = None) -> None:
+    """Connect to ``address`` (a running cluster) or start a private local Ray (embedded mode)."""
+    import ray
+
+    if ray.is_initialized():
+        return
+    kwargs: dict[str, Any] = {
+        "namespace": NAMESPACE,
+        "log_to_driver": os.environ.get("FARM_RAY_LOGS", "") == "1",
+        "configure_logging": False,
+    }
+    if address:
+        ray.init(address=address, **kwargs)
+    else:
+        ray.init(
+            num_cpus=num_cpus or os.cpu_count() or 1,
+            include_dashboard=False,
+            **kwargs,
+        )
+
+
+def start_controller(
+    inventory: Inventory, results_root: str, *, detached: bool = False, options: ControllerOptions | None = None
+) -> Any:
+    """Create the named controller actor and its device actors; returns the controller handle."""
+    import ray
+
+    existing = find_controller()
+    if existing is not None:
+        raise ControllerError(f"a controller is already running in namespace {NAMESPACE!r}")
+    actor_opts: dict[str, Any] = {
+        "name": CONTROLLER_NAME,
+        "namespace": NAMESPACE,
+        "num_cpus": 0,
+        "max_concurrency": 1000,
+    }
+    if detached:
+        actor_opts["lifetime"] = "detached"
+    handle = ray.remote(Controller).options(**actor_opts).remote(
+        inventory.model_dump(mode="json"), _absolute(results_root), options
+    )
+    ray.get(handle.start.remote())
+    return handle
+
+
+def find_controller() -> Any | None:
+    import ray
+
+    try:
+        return ray.get_actor(CONTROLLER_NAME, namespace=NAMESPACE)
+    except ValueError:
+        return None
+
+
+def controller() -> Any:
+    handle = find_controller()
+    if handle is None:
+        raise ControllerError(
+            "no controller is running on this Ray cluster; start one with "
+            "`farm controller start --address ADDR --inventory INV`"
+        )
+    return handle
+
+
+def artifact_refs(job: JobSpec, ship: bool) -> list[ArtifactRef]:
+    """Describe the job's artifacts by content; with ``ship`` put their bytes into Ray's object store so device
+    actors on other machines can read them."""
+    refs = []
+    for art in job.artifacts:
+        path = job.artifact_path(art)
+        ref = None
+        if ship:
+            import ray
+
+            ref = ray.put(path.read_bytes())
+        refs.append(
+            ArtifactRef(
+                name=path.name, sha256=file_sha256(path), size=path.stat().st_size, dst=art.remote_path(),
+                mode=art.mode, local_path=str(path), ref=ref,
+            )
+        )
+    return refs
+
+
+def submit(handle: Any, job: JobSpec, source: str, *, ship: bool, rerun: bool = False) -> str:
+    import ray
+
+    data = job.model_dump(mode="json", exclude_defaults=True)
+    return str(
+        ray.get(handle.submit.remote(data, source, str(job.base_dir), artifact_refs(job, ship), rerun))
+    )
+
+
+def _absolute(root: str) -> str:
+    return root if "://" in root else str(Path(root).expanduser().resolve())

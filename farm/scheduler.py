@@ -1,0 +1,322 @@
+"""The pure scheduling policy: queues per slot, exclusive leases, fair sharing, retries, health. No Ray, no I/O.
+
+The controller feeds it facts (slots appear, change state, runs finish) with an explicit ``now`` and asks which
+run goes to which idle slot. Rules:
+- a slot runs one run at a time: :meth:`Scheduler.assign` leases it, :meth:`Scheduler.finish` frees it;
+- jobs share slots fairly: an idle slot serves the job that has waited longest since it was last served;
+- runs come lazily from each job's plan iterator, pulled only when a queue runs low (bounded memory for
+  very large grids — the plan is never materialised);
+- ``infra_error`` is retried up to the job's ``retries`` (placement ``any``: preferably on another slot);
+  K consecutive infra errors quarantine a slot until a health check clears it;
+- ``each`` runs whose slot stays offline/quarantined past ``offline_grace_s`` end ``infra_error``;
+- ``cancel`` drops a job's pending runs and reports them so they are recorded ``cancelled``.
+"""
+
+from __future__ import annotations
+
+import enum
+import itertools
+from collections import deque
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+
+from farm.plan import RunSpec
+
+INFRA_STATUS = "infra_error"
+
+
+class SlotState(enum.StrEnum):
+    IDLE = "idle"
+    BUSY = "busy"
+    OFFLINE = "offline"
+    UNAUTHORIZED = "unauthorized"
+    QUARANTINED = "quarantined"
+
+
+@dataclass
+class Attempt:
+    """A run as leased to a slot: ``attempt`` counts from 1 and grows with every retry."""
+
+    job_id: str
+    run: RunSpec
+    attempt: int
+    avoid: frozenset[str] = frozenset()
+
+
+@dataclass
+class Assignment:
+    slot_id: str
+    job_id: str
+    run: RunSpec
+    attempt: int
+
+
+@dataclass
+class Final:
+    """A run that will not be tried again, with the status to record when the scheduler decided it."""
+
+    job_id: str
+    run: RunSpec
+    attempt: int
+    status: str
+    error: str
+
+
+@dataclass
+class _Slot:
+    slot_id: str
+    state: SlotState = SlotState.IDLE
+    current: Attempt | None = None
+    infra_streak: int = 0
+    unavailable_since: float | None = None
+
+
+@dataclass
+class _Job:
+    job_id: str
+    plan: Iterator[RunSpec]
+    retries: int
+    skip: frozenset[str]
+    slot_ids: frozenset[str]  # slots this job may use
+    each: dict[str, deque[Attempt]] = field(default_factory=dict)
+    any: deque[Attempt] = field(default_factory=deque)
+    exhausted: bool = False
+    running: int = 0
+    last_served: float = 0.0
+    cancelled: bool = False
+    pulled: int = 0
+    skipped: int = 0
+    finished: int = 0
+
+    def pending(self) -> int:
+        return len(self.any) + sum(len(q) for q in self.each.values())
+
+
+class Scheduler:
+    """See the module docstring. All methods are O(slots + jobs) or better; nothing blocks."""
+
+    def __init__(self, quarantine_after: int = 3, offline_grace_s: float = 60.0, low_water: int = 4) -> None:
+        self.quarantine_after = quarantine_after
+        self.offline_grace_s = offline_grace_s
+        self.low_water = low_water
+        self._slots: dict[str, _Slot] = {}
+        self._jobs: dict[str, _Job] = {}
+        self._order = itertools.count()
+
+    # ----- slots -------------------------------------------------------------------------------------------
+    def add_slot(self, slot_id: str, state: SlotState = SlotState.IDLE) -> None:
+        self._slots.setdefault(slot_id, _Slot(slot_id, state))
+
+    def slot_state(self, slot_id: str) -> SlotState:
+        return self._slots[slot_id].state
+
+    def slot_states(self) -> dict[str, SlotState]:
+        return {s.slot_id: s.state for s in self._slots.values()}
+
+    def current(self, slot_id: str) -> Attempt | None:
+        return self._slots[slot_id].current
+
+    def set_available(self, slot_id: str, available: bool, now: float, state: SlotState = SlotState.OFFLINE) -> None:
+        """A health check result: an unavailable slot gets no runs; a healthy one leaves quarantine."""
+        slot = self._slots[slot_id]
+        if available:
+            slot.unavailable_since = None
+            slot.infra_streak = 0
+            if slot.state is not SlotState.BUSY:
+                slot.state = SlotState.IDLE
+        else:
+            if slot.unavailable_since is None:
+                slot.unavailable_since = now
+            if slot.state is not SlotState.BUSY:
+                slot.state = state
+
+    # ----- jobs --------------------------------------------------------------------------------------------
+    def submit(
+        self, job_id: str, plan: Iterable[RunSpec], slot_ids: Iterable[str], retries: int,
+        skip: Iterable[str] = (), now: float = 0.0,
+    ) -> None:
+        """Queue a job. ``skip``: run ids already done (resubmission); they are counted, not run."""
+        if job_id in self._jobs:
+            raise ValueError(f"job {job_id!r} is already queued")
+        slots = frozenset(slot_ids)
+        self._jobs[job_id] = _Job(job_id, iter(plan), retries, frozenset(skip), slots, last_served=now)
+        for sid in slots:
+            self.add_slot(sid)
+            self._jobs[job_id].each[sid] = deque()
+
+    def jobs(self) -> list[str]:
+        return list(self._jobs)
+
+    def job_done(self, job_id: str) -> bool:
+        job = self._jobs[job_id]
+        self._refill(job)
+        return job.exhausted and job.pending() == 0 and job.running == 0
+
+    def progress(self, job_id: str) -> dict[str, int]:
+        job = self._jobs[job_id]
+        return {
+            "queued": job.pending(),
+            "running": job.running,
+            "finished": job.finished,
+            "skipped": job.skipped,
+            "planned_so_far": job.pulled,
+            "plan_complete": int(job.exhausted),
+        }
+
+    def forget(self, job_id: str) -> None:
+        self._jobs.pop(job_id, None)
+
+    def cancel(self, job_id: str) -> list[Final]:
+        """Drop every pending run of the job (including ones not yet pulled from its plan). Running runs are the
+        controller's to stop; they are reported through :meth:`finish` as usual."""
+        job = self._jobs[job_id]
+        job.cancelled = True
+        out = [Final(job_id, a.run, a.attempt, "cancelled", "cancelled before it started") for a in self._drain(job)]
+        for run in job.plan:
+            if run.run_id in job.skip:
+                continue
+            out.append(Final(job_id, run, 1, "cancelled", "cancelled before it started"))
+        job.exhausted = True
+        job.finished += len(out)
+        return out
+
+    def _drain(self, job: _Job) -> Iterator[Attempt]:
+        while job.any:
+            yield job.any.popleft()
+        for q in job.each.values():
+            while q:
+                yield q.popleft()
+
+    # ----- dispatch ----------------------------------------------------------------------------------------
+    def assign(self, now: float) -> list[Assignment]:
+        """Lease every idle slot that has work to a run; also fail runs stranded on long-dead slots."""
+        out: list[Assignment] = []
+        for slot in self._slots.values():
+            if slot.state is not SlotState.IDLE:
+                continue
+            job = self._pick_job(slot.slot_id)
+            if job is None:
+                continue
+            attempt = self._pop_for(job, slot.slot_id)
+            if attempt is None:
+                continue
+            slot.state = SlotState.BUSY
+            slot.current = attempt
+            job.running += 1
+            job.last_served = now + next(self._order) * 1e-9  # tie-break: strict round robin
+            out.append(Assignment(slot.slot_id, job.job_id, attempt.run, attempt.attempt))
+        return out
+
+    def stranded(self, now: float) -> list[Final]:
+        """``each`` runs whose slot has been unavailable longer than the grace period end as infra errors."""
+        out: list[Final] = []
+        for slot in self._slots.values():
+            since = slot.unavailable_since
+            if since is None or now - since < self.offline_grace_s or slot.state is SlotState.BUSY:
+                continue
+            for job in self._jobs.values():
+                q = job.each.get(slot.slot_id)
+                if q is None:
+                    continue
+                if not job.exhausted:
+                    self._refill(job, force_all_for=slot.slot_id)
+                while q:
+                    a = q.popleft()
+                    job.finished += 1
+                    out.append(Final(job.job_id, a.run, a.attempt, INFRA_STATUS,
+                                     f"device {slot.slot_id} is {slot.state.value} for {now - since:.0f}s"))
+        return out
+
+    def _pick_job(self, slot_id: str) -> _Job | None:
+        best: _Job | None = None
+        for job in self._jobs.values():
+            if job.cancelled or slot_id not in job.slot_ids:
+                continue
+            self._refill(job, slot_id)
+            if not job.each.get(slot_id) and not self._any_for(job, slot_id):
+                continue
+            if best is None or job.last_served < best.last_served:
+                best = job
+        return best
+
+    def _any_for(self, job: _Job, slot_id: str) -> bool:
+        return any(slot_id in a.run.candidates and (slot_id not in a.avoid or self._only_choice(a)) for a in job.any)
+
+    def _only_choice(self, a: Attempt) -> bool:
+        # An ``any`` retry avoids the slot it failed on unless no other candidate is usable.
+        return all(
+            c in a.avoid or self._slots.get(c) is None or self._slots[c].state in _UNUSABLE for c in a.run.candidates
+        )
+
+    def _pop_for(self, job: _Job, slot_id: str) -> Attempt | None:
+        q = job.each.get(slot_id)
+        if q:
+            return q.popleft()
+        for i, a in enumerate(job.any):
+            if slot_id in a.run.candidates and (slot_id not in a.avoid or self._only_choice(a)):
+                del job.any[i]
+                return a
+        return None
+
+    def _refill(self, job: _Job, slot_id: str | None = None, force_all_for: str | None = None) -> None:
+        """Pull runs from the plan until the slot's queue (or the shared one) has ``low_water`` runs."""
+        if job.exhausted:
+            return
+
+        def satisfied() -> bool:
+            if force_all_for is not None:
+                return False
+            if slot_id is None:
+                return job.pending() > 0
+            return len(job.each.get(slot_id, ())) >= self.low_water or len(job.any) >= self.low_water
+
+        while not satisfied():
+            run = next(job.plan, None)
+            if run is None:
+                job.exhausted = True
+                return
+            job.pulled += 1
+            if run.run_id in job.skip:
+                job.skipped += 1
+                continue
+            attempt = Attempt(job.job_id, run, 1)
+            if run.slot_id is None:
+                job.any.append(attempt)
+            elif run.slot_id in job.each:
+                job.each[run.slot_id].append(attempt)
+
+    # ----- completion --------------------------------------------------------------------------------------
+    def finish(self, slot_id: str, status: str, error: str = "", now: float = 0.0) -> Final | None:
+        """Free the slot. Returns the final outcome, or None when the run was re-queued for a retry."""
+        slot = self._slots[slot_id]
+        attempt = slot.current
+        if attempt is None:
+            raise ValueError(f"slot {slot_id!r} has no run to finish")
+        slot.current = None
+        job = self._jobs[attempt.job_id]
+        job.running -= 1
+        if status == INFRA_STATUS:
+            slot.infra_streak += 1
+            quarantine = slot.infra_streak >= self.quarantine_after
+            slot.state = SlotState.QUARANTINED if quarantine else SlotState.IDLE
+            if quarantine and slot.unavailable_since is None:
+                slot.unavailable_since = now
+        else:
+            slot.infra_streak = 0
+            slot.state = SlotState.IDLE if slot.unavailable_since is None else SlotState.OFFLINE
+        if status == INFRA_STATUS and attempt.attempt <= job.retries and not job.cancelled:
+            retry = Attempt(job.job_id, attempt.run, attempt.attempt + 1, attempt.avoid | {slot_id})
+            if attempt.run.slot_id is None:
+                job.any.appendleft(retry)
+            else:
+                job.each[slot_id].appendleft(retry)
+            return None
+        job.finished += 1
+        return Final(job.job_id, attempt.run, attempt.attempt, status, error)
+
+    def mark_slot(self, slot_id: str, state: SlotState, now: float) -> None:
+        """Record an externally observed state (e.g. unauthorized) without a run finishing."""
+        self.set_available(slot_id, state is SlotState.IDLE, now, state)
+
+
+_UNUSABLE = frozenset({SlotState.OFFLINE, SlotState.UNAUTHORIZED, SlotState.QUARANTINED})

@@ -1,0 +1,188 @@
+"""The inventory: which devices a farm has, how to reach them, and which Ray node each is attached to.
+
+One entry per physical device. A device offers one or more *slots* (the unit the scheduler leases): a phone or a
+host has one; a Sophgo box one per TPU chip; an Ascend server one per NPU. Slot ids are ``<device>`` for
+single-slot devices and ``<device>/chip<N>`` / ``<device>/npu<N>`` otherwise.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from farm.errors import ConfigError
+from farm.specs.loading import read_yaml, validate_model
+from farm.specs.types import Ident
+
+
+class _Spec(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class AdbConnection(_Spec):
+    serial: str = Field(min_length=1)
+    server_host: str = "127.0.0.1"
+    server_port: int = Field(default=5037, ge=1, le=65535)
+
+    @property
+    def is_tcp(self) -> bool:
+        """Phones attached over ``adb connect host:port`` need reconnecting after a drop; USB ones do not."""
+        return ":" in self.serial
+
+
+class SshConnection(_Spec):
+    host: str = Field(min_length=1)
+    port: int = Field(default=22, ge=1, le=65535)
+    user: str = Field(min_length=1)
+    key_file: str | None = None
+    known_hosts: str = "~/.ssh/known_hosts"
+    password_env: str | None = Field(default=None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    connect_timeout_s: float = Field(default=10.0, gt=0)
+
+
+class Slot(_Spec):
+    """One leasable unit of a device, as the scheduler and result rows see it."""
+
+    slot_id: str
+    device_id: str
+    kind: str
+    node: str | None
+    labels: dict[str, str]
+    index: int | None = None  # chip / NPU index for multi-slot devices
+
+
+class _Device(_Spec):
+    id: Ident
+    node: str | None = None
+    labels: dict[str, str] = Field(default_factory=dict)
+    cores: dict[str, list[Annotated[int, Field(ge=0)]]] | None = None
+    synthetic: bool = False
+    idle_temp_c: float | None = None
+
+    @field_validator("labels", mode="before")
+    @classmethod
+    def _labels_as_strings(cls, value: object) -> object:
+        if isinstance(value, dict):
+            return {k: str(v) if isinstance(v, int | float | bool) else v for k, v in value.items()}
+        return value
+
+    def slots(self) -> list[Slot]:
+        return [Slot(slot_id=self.id, device_id=self.id, kind=self.kind_name, node=self.node, labels=self.labels)]
+
+    @property
+    def kind_name(self) -> str:
+        return str(getattr(self, "kind"))  # noqa: B009 - every concrete subclass defines the literal
+
+
+class AndroidDevice(_Device):
+    kind: Literal["android"]
+    adb: AdbConnection
+
+
+class HostDevice(_Device):
+    kind: Literal["host"]
+    ssh: SshConnection | None = None  # None: this machine, through the local transport
+
+
+class _MultiSlotDevice(_Device):
+    ssh: SshConnection
+
+    def _indexed_slots(self, indexes: list[int] | None, prefix: str) -> list[Slot]:
+        # Until discovery runs on the box, an unspecified list is planned as one slot (index 0).
+        return [
+            Slot(
+                slot_id=f"{self.id}/{prefix}{i}",
+                device_id=self.id,
+                kind=self.kind_name,
+                node=self.node,
+                labels=self.labels,
+                index=i,
+            )
+            for i in (indexes if indexes is not None else [0])
+        ]
+
+
+def _unique(values: list[int] | None) -> list[int] | None:
+    if values is not None and len(set(values)) != len(values):
+        raise ValueError("indexes must be unique")
+    return values
+
+
+class SophgoDevice(_MultiSlotDevice):
+    kind: Literal["sophgo"]
+    chips: list[Annotated[int, Field(ge=0)]] | None = Field(default=None, min_length=1)
+
+    @field_validator("chips")
+    @classmethod
+    def _unique_chips(cls, value: list[int] | None) -> list[int] | None:
+        return _unique(value)
+
+    def slots(self) -> list[Slot]:
+        return self._indexed_slots(self.chips, "chip")
+
+
+class AscendDevice(_MultiSlotDevice):
+    kind: Literal["ascend"]
+    npus: list[Annotated[int, Field(ge=0)]] | None = Field(default=None, min_length=1)
+
+    @field_validator("npus")
+    @classmethod
+    def _unique_npus(cls, value: list[int] | None) -> list[int] | None:
+        return _unique(value)
+
+    def slots(self) -> list[Slot]:
+        return self._indexed_slots(self.npus, "npu")
+
+
+DeviceSpec = Annotated[
+    AndroidDevice | SophgoDevice | AscendDevice | HostDevice,
+    Field(discriminator="kind"),
+]
+
+
+class Inventory(_Spec):
+    devices: list[DeviceSpec] = Field(min_length=1)
+
+    def slots(self) -> list[Slot]:
+        return [slot for dev in self.devices for slot in dev.slots()]
+
+    def device(self, device_id: str) -> DeviceSpec:
+        for dev in self.devices:
+            if dev.id == device_id:
+                return dev
+        raise KeyError(device_id)
+
+
+def local_inventory() -> Inventory:
+    """The default when no inventory is given: this machine as one ``host`` device."""
+    import socket
+
+    return Inventory(devices=[HostDevice(kind="host", id=_host_id(socket.gethostname()))])
+
+
+def _host_id(hostname: str) -> str:
+    import re
+
+    cleaned = re.sub(r"[^A-Za-z0-9._-]", "-", hostname).strip("-.") or "localhost"
+    return cleaned[:128]
+
+
+def load_inventory(path: str | Path) -> Inventory:
+    path = Path(path)
+    data = read_yaml(path)
+    inv = validate_model(Inventory, data, str(path))
+    _check_duplicate_ids(inv, str(path))
+    return inv
+
+
+def _check_duplicate_ids(inv: Inventory, source: str) -> None:
+    seen: dict[str, int] = {}
+    issues = []
+    for i, dev in enumerate(inv.devices):
+        if dev.id in seen:
+            issues.append((f"devices[{i}].id", f"duplicate device id {dev.id!r} (first at devices[{seen[dev.id]}])"))
+        seen.setdefault(dev.id, i)
+    if issues:
+        raise ConfigError(source, issues)

@@ -1,0 +1,222 @@
+"""The job spec: a workload, a command template, artifacts, env, a parameter grid and a device selector."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
+
+from farm import templates
+from farm.errors import ConfigError
+from farm.grid import Grid, GridError, parse_grid, single_point_grid
+from farm.specs.inventory import Slot
+from farm.specs.loading import read_yaml, validate_model
+from farm.specs.types import Duration, FileMode, Ident
+
+
+class _Spec(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Artifact(_Spec):
+    src: str = Field(min_length=1, description="local file, relative to the job file's folder")
+    dst: str = Field(min_length=1, description="path on the device; a trailing '/' means into that folder")
+    mode: FileMode | None = None
+
+    def remote_path(self) -> str:
+        return self.dst + Path(self.src).name if self.dst.endswith("/") else self.dst
+
+
+class DeviceSelector(_Spec):
+    kind: Literal["android", "sophgo", "ascend", "host"] | None = None
+    ids: list[str] | None = Field(default=None, min_length=1)
+    labels: dict[str, str] = Field(default_factory=dict)
+    placement: Literal["each", "any"] = "each"
+    limit: int | None = Field(default=None, ge=1, description="use at most this many matching slots")
+
+    @field_validator("labels", mode="before")
+    @classmethod
+    def _labels_as_strings(cls, value: object) -> object:
+        if isinstance(value, dict):
+            return {k: str(v) if isinstance(v, int | float | bool) else v for k, v in value.items()}
+        return value
+
+    def matches(self, slot: Slot) -> bool:
+        if self.kind is not None and slot.kind != self.kind:
+            return False
+        if self.ids is not None and slot.device_id not in self.ids and slot.slot_id not in self.ids:
+            return False
+        return all(slot.labels.get(k) == v for k, v in self.labels.items())
+
+    def select(self, slots: list[Slot]) -> list[Slot]:
+        chosen = [s for s in slots if self.matches(s)]
+        return chosen[: self.limit] if self.limit is not None else chosen
+
+
+class Cooldown(_Spec):
+    """Thermal gate: before each run wait until the device is near its idle temperature (or ``max_temp_c``)."""
+
+    max_temp_c: float | None = Field(default=None, gt=0, lt=150)
+    margin_c: float = Field(default=2.0, ge=0)
+    max_wait: Duration = 300.0
+    poll: Duration = 2.0
+
+
+class JobSpec(_Spec):
+    name: Ident
+    description: str = ""
+    workload: str = Field(min_length=1)
+    workload_options: dict[str, Any] = Field(default_factory=dict)
+    devices: DeviceSelector = Field(default_factory=DeviceSelector)
+    artifacts: list[Artifact] = Field(default_factory=list)
+    workdir: str | None = None
+    env: dict[str, str] = Field(default_factory=dict)
+    command: list[str] = Field(min_length=1)
+    grid: dict[str, Any] | None = None
+    repeat: int = Field(default=1, ge=1, le=10_000)
+    warmup: int = Field(default=0, ge=0, le=100)
+    record_warmup: bool = False
+    timeout: Duration = 600.0
+    order: Literal["grid", "interleave", "shuffle"] = "interleave"
+    seed: int = 0
+    cooldown: Cooldown | None = None
+    retries: int = Field(default=2, ge=0, le=20)
+    synthetic: bool = False
+
+    _grid: Grid = PrivateAttr(default_factory=single_point_grid)
+    _base_dir: Path = PrivateAttr(default_factory=Path.cwd)
+
+    @field_validator("env", mode="before")
+    @classmethod
+    def _env_as_strings(cls, value: object) -> object:
+        if isinstance(value, dict):
+            return {k: str(v) if isinstance(v, int | float) and not isinstance(v, bool) else v for k, v in value.items()}
+        return value
+
+    @field_validator("env")
+    @classmethod
+    def _env_names(cls, value: dict[str, str]) -> dict[str, str]:
+        import re
+
+        for key in value:
+            if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", key):
+                raise ValueError(f"{key!r} is not a valid environment variable name")
+        return value
+
+    @field_validator("command", mode="before")
+    @classmethod
+    def _command_is_argv(cls, value: object) -> object:
+        if isinstance(value, str):
+            raise ValueError("command must be a list of arguments (argv), not one shell string")
+        if isinstance(value, list):
+            return [str(v) if isinstance(v, int | float) and not isinstance(v, bool) else v for v in value]
+        return value
+
+    @field_validator("workload")
+    @classmethod
+    def _known_workload(cls, value: str) -> str:
+        from farm import workloads
+
+        known = workloads.available()
+        if value not in known:
+            raise ValueError(f"unknown workload {value!r}; known: {', '.join(known) or '(none registered)'}")
+        return value
+
+    @model_validator(mode="after")
+    def _check(self) -> JobSpec:
+        try:
+            grid = parse_grid(self.grid) if self.grid is not None else single_point_grid()
+        except GridError as exc:
+            raise _PathError("grid" + ("." + exc.path if exc.path and not exc.path.startswith("[") else exc.path),
+                             exc.reason) from exc
+        self._grid = grid
+        axes = set(grid.names)
+        fields: list[tuple[str, str]] = [(f"command[{i}]", a) for i, a in enumerate(self.command)]
+        fields += [(f"env.{k}", v) for k, v in self.env.items()]
+        if self.workdir is not None:
+            fields.append(("workdir", self.workdir))
+        fields += [(f"artifacts[{i}].dst", a.dst) for i, a in enumerate(self.artifacts)]
+        for path, text in fields:
+            try:
+                for name in templates.names(text):
+                    if not templates.allowed(name, axes):
+                        known = ", ".join(sorted(axes)) or "none"
+                        raise _PathError(path, f"'{{{name}}}' is not a grid axis (axes: {known}) or device field")
+            except templates.TemplateError as exc:
+                raise _PathError(path, str(exc)) from exc
+        try:
+            from farm import workloads
+
+            workloads.make_adapter(self.workload, self.workload_options)
+        except ValueError as exc:
+            raise _PathError("workload_options", str(exc)) from exc
+        return self
+
+    @property
+    def grid_spec(self) -> Grid:
+        return self._grid
+
+    @property
+    def base_dir(self) -> Path:
+        return self._base_dir
+
+    def artifact_path(self, artifact: Artifact) -> Path:
+        src = Path(artifact.src).expanduser()
+        return src if src.is_absolute() else self._base_dir / src
+
+    def check_artifacts(self, source: str) -> None:
+        """Every artifact's source must be a readable file; called before anything is submitted."""
+        issues = []
+        for i, art in enumerate(self.artifacts):
+            path = self.artifact_path(art)
+            if not path.is_file():
+                issues.append((f"artifacts[{i}].src", f"no such file: {path}"))
+        if issues:
+            raise ConfigError(source, issues)
+
+
+class _PathError(ValueError):
+    """Raised inside model validation to report an error at a field path below the model."""
+
+    def __init__(self, path: str, reason: str) -> None:
+        super().__init__(reason)
+        self.path = path
+        self.reason = reason
+
+
+def load_job(path: str | Path, *, check_artifacts: bool = False) -> JobSpec:
+    path = Path(path)
+    source = str(path)
+    data = read_yaml(path)
+    try:
+        job = validate_model(JobSpec, data, source)
+    except ConfigError as exc:
+        raise _unwrap(exc) from exc.__cause__
+    job._base_dir = path.resolve().parent
+    if check_artifacts:
+        job.check_artifacts(source)
+    return job
+
+
+def job_from_dict(data: dict[str, Any], source: str = "<job>", base_dir: Path | None = None) -> JobSpec:
+    try:
+        job = validate_model(JobSpec, data, source)
+    except ConfigError as exc:
+        raise _unwrap(exc) from exc.__cause__
+    job._base_dir = base_dir or Path.cwd()
+    return job
+
+
+def _unwrap(exc: ConfigError) -> ConfigError:
+    # Errors raised as _PathError inside the model validator surface at the model's root; move them to their path.
+    cause = exc.__cause__
+    fixed = []
+    details = getattr(cause, "errors", lambda: [])() if cause is not None else []
+    for (path, reason), detail in zip(exc.issues, details or [None] * len(exc.issues), strict=False):
+        ctx_err = (detail or {}).get("ctx", {}).get("error") if isinstance(detail, dict) else None
+        if isinstance(ctx_err, _PathError):
+            fixed.append((ctx_err.path, ctx_err.reason))
+        else:
+            fixed.append((path, reason))
+    return ConfigError(exc.source, fixed)

@@ -1,0 +1,327 @@
+"""SshTransport against a real OpenSSH sshd on loopback: commands, process groups, host keys, files, faults."""
+
+from __future__ import annotations
+
+import ast
+import dataclasses
+import hashlib
+import json
+import os
+import re
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from actors.transports.base import Transport
+from actors.transports.ssh import SshTransport, build_command
+from farm.errors import ConnectionLostError, DeviceOfflineError, InfraError, SecurityError
+from tests.fixtures.ssh import SshdBox
+
+pytest_plugins = ["tests.fixtures.ssh"]
+pytestmark = pytest.mark.ssh
+
+
+@pytest.fixture
+def ssh(sshd_box: SshdBox) -> SshTransport:
+    transport = SshTransport(sshd_box.config)
+    yield transport  # type: ignore[misc]
+    transport.close()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def test_is_a_transport(ssh: SshTransport) -> None:
+    assert isinstance(ssh, Transport)
+
+
+def test_exit_code_and_separate_streams(ssh: SshTransport) -> None:
+    done = ssh.run(["sh", "-c", "echo out; echo err >&2; exit 7"])
+    assert done.exit_code == 7
+    assert done.stdout == "out\n"  # the pid marker line is stripped
+    assert done.stderr == "err\n"
+    assert not done.timed_out and not done.cancelled
+    assert done.pid is not None and done.pid > 1
+
+
+def test_env_and_workdir(ssh: SshTransport, sshd_box: SshdBox) -> None:
+    workdir = sshd_box.workdir / "dir with space"
+    workdir.mkdir(exist_ok=True)
+    env = {"FARM_A": "a b 'c' $HOME", "BATCH_SIZE": "5"}
+    done = ssh.run(["sh", "-c", 'pwd; printf "%s|%s" "$FARM_A" "$BATCH_SIZE"'], env=env, workdir=str(workdir))
+    assert done.exit_code == 0, done.stderr
+    assert done.stdout == f"{workdir}\na b 'c' $HOME|5"
+
+
+def test_missing_workdir_is_a_failed_run(ssh: SshTransport, sshd_box: SshdBox) -> None:
+    done = ssh.run(["true"], workdir=str(sshd_box.workdir / "nope"))
+    assert done.exit_code not in (0, None)
+    assert "nope" in done.stderr
+
+
+def test_invalid_env_name_is_refused_before_anything_runs() -> None:
+    with pytest.raises(ValueError, match="environment variable name"):
+        build_command(["true"], "m=", env={"A;touch /tmp/x": "1"})
+
+
+def test_nasty_arguments_arrive_verbatim(ssh: SshTransport, sshd_box: SshdBox) -> None:
+    canary = sshd_box.workdir / "canary"
+    nasty = [
+        f"; touch {canary}",
+        f"$(touch {canary})",
+        f"`touch {canary}`",
+        "it's",
+        'say "hi"',
+        "  spaces  ",
+        "",
+        "*",
+        "a\nb",
+        "--flag=$HOME",
+        "\\",
+        f"| touch {canary} &",
+    ]
+    code = "import json, sys; print(json.dumps(sys.argv[1:]))"
+    done = ssh.run(["python3", "-c", code, *nasty], env={"X": f"$(touch {canary})"})
+    assert done.exit_code == 0, done.stderr
+    assert json.loads(done.stdout) == nasty
+    assert not canary.exists()
+
+
+def test_command_not_found_is_exit_127(ssh: SshTransport) -> None:
+    done = ssh.run(["farm-no-such-binary", "x"])
+    assert done.exit_code == 127
+
+
+def test_on_start_gets_the_remote_pid_which_leads_its_own_group(ssh: SshTransport) -> None:
+    seen: dict[str, int | str] = {}
+
+    def on_start(pid: int) -> None:
+        seen["pid"] = pid
+        seen["pgid"] = os.getpgid(pid)
+        # the marker is printed just before the exec: the same pid turns into the command moments later
+        deadline = time.monotonic() + 1
+        while time.monotonic() < deadline:
+            seen["cmdline"] = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+            if seen["cmdline"].startswith("sleep"):
+                break
+            time.sleep(0.01)
+
+    done = ssh.run(["sleep", "0.5"], on_start=on_start)
+    assert done.exit_code == 0
+    assert seen["pid"] == done.pid
+    assert seen["cmdline"] == "sleep 0.5 "
+    assert seen["pgid"] == done.pid
+    assert 0.4 < done.duration_s < 3
+
+
+def test_timeout_kills_the_whole_process_group(ssh: SshTransport, sshd_box: SshdBox) -> None:
+    # a parent with two children, one of which ignores SIGTERM: all three must be gone afterwards
+    script = "sleep 1001 & (trap '' TERM; sleep 1002) & wait"
+    t0 = time.monotonic()
+    done = ssh.run(["sh", "-c", script], timeout=1)
+    elapsed = time.monotonic() - t0
+    assert done.timed_out and done.exit_code is None and not done.cancelled
+    assert 1 <= elapsed < 8
+    assert done.pid is not None and not _alive(done.pid)
+    assert sshd_box.remote_processes("sleep 1001") == []
+    assert sshd_box.remote_processes("sleep 1002") == []
+
+
+def test_cancel_kills_the_command(ssh: SshTransport, sshd_box: SshdBox) -> None:
+    cancel = threading.Event()
+    threading.Timer(0.5, cancel.set).start()
+    done = ssh.run(["sleep", "1003"], cancel=cancel, timeout=30)
+    assert done.cancelled and not done.timed_out and done.exit_code is None
+    assert done.duration_s < 5
+    assert sshd_box.remote_processes("sleep 1003") == []
+
+
+def test_four_concurrent_runs_share_one_connection(ssh: SshTransport) -> None:
+    results: dict[int, object] = {}
+
+    def bench(devid: int) -> None:
+        results[devid] = ssh.run(["sh", "-c", f'sleep 1; echo "devid=$DEVID"'], env={"DEVID": str(devid)})
+
+    ssh.run(["true"])  # connect first, so the threads below must share this connection
+    client = ssh._client
+    t0 = time.monotonic()
+    threads = [threading.Thread(target=bench, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    elapsed = time.monotonic() - t0
+    assert elapsed < 3.5, f"runs were serialised: {elapsed:.1f} s"
+    for devid in range(4):
+        done = results[devid]
+        assert getattr(done, "stdout", None) == f"devid={devid}\n"
+    assert ssh._client is client
+
+
+def test_exec_text_returns_stdout_and_raises_on_failure(ssh: SshTransport) -> None:
+    assert ssh.exec_text(["echo", "probe"]) == "probe\n"
+    with pytest.raises(InfraError, match="exited 3"):
+        ssh.exec_text(["sh", "-c", "echo boom >&2; exit 3"])
+
+
+def test_changed_host_key_is_refused_before_any_command(sshd_box: SshdBox, wrong_known_hosts: Path) -> None:
+    canary = sshd_box.workdir / "canary-hostkey"
+    impostor = SshTransport(dataclasses.replace(sshd_box.config, known_hosts=str(wrong_known_hosts)))
+    with pytest.raises(SecurityError, match="HOST KEY CHANGED") as info:
+        impostor.run(["touch", str(canary)])
+    assert f"[127.0.0.1]:{sshd_box.port}" in str(info.value)
+    assert not canary.exists()
+    # and it is not silently "fixed": the pinned (wrong) key stays, the real one is not added
+    assert sshd_box.host_pub.split()[1] not in wrong_known_hosts.read_text()
+
+
+@pytest.mark.parametrize("known_hosts", ["empty", "missing"])
+def test_unknown_host_is_refused_with_instructions(
+    sshd_box: SshdBox, tmp_path: Path, known_hosts: str
+) -> None:
+    path = tmp_path / "known_hosts"
+    if known_hosts == "empty":
+        path.write_text("")
+    transport = SshTransport(dataclasses.replace(sshd_box.config, known_hosts=str(path)))
+    with pytest.raises(SecurityError, match="ssh-keyscan") as info:
+        transport.exec_text(["true"])
+    message = str(info.value)
+    assert f"127.0.0.1:{sshd_box.port}" in message
+    assert "SHA256:" in message
+    assert not path.exists() or path.read_text() == ""
+
+
+def test_wrong_client_key_is_a_security_error(sshd_box: SshdBox, tmp_path: Path) -> None:
+    os.system(f"ssh-keygen -q -t ed25519 -N '' -f {tmp_path / 'k'}")
+    transport = SshTransport(dataclasses.replace(sshd_box.config, key_file=str(tmp_path / "k")))
+    with pytest.raises(SecurityError, match="authentication failed"):
+        transport.exec_text(["true"])
+
+
+def test_push_uploads_once_then_skips_unchanged_content(
+    ssh: SshTransport, sshd_box: SshdBox, tmp_path: Path
+) -> None:
+    src = tmp_path / "model.bmodel"
+    src.write_bytes(os.urandom(3 << 20) + b"tail")
+    dst = sshd_box.workdir / "models" / "nested" / "model.bmodel"
+    first = ssh.push(src, str(dst), mode=0o750)
+    assert first.bytes_pushed == first.size == src.stat().st_size
+    assert first.sha256 == hashlib.sha256(src.read_bytes()).hexdigest()
+    assert dst.read_bytes() == src.read_bytes()
+    assert dst.stat().st_mode & 0o777 == 0o750
+    assert [p.name for p in dst.parent.iterdir() if "farm-tmp" in p.name] == []
+
+    second = ssh.push(src, str(dst), mode=0o750)
+    assert second.bytes_pushed == 0 and second.sha256 == first.sha256
+
+    # changed behind our back on the box → uploaded again
+    dst.write_bytes(b"corrupted")
+    third = ssh.push(src, str(dst))
+    assert third.bytes_pushed == src.stat().st_size
+    assert dst.read_bytes() == src.read_bytes()
+
+    # new local content → uploaded again
+    src.write_bytes(b"v2")
+    assert ssh.push(src, str(dst)).bytes_pushed == 2
+    assert dst.read_bytes() == b"v2"
+
+
+def test_pull_round_trip_and_missing_file(ssh: SshTransport, sshd_box: SshdBox, tmp_path: Path) -> None:
+    remote = sshd_box.workdir / "log.txt"
+    remote.write_bytes(os.urandom(1 << 20))
+    local = tmp_path / "log.txt"
+    ssh.pull(str(remote), local)
+    assert local.read_bytes() == remote.read_bytes()
+    with pytest.raises(InfraError):
+        ssh.pull(str(sshd_box.workdir / "nope"), tmp_path / "nope")
+    assert not (tmp_path / "nope").exists()
+
+
+def test_sshd_killed_mid_run_then_transport_reconnects(running_sshd_box: SshdBox) -> None:
+    box = running_sshd_box
+    ssh = SshTransport(box.config)
+    try:
+        pids: list[int] = []
+        threading.Timer(1.0, box.stop).start()
+        with pytest.raises(ConnectionLostError, match="connection lost"):
+            ssh.run(["sleep", "1004"], on_start=pids.append, timeout=30)
+        assert pids and _alive(pids[0])  # orphaned on the box, as after a real link drop
+
+        with pytest.raises(DeviceOfflineError):  # box still down: cannot connect
+            ssh.run(["true"])
+
+        box.start()
+        done = ssh.run(["echo", "back"])
+        assert (done.exit_code, done.stdout) == (0, "back\n")
+        # the reconnect cleaned up the benchmark the lost connection left behind
+        deadline = time.monotonic() + 5
+        while _alive(pids[0]) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not _alive(pids[0])
+    finally:
+        ssh.close()
+
+
+def test_stand_in_tools_print_parseable_output(ssh: SshTransport, sshd_box: SshdBox, tmp_path: Path) -> None:
+    npu = ssh.exec_text(["npu-smi", "info"], timeout=20)
+    assert re.search(r"\|\s*\d+\s+310P3\s*\|\s*OK", npu)
+    assert re.findall(r"\|\s*0\s+\d\s*\|\s*[0-9A-F:.]+\s*\|\s*\d+\s+(\d+)\s*/\s*(\d+)", npu)
+
+    bmodel = tmp_path / "qwen2-1.5b_int4_seq512.bmodel"
+    bmodel.write_bytes(os.urandom(1024))
+    remote_bmodel = str(sshd_box.workdir / "models" / bmodel.name)
+    ssh.push(bmodel, remote_bmodel)
+    env = {
+        "FARM_SIM_TPU_COUNT": "2",
+        "FARM_SIM_TOKENS": "30",
+        "FARM_SIM_STATE": str(sshd_box.workdir / "state"),
+    }
+
+    def chip1_used_mb() -> int:
+        smi = ssh.run(["bm-smi", "--noloop"], env=env, timeout=20).stdout
+        used = re.findall(r"(\d+)MB/\s*(\d+)MB", smi)
+        assert len(used) == 2, smi
+        return int(used[1][0])
+
+    idle = chip1_used_mb()
+    during: list[int] = []
+    probe = threading.Timer(0.2, lambda: during.append(chip1_used_mb()))
+    out = ssh.run(
+        ["pipeline.py", "--model_path", remote_bmodel, "--devid", "1"],
+        env=env,
+        timeout=30,
+        on_start=lambda _: probe.start(),
+    )
+    probe.join()
+    assert out.exit_code == 0, out.stderr
+    assert re.search(r"Load Time: \d+\.\d+ s", out.stdout)
+    assert re.search(r"FTL: \d+\.\d+ s", out.stdout) and re.search(r"TPS: \d+\.\d+ token/s", out.stdout)
+    assert "SYNTHETIC" in out.stdout
+    assert during and during[0] > idle + 500  # the running 1.5B int4 demo holds ~0.8 GB on chip 1
+    assert chip1_used_mb() == idle
+
+    bad = ssh.run(["pipeline.py", "--model_path", remote_bmodel, "--devid", "5"], env=env, timeout=30)
+    assert bad.exit_code != 0 and "bm_dev_request" in bad.stderr
+
+    info = ssh.exec_text(["model_tool", "--info", remote_bmodel])
+    assert re.search(r"device mem size: \d+ \(weight: \d+, instruct: \d+, runtime: \d+\)", info)
+
+    rates = {}
+    for batch in ("1", "5"):
+        demo = ssh.run(["demo_bsz.py"], env={"BATCH_SIZE": batch, "FARM_SIM_ITERS": "2"}, timeout=30)
+        assert demo.exit_code == 0, demo.stderr
+        rates[batch] = float(re.findall(r"throughput: (\d+\.\d+) pictures/s", demo.stdout)[0])
+    assert rates["5"] > rates["1"]
+    missing = ssh.run(["demo_bsz.py"], env={"ASCEND_RT_VISIBLE_DEVICES": "7"}, timeout=30)
+    assert missing.exit_code != 0 and "aclrtSetDevice" in missing.stderr
+
+    sim = ssh.run(["lightcode_sim.py", "--target", "time", "--seq_len", "64"], timeout=30)
+    result = ast.literal_eval(sim.stdout.strip().splitlines()[-1])
+    assert result["num_nodes"] > 0 and result["Makespan"] > 0 and result["total_energy"] > 0

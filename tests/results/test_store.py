@@ -1,0 +1,302 @@
+"""The results store: atomic part files, deduplication, union of columns, bookkeeping queries, compaction."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from farm.errors import ResultsError
+from farm.results import REQUIRED_COLUMNS, ResultsStore, query
+from farm.results.schema import ColumnKinds, rows_to_table, validate_row
+from tests.results.rows import make_row
+
+
+def test_layout_and_round_trip(tmp_path: Path) -> None:
+    store = ResultsStore(str(tmp_path))
+    with store.writer("sweep") as w:
+        assert w.add(make_row(run_id="a", p_threads=4, decode_tokens_per_s=12.5))
+    (part,) = store.part_files("sweep")
+    assert Path(part).parent == tmp_path / "runs" / "job=sweep"
+    assert Path(part).name.startswith("part-") and part.endswith(".parquet")
+    assert "job" not in pq.read_schema(part).names  # the partition directory carries it
+    t = store.table("sweep")
+    assert t.column_names[0] == "job"
+    assert set(REQUIRED_COLUMNS) <= set(t.column_names)
+    row = t.to_pylist()[0]
+    assert row["job"] == "sweep" and row["p_threads"] == 4 and row["decode_tokens_per_s"] == 12.5
+    assert row["started_at"] == make_row()["started_at"]
+
+
+def test_rows_buffer_until_flush_rows(tmp_path: Path) -> None:
+    store = ResultsStore(str(tmp_path))
+    w = store.writer("sweep", flush_rows=3, flush_seconds=3600)
+    for i in range(7):
+        w.add(make_row(run_id=f"r{i}"))
+    assert len(store.part_files("sweep")) == 2 and w.pending == 1
+    w.close()
+    assert len(store.part_files("sweep")) == 3
+    assert store.table("sweep").num_rows == 7
+    with pytest.raises(ResultsError, match="closed"):
+        w.add(make_row(run_id="late"))
+
+
+def test_time_based_flush_happens_on_add_and_flush_if_due(tmp_path: Path) -> None:
+    store = ResultsStore(str(tmp_path))
+    w = store.writer("sweep", flush_rows=1000, flush_seconds=0.05)
+    w.add(make_row(run_id="a"))
+    assert w.flush_if_due() is None  # not yet due
+    time.sleep(0.1)
+    w.add(make_row(run_id="b"))  # the oldest row has waited long enough: both go out
+    assert w.pending == 0 and store.table("sweep").num_rows == 2
+    w.add(make_row(run_id="c"))
+    time.sleep(0.1)
+    assert w.flush_if_due() is not None
+    assert store.table("sweep").num_rows == 3
+    w.close()
+
+
+def test_duplicates_dropped_within_writer_and_across_reopen(tmp_path: Path) -> None:
+    store = ResultsStore(str(tmp_path))
+    with store.writer("sweep") as w:
+        assert w.add(make_row(run_id="a"))
+        assert not w.add(make_row(run_id="a", status="failed"))  # same (run_id, attempt)
+        assert w.add(make_row(run_id="a", attempt=2))
+    with store.writer("sweep") as w:
+        assert not w.add(make_row(run_id="a", attempt=2))
+        assert w.add(make_row(run_id="b"))
+        assert w.rows_dropped == 1
+    keys = sorted(
+        zip(*(store.table("sweep").column(c).to_pylist() for c in ("run_id", "attempt")), strict=True)
+    )
+    assert keys == [("a", 1), ("a", 2), ("b", 1)]
+
+
+def test_bad_row_raises_and_is_not_buffered(tmp_path: Path) -> None:
+    store = ResultsStore(str(tmp_path))
+    with store.writer("sweep") as w:
+        with pytest.raises(ResultsError, match="status"):
+            w.add(make_row(status="done"))
+        with pytest.raises(ResultsError, match="given to the writer"):
+            w.add(make_row(job="other"))
+        assert w.pending == 0
+
+
+def test_column_kind_is_kept_across_writers(tmp_path: Path) -> None:
+    store = ResultsStore(str(tmp_path))
+    with store.writer("sweep") as w:
+        w.add(make_row(run_id="a", p_model="7b"))
+    with store.writer("sweep") as w, pytest.raises(ResultsError, match="p_model"):
+        w.add(make_row(run_id="b", p_model=7))
+
+
+def test_union_of_columns_that_appear_later_and_differ_by_job(tmp_path: Path) -> None:
+    store = ResultsStore(str(tmp_path))
+    with store.writer("llm", flush_rows=1) as w:
+        w.add(make_row(job="llm", run_id="a", p_threads=4))  # metric not measured in the first file
+        w.add(make_row(job="llm", run_id="b", p_threads=8, decode_tokens_per_s=9.5, peak_rss_mb=512))
+        w.add(make_row(job="llm", run_id="c", p_threads=2.5))  # int axis gains a float in a later file
+    with store.writer("codl") as w:
+        w.add(make_row(job="codl", run_id="x", p_part_ratio=0.5, latency_ms=3.0, fp_soc="sm8550"))
+    llm = store.table("llm").sort_by("run_id")
+    assert llm.column("decode_tokens_per_s").to_pylist() == [None, 9.5, None]
+    assert llm.column("p_threads").to_pylist() == [4, 8, 2.5]
+    both = store.table()
+    assert both.num_rows == 4 and {"latency_ms", "decode_tokens_per_s", "fp_soc"} <= set(both.column_names)
+    sql = query(
+        store, "SELECT job, count(*) AS n, count(latency_ms) AS lat FROM runs GROUP BY job ORDER BY job"
+    )
+    assert sql.to_pylist() == [{"job": "codl", "n": 1, "lat": 1}, {"job": "llm", "n": 3, "lat": 0}]
+
+
+def test_done_run_ids_and_attempts(tmp_path: Path) -> None:
+    store = ResultsStore(str(tmp_path))
+    with store.writer("sweep") as w:
+        w.add(make_row(run_id="ok1"))
+        w.add(make_row(run_id="retried", status="infra_error", error="device offline"))
+        w.add(make_row(run_id="retried", attempt=2))
+        w.add(make_row(run_id="failed", status="failed", error="exit 1"))
+        w.add(make_row(run_id="warm", warmup=True))
+        w.add(make_row(run_id="gave_up", status="timeout"))
+        w.add(make_row(run_id="gave_up", attempt=3, status="timeout"))
+    assert store.done_run_ids("sweep") == {"ok1", "retried"}
+    assert store.attempts("sweep") == {"ok1": 1, "retried": 2, "failed": 1, "warm": 1, "gave_up": 3}
+    assert store.done_run_ids("nothing") == set() and store.attempts("nothing") == {}
+
+
+def test_jobs_lists_only_partitions_with_part_files(tmp_path: Path) -> None:
+    store = ResultsStore(str(tmp_path))
+    assert store.jobs() == []
+    (tmp_path / "runs" / "job=empty").mkdir(parents=True)
+    with store.writer("b") as w:
+        w.add(make_row(job="b"))
+    with store.writer("a") as w:
+        w.add(make_row(job="a"))
+    assert store.jobs() == ["a", "b"]
+
+
+def test_concurrent_adds_write_every_row_once(tmp_path: Path) -> None:
+    store = ResultsStore(str(tmp_path))
+    w = store.writer("sweep", flush_rows=37)
+
+    def worker(k: int) -> None:
+        # Threads overlap on half their run ids: each (run_id, attempt) must land exactly once.
+        for i in range(200):
+            w.add(make_row(run_id=f"r{(k * 100 + i) % 500}"))
+
+    threads = [threading.Thread(target=worker, args=(k,)) for k in range(5)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    w.close()
+    ids = store.table("sweep").column("run_id").to_pylist()
+    assert len(ids) == len(set(ids)) == 500
+    assert w.rows_written == 500 and w.rows_dropped == 500
+
+
+_CRASH_SCRIPT = """
+import io, os, sys
+import pyarrow.parquet as pq
+from farm.results import ResultsStore
+from tests.results.rows import make_row
+
+store = ResultsStore(sys.argv[1])
+w = store.writer("sweep")
+w.add(make_row(run_id="kept"))
+w.flush()
+real_write = pq.write_table
+
+def dying_write(table, sink, **kwargs):
+    # Write half of a real Parquet file, then die as a killed process would: no cleanup, no rename.
+    buf = io.BytesIO()
+    real_write(table, buf, **kwargs)
+    data = buf.getvalue()
+    sink.write(data[: len(data) // 2])
+    sink.flush()
+    os._exit(137)
+
+pq.write_table = dying_write
+w.add(make_row(run_id="lost"))
+w.flush()
+"""
+
+
+def test_crash_mid_write_leaves_only_an_ignored_temp_file(tmp_path: Path) -> None:
+    root = tmp_path / "results"
+    repo = Path(__file__).resolve().parents[2]
+    proc = subprocess.run(
+        [sys.executable, "-c", _CRASH_SCRIPT, str(root)],
+        cwd=repo,
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 137, proc.stderr
+    partition = root / "runs" / "job=sweep"
+    leftovers = sorted(p.name for p in partition.iterdir() if not p.name.endswith(".parquet"))
+    assert len(leftovers) == 1 and leftovers[0].startswith(".part-") and leftovers[0].endswith(".tmp")
+    assert (partition / leftovers[0]).stat().st_size > 0  # the torn bytes are really there
+
+    store = ResultsStore(str(root))
+    assert store.table("sweep").column("run_id").to_pylist() == ["kept"]
+    assert query(store, "SELECT run_id FROM runs").column("run_id").to_pylist() == ["kept"]
+    # The lost row was never written, so a new writer accepts it again; the kept one stays deduplicated.
+    with store.writer("sweep") as w:
+        assert w.add(make_row(run_id="lost"))
+        assert not w.add(make_row(run_id="kept"))
+    assert sorted(store.table("sweep").column("run_id").to_pylist()) == ["kept", "lost"]
+    assert store.compact("sweep").rows_after == 2
+
+
+def test_failed_flush_keeps_rows_buffered(tmp_path: Path) -> None:
+    blocker = tmp_path / "root"
+    blocker.write_text("a file where the results directory should be")
+    store = ResultsStore(str(blocker))
+    w = store.writer("sweep")
+    w.add(make_row(run_id="a"))
+    with pytest.raises(ResultsError, match="cannot write"):
+        w.flush()
+    assert w.pending == 1
+
+
+def test_compact_keeps_every_row_once(tmp_path: Path) -> None:
+    store = ResultsStore(str(tmp_path))
+    with store.writer("sweep", flush_rows=4) as w:
+        for i in range(10):
+            w.add(make_row(run_id=f"r{i}", latency_ms=float(i) if i > 5 else None))
+    # A crash between a compaction's rename and its deletes leaves a row twice: compact must drop the copy.
+    duplicate = validate_row(make_row(run_id="r3"))
+    kinds = ColumnKinds()
+    kinds.learn(kinds.check(duplicate))
+    store.write_table("sweep", rows_to_table([duplicate], kinds))
+    before = store.table("sweep")
+    assert len(store.part_files("sweep")) == 4 and before.num_rows == 11
+
+    result = store.compact("sweep")
+    assert (result.files_before, result.files_after, result.rows_before, result.rows_after) == (4, 1, 11, 10)
+    after = store.table("sweep").sort_by("run_id")
+    assert len(store.part_files("sweep")) == 1
+    assert after.column("run_id").to_pylist() == sorted(f"r{i}" for i in range(10))
+    assert after.column("latency_ms").to_pylist() == [None] * 6 + [6.0, 7.0, 8.0, 9.0]
+    expected = before.sort_by("run_id").to_pylist()
+    expected.pop(4)  # one of the two r3 rows
+    assert after.to_pylist() == expected
+    # Idempotent: a second compaction rewrites nothing.
+    files = store.part_files("sweep")
+    assert store.compact("sweep").rows_after == 10 and store.part_files("sweep") == files
+
+
+def test_write_log_is_atomic_and_named_by_run(tmp_path: Path) -> None:
+    store = ResultsStore(str(tmp_path))
+    path = store.write_log("sweep", "abc123", 2, "prompt eval time = 1 ms\n")
+    assert Path(path) == tmp_path / "logs" / "sweep" / "abc123-2.log"
+    assert Path(path).read_text() == "prompt eval time = 1 ms\n"
+    assert [p.name for p in Path(path).parent.iterdir()] == ["abc123-2.log"]
+    with pytest.raises(ResultsError):
+        store.write_log("sweep", "../x", 1, "")
+
+
+def test_file_uri_root(tmp_path: Path) -> None:
+    store = ResultsStore(tmp_path.as_uri())
+    with store.writer("sweep") as w:
+        w.add(make_row(run_id="a", log_path=store.write_log("sweep", "a", 1, "out")))
+    assert (tmp_path / "runs" / "job=sweep").is_dir()
+    assert store.table().column("log_path").to_pylist() == [str(tmp_path / "logs" / "sweep" / "a-1.log")]
+    assert query(store, "SELECT count(*) AS n FROM runs").to_pylist() == [{"n": 1}]
+
+
+def test_non_local_filesystem_goes_through_pyarrow(tmp_path: Path) -> None:
+    # pyarrow's in-memory mock filesystem stands for an object store: no DuckDB glob, an Arrow table.
+    store = ResultsStore("mock:///bucket/results")
+    assert not store.is_local
+    assert query(store, "SELECT count(*) AS n FROM runs").to_pylist() == [{"n": 0}]
+    with store.writer("sweep") as w:
+        w.add(make_row(run_id="a", p_threads=4))
+        w.add(make_row(run_id="b", p_threads=8))
+    log_uri = store.write_log("sweep", "a", 1, "x")
+    assert log_uri.startswith("mock://") and log_uri.endswith("/logs/sweep/a-1.log")
+    out = query(store, "SELECT job, sum(p_threads) AS s FROM runs GROUP BY job")
+    assert out.to_pylist() == [{"job": "sweep", "s": 12}]
+
+
+def test_unusable_job_name_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ResultsError, match="job name"):
+        ResultsStore(str(tmp_path)).writer(".hidden")
+
+
+def test_schema_reports_union_of_files(tmp_path: Path) -> None:
+    store = ResultsStore(str(tmp_path))
+    assert store.schema("sweep") is None
+    with store.writer("sweep", flush_rows=1) as w:
+        w.add(make_row(run_id="a"))
+        w.add(make_row(run_id="b", energy_j=2.0))
+    schema = store.schema("sweep")
+    assert schema is not None and schema.field("energy_j").type == pa.float64()

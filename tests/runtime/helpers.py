@@ -1,0 +1,45 @@
+"""Helpers for runtime tests: write a job file, start the embedded farm, read rows back."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from farm import runtime
+from farm.controller import ControllerOptions
+from farm.results import ResultsStore
+from farm.specs.inventory import Inventory
+from farm.specs.job import JobSpec, load_job
+
+
+def write_job(tmp: Path, data: dict[str, Any], name: str = "job.yaml") -> tuple[JobSpec, str]:
+    path = tmp / name
+    path.write_text(yaml.safe_dump(data))
+    return load_job(path), str(path)
+
+
+def hosts(*ids: str, nodes: list[str | None] | None = None) -> Inventory:
+    nodes = nodes or [None] * len(ids)
+    return Inventory.model_validate(
+        {"devices": [{"id": i, "kind": "host", **({"node": n} if n else {})} for i, n in zip(ids, nodes)]}
+    )
+
+
+def start(inv: Inventory, results: Path, **opts: Any) -> Any:
+    return runtime.start_controller(inv, str(results), options=ControllerOptions(**opts))
+
+
+def wait_until(predicate: Any, timeout: float = 60.0, interval: float = 0.1) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
+        time.sleep(interval)
+
+
+def rows(results: Path, job: str) -> list[dict[str, Any]]:
+    table = ResultsStore(str(results)).table(job)
+    return table.to_pylist() if table is not None else []
