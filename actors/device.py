@@ -187,5 +187,3 @@ class Device(ABC):
             "temp_start_c": temp,
             "cooldown_capped": float(temp > target),
         }
-
-

@@ -13,12 +13,18 @@ from farm.specs.inventory import Inventory, Slot
 
 log = logging.getLogger(__name__)
 
+RAY_INJECTED_ENV: dict[str, str | None] = {"OMP_NUM_THREADS": "1", "PYTHONBREAKPOINT": "ray.util.rpdb.set_trace"}
+
 
 class DeviceActor:
     """Threaded Ray actor (``max_concurrency`` = slots + control calls): each slot's run occupies one thread;
     ``cancel``/``health``/``info`` stay answerable while runs are in flight."""
 
     def __init__(self, spec_data: dict[str, Any]) -> None:
+        for name, value in RAY_INJECTED_ENV.items():
+            # Ray sets these in its workers; benchmarks must not inherit them (a job sets them in `env:` if needed).
+            if value is None or os.environ.get(name) == value:
+                os.environ.pop(name, None)
         inv = Inventory.model_validate({"devices": [spec_data]})
         self.spec = inv.devices[0]
         self.device = make_device(self.spec)

@@ -1,9 +1,10 @@
 """Upload throughput of SshTransport.push (paramiko SFTP) against OpenSSH ``scp`` to the same loopback sshd.
 
-Starts the test sshd (tests/fixtures/ssh.py), then alternates A/B rounds: each round writes fresh random content
-into the artifact (so the sha256 cache can never skip it) and uploads it once with ``SshTransport.push`` and once
-with ``scp`` (which in OpenSSH 9 speaks SFTP too), timing wall clock including the push's own sha256 pass — that
-pass is part of what a push costs. Prints per-round MB/s, the medians, and last the ratio push/scp (target ≥ 0.8).
+Starts the test sshd (tests/fixtures/ssh.py), then alternates A/B rounds (AB, BA, AB, ...): each round
+gives the artifact fresh random content and uploads it once with ``SshTransport.push`` (cache on, to a new
+remote name, so its cache check runs and misses as for a new artifact) and once with ``scp`` (which in
+OpenSSH 9 speaks SFTP too). Wall clock includes the push's sha256 and marker bookkeeping: they are part of
+what a push costs. Prints per-round MB/s, the medians, and last the ratio push/scp (target ≥ 0.8).
 
     .venv/bin/python bench/ssh_upload.py [--mb 200] [--rounds 3]
 """
@@ -21,17 +22,18 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from actors.transports.ssh import SshTransport  # noqa: E402
-from tests.fixtures.ssh import make_sshd_box  # noqa: E402
+from actors.transports.ssh import SshTransport
+from tests.fixtures.ssh import make_sshd_box
 
 
 def refresh(path: Path, size: int) -> None:
-    """New content each round: random head so the hash changes, the bulk rewritten so the page cache is warm alike."""
-    with path.open("r+b" if path.exists() else "wb") as fh:
-        fh.write(os.urandom(size) if fh.tell() == 0 and path.stat().st_size < size else b"")
-        fh.seek(0)
+    """Give the artifact new content (a fresh random first MiB) so no cache can skip an upload."""
+    if not path.exists() or path.stat().st_size != size:
+        with path.open("wb") as fh:
+            for _ in range(size >> 20):
+                fh.write(os.urandom(1 << 20))
+    with path.open("r+b") as fh:
         fh.write(os.urandom(1 << 20))
-        fh.truncate(size)
 
 
 def main() -> int:
@@ -60,7 +62,8 @@ def main() -> int:
                 order = ("push", "scp") if rnd % 2 else ("scp", "push")
                 for which in order:
                     refresh(src, size)
-                    dst = remote_dir / f"artifact-{which}.bin"
+                    # a fresh name per upload: the cache check runs and misses, as for a new artifact
+                    dst = remote_dir / f"artifact-{which}-{rnd}.bin"
                     t0 = time.perf_counter()
                     if which == "push":
                         res = transport.push(src, str(dst))
@@ -69,6 +72,7 @@ def main() -> int:
                         subprocess.run([*scp, str(src), f"{box.config.user}@127.0.0.1:{dst}"], check=True)
                     secs = time.perf_counter() - t0
                     assert dst.stat().st_size == size
+                    dst.unlink()
                     rate = size / secs / 1e6
                     (push_mbs if which == "push" else scp_mbs).append(rate)
                     print(f"round {rnd} {which:>4}: {secs:6.2f} s  {rate:7.1f} MB/s", flush=True)

@@ -63,6 +63,7 @@ class _JobRecord:
     retries: int = 0
     finished_at: float | None = None
     done_event: asyncio.Event = field(default_factory=asyncio.Event)
+    recording: int = 0  # finished runs whose log and row are being written off the event loop
 
 
 @dataclass
@@ -101,17 +102,18 @@ class Controller:
         """Create one device actor per inventory device on its node, learn their slots, start dispatching."""
         if self._started:
             return self._summary()
-        from farm.placement import device_actor_options
-
         import ray
 
         from actors.ray_actor import DeviceActor
+        from farm.placement import device_actor_options
 
         remote_cls = ray.remote(DeviceActor)
         for dev in self.inventory.devices:
             opts = device_actor_options(dev, max_restarts=self.options.actor_max_restarts)
             self.devices[dev.id] = remote_cls.options(**opts).remote(dev.model_dump(mode="json"))
-        infos = await asyncio.gather(*(h.info.remote() for h in self.devices.values()), return_exceptions=True)
+        infos = await asyncio.gather(
+            *(h.info.remote() for h in self.devices.values()), return_exceptions=True
+        )
         for dev, info in zip(self.inventory.devices, infos, strict=True):
             if isinstance(info, BaseException):
                 log.error("device %s did not start: %s", dev.id, info)
@@ -135,7 +137,11 @@ class Controller:
             self.scheduler.set_available(slot.slot_id, False, time.monotonic(), state)
 
     def _summary(self) -> dict[str, Any]:
-        return {"devices": len(self.devices), "slots": len(self.slots), "metrics_address": self.metrics_address}
+        return {
+            "devices": len(self.devices),
+            "slots": len(self.slots),
+            "metrics_address": self.metrics_address,
+        }
 
     def snapshot(self) -> FarmSnapshot:
         """Read by the metrics exporter at scrape time (from its own thread: copy, never iterate live dicts)."""
@@ -165,14 +171,23 @@ class Controller:
         for rec in self.jobs.values():
             if rec.state not in TERMINAL:
                 await self.cancel(rec.job_id)
+        for _ in range(3000):  # rows still being written by finished runs (at most 30 s)
+            if not any(rec.recording for rec in self.jobs.values()):
+                break
+            await asyncio.sleep(0.01)
         for rec in self.jobs.values():
             rec.writer.close()
         for task in self._tasks:
             task.cancel()
+        self.metrics.close()
 
     # ----- jobs ----------------------------------------------------------------------------------------
     async def submit(
-        self, job_data: dict[str, Any], source: str, base_dir: str, artifacts: list[ArtifactRef],
+        self,
+        job_data: dict[str, Any],
+        source: str,
+        base_dir: str,
+        artifacts: list[ArtifactRef],
         rerun: bool = False,
     ) -> str:
         """Queue a job; returns its job id at once. Already-``ok`` runs of the same job are skipped."""
@@ -201,7 +216,12 @@ class Controller:
         self.jobs[job_id] = rec
         chosen = [s for s in spec.devices.select(slot_list)]
         self.scheduler.submit(
-            job_id, plan_runs(spec, slot_list), [s.slot_id for s in chosen], spec.retries, done, time.monotonic()
+            job_id,
+            plan_runs(spec, slot_list),
+            [s.slot_id for s in chosen],
+            spec.retries,
+            done,
+            time.monotonic(),
         )
         log.info("job %s submitted: %d runs, %d already done", job_id, rec.total, len(done))
         self._wake.set()
@@ -302,7 +322,9 @@ class Controller:
         except ConfigError as exc:
             self.scheduler.finish(slot_id, "failed", str(exc), time.monotonic())
             req = _request(rec, run, slot_id, attempt, [], {}, None)
-            self._record(rec, run, req, RunResult(started_at=time.time()), "failed", "; ".join(exc.lines()), {})
+            self._record(
+                rec, run, req, RunResult(started_at=time.time()), "failed", "; ".join(exc.lines()), {}
+            )
             rec.statuses["failed"] += 1
             return
         arts = [
@@ -334,11 +356,17 @@ class Controller:
                 self.temperatures[slot.device_id] = res.samples[key]
                 break
         final = self.scheduler.finish(slot_id, status, error or "", time.monotonic())
-        self._record(rec, fl.run, fl.req, res, status, error, metrics)
         self.metrics.run_finished(
-            job=rec.spec.name, device=slot_id, kind=slot.kind, node=res.node or str(slot.node or ""),
-            status=status, duration_s=res.duration_s, metrics=metrics, peak_rss_mb=res.samples.get("peak_rss_mb"),
-            bytes_pushed=res.bytes_pushed, artifacts=len(fl.req.artifacts),
+            job=rec.spec.name,
+            device=slot_id,
+            kind=slot.kind,
+            node=res.node or str(slot.node or ""),
+            status=status,
+            duration_s=res.duration_s,
+            metrics=metrics,
+            peak_rss_mb=res.samples.get("peak_rss_mb"),
+            bytes_pushed=res.bytes_pushed,
+            artifacts=len(fl.req.artifacts),
         )
         if final is None:
             rec.retries += 1
@@ -346,10 +374,25 @@ class Controller:
             log.warning("run %s on %s: %s — retrying", fl.req.run_id, slot_id, error)
         else:
             rec.statuses[status] += 1
+        # The slot is free: let the loop hand it its next run while this run's log and row are written in a
+        # thread. Writing them here would block the loop on two fsyncs per run (and on Parquet flushes), which
+        # delays every other slot's dispatch; the job is not reported done until ``recording`` is back to 0.
         self._wake.set()
+        rec.recording += 1
+        try:
+            await asyncio.to_thread(self._record, rec, fl.run, fl.req, res, status, error, metrics)
+        finally:
+            rec.recording -= 1
+            self._wake.set()
 
     def _record(
-        self, rec: _JobRecord, run: RunSpec, req: RunRequest, res: RunResult, status: str, error: str | None,
+        self,
+        rec: _JobRecord,
+        run: RunSpec,
+        req: RunRequest,
+        res: RunResult,
+        status: str,
+        error: str | None,
         metrics: dict[str, float],
     ) -> None:
         if run.warmup and not rec.spec.record_warmup:
@@ -357,9 +400,18 @@ class Controller:
         log_path = self.store.write_log(rec.spec.name, req.run_id, req.attempt, log_text(req, res))
         slot = self.slots.get(req.slot_id)
         row = build_row(
-            job=rec.spec.name, req=req, params=run.params, repeat=run.repeat, warmup=run.warmup,
-            device_kind=slot.kind if slot else "", res=res, status=status, error=error, metrics=metrics,
-            log_path=log_path, synthetic=rec.spec.synthetic,
+            job=rec.spec.name,
+            req=req,
+            params=run.params,
+            repeat=run.repeat,
+            warmup=run.warmup,
+            device_kind=slot.kind if slot else "",
+            res=res,
+            status=status,
+            error=error,
+            metrics=metrics,
+            log_path=log_path,
+            synthetic=rec.spec.synthetic,
         )
         if not row["node"] and slot is not None:
             row["node"] = self.device_info.get(slot.device_id, {}).get("hostname", slot.node or "")
@@ -382,7 +434,7 @@ class Controller:
 
     def _finish_jobs(self) -> None:
         for rec in self.jobs.values():
-            if rec.state in TERMINAL or rec.job_id not in self.scheduler.jobs():
+            if rec.state in TERMINAL or rec.job_id not in self.scheduler.jobs() or rec.recording:
                 continue
             if self.scheduler.job_done(rec.job_id):
                 rec.skipped = self.scheduler.progress(rec.job_id)["skipped"]
@@ -423,8 +475,14 @@ class Controller:
 
 
 def _request(
-    rec: _JobRecord, run: RunSpec, slot_id: str, attempt: int, argv: list[str], env: dict[str, str],
-    workdir: str | None, artifacts: list[ArtifactRef] | None = None,
+    rec: _JobRecord,
+    run: RunSpec,
+    slot_id: str,
+    attempt: int,
+    argv: list[str],
+    env: dict[str, str],
+    workdir: str | None,
+    artifacts: list[ArtifactRef] | None = None,
 ) -> RunRequest:
     cd = rec.spec.cooldown
     cores = run.params.get("cores")

@@ -256,7 +256,8 @@ class FarmMetrics:
 
         ``artifacts_cached``: how many of the run's ``artifacts`` the device already held. Without it, a run
         that pushed no byte counts all its artifacts as hits and one that pushed bytes counts none — exact for
-        one artifact, a lower bound for several.
+        one artifact, a lower bound for several. ``node`` is not a label of run series: a device's node is on
+        its state series (``farm_device_state``), so joins recover it without multiplying run series.
         """
         try:
             self._init_children(job, device, kind)
@@ -312,9 +313,7 @@ class FarmMetrics:
         ):
             counter.labels(job, device)
 
-    def _set_run_values(
-        self, job: str, device: str, metrics: Mapping[str, float], peak_rss_mb: float | None
-    ) -> None:
+    def _set_run_values(self, job: str, device: str, metrics: Mapping[str, float], peak_rss_mb: float | None) -> None:
         gauges = {"throughput": self.throughput, "latency": self.latency, "memory": self.memory}
         for name, value in metrics.items():
             kind = classify_metric(name)
@@ -337,9 +336,7 @@ class FarmMetrics:
         try:
             server, thread = start_http_server(port, addr=host, registry=self.registry)
         except OSError as exc:
-            raise ControllerError(
-                f"metrics exporter cannot listen on {host}:{port}: {exc.strerror or exc}"
-            ) from exc
+            raise ControllerError(f"metrics exporter cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
         self._server, self._thread = server, thread
         bound = self.address()
         log.info("metrics exporter listening on http://%s/metrics", _url_host(*bound))

@@ -25,7 +25,9 @@ def resolve_node(name: str, nodes: list[dict[str, Any]]) -> str:
             return str(found[0]["NodeID"])
         if len(found) > 1:
             raise ConfigError.single(
-                "inventory", "node", f"{name!r} names {len(found)} Ray nodes; use a node id, label or resource"
+                "inventory",
+                "node",
+                f"{name!r} names {len(found)} Ray nodes; use a node id, label or resource",
             )
     known = ", ".join(sorted({str(n.get("NodeManagerHostname", n.get("NodeID"))) for n in alive}))
     raise ConfigError.single("inventory", "node", f"no live Ray node named {name!r} (nodes: {known})")

@@ -71,7 +71,9 @@ def _feistel_permutation(n: int, seed: int) -> Iterator[int]:
     keys = [hashlib.blake2b(f"{seed}:{r}".encode(), digest_size=8).digest() for r in range(4)]
 
     def f(x: int, key: bytes) -> int:
-        return int.from_bytes(hashlib.blake2b(x.to_bytes(8, "little"), key=key, digest_size=8).digest(), "little")
+        return int.from_bytes(
+            hashlib.blake2b(x.to_bytes(8, "little"), key=key, digest_size=8).digest(), "little"
+        )
 
     for i in range(1 << bits):
         left, right = i >> half, i & mask
@@ -119,14 +121,29 @@ def plan_runs(job: JobSpec, slots: Sequence[Slot]) -> Iterator[RunSpec]:
     if job.devices.placement == "any":
         candidates = tuple(s.slot_id for s in chosen)
         for point, rep, warm in _sequence(job):
-            yield RunSpec(run_id(job.name, ANY_SLOT, point, rep, warm), job.name, None, point, rep, warm, seq,
-                          candidates)
+            yield RunSpec(
+                run_id(job.name, ANY_SLOT, point, rep, warm),
+                job.name,
+                None,
+                point,
+                rep,
+                warm,
+                seq,
+                candidates,
+            )
             seq += 1
         return
     for point, rep, warm in _sequence(job):
         for slot in chosen:
-            yield RunSpec(run_id(job.name, slot.slot_id, point, rep, warm), job.name, slot.slot_id, point, rep, warm,
-                          seq)
+            yield RunSpec(
+                run_id(job.name, slot.slot_id, point, rep, warm),
+                job.name,
+                slot.slot_id,
+                point,
+                rep,
+                warm,
+                seq,
+            )
         seq += 1
 
 

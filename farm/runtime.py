@@ -23,6 +23,10 @@ def init_ray(address: str | None = None, num_cpus: int | None = None) -> None:
 
     if ray.is_initialized():
         return
+    # Ray runs its workers at nice 15 by default, and a benchmark started by a device actor inherits that: on a
+    # busy machine it then loses the CPU to everything else (measured: -37 % decode tokens/s). Workers of a Ray
+    # we start run at normal priority; lab nodes set the same variable before `ray start` (deploy/ray/).
+    os.environ.setdefault("RAY_worker_niceness", "0")
     kwargs: dict[str, Any] = {
         "namespace": NAMESPACE,
         "log_to_driver": os.environ.get("FARM_RAY_LOGS", "") == "1",
@@ -39,7 +43,11 @@ def init_ray(address: str | None = None, num_cpus: int | None = None) -> None:
 
 
 def start_controller(
-    inventory: Inventory, results_root: str, *, detached: bool = False, options: ControllerOptions | None = None
+    inventory: Inventory,
+    results_root: str,
+    *,
+    detached: bool = False,
+    options: ControllerOptions | None = None,
 ) -> Any:
     """Create the named controller actor and its device actors; returns the controller handle."""
     import ray
@@ -55,8 +63,17 @@ def start_controller(
     }
     if detached:
         actor_opts["lifetime"] = "detached"
-    handle = ray.remote(Controller).options(**actor_opts).remote(
-        inventory.model_dump(mode="json"), _absolute(results_root), options
+    # On the node of the process that starts it (the head in cluster mode): its metrics exporter binds there and
+    # its results path is that node's.
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    actor_opts["scheduling_strategy"] = NodeAffinitySchedulingStrategy(
+        node_id=ray.get_runtime_context().get_node_id(), soft=False
+    )
+    handle = (
+        ray.remote(Controller)
+        .options(**actor_opts)
+        .remote(inventory.model_dump(mode="json"), _absolute(results_root), options)
     )
     ray.get(handle.start.remote())
     return handle
@@ -94,8 +111,13 @@ def artifact_refs(job: JobSpec, ship: bool) -> list[ArtifactRef]:
             ref = ray.put(path.read_bytes())
         refs.append(
             ArtifactRef(
-                name=path.name, sha256=file_sha256(path), size=path.stat().st_size, dst=art.remote_path(),
-                mode=art.mode, local_path=str(path), ref=ref,
+                name=path.name,
+                sha256=file_sha256(path),
+                size=path.stat().st_size,
+                dst=art.remote_path(),
+                mode=art.mode,
+                local_path=str(path),
+                ref=ref,
             )
         )
     return refs

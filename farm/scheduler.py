@@ -116,7 +116,9 @@ class Scheduler:
     def current(self, slot_id: str) -> Attempt | None:
         return self._slots[slot_id].current
 
-    def set_available(self, slot_id: str, available: bool, now: float, state: SlotState = SlotState.OFFLINE) -> None:
+    def set_available(
+        self, slot_id: str, available: bool, now: float, state: SlotState = SlotState.OFFLINE
+    ) -> None:
         """A health check result: an unavailable slot gets no runs; a healthy one leaves quarantine."""
         slot = self._slots[slot_id]
         if available:
@@ -132,8 +134,13 @@ class Scheduler:
 
     # ----- jobs --------------------------------------------------------------------------------------------
     def submit(
-        self, job_id: str, plan: Iterable[RunSpec], slot_ids: Iterable[str], retries: int,
-        skip: Iterable[str] = (), now: float = 0.0,
+        self,
+        job_id: str,
+        plan: Iterable[RunSpec],
+        slot_ids: Iterable[str],
+        retries: int,
+        skip: Iterable[str] = (),
+        now: float = 0.0,
     ) -> None:
         """Queue a job. ``skip``: run ids already done (resubmission); they are counted, not run."""
         if job_id in self._jobs:
@@ -171,7 +178,10 @@ class Scheduler:
         controller's to stop; they are reported through :meth:`finish` as usual."""
         job = self._jobs[job_id]
         job.cancelled = True
-        out = [Final(job_id, a.run, a.attempt, "cancelled", "cancelled before it started") for a in self._drain(job)]
+        out = [
+            Final(job_id, a.run, a.attempt, "cancelled", "cancelled before it started")
+            for a in self._drain(job)
+        ]
         for run in job.plan:
             if run.run_id in job.skip:
                 continue
@@ -223,8 +233,15 @@ class Scheduler:
                 while q:
                     a = q.popleft()
                     job.finished += 1
-                    out.append(Final(job.job_id, a.run, a.attempt, INFRA_STATUS,
-                                     f"device {slot.slot_id} is {slot.state.value} for {now - since:.0f}s"))
+                    out.append(
+                        Final(
+                            job.job_id,
+                            a.run,
+                            a.attempt,
+                            INFRA_STATUS,
+                            f"device {slot.slot_id} is {slot.state.value} for {now - since:.0f}s",
+                        )
+                    )
         return out
 
     def _pick_job(self, slot_id: str) -> _Job | None:
@@ -240,12 +257,15 @@ class Scheduler:
         return best
 
     def _any_for(self, job: _Job, slot_id: str) -> bool:
-        return any(slot_id in a.run.candidates and (slot_id not in a.avoid or self._only_choice(a)) for a in job.any)
+        return any(
+            slot_id in a.run.candidates and (slot_id not in a.avoid or self._only_choice(a)) for a in job.any
+        )
 
     def _only_choice(self, a: Attempt) -> bool:
         # An ``any`` retry avoids the slot it failed on unless no other candidate is usable.
         return all(
-            c in a.avoid or self._slots.get(c) is None or self._slots[c].state in _UNUSABLE for c in a.run.candidates
+            c in a.avoid or self._slots.get(c) is None or self._slots[c].state in _UNUSABLE
+            for c in a.run.candidates
         )
 
     def _pop_for(self, job: _Job, slot_id: str) -> Attempt | None:

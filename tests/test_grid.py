@@ -46,9 +46,7 @@ def test_scalar_axis_is_one_value() -> None:
 
 
 def test_zip_group_moves_together() -> None:
-    grid = parse_grid(
-        {"batch": [1, 8], "zip": [{"threads": 8, "cores": "0-7"}, {"threads": 4, "cores": "4-7"}]}
-    )
+    grid = parse_grid({"batch": [1, 8], "zip": [{"threads": 8, "cores": "0-7"}, {"threads": 4, "cores": "4-7"}]})
     assert grid.names == ("batch", "threads", "cores")
     assert grid.count() == 4
     assert list(grid.points()) == [
@@ -71,8 +69,7 @@ def test_several_zip_groups_multiply() -> None:
     assert grid.count() == 6
     got = [(p["threads"], p["cores"], p["load"], p["cache"]) for p in grid.points()]
     expected = [
-        (t, c, lo, ca)
-        for (t, c), (lo, ca) in itertools.product([(8, "0-7"), (4, "4-7")], [(0, 0), (1, 1), (1, 0)])
+        (t, c, lo, ca) for (t, c), (lo, ca) in itertools.product([(8, "0-7"), (4, "4-7")], [(0, 0), (1, 1), (1, 0)])
     ]
     assert got == expected
 

@@ -123,9 +123,7 @@ def test_warmups_come_right_before_the_first_measured_repeat_of_their_point() ->
 
 def shuffled(seed: int, repeat: int = 2) -> list[RunSpec]:
     big = {"threads": [1, 2, 4, 6, 8], "batch": [1, 2, 4, 8, 16, 32, 64]}
-    return on_slot(
-        list(plan_runs(job(order="shuffle", seed=seed, repeat=repeat, grid=big), SLOTS)), "phone-a"
-    )
+    return on_slot(list(plan_runs(job(order="shuffle", seed=seed, repeat=repeat, grid=big), SLOTS)), "phone-a")
 
 
 def test_shuffle_is_deterministic_per_seed_and_a_permutation_per_round() -> None:
@@ -230,9 +228,7 @@ def test_render_chip_on_a_phone_is_a_config_error() -> None:
     run = next(iter(plan_runs(j, SLOTS)))
     with pytest.raises(ConfigError) as info:
         render(j, run, slot("phone-a"), "job.yaml")
-    assert info.value.lines() == [
-        "job.yaml: command[1]: '{device.chip}' has no value for this run on device phone-a"
-    ]
+    assert info.value.lines() == ["job.yaml: command[1]: '{device.chip}' has no value for this run on device phone-a"]
 
 
 def slot(slot_id: str | None) -> Slot:

@@ -1,7 +1,7 @@
 """One job's rows read from the results store through DuckDB, split into grid axes, metrics and fingerprints.
 
-Every analysis starts here: :func:`load_job` runs ``SELECT * FROM runs WHERE job = ?`` on the store's DuckDB
-view, drops the columns that only other jobs use, and classifies the rest:
+Every analysis starts here: :func:`load_job` runs ``SELECT * FROM runs WHERE job = $1`` on the store's DuckDB
+view (the job name bound as a parameter), drops the columns that only other jobs use, and classifies the rest:
 
 - *axes*: ``p_<axis>`` grid parameters (kept with their prefix, as column names);
 - *metrics*: numeric columns that measure the run (``decode_tokens_per_s``, ``latency_ms``, ``peak_rss_mb``),
@@ -167,7 +167,7 @@ class JobData:
         ranked = sorted(chosen, key=lambda a: 0 if a in self.numeric_axes() else 1)
         kept: list[str] = []
         for axis in ranked:
-            if not any(_bijective(rows, k, axis) for k in kept):
+            if not any(bijective(rows, k, axis) for k in kept):
                 kept.append(axis)
         return [a for a in chosen if a in kept]
 
@@ -183,7 +183,8 @@ class JobData:
         return finite([r.get(metric) for r in rows])
 
 
-def _bijective(rows: Sequence[Row], a: str, b: str) -> bool:
+def bijective(rows: Sequence[Row], a: str, b: str) -> bool:
+    """True if, over ``rows``, each value of column ``a`` goes with one value of ``b`` and vice versa."""
     forward: dict[Any, Any] = {}
     backward: dict[Any, Any] = {}
     for r in rows:
@@ -196,7 +197,7 @@ def _bijective(rows: Sequence[Row], a: str, b: str) -> bool:
 def _read_job(root: str, job: str) -> tuple[list[Row], list[str]]:
     con = connect(ResultsStore(root))
     try:
-        table: pa.Table = con.execute("SELECT * FROM runs WHERE job = ?", [job]).to_arrow_table()
+        table: pa.Table = con.sql("SELECT * FROM runs WHERE job = $1", params=[job]).to_arrow_table()
     except duckdb.Error as exc:
         raise ResultsError(f"cannot read job {job!r} from {root}: {one_line(str(exc))}") from exc
     finally:
@@ -219,16 +220,12 @@ def load_job(root: str, job: str, source: str = "results") -> JobData:
     rows, columns = _read_job(root, job)
     if not rows:
         known = ", ".join(ResultsStore(root).jobs()) or "none"
-        raise ConfigError.single(
-            source, "job", f"no results for job {job!r} in {root} (jobs with results: {known})"
-        )
+        raise ConfigError.single(source, "job", f"no results for job {job!r} in {root} (jobs with results: {known})")
     rows.sort(key=lambda r: (r[DEVICE], r["started_at"], r["run_id"], r["attempt"]))
     axes = tuple(c for c in columns if c.startswith("p_"))
     fingerprints = tuple(c for c in columns if c.startswith("fp_"))
     measured = [r for r in rows if r["status"] == "ok" and not r["warmup"]]
-    metrics = tuple(
-        order_metrics(c for c in columns if is_metric(c) and any(is_number(r.get(c)) for r in measured))
-    )
+    metrics = tuple(order_metrics(c for c in columns if is_metric(c) and any(is_number(r.get(c)) for r in measured)))
     log.debug("job %s: %d rows, axes %s, metrics %s", job, len(rows), axes, metrics)
     return JobData(job, root, rows, axes, metrics, fingerprints, tuple(columns))
 

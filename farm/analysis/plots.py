@@ -27,13 +27,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from farm.analysis.jobdata import DEVICE, JobData, Row, axis_name, describe, group_rows
+from farm.analysis.jobdata import DEVICE, JobData, Row, axis_name, describe, group_rows, is_number
 from farm.analysis.stats import finite, median
 
 log = logging.getLogger(__name__)
 
 _BATCH_AXES = ("p_batch_size", "p_batch", "p_bsz")
 _MAX_PANELS = 16
+_MAX_TICKS = 12
 _PANEL_W, _PANEL_H = 5.2, 3.6
 
 
@@ -99,9 +100,7 @@ def choose_plots(data: JobData, metrics: Sequence[str] | None = None) -> list[Pl
     numeric = [a for a in varying if a in data.numeric_axes()]
     if numeric:
         x = max(numeric, key=lambda a: (len(data.values(a)), -varying.index(a)))
-        return [
-            _spec(data, metric, x, [a for a in varying if a != x], [DEVICE], rule="generic: numeric axis")
-        ]
+        return [_spec(data, metric, x, [a for a in varying if a != x], [DEVICE], rule="generic: numeric axis")]
     return [_spec(data, metric, None, varying, [], rule="generic: categories")]
 
 
@@ -154,16 +153,20 @@ def render(data: JobData, spec: PlotSpec, out_dir: Path) -> Path | None:
 
 def _draw_lines(ax: Any, rows: list[Row], spec: PlotSpec, x: str) -> None:
     lines = group_rows(rows, spec.lines) if spec.lines else {(): rows}
+    xs_seen: set[Any] = set()
     for lkey, lrows in lines.items():
         points = _medians(lrows, spec.metric, x)
         if not points:
             continue
         xs = [p[0] for p in points]
+        xs_seen.update(xs)
         ys = [p[1] for p in points]
         err = [[p[1] - p[2] for p in points], [p[3] - p[1] for p in points]]
         label = describe(spec.lines, lkey) if spec.lines else spec.metric
         ax.errorbar(xs, ys, yerr=err, marker="o", markersize=4, capsize=3, linewidth=1.4, label=label)
     ax.set_xlabel(axis_name(x), fontsize=9)
+    if len(xs_seen) <= _MAX_TICKS and all(is_number(v) for v in xs_seen):
+        ax.set_xticks(sorted(xs_seen))  # a grid axis has few values: mark exactly those
     if len(lines) > 1:
         ax.legend(fontsize=7, loc="best")
 

@@ -76,9 +76,7 @@ class Report:
 def _fingerprints(data: JobData) -> dict[str, dict[str, list[str]]]:
     out: dict[str, dict[str, list[str]]] = {}
     for (device,), rows in group_rows(data.rows, [DEVICE]).items():
-        out[device] = {
-            c: sorted({str(r[c]) for r in rows if r.get(c) is not None}) for c in data.fingerprints
-        }
+        out[device] = {c: sorted({str(r[c]) for r in rows if r.get(c) is not None}) for c in data.fingerprints}
     return out
 
 
@@ -198,9 +196,7 @@ def _blocks(report: Report, plots: Sequence[tuple[str, str]], plot_note: str | N
         )
     )
     blocks.append(Heading(2, "Runs by status"))
-    blocks.append(
-        TableBlock(["status", "rows"], [[s, str(n)] for s, n in report.status_counts.items()], [False, True])
-    )
+    blocks.append(TableBlock(["status", "rows"], [[s, str(n)] for s, n in report.status_counts.items()], [False, True]))
     if report.failures:
         blocks.append(Heading(2, f"Failures ({len(report.failures)})"))
         blocks.append(
@@ -343,8 +339,7 @@ def render_html(blocks: Sequence[Block], title: str) -> str:
             out.append("<table><tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in block.header) + "</tr>")
             for row in block.rows:
                 cells = "".join(
-                    f"<td{' class=n' if n else ''}>{html.escape(c)}</td>"
-                    for c, n in zip(row, numeric, strict=False)
+                    f"<td{' class=n' if n else ''}>{html.escape(c)}</td>" for c, n in zip(row, numeric, strict=False)
                 )
                 out.append(f"<tr>{cells}</tr>")
             out.append("</table>")

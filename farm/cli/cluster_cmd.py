@@ -54,7 +54,9 @@ def register(sub: Any) -> None:
     p.add_argument("--results", metavar="DIR", help="results location for the summary table")
     p.set_defaults(func=wait)
 
-    p = sub.add_parser("cancel", help="cancel a job: pending runs are recorded 'cancelled', running ones stopped")
+    p = sub.add_parser(
+        "cancel", help="cancel a job: pending runs are recorded 'cancelled', running ones stopped"
+    )
     p.add_argument("job_id", metavar="JOB_ID")
     _address(p)
     p.set_defaults(func=cancel)
@@ -82,7 +84,11 @@ def controller_start(args: argparse.Namespace) -> int:
 
     handle = runtime.start_controller(inv, results_root(args.results), detached=True, options=opts)
     info = ray.get(handle.start.remote())
-    where = f", metrics on {info['metrics_address'][0]}:{info['metrics_address'][1]}" if info["metrics_address"] else ""
+    where = (
+        f", metrics on {info['metrics_address'][0]}:{info['metrics_address'][1]}"
+        if info["metrics_address"]
+        else ""
+    )
     stdout().print(f"controller started: {info['devices']} devices, {info['slots']} slots{where}")
     return 0
 
@@ -121,8 +127,13 @@ def status(args: argparse.Namespace) -> int:
         table.add_column(col)
     for st in rows:
         table.add_row(
-            st["job_id"], st["state"], str(st["finished"] + st["skipped"]), str(st["total"]), str(st["running"]),
-            str(st["queued"]), ", ".join(f"{k} {v}" for k, v in sorted(st["statuses"].items())),
+            st["job_id"],
+            st["state"],
+            str(st["finished"] + st["skipped"]),
+            str(st["total"]),
+            str(st["running"]),
+            str(st["queued"]),
+            ", ".join(f"{k} {v}" for k, v in sorted(st["statuses"].items())),
             dt.datetime.fromtimestamp(st["submitted_at"]).strftime("%Y-%m-%d %H:%M:%S"),
         )
     stdout().print(table)

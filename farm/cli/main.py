@@ -22,6 +22,8 @@ COMMAND_MODULES = [
     "farm.cli.run_cmd",
     "farm.cli.results_cmd",
     "farm.cli.cluster_cmd",
+    "farm.cli.sim_cmd",
+    "farm.cli.report_cmd",
 ]
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2

@@ -9,7 +9,6 @@ import argparse
 import csv
 import json
 import math
-import os
 import sys
 from collections import Counter
 from collections.abc import Sequence
@@ -21,6 +20,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from farm.cli.common import results_root
 from farm.errors import ConfigError, ResultsError
 from farm.results.query import query
 from farm.results.schema import REQUIRED_COLUMNS, check_job_name, kind_of_arrow
@@ -29,15 +29,12 @@ from farm.results.store import DEFAULT_ROOT, ResultsStore
 ENV_RESULTS = "FARM_RESULTS"
 #: Metric columns shown by ``farm results`` without ``--all-columns``.
 MAX_METRICS = 6
+#: Rows a rich table shows at most; a terminal cannot show more usefully (csv and json print everything).
+MAX_TABLE_ROWS = 1000
 _PIPE_WIDTH = 400
 _STATUS_STYLE = {"ok": "green", "failed": "red", "timeout": "yellow", "infra_error": "magenta"}
 # Columns that describe the run rather than measure it: never picked as "main metrics".
 _NOT_METRICS = frozenset({*REQUIRED_COLUMNS, "temp_start_c", "temp_end_c", "bytes_pushed"})
-
-
-def results_root(arg: str | None) -> str:
-    """The results root from ``--results``, else ``$FARM_RESULTS``, else ``./farm-results``."""
-    return arg or os.environ.get(ENV_RESULTS) or DEFAULT_ROOT
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -47,9 +44,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         description="Run SQL over the results dataset; the table `runs` has one row per run outcome.",
     )
     q.add_argument("sql", help='e.g. "SELECT p_threads, avg(decode_tokens_per_s) FROM runs GROUP BY 1"')
-    q.add_argument(
-        "--results", metavar="DIR", help=f"results root (default: ${ENV_RESULTS} or {DEFAULT_ROOT})"
-    )
+    q.add_argument("--results", metavar="DIR", help=f"results root (default: ${ENV_RESULTS} or {DEFAULT_ROOT})")
     q.add_argument("--format", choices=("table", "csv", "json"), default="table", help="output format")
     q.set_defaults(func=run_query)
 
@@ -59,9 +54,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         description="Show one job's runs (status, device, parameters, main metrics) and counts by status.",
     )
     r.add_argument("job", help="job name")
-    r.add_argument(
-        "--results", metavar="DIR", help=f"results root (default: ${ENV_RESULTS} or {DEFAULT_ROOT})"
-    )
+    r.add_argument("--results", metavar="DIR", help=f"results root (default: ${ENV_RESULTS} or {DEFAULT_ROOT})")
     r.add_argument("--all-columns", action="store_true", help="show every column")
     r.set_defaults(func=run_results)
 
@@ -124,17 +117,18 @@ def run_query(args: argparse.Namespace) -> int:
         writer = csv.writer(sys.stdout, lineterminator="\n")
         writer.writerow(table.column_names)
         for row in zip(*(table.column(c).to_pylist() for c in table.column_names), strict=True):
-            writer.writerow(
-                ["" if v is None else v.isoformat() if isinstance(v, datetime) else v for v in row]
-            )
+            writer.writerow(["" if v is None else v.isoformat() if isinstance(v, datetime) else v for v in row])
     elif args.format == "json":
         rows = [{k: _json_value(v) for k, v in row.items()} for row in table.to_pylist()]
         json.dump(rows, sys.stdout, default=str, allow_nan=False)
         sys.stdout.write("\n")
     else:
         console = _console()
-        console.print(_rich_table(table, table.column_names))
-        console.print(f"{table.num_rows} row{'s' if table.num_rows != 1 else ''}", style="dim")
+        console.print(_rich_table(table.slice(0, MAX_TABLE_ROWS), table.column_names))
+        note = f"{table.num_rows} row{'s' if table.num_rows != 1 else ''}"
+        if table.num_rows > MAX_TABLE_ROWS:
+            note += f", the first {MAX_TABLE_ROWS} shown (--format csv or json prints all)"
+        console.print(note, style="dim", markup=False)
     return 0
 
 
@@ -178,8 +172,11 @@ def run_results(args: argparse.Namespace) -> int:
     table = table.sort_by([("started_at", "ascending"), ("run_id", "ascending"), ("attempt", "ascending")])
     synthetic = any(table.column("synthetic").to_pylist())
     title = f"{args.job} — {table.num_rows} rows" + (" (includes synthetic results)" if synthetic else "")
+    if table.num_rows > MAX_TABLE_ROWS:
+        title += f", the last {MAX_TABLE_ROWS} shown"
     console = _console()
-    console.print(_rich_table(table, _shown_columns(table, args.all_columns), title=title))
+    shown = table.slice(table.num_rows - MAX_TABLE_ROWS) if table.num_rows > MAX_TABLE_ROWS else table
+    console.print(_rich_table(shown, _shown_columns(table, args.all_columns), title=title))
     counts = Counter(table.column("status").to_pylist())
     summary = "  ".join(f"{status}: {n}" for status, n in sorted(counts.items(), key=lambda kv: -kv[1]))
     warmups = sum(table.column("warmup").to_pylist())

@@ -8,7 +8,14 @@ import time
 from types import FrameType
 from typing import Any
 
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 
 from farm.cli.common import inventory_from, results_root, stderr
 from farm.cli.summary import print_summary
@@ -19,9 +26,14 @@ def register(sub: Any) -> None:
     p = sub.add_parser("run", help="run a job on a private local Ray (embedded mode)")
     p.add_argument("job", metavar="JOB", help="job YAML file")
     p.add_argument("--inventory", metavar="INV", help="inventory YAML (default: this host as one device)")
-    p.add_argument("--results", metavar="DIR", help="results location (default ./farm-results or $FARM_RESULTS)")
+    p.add_argument(
+        "--results", metavar="DIR", help="results location (default ./farm-results or $FARM_RESULTS)"
+    )
     p.add_argument("--rerun", action="store_true", help="run again even the runs already recorded ok")
     p.add_argument("--no-progress", action="store_true", help="no progress bar (plain log lines instead)")
+    p.add_argument(
+        "--metrics-port", type=int, default=None, help="serve Prometheus metrics on loopback at this port (0: any)"
+    )
     p.set_defaults(func=run)
 
 
@@ -36,7 +48,12 @@ def run(args: argparse.Namespace) -> int:
     runtime.init_ray()
     import ray
 
-    handle = runtime.start_controller(inv, root)
+    from farm.controller import ControllerOptions
+
+    handle = runtime.start_controller(inv, root, options=ControllerOptions(metrics_port=args.metrics_port))
+    if args.metrics_port is not None:
+        host, port = ray.get(handle.start.remote())["metrics_address"]
+        err.print(f"[dim]metrics: http://{host}:{port}/metrics[/]")
     job_id = runtime.submit(handle, job, args.job, ship=False, rerun=args.rerun)
     interrupted = {"n": 0}
 

@@ -1,4 +1,4 @@
-"""``farm sim phones``: start virtual phones, connect them to an adb server, print their inventory, serve until Ctrl-C.
+"""``farm sim phones``: serve virtual phones to an adb server and print their inventory until Ctrl-C.
 
 The inventory YAML on stdout can be saved and passed to ``farm run`` to rehearse a job on synthetic devices;
 every device in it is marked ``synthetic: true``.
@@ -77,9 +77,7 @@ def run_phones(args: argparse.Namespace) -> int:
     previous = signal.signal(signal.SIGTERM, on_term)
     try:
         for k in range(args.count):
-            phone = VirtualPhone(
-                f"vphone-{k}", port=ports[k] if ports else 0, seed=args.seed + k, soc=args.soc
-            ).start()
+            phone = VirtualPhone(f"vphone-{k}", port=ports[k] if ports else 0, seed=args.seed + k, soc=args.soc).start()
             phones.append(phone)
             server.connect(phone.serial)
         server.wait_for([p.serial for p in phones], "device", timeout=15)

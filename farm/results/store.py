@@ -38,13 +38,15 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from farm.errors import ResultsError
-from farm.results.schema import RowValidator, check_job_name, empty_table, rows_to_table
+from farm.results.schema import RowValidator, check_job_name, empty_table, kind_of_arrow, rows_to_table
 
 log = logging.getLogger(__name__)
 
 DEFAULT_ROOT = "./farm-results"
 PART_PREFIX = "part-"
 PART_SUFFIX = ".parquet"
+#: Part files at least this large are left alone by :meth:`ResultsStore.compact`.
+SMALL_FILE_BYTES = 32 * 1024 * 1024
 _RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*\Z")
 
 
@@ -66,6 +68,22 @@ def _is_part_file(name: str) -> bool:
 def _part_name() -> str:
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
     return f"{PART_PREFIX}{stamp}-{uuid.uuid4().hex}{PART_SUFFIX}"
+
+
+def _as_text_where_kinds_differ(tables: list[pa.Table]) -> list[pa.Table]:
+    kinds: dict[str, set[str | None]] = {}
+    for t in tables:
+        for field in t.schema:
+            kinds.setdefault(field.name, set()).add(kind_of_arrow(field.type))
+    mixed = {name for name, seen in kinds.items() if len(seen) > 1}
+    out = []
+    for table in tables:
+        fixed = table
+        for name in mixed & set(table.column_names):
+            i = fixed.schema.get_field_index(name)
+            fixed = fixed.set_column(i, pa.field(name, pa.string()), pc.cast(fixed.column(i), pa.string()))
+        out.append(fixed)
+    return out
 
 
 class ResultsStore:
@@ -110,26 +128,21 @@ class ResultsStore:
 
     def _list(self, directory: str) -> list[pafs.FileInfo]:
         try:
-            infos: list[pafs.FileInfo] = self._fs.get_file_info(
-                pafs.FileSelector(directory, allow_not_found=True)
-            )
+            infos: list[pafs.FileInfo] = self._fs.get_file_info(pafs.FileSelector(directory, allow_not_found=True))
         except (pa.ArrowException, OSError) as exc:
             raise ResultsError(f"cannot list {self.uri(directory)}: {exc}") from exc
         return infos
 
+    def _part_infos(self, job: str) -> list[pafs.FileInfo]:
+        infos = [
+            i for i in self._list(self.runs_dir(job)) if i.type == pafs.FileType.File and _is_part_file(i.base_name)
+        ]
+        return sorted(infos, key=lambda i: i.path)
+
     def part_files(self, job: str | None = None) -> list[str]:
         """Paths of the complete part files of one job (or all jobs), oldest first; temp files are skipped."""
         jobs = [job] if job is not None else self.jobs()
-        files: list[str] = []
-        for name in jobs:
-            files.extend(
-                sorted(
-                    i.path
-                    for i in self._list(self.runs_dir(name))
-                    if i.type == pafs.FileType.File and _is_part_file(i.base_name)
-                )
-            )
-        return files
+        return [i.path for name in jobs for i in self._part_infos(name)]
 
     def jobs(self) -> list[str]:
         """Names of the jobs that have at least one part file, sorted."""
@@ -137,9 +150,7 @@ class ResultsStore:
         for info in self._list(self.runs_dir()):
             if info.type != pafs.FileType.Directory or not info.base_name.startswith("job="):
                 continue
-            if any(
-                i.type == pafs.FileType.File and _is_part_file(i.base_name) for i in self._list(info.path)
-            ):
+            if any(i.type == pafs.FileType.File and _is_part_file(i.base_name) for i in self._list(info.path)):
                 names.append(info.base_name.removeprefix("job="))
         return sorted(names)
 
@@ -190,9 +201,7 @@ class ResultsStore:
         if not _RUN_ID.match(run_id) or isinstance(attempt, bool) or attempt < 1:
             raise ResultsError(f"cannot name a log file after run_id={run_id!r} attempt={attempt!r}")
         data = text.encode("utf-8", errors="replace")
-        path = self._write_atomic(
-            f"{self._base}/logs/{job}", f"{run_id}-{attempt}.log", lambda sink: sink.write(data)
-        )
+        path = self._write_atomic(f"{self._base}/logs/{job}", f"{run_id}-{attempt}.log", lambda sink: sink.write(data))
         return self.uri(path)
 
     # -- reading ---------------------------------------------------------------------------------------------
@@ -204,16 +213,18 @@ class ResultsStore:
             raise ResultsError(f"cannot read {self.uri(path)}: {exc}") from exc
         return table
 
-    def _read_job(self, job: str, columns: list[str] | None = None) -> tuple[pa.Table | None, int]:
-        """Concatenate a job's part files (union by name, ints promoted to float) and count them."""
-        files = self.part_files(job)
-        if not files:
-            return None, 0
-        tables = [self._read(f, columns) for f in files]
+    def _concat(self, job: str, tables: list[pa.Table]) -> pa.Table | None:
+        """Union by name of tables of one job (ints promoted to float where files differ); ``None`` if none."""
+        if not tables:
+            return None
         try:
-            return pa.concat_tables(tables, promote_options="permissive"), len(files)
+            return pa.concat_tables(tables, promote_options="permissive")
         except pa.ArrowException as exc:
             raise ResultsError(f"part files of job {job!r} disagree on a column's type: {exc}") from exc
+
+    def _read_job(self, job: str, columns: list[str] | None = None) -> pa.Table | None:
+        """All part files of ``job`` as one table (``columns`` only, if given); ``None`` if it has none."""
+        return self._concat(job, [self._read(f, columns) for f in self.part_files(job)])
 
     def schema(self, job: str) -> pa.Schema | None:
         """The union of the schemas of ``job``'s part files (no ``job`` column); ``None`` if it has none."""
@@ -234,26 +245,28 @@ class ResultsStore:
         """All rows of one job (or every job), ``job`` first; an empty table of required columns if none."""
         parts = []
         for name in [job] if job is not None else self.jobs():
-            t, _ = self._read_job(name)
+            t = self._read_job(name)
             if t is not None:
                 parts.append(t.add_column(0, pa.field("job", pa.string()), [pa.array([name] * t.num_rows)]))
         if not parts:
             return empty_table()
         try:
             return pa.concat_tables(parts, promote_options="permissive")
-        except pa.ArrowException as exc:
-            raise ResultsError(f"jobs disagree on a column's type: {exc}") from exc
+        except pa.ArrowException:
+            # Each job keeps its columns' kinds, but two jobs may use one name differently (p_size 7 vs "7b"):
+            # show such a column as text, as DuckDB's union_by_name does.
+            return pa.concat_tables(_as_text_where_kinds_differ(parts), promote_options="permissive")
 
     def run_keys(self, job: str) -> set[tuple[str, int]]:
         """The ``(run_id, attempt)`` pairs already stored for ``job``."""
-        t, _ = self._read_job(job, ["run_id", "attempt"])
+        t = self._read_job(job, ["run_id", "attempt"])
         if t is None:
             return set()
         return set(zip(t.column("run_id").to_pylist(), t.column("attempt").to_pylist(), strict=True))
 
     def done_run_ids(self, job: str) -> set[str]:
         """Run ids of ``job`` with an ``ok`` outcome that is not a warm-up: a resubmission skips these."""
-        t, _ = self._read_job(job, ["run_id", "status", "warmup"])
+        t = self._read_job(job, ["run_id", "status", "warmup"])
         if t is None:
             return set()
         done = pc.and_(pc.equal(t.column("status"), "ok"), pc.invert(t.column("warmup")))
@@ -261,7 +274,7 @@ class ResultsStore:
 
     def attempts(self, job: str) -> dict[str, int]:
         """The highest attempt number stored per run id of ``job``."""
-        t, _ = self._read_job(job, ["run_id", "attempt"])
+        t = self._read_job(job, ["run_id", "attempt"])
         if t is None:
             return {}
         agg = t.group_by("run_id").aggregate([("attempt", "max")])
@@ -269,44 +282,50 @@ class ResultsStore:
 
     # -- maintenance -----------------------------------------------------------------------------------------
 
-    def compact(self, job: str) -> CompactionResult:
-        """Merge ``job``'s part files into one, keeping each ``(run_id, attempt)`` once (first written wins).
+    def compact(self, job: str, small_file_bytes: int = SMALL_FILE_BYTES) -> CompactionResult:
+        """Merge ``job``'s small part files into one, keeping each ``(run_id, attempt)`` once.
 
-        Safe against readers (they see the old files or the new one plus the old ones, never a torn file) and
-        against a writer of the same job that flushes meanwhile (its new file is not among those replaced).
+        Files of ``small_file_bytes`` or more are left as they are (compacting again never rewrites them), but
+        a small file's row whose key is already in a big file is dropped, as is the second copy of a key among
+        the small files: this is what removes the duplicates a crash between writing the merged file and
+        deleting the old ones leaves behind. Safe against readers (they see the old files, or the new one and
+        the old ones; never a torn file) and against a writer of the same job flushing meanwhile (its new file
+        is not among those replaced).
         """
-        files = self.part_files(job)
-        if not files:
-            return CompactionResult(job, 0, 0, 0, 0)
-        tables = [self._read(f) for f in files]
-        try:
-            merged = pa.concat_tables(tables, promote_options="permissive")
-        except pa.ArrowException as exc:
-            raise ResultsError(f"part files of job {job!r} disagree on a column's type: {exc}") from exc
+        infos = self._part_infos(job)
+        small: list[str] = []
+        big: list[str] = []
+        for info in infos:
+            (small if info.size is None or info.size < small_file_bytes else big).append(info.path)
+        big_keys = self._concat(job, [self._read(f, ["run_id", "attempt"]) for f in big])
+        big_rows = 0 if big_keys is None else big_keys.num_rows
+        merged = self._concat(job, [self._read(f) for f in small])
+        if merged is None:
+            return CompactionResult(job, len(infos), len(infos), big_rows, big_rows)
         rows_before = merged.num_rows
         # Files are listed oldest first, so the smallest row index of a key is its first-written row.
-        indexed = merged.append_column("__row", pa.array(range(merged.num_rows), pa.int64()))
+        indexed = merged.append_column("__row", pa.array(range(rows_before), pa.int64()))
         first = indexed.group_by(["run_id", "attempt"]).aggregate([("__row", "min")]).column("__row_min")
-        merged = merged.take(first.take(pc.sort_indices(first)))
-        if len(files) == 1 and merged.num_rows == rows_before:
-            return CompactionResult(job, 1, 1, rows_before, rows_before)
-        new = self.write_table(job, merged)
-        for path in files:
+        if len(first) < rows_before:
+            merged = merged.take(first.take(pc.sort_indices(first)))
+        if big_keys is not None:
+            merged = merged.join(big_keys, keys=["run_id", "attempt"], join_type="left anti")
+        if len(small) == 1 and merged.num_rows == rows_before:
+            return CompactionResult(job, len(infos), len(infos), big_rows + rows_before, big_rows + rows_before)
+        new = [self.write_table(job, merged)] if merged.num_rows else []
+        for path in small:
             try:
                 self._fs.delete_file(path)
             except (pa.ArrowException, OSError) as exc:
                 raise ResultsError(
-                    f"compacted {job!r} into {self.uri(new)} but could not delete {self.uri(path)}: {exc}; "
+                    f"compacted {job!r} but could not delete {self.uri(path)}: {exc}; "
                     "run compact again to drop the duplicate rows"
                 ) from exc
-        log.info(
-            "compacted job %s: %d files, %d rows -> 1 file, %d rows",
-            job,
-            len(files),
-            rows_before,
-            len(merged),
+        result = CompactionResult(
+            job, len(infos), len(big) + len(new), big_rows + rows_before, big_rows + merged.num_rows
         )
-        return CompactionResult(job, len(files), 1, rows_before, merged.num_rows)
+        log.info("compacted job %s: %s", job, result)
+        return result
 
 
 class ResultsWriter:
@@ -319,13 +338,9 @@ class ResultsWriter:
     loop. All methods are thread-safe.
     """
 
-    def __init__(
-        self, store: ResultsStore, job: str, flush_rows: int = 500, flush_seconds: float = 5.0
-    ) -> None:
+    def __init__(self, store: ResultsStore, job: str, flush_rows: int = 500, flush_seconds: float = 5.0) -> None:
         if flush_rows < 1 or flush_seconds < 0:
-            raise ResultsError(
-                f"flush_rows must be >= 1 and flush_seconds >= 0, got {flush_rows}, {flush_seconds}"
-            )
+            raise ResultsError(f"flush_rows must be >= 1 and flush_seconds >= 0, got {flush_rows}, {flush_seconds}")
         self.store = store
         self.job = check_job_name(job)
         self.flush_rows = flush_rows
@@ -359,7 +374,8 @@ class ResultsWriter:
         """Validate and buffer one row; ``False`` (logged at debug) if its (run_id, attempt) is a duplicate.
 
         Raises :class:`ResultsError` on a row that breaks the contract, belongs to another job, or changes the
-        type of a column this job already has; the row is then not buffered.
+        type of a column this job already has; the row is then not buffered. Also raises it when the flush
+        this row triggers fails: the row then stays buffered (with the others) and a later flush retries.
         """
         with self._lock:
             if self._closed:

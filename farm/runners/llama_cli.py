@@ -2,7 +2,11 @@
 
 Usage (the quickstart job's command)::
 
-    python -m farm.runners.llama_cli --model-package gemma3 -p "PROMPT" -n 32 -t 2 -b 512 -c 512 --seed 42
+    python -m farm.runners.llama_cli --model-package gemma3 -p "PROMPT" -n 32 -t 1 -b 512 --no-repack
+
+``--no-repack`` keeps weights out of llama.cpp's extra CPU buffer types: on CPUs with AMX (Sapphire Rapids and
+later, also in VMs) the AMX backend of the llama.cpp in llama-cpp-python 0.3.36 segfaults on this Q4_K_M model
+in its first decode (ggml-org/llama.cpp#20824, unfixed). Without the flag weights load as llama.cpp's default.
 
 stdout holds the generated text only. stderr holds what a llama.cpp CLI prints there and the farm parses:
 the memory-buffer lines of llama.cpp's own load log (``load_tensors: ... model buffer size = N MiB``, KV
@@ -254,8 +258,12 @@ def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         model_path = Path(args.model)
         if not model_path.is_file():
             raise RunnerError(f"model not found: {model_path}", exit_code=2)
+        print(f"{PROG}: model = {model_path}", file=err)
     else:
         model_path = resolve_model_package(args.model_package, args.model_cache)
+        verified = model_path.with_name(model_path.name + ".farm-verified").read_text().split()[0]
+        print(f"{PROG}: model = {model_path}", file=err)
+        print(f"{PROG}: model sha256 = {verified} (verified when assembled)", file=err)
 
     try:
         import llama_cpp
@@ -264,7 +272,6 @@ def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
     log = LlamaLog()
     log.install(llama_cpp)
-    print(f"{PROG}: model = {model_path}", file=err)
     try:
         with _model_params_override(llama_cpp, use_extra_bufts=not args.no_repack):
             llm = llama_cpp.Llama(

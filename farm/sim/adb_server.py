@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import socket
 import subprocess
 import time
 from collections.abc import Iterable
@@ -26,7 +27,6 @@ class AdbServer:
     port: int
     host: str = "127.0.0.1"
     adb: str = "adb"
-    started_here: bool = False
     home: str | None = None  # where the server keeps its adbkey (a private dir for servers we start)
     env: dict[str, str] = field(default_factory=dict)
 
@@ -57,8 +57,6 @@ class AdbServer:
             return False
 
     def _server_answers(self) -> bool:
-        import socket
-
         try:
             with socket.create_connection((self.host, self.port), timeout=1):
                 return True
@@ -110,7 +108,5 @@ class AdbServer:
                 return
             if time.monotonic() > deadline:
                 seen = {s: current.get(s, "absent") for s in missing}
-                raise DeviceOfflineError(
-                    f"adb server :{self.port}: not {state!r} after {timeout:.0f}s: {seen}"
-                )
+                raise DeviceOfflineError(f"adb server :{self.port}: not {state!r} after {timeout:.0f}s: {seen}")
             time.sleep(0.05)

@@ -12,7 +12,9 @@ misinterpreted.
 A command word without ``/`` is looked up in :class:`CommandTable`; an unknown one ends with status 127 and
 ``/system/bin/sh: NAME: inaccessible or not found`` like Android's mksh. A word with ``/`` must name an
 executable file on the phone; the scripted benchmark stand-ins (see :mod:`farm.sim.workloads`) are chosen by
-its basename.
+its basename. Table commands of a stock phone (:func:`default_table`): ``cat ls mkdir rm chmod mv cp touch
+sha256sum md5sum getprop sleep taskset uname nproc id env head grep stat date ps timeout dumpsys cmd``, each
+with the options toybox users reach for first (see the handlers), not every option toybox has.
 """
 
 from __future__ import annotations
@@ -206,7 +208,7 @@ _UNSUPPORTED_WORDS = {
     "}",
 }
 _ASSIGN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*=")
-_REDIR = re.compile(r"^(\d?)(>>|>&|<|>)")
+_REDIR = re.compile(r"^(\d*)(>>|>&|<|>)")
 
 
 def _tokenize(line: str) -> list[Word | str]:
@@ -275,16 +277,16 @@ def _tokenize(line: str) -> list[Word | str]:
             i = j + 1
         elif c == "`" or line.startswith("$(", i):
             raise ShellSyntaxError("command substitution")
-        elif c in "&|;\n()" or (c in "<>" and not buf.strip("0123456789")):
-            # A digit run right before < or > is a file descriptor number (2>), not part of a word.
-            if c in "<>" and buf and not word:
-                fd, buf = buf, ""
-                started = False
+        elif c in "&|;\n()<>":
+            # A digit run that starts a word right before < or > is a file descriptor (2>), not an argument.
+            fd = ""
+            if c in "<>" and buf.isdigit() and not word:
+                fd, buf, started = buf, "", False
             else:
-                fd = ""
                 flush_word()
-            m = _REDIR.match(fd + line[i : i + 3])
-            if c in "<>" and m:
+            if c in "<>":
+                m = _REDIR.match(fd + line[i : i + 2])
+                assert m is not None  # the pattern accepts any digits followed by < or >
                 tokens.append(m.group(0))
                 i += len(m.group(0)) - len(fd)
                 continue
@@ -473,9 +475,7 @@ class ShellSession:
                     except FsError:
                         continue
                     for name in names:
-                        if fnmatch.fnmatchcase(name, part) and (
-                            part.startswith(".") or not name.startswith(".")
-                        ):
+                        if fnmatch.fnmatchcase(name, part) and (part.startswith(".") or not name.startswith(".")):
                             nxt.append(posixpath.join(base, name) if base else name)
                 else:
                     unescaped = re.sub(r"\[([*?\[])\]", r"\1", part)
@@ -527,8 +527,9 @@ class ShellSession:
         stderr: Sink,
         *,
         as_proc: Process | None = None,
+        parent: Process | None = None,
     ) -> int:
-        """Run ``argv``: a builtin, a table command or a scripted binary, in a child or (exec) in ``as_proc``."""
+        """Run ``argv`` (builtin, table command or scripted binary) in a child, or in ``as_proc`` for exec."""
         name = argv[0]
         builtin = _BUILTINS.get(name)
         if builtin is not None:
@@ -540,10 +541,8 @@ class ShellSession:
             return 126 if error.startswith("can't") else 127
         if as_proc is not None:
             as_proc.argv = list(argv)
-            return await handler(
-                CommandContext(self.state, as_proc, argv, env, self.cwd, stdin, stdout, stderr, self)
-            )
-        proc = self.state.procs.spawn(argv, self.proc)
+            return await handler(CommandContext(self.state, as_proc, argv, env, self.cwd, stdin, stdout, stderr, self))
+        proc = self.state.procs.spawn(argv, parent or self.proc)
         ctx = CommandContext(self.state, proc, argv, env, self.cwd, stdin, stdout, stderr, self)
         return await self.state.procs.run(proc, handler(ctx))
 
@@ -629,9 +628,7 @@ async def _unset(ctx: CommandContext) -> int:
 async def _exec(ctx: CommandContext) -> int:
     if len(ctx.argv) == 1:
         return 0
-    status = await ctx.session.execute(
-        ctx.argv[1:], ctx.env, ctx.stdin, ctx.stdout, ctx.stderr, as_proc=ctx.proc
-    )
+    status = await ctx.session.execute(ctx.argv[1:], ctx.env, ctx.stdin, ctx.stdout, ctx.stderr, as_proc=ctx.proc)
     raise _Exit(status)
 
 
@@ -1157,9 +1154,7 @@ async def _stat(ctx: CommandContext) -> int:
             status = 1
             continue
         if fmt is None:
-            await ctx.out(
-                f"  File: {f}\n  Size: {st.size}\n Mode: ({st.mode & 0o7777:04o}/{_mode_string(st.mode)})\n"
-            )
+            await ctx.out(f"  File: {f}\n  Size: {st.size}\n Mode: ({st.mode & 0o7777:04o}/{_mode_string(st.mode)})\n")
             continue
         values = {
             "s": str(st.size),
@@ -1190,6 +1185,54 @@ async def _ps(ctx: CommandContext) -> int:
             )
     await ctx.out("\n".join(lines) + "\n")
     return 0 if wanted is None or len(lines) > 1 else 1
+
+
+async def _timeout(ctx: CommandContext) -> int:
+    """toybox ``timeout [-s SIG] DURATION COMMAND…``: 124 when the command had to be signalled."""
+    args = ctx.argv[1:]
+    sig = SIGNALS["TERM"]
+    if args[:1] == ["-s"] and len(args) > 1:
+        parsed = parse_signal(args[1])
+        if parsed is None:
+            await ctx.err(f"timeout: unknown signal {args[1]}\n")
+            return 125
+        sig, args = parsed, args[2:]
+    try:
+        seconds = float(args[0].rstrip("s")) if args else -1.0
+    except ValueError:
+        seconds = -1.0
+    if seconds < 0 or len(args) < 2:
+        await ctx.err("usage: timeout [-s SIG] DURATION COMMAND...\n")
+        return 125
+    child = asyncio.get_running_loop().create_task(
+        ctx.session.execute(args[1:], ctx.env, ctx.stdin, ctx.stdout, ctx.stderr, parent=ctx.proc)
+    )
+    done, _ = await asyncio.wait({child}, timeout=seconds or None)
+    if done:
+        return child.result()
+    for proc in ctx.state.procs.running():
+        if proc.ppid == ctx.proc.pid:
+            ctx.state.procs.signal(proc.pid, sig)
+    await asyncio.wait({child})
+    return 124
+
+
+_THERMAL_TYPES = {"cpu": 0, "gpu": 1, "battery": 2, "xo-therm": 3}
+
+
+async def _dumpsys(ctx: CommandContext) -> int:
+    """``dumpsys thermalservice`` (the HAL temperature list); other services are reported as missing."""
+    service = ctx.argv[1] if len(ctx.argv) > 1 else ""
+    if service != "thermalservice":
+        await ctx.err(f"Can't find service: {service}\n")
+        return 1
+    thermal = ctx.state.thermal
+    lines = ["IsStatusOverride: false", "ThermalEventListeners:", "Thermal Status: 0", "Current temperatures from HAL:"]
+    for zone, temp in zip(thermal.zones, thermal.temperatures_c(), strict=True):
+        kind = next((v for k, v in _THERMAL_TYPES.items() if zone.type.startswith(k)), 3)
+        lines.append(f"\tTemperature{{mValue={temp:.1f}, mType={kind}, mName={zone.type}, mStatus=0}}")
+    await ctx.out("\n".join(lines) + "\n")
+    return 0
 
 
 def _format_field(values: dict[str, str], m: re.Match[str]) -> str:
@@ -1251,6 +1294,8 @@ def default_table() -> CommandTable:
         "date": _date,
         "cmd": _cmd,
         "ps": _ps,
+        "timeout": _timeout,
+        "dumpsys": _dumpsys,
     }.items():
         table.register(name, handler)
     register_workloads(table)

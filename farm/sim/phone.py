@@ -95,6 +95,8 @@ class VirtualPhone:
     ) -> None:
         if soc not in SOC_PROFILES:
             raise ValueError(f"unknown SoC {soc!r}; known: {', '.join(sorted(SOC_PROFILES))}")
+        if port in _EMULATOR_PORTS:
+            raise ValueError(f"port {port} is in adb's emulator range 5554-5585; the phone would be listed twice")
         self.name = name
         self.host = host
         self.port = port or free_port(host)
@@ -250,9 +252,7 @@ class VirtualPhone:
             conn.abort()
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        auth = (
-            AuthMode.REFUSE if self.refuse_auth else AuthMode.ACCEPT if self.require_auth else AuthMode.NONE
-        )
+        auth = AuthMode.REFUSE if self.refuse_auth else AuthMode.ACCEPT if self.require_auth else AuthMode.NONE
         conn = AdbConnection(reader, writer, self.identity, self._resolve, auth)
         self._conns.add(conn)
         try:

@@ -60,9 +60,7 @@ def lookup(state: PhoneState, path: str) -> VirtualNode:
         return "".join(f"processor\t: {c}\nBogoMIPS\t: 38.40\n\n" for c in state.soc.cpus).encode()
     if m := _PID.match(path):
         procs = list(state.procs.running())
-        proc = (
-            procs[-1] if m[1] == "self" and procs else state.procs.get(int(m[1])) if m[1] != "self" else None
-        )
+        proc = procs[-1] if m[1] == "self" and procs else state.procs.get(int(m[1])) if m[1] != "self" else None
         if proc is None:
             return None
         if m[2] is None:

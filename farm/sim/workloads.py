@@ -73,9 +73,7 @@ def _cores_for(ctx: CommandContext, threads: int, core_ids: str | None) -> list[
         pinned = [int(c) for c in re.split(r"[,\s]+", core_ids.strip()) if c.isdigit() and int(c) in soc.cpus]
         if pinned:
             return [pinned[k % len(pinned)] for k in range(threads)]
-    allowed = [
-        c for c in sorted(soc.big, reverse=True) + sorted(soc.little) if ctx.proc.cpus_allowed >> c & 1
-    ]
+    allowed = [c for c in sorted(soc.big, reverse=True) + sorted(soc.little) if ctx.proc.cpus_allowed >> c & 1]
     allowed = allowed or list(soc.cpus)
     return [allowed[k % len(allowed)] for k in range(threads)]
 
@@ -86,9 +84,7 @@ def _effective_speed(ctx: CommandContext, cores: list[int]) -> float:
     return sum(soc.core_speed(c) for c in set(cores))
 
 
-async def _sleep_in_steps(
-    ctx: CommandContext, seconds: float, steps: int, rss_from: int, rss_to: int
-) -> None:
+async def _sleep_in_steps(ctx: CommandContext, seconds: float, steps: int, rss_from: int, rss_to: int) -> None:
     for k in range(1, steps + 1):
         await asyncio.sleep(seconds / steps)
         ctx.proc.set_rss(rss_from + (rss_to - rss_from) * k // steps)
@@ -220,9 +216,7 @@ async def llama_binary(ctx: CommandContext) -> int:
         return 1
     model = opts.get("model")
     if not model or not ctx.state.fs.exists(ctx.path(model)):
-        await ctx.err(
-            f"llama_model_load: error loading model: failed to open {model}: No such file or directory\n"
-        )
+        await ctx.err(f"llama_model_load: error loading model: failed to open {model}: No such file or directory\n")
         await ctx.err("main: error: unable to load model\n")
         return 1
     try:
@@ -376,8 +370,7 @@ async def codl_op_run(ctx: CommandContext) -> int:
         mean = sum(kept) / len(kept)
         std_pct = 100.0 * math.sqrt(sum((x - mean) ** 2 for x in kept) / len(kept)) / mean
         await ctx.err(
-            f"I mace/test/codl_run/codl_op_run.cc:236] Stat: si {si}, stat [{mean:.6g}], "
-            f"std_pect [{std_pct:.6g}]\n"
+            f"I mace/test/codl_run/codl_op_run.cc:236] Stat: si {si}, stat [{mean:.6g}], std_pect [{std_pct:.6g}]\n"
         )
     finally:
         ctx.state.thermal.clear_load(ctx.proc.pid)

@@ -91,7 +91,10 @@ class JobSpec(_Spec):
     @classmethod
     def _env_as_strings(cls, value: object) -> object:
         if isinstance(value, dict):
-            return {k: str(v) if isinstance(v, int | float) and not isinstance(v, bool) else v for k, v in value.items()}
+            return {
+                k: str(v) if isinstance(v, int | float) and not isinstance(v, bool) else v
+                for k, v in value.items()
+            }
         return value
 
     @field_validator("env")
@@ -128,8 +131,10 @@ class JobSpec(_Spec):
         try:
             grid = parse_grid(self.grid) if self.grid is not None else single_point_grid()
         except GridError as exc:
-            raise _PathError("grid" + ("." + exc.path if exc.path and not exc.path.startswith("[") else exc.path),
-                             exc.reason) from exc
+            raise _PathError(
+                "grid" + ("." + exc.path if exc.path and not exc.path.startswith("[") else exc.path),
+                exc.reason,
+            ) from exc
         self._grid = grid
         axes = set(grid.names)
         fields: list[tuple[str, str]] = [(f"command[{i}]", a) for i, a in enumerate(self.command)]
@@ -142,7 +147,9 @@ class JobSpec(_Spec):
                 for name in templates.names(text):
                     if not templates.allowed(name, axes):
                         known = ", ".join(sorted(axes)) or "none"
-                        raise _PathError(path, f"'{{{name}}}' is not a grid axis (axes: {known}) or device field")
+                        raise _PathError(
+                            path, f"'{{{name}}}' is not a grid axis (axes: {known}) or device field"
+                        )
             except templates.TemplateError as exc:
                 raise _PathError(path, str(exc)) from exc
         try:

@@ -58,7 +58,7 @@ def parse_yaml(text: str, source: str) -> dict[str, Any]:
         raise ConfigError.single(source, "", "the file is empty")
     if not isinstance(data, dict):
         raise ConfigError.single(source, "", f"expected a mapping at the top level, got {_kind(data)}")
-    pass
+    _check_size(data, source)
     secrets = list(_literal_secrets(data, ""))
     if secrets:
         raise ConfigError(source, secrets)

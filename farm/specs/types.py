@@ -29,7 +29,9 @@ def parse_duration(value: object) -> float:
 
 def _check_ident(value: str) -> str:
     if not _IDENT.match(value):
-        raise ValueError(f"{value!r} is not a valid name (letters, digits, '.', '_', '-'; at most 128 characters)")
+        raise ValueError(
+            f"{value!r} is not a valid name (letters, digits, '.', '_', '-'; at most 128 characters)"
+        )
     return value
 
 
@@ -39,7 +41,7 @@ def _parse_mode(value: object) -> int:
     elif isinstance(value, str) and re.fullmatch(r"0?[0-7]{3,4}", value):
         mode = int(value, 8)
     else:
-        raise ValueError(f"expected an octal file mode such as \"0755\", got {value!r}")
+        raise ValueError(f'expected an octal file mode such as "0755", got {value!r}')
     if not 0 <= mode <= 0o7777:
         raise ValueError(f"file mode out of range: {value!r}")
     return mode

@@ -87,7 +87,7 @@ def test_timeout_kills_the_whole_process_group(transport: LocalTransport) -> Non
     # Dead: gone, or a zombie waiting for init (which in a container may never reap it).
     assert not Path(f"/proc/{grandchild}").exists() or _is_zombie(grandchild)
     # 0.5 s timeout + 0.5 s grace before SIGKILL; duration stops at the kill decision.
-    assert 0.5 <= done.duration_s < 0.6
+    assert 0.5 <= done.duration_s < 1.0
     assert elapsed < 3.0
 
 

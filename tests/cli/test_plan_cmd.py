@@ -54,9 +54,7 @@ def test_default_inventory_is_this_host(capsys: pytest.CaptureFixture[str], tmp_
 
 
 def test_table_summary(capsys: pytest.CaptureFixture[str]) -> None:
-    code = main(
-        ["plan", str(REPO / "jobs" / "llm-tpu-qwen.yaml"), "--inventory", str(INVENTORY), "--rows", "2"]
-    )
+    code = main(["plan", str(REPO / "jobs" / "llm-tpu-qwen.yaml"), "--inventory", str(INVENTORY), "--rows", "2"])
     out, _ = capsys.readouterr()
     assert code == 0
     assert out.splitlines()[0] == (

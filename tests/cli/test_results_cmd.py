@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from farm.cli import main as cli_main
+from farm.cli import results_cmd
 from farm.results import ResultsStore
 from tests.results.rows import make_row
 
@@ -51,10 +52,7 @@ def test_query_csv_and_env_default(
 
 
 def test_query_table_prints_values_verbatim(results: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert (
-        cli_main.main(["query", "SELECT command FROM runs WHERE run_id = 'b'", "--results", str(results)])
-        == 0
-    )
+    assert cli_main.main(["query", "SELECT command FROM runs WHERE run_id = 'b'", "--results", str(results)]) == 0
     out = capsys.readouterr().out
     assert "[bold]x[/bold]" in out and "1 row" in out
 
@@ -104,3 +102,22 @@ def test_unreadable_results_exit_1(tmp_path: Path, capsys: pytest.CaptureFixture
     (partition / "part-0-corrupt.parquet").write_bytes(b"not parquet at all")
     assert cli_main.main(["results", "sweep", "--results", str(tmp_path)]) == 1
     assert "part-0-corrupt.parquet" in capsys.readouterr().err
+
+
+def test_big_results_are_cut_in_table_format_only(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(results_cmd, "MAX_TABLE_ROWS", 3)
+    store = ResultsStore(str(tmp_path))
+    with store.writer("sweep") as w:
+        for i in range(5):
+            w.add(make_row(run_id=f"r{i}"))
+    assert cli_main.main(["query", "SELECT run_id FROM runs ORDER BY run_id", "--results", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "r2" in out and "r3" not in out and "5 rows, the first 3 shown" in out
+    argv = ["query", "SELECT run_id FROM runs", "--results", str(tmp_path), "--format", "json"]
+    assert cli_main.main(argv) == 0
+    assert len(json.loads(capsys.readouterr().out)) == 5
+    assert cli_main.main(["results", "sweep", "--results", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "the last 3 shown" in out and "ok: 5" in out

@@ -49,9 +49,7 @@ CASES = [
 
 
 @pytest.mark.parametrize(("name", "expected"), CASES, ids=[c[0] for c in CASES])
-def test_bad_file_exits_2_with_field_paths(
-    capsys: pytest.CaptureFixture[str], name: str, expected: list[str]
-) -> None:
+def test_bad_file_exits_2_with_field_paths(capsys: pytest.CaptureFixture[str], name: str, expected: list[str]) -> None:
     path = BAD / name
     code, lines, out = validate(capsys, path)
     assert_usage_error(code, lines)
@@ -168,9 +166,7 @@ def test_job_matching_no_device(capsys: pytest.CaptureFixture[str], tmp_path: Pa
 
 def test_missing_artifact_with_check(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     job = tmp_path / "job.yaml"
-    job.write_text(
-        "name: j\nworkload: json\ncommand: [x]\nartifacts: [{src: bin/bench, dst: /data/local/tmp/}]\n"
-    )
+    job.write_text("name: j\nworkload: json\ncommand: [x]\nartifacts: [{src: bin/bench, dst: /data/local/tmp/}]\n")
     assert validate(capsys, job)[0] == 0
     code, lines, _ = validate(capsys, "--check-artifacts", job)
     assert_usage_error(code, lines)

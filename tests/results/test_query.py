@@ -14,9 +14,7 @@ from tests.results.rows import make_row
 def test_empty_dataset_has_the_required_columns(tmp_path: Path) -> None:
     out = query(str(tmp_path / "nothing-here"), "SELECT * FROM runs")
     assert out.num_rows == 0 and out.column_names == list(REQUIRED_COLUMNS)
-    assert query(str(tmp_path), "SELECT count(*) AS n FROM runs WHERE status = 'ok'").to_pylist() == [
-        {"n": 0}
-    ]
+    assert query(str(tmp_path), "SELECT count(*) AS n FROM runs WHERE status = 'ok'").to_pylist() == [{"n": 0}]
 
 
 def test_job_column_comes_once_as_a_string(tmp_path: Path) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
+from typing import Any
 
 import pyarrow as pa
 import pytest
@@ -38,7 +39,7 @@ def test_valid_row_is_normalized_to_utc_and_float() -> None:
         ({"bad name": 1.0}, "plain identifier"),
     ],
 )
-def test_bad_rows_are_refused(changes: dict[str, object], message: str) -> None:
+def test_bad_rows_are_refused(changes: dict[str, Any], message: str) -> None:
     with pytest.raises(ResultsError, match=message):
         validate_row(make_row(**changes))
 
@@ -68,7 +69,7 @@ def test_fast_and_slow_paths_agree() -> None:
     # Same shape again: the fast path must still refuse every rule the slow path enforces.
     second, new = validator.validate(make_row(run_id="b", p_threads=8, energy_j=None, fp_soc="y"))
     assert new == [] and second["p_threads"] == 8
-    for changes in (
+    cases: list[dict[str, Any]] = [
         {"status": "weird"},
         {"attempt": 0},
         {"repeat": -1},
@@ -79,11 +80,10 @@ def test_fast_and_slow_paths_agree() -> None:
         {"fp_soc": 1},
         {"p_threads": True},
         {"job": "other"},
-    ):
+    ]
+    for changes in cases:
         with pytest.raises(ResultsError):
-            validator.validate(
-                make_row(**{"run_id": "c", "p_threads": 8, "energy_j": 1.0, "fp_soc": "y", **changes})
-            )
+            validator.validate(make_row(**{"run_id": "c", "p_threads": 8, "energy_j": 1.0, "fp_soc": "y", **changes}))
     local = datetime(2026, 1, 1, 12, 0, tzinfo=timezone(timedelta(hours=-5)))
     row, _ = validator.validate(make_row(run_id="d", p_threads=8, energy_j=1.0, fp_soc="y", started_at=local))
     assert row["started_at"].utcoffset() == timedelta(0) and row["started_at"] == local

@@ -72,9 +72,7 @@ def test_duplicates_dropped_within_writer_and_across_reopen(tmp_path: Path) -> N
         assert not w.add(make_row(run_id="a", attempt=2))
         assert w.add(make_row(run_id="b"))
         assert w.rows_dropped == 1
-    keys = sorted(
-        zip(*(store.table("sweep").column(c).to_pylist() for c in ("run_id", "attempt")), strict=True)
-    )
+    keys = sorted(zip(*(store.table("sweep").column(c).to_pylist() for c in ("run_id", "attempt")), strict=True))
     assert keys == [("a", 1), ("a", 2), ("b", 1)]
 
 
@@ -109,10 +107,10 @@ def test_union_of_columns_that_appear_later_and_differ_by_job(tmp_path: Path) ->
     assert llm.column("p_threads").to_pylist() == [4, 8, 2.5]
     both = store.table()
     assert both.num_rows == 4 and {"latency_ms", "decode_tokens_per_s", "fp_soc"} <= set(both.column_names)
-    sql = query(
-        store, "SELECT job, count(*) AS n, count(latency_ms) AS lat FROM runs GROUP BY job ORDER BY job"
-    )
+    sql = query(store, "SELECT job, count(*) AS n, count(latency_ms) AS lat FROM runs GROUP BY job ORDER BY job")
     assert sql.to_pylist() == [{"job": "codl", "n": 1, "lat": 1}, {"job": "llm", "n": 3, "lat": 0}]
+    # DuckDB's union_by_name must promote the int64 and float64 files of p_threads alike.
+    assert query(store, "SELECT sum(p_threads) AS s FROM runs WHERE job = 'llm'").to_pylist() == [{"s": 14.5}]
 
 
 def test_done_run_ids_and_attempts(tmp_path: Path) -> None:
@@ -300,3 +298,44 @@ def test_schema_reports_union_of_files(tmp_path: Path) -> None:
         w.add(make_row(run_id="b", energy_j=2.0))
     schema = store.schema("sweep")
     assert schema is not None and schema.field("energy_j").type == pa.float64()
+
+
+def test_compact_leaves_big_files_and_drops_their_keys_from_small_ones(tmp_path: Path) -> None:
+    store = ResultsStore(str(tmp_path))
+    with store.writer("sweep") as w:
+        for i in range(300):
+            w.add(make_row(run_id=f"big{i}", p_threads=4))
+    (big,) = store.part_files("sweep")
+    big_bytes = Path(big).read_bytes()
+    with store.writer("sweep", flush_rows=2) as w:
+        for i in range(5):
+            w.add(make_row(run_id=f"small{i}"))
+    # Left over from a crashed compaction: a small file repeating a row of the big file.
+    copy = validate_row(make_row(run_id="big7", p_threads=4))
+    kinds = ColumnKinds()
+    kinds.learn(kinds.check(copy))
+    store.write_table("sweep", rows_to_table([copy], kinds))
+    assert len(store.part_files("sweep")) == 5
+
+    result = store.compact("sweep", small_file_bytes=len(big_bytes))
+    assert (result.files_before, result.files_after, result.rows_before, result.rows_after) == (5, 2, 306, 305)
+    files = store.part_files("sweep")
+    assert big in files and Path(big).read_bytes() == big_bytes  # never rewritten
+    ids = store.table("sweep").column("run_id").to_pylist()
+    assert len(ids) == len(set(ids)) == 305
+    # Nothing left to merge: a second compaction is a no-op.
+    assert store.compact("sweep", small_file_bytes=len(big_bytes)).files_after == 2
+    assert store.part_files("sweep") == files
+
+
+def test_jobs_using_one_column_name_differently_read_as_text(tmp_path: Path) -> None:
+    store = ResultsStore(str(tmp_path))
+    with store.writer("a") as w:
+        w.add(make_row(job="a", run_id="x", p_size=7))
+    with store.writer("b") as w:
+        w.add(make_row(job="b", run_id="y", p_size="7b"))
+    both = store.table().sort_by("job")
+    assert both.schema.field("p_size").type == pa.string()
+    assert both.column("p_size").to_pylist() == ["7", "7b"]
+    assert store.table("a").column("p_size").to_pylist() == [7]
+    assert query(store, "SELECT p_size FROM runs ORDER BY job").column("p_size").to_pylist() == ["7", "7b"]

@@ -32,7 +32,10 @@ def cluster() -> Iterator[Cluster]:
 
 def test_device_actors_run_on_their_nodes_and_all_runs_land(tmp_path: Path, cluster: Cluster) -> None:
     node_of = {
-        name: n["NodeID"] for n in ray.nodes() for name in ("lab-head", "lab-a", "lab-b") if name in n["Resources"]
+        name: n["NodeID"]
+        for n in ray.nodes()
+        for name in ("lab-head", "lab-a", "lab-b")
+        if name in n["Resources"]
     }
     assert len(set(node_of.values())) == 3
     inv = hosts("dev-head", "dev-a", "dev-b", nodes=["lab-head", "lab-a", "lab-b"])
@@ -50,7 +53,11 @@ def test_device_actors_run_on_their_nodes_and_all_runs_land(tmp_path: Path, clus
     handle = start(inv, tmp_path / "res")
     try:
         infos = {d["device_id"]: d["node_id"] for d in ray.get(handle.devices_status.remote())}
-        assert infos == {"dev-head": node_of["lab-head"], "dev-a": node_of["lab-a"], "dev-b": node_of["lab-b"]}
+        assert infos == {
+            "dev-head": node_of["lab-head"],
+            "dev-a": node_of["lab-a"],
+            "dev-b": node_of["lab-b"],
+        }
         st = ray.get(handle.wait.remote(runtime.submit(handle, job, src, ship=True), 120))
         assert st["state"] == "done" and st["statuses"] == {"ok": 18}
     finally:

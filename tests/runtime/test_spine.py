@@ -123,7 +123,9 @@ def _cmdline(p: Path) -> str:
         return ""
 
 
-def test_cancel_mid_sweep_records_the_rest_cancelled(tmp_path: Path, controller_factory: list[object]) -> None:
+def test_cancel_mid_sweep_records_the_rest_cancelled(
+    tmp_path: Path, controller_factory: list[object]
+) -> None:
     job, src = write_job(tmp_path, _sleep_job("cancelme", 10, 0.4))
     handle = start(hosts("h"), tmp_path / "res")
     controller_factory.append(handle)

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
+import shlex
+import time
 from collections.abc import Iterator
 
 import pytest
 
-from farm.sim.commands import ShellSyntaxError, parse
+from farm.sim.commands import CommandContext, ShellSyntaxError, parse
 from farm.sim.phone import SimConfig, VirtualPhone
 
 
@@ -42,6 +45,12 @@ def test_quoting_variables_and_status(phone: VirtualPhone) -> None:
     assert r.stdout == "a  b $X a b\n1\nY=1\n"
 
 
+def test_shlex_quoted_arguments_survive(phone: VirtualPhone) -> None:
+    args = ["it's", "two words", "$HOME", "a\\b", ""]
+    r = phone.shell("echo " + " ".join(map(shlex.quote, args)))
+    assert r.stdout == " ".join(args) + "\n"
+
+
 def test_sh_c_and_exec_and_pids(phone: VirtualPhone) -> None:
     r = phone.shell("echo $$; sh -c 'echo $$; exit 4'; echo $?")
     outer, inner, status = r.stdout.split()
@@ -59,12 +68,13 @@ def test_files_and_redirections(phone: VirtualPhone) -> None:
     assert lines[:2] == ["hi", "more"]
     assert lines[2].startswith("drwx") and lines[3].startswith("-rwx------")
     assert lines[4] == "g"
-    assert lines[5] == "9f6e8f1f1c5ff1a4b9b5b4e6f2a2c9b5a6a5e5b5e0a6f0a0f1b5b4c0b1b6a5f5  g".replace(
-        lines[5].split()[0], lines[5].split()[0]
-    )
-    import hashlib
+    digest = hashlib.sha256(b"hi\nmore\n").hexdigest()
+    assert lines[5] == f"{digest}  g"
 
-    assert lines[5].split()[0] == hashlib.sha256(b"hi\nmore\n").hexdigest()
+
+def test_fd_numbers_only_at_word_start(phone: VirtualPhone) -> None:
+    r = phone.shell("cd /data/local/tmp && echo a2>f; cat f; cat /nope 2>/dev/null; echo err 1>&2")
+    assert (r.stdout, r.stderr) == ("a2\n", "err\n")
 
 
 def test_missing_things_fail_like_toybox(phone: VirtualPhone) -> None:
@@ -85,7 +95,7 @@ def test_paths_cannot_escape_the_phone_root(phone: VirtualPhone) -> None:
 def test_proc_sys_and_identity(phone: VirtualPhone) -> None:
     r = phone.shell(
         "cat /sys/class/thermal/thermal_zone0/type /sys/class/thermal/thermal_zone0/temp; "
-        "cat /sys/devices/system/cpu/cpu7/cpufreq/cpuinfo_max_freq /sys/devices/system/cpu/cpu0/cpufreq/cpuinfo_max_freq; "
+        "cd /sys/devices/system/cpu; cat cpu7/cpufreq/cpuinfo_max_freq cpu0/cpufreq/cpuinfo_max_freq; "
         "getprop ro.farm.synthetic; getprop no.such.prop fallback; uname -r; nproc; taskset 30 nproc"
     )
     assert r.stdout.split("\n")[:9] == [
@@ -103,8 +113,17 @@ def test_kill_usage_and_unknown_pids(phone: VirtualPhone) -> None:
     assert phone.shell("kill -9 $$; echo unreachable").exit_code == 137
 
 
+def test_timeout_and_dumpsys(phone: VirtualPhone) -> None:
+    t0 = time.monotonic()
+    r = phone.shell("timeout 0.1 sleep 5; echo $?; timeout 1 true; echo $?")
+    assert r.stdout == "124\n0\n"
+    assert time.monotonic() - t0 < 2
+    dump = phone.shell("dumpsys thermalservice").stdout
+    assert "Temperature{mValue=36.0, mType=0, mName=cpu-0-0-usr, mStatus=0}" in dump
+
+
 def test_custom_command_handler(phone: VirtualPhone) -> None:
-    async def hello(ctx):  # type: ignore[no-untyped-def]
+    async def hello(ctx: CommandContext) -> int:
         await ctx.out(f"hello {ctx.argv[1]} from {ctx.proc.pid}\n")
         return 7
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import subprocess
 import threading
 import time
 from pathlib import Path
@@ -15,13 +16,11 @@ from adbutils.errors import AdbError
 
 from farm.sim.adb_server import AdbServer
 from farm.sim.phone import SimConfig, VirtualPhone
-from tests.fixtures.adb import PhoneFactory, adb_server, virtual_phones  # noqa: F401 (fixtures)
+from tests.fixtures.adb import PhoneFactory
 
 pytestmark = pytest.mark.adb
 
-EVAL_RE = re.compile(
-    r"llama_print_timings:\s+eval time =\s*([\d.]+) ms /\s*(\d+) runs.*?([\d.]+) tokens per second"
-)
+EVAL_RE = re.compile(r"llama_print_timings:\s+eval time =\s*([\d.]+) ms /\s*(\d+) runs.*?([\d.]+) tokens per second")
 PROMPT_RE = re.compile(r"llama_print_timings: prompt eval time =\s*([\d.]+) ms /\s*(\d+) tokens")
 
 
@@ -51,9 +50,7 @@ def test_devices_list_shows_each_phone_as_device(adb_server: AdbServer, virtual_
     assert features == {"shell_v2", "cmd", "stat_v2", "ls_v2", "fixed_push_mkdir"}
 
 
-def test_shell_v2_keeps_exit_code_and_stderr_apart(
-    adb_server: AdbServer, virtual_phones: PhoneFactory
-) -> None:
+def test_shell_v2_keeps_exit_code_and_stderr_apart(adb_server: AdbServer, virtual_phones: PhoneFactory) -> None:
     (phone,) = virtual_phones(1)
     d = _device(adb_server, phone)
     r = d.shell2("echo out; echo err >&2; exit 3", v2=True)
@@ -196,9 +193,7 @@ def test_benchmark_killed_mid_run(adb_server: AdbServer, virtual_phones: PhoneFa
     assert result["r"].returncode == 0 and result["r"].stdout == "not-reached\n"  # `;` runs on after the kill
 
 
-def test_connection_drop_mid_command_then_recovery(
-    adb_server: AdbServer, virtual_phones: PhoneFactory
-) -> None:
+def test_connection_drop_mid_command_then_recovery(adb_server: AdbServer, virtual_phones: PhoneFactory) -> None:
     (phone,) = virtual_phones(1)
     d = _device(adb_server, phone)
     phone.drop_on_command("sleep 3", delay=0.2)
@@ -211,7 +206,7 @@ def test_connection_drop_mid_command_then_recovery(
     adb_server.wait_for([phone.serial], "device", timeout=12)  # the server reconnects by itself
     assert d.shell2("echo back", v2=True).stdout == "back\n"
 
-    # Refusing connections for a while pushes the server's next retry ~10 s out; disconnect + connect is faster.
+    # Refused reconnects push the server's next retry ~10 s out; disconnect + connect is faster.
     phone.drop_now(refuse_for=0.3)
     time.sleep(0.5)
     adb_server.disconnect(phone.serial)
@@ -220,9 +215,7 @@ def test_connection_drop_mid_command_then_recovery(
     assert phone.faults.drops == 2
 
 
-def test_stop_and_start_on_the_same_port_keeps_files(
-    adb_server: AdbServer, virtual_phones: PhoneFactory
-) -> None:
+def test_stop_and_start_on_the_same_port_keeps_files(adb_server: AdbServer, virtual_phones: PhoneFactory) -> None:
     (phone,) = virtual_phones(1)
     d = _device(adb_server, phone)
     d.shell2("echo kept > /data/local/tmp/f", v2=True)
@@ -242,6 +235,37 @@ def test_unauthorized_phone(adb_server: AdbServer, virtual_phones: PhoneFactory)
     assert adb_server.states()[phone.serial] == "unauthorized"
     with pytest.raises(AdbError):
         _device(adb_server, phone).shell2("echo hi", v2=True)
+    # A phone that asks for AUTH and accepts the server's key is a normal device.
+    (accepting,) = virtual_phones(1, require_auth=True)
+    assert _device(adb_server, accepting).shell2("echo hi", v2=True).stdout == "hi\n"
+
+
+def test_install_exec_out_and_stdin(adb_server: AdbServer, virtual_phones: PhoneFactory, tmp_path: Path) -> None:
+    (phone,) = virtual_phones(1)
+    apk = tmp_path / "app.apk"
+    apk.write_bytes(os.urandom(300_000))
+    install = adb_server.run("-s", phone.serial, "install", str(apk))  # exec:cmd package 'install' -S N
+    assert (install.returncode, install.stdout.splitlines()[-1]) == (0, "Success")
+    raw = adb_server.run("-s", phone.serial, "exec-out", "echo raw")
+    assert raw.stdout == "raw\n"
+    piped = subprocess.run(
+        [
+            "adb",
+            "-P",
+            str(adb_server.port),
+            "-s",
+            phone.serial,
+            "shell",
+            "cat > /data/local/tmp/in; cat /data/local/tmp/in",
+        ],
+        input="through stdin\n",
+        capture_output=True,
+        text=True,
+        env=adb_server.env,
+        timeout=30,
+        check=False,
+    )
+    assert piped.stdout == "through stdin\n"
 
 
 def test_unknown_service_is_closed(adb_server: AdbServer, virtual_phones: PhoneFactory) -> None:

@@ -1,8 +1,9 @@
 """Shared helpers of the scripted box tools: the synthetic-output label and per-device memory state.
 
-The tools run on the (simulated) box with whatever ``python3`` it has, so this module is standard library only.
-While a demo runs it records the device memory it "holds" in a small state file; ``npu-smi`` and ``bm-smi`` add it
-to their idle figures, so memory sampled during a run differs from memory sampled at rest, as on real hardware.
+The tools run on the (simulated) box with whatever ``python3`` it has, so this module is standard library
+only. While a demo runs it records the device memory it "holds" in a small state file; ``npu-smi`` and
+``bm-smi`` add it to their idle figures, so memory sampled during a run differs from memory sampled at rest,
+as on real hardware.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import contextlib
 import hashlib
 import os
 import sys
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -18,7 +20,8 @@ SYNTHETIC_LINE = "[farm-sim] SYNTHETIC OUTPUT: scripted stand-in from farm/sim/b
 
 
 def state_dir() -> Path:
-    path = Path(os.environ.get("FARM_SIM_STATE", "/tmp/farm-sim-boxes"))
+    default = Path(tempfile.gettempdir()) / f"farm-sim-boxes-{os.getuid()}"
+    path = Path(os.environ.get("FARM_SIM_STATE", default))
     path.mkdir(parents=True, exist_ok=True)
     return path
 

@@ -1,12 +1,12 @@
 #!/usr/bin/env python3
 """Scripted stand-in for the LLaMA-Adapter ``demo_bsz.py`` image-captioning demo on an Ascend 310P3 server.
 
-Honours ``BATCH_SIZE`` (pictures per batch, default 1) and ``ASCEND_RT_VISIBLE_DEVICES`` (the first id listed is
-the card used; an id the box lacks fails like ``aclrtSetDevice``). Each batch sleeps a latency that grows
-sub-linearly with the batch size, so throughput rises with batching as on the real card; the printed latency and
-``pictures/s`` are measured on those sleeps. ``FARM_SIM_ITERS`` sets the number of timed batches (default 5, after
-one warm-up). Device memory is held on the card while it runs (``npu-smi info`` shows it). Output is labelled
-synthetic.
+Honours ``BATCH_SIZE`` (pictures per batch, default 1) and ``ASCEND_RT_VISIBLE_DEVICES`` (the first id listed
+is the card used; an id the box lacks fails like ``aclrtSetDevice``). Each batch sleeps a latency that grows
+sub-linearly with the batch size, so throughput rises with batching as on the real card; the printed latency
+and ``pictures/s`` are measured on those sleeps. ``FARM_SIM_ITERS`` sets the number of timed batches (default
+5, after one warm-up). Device memory is held on the card while it runs (``npu-smi info`` shows it). Output is
+labelled synthetic.
 """
 
 from __future__ import annotations
@@ -15,11 +15,13 @@ import os
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _boxsim import device_count, holding, label_synthetic, stable_fraction
-
-# fixed cost per batch (vision encoder launch, host↔device copies) and cost per picture, seconds
+if TYPE_CHECKING:  # the box runs this as a plain script; the type checker sees it inside the farm package
+    from farm.sim.boxes._boxsim import device_count, holding, label_synthetic, stable_fraction
+else:
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from _boxsim import device_count, holding, label_synthetic, stable_fraction
 BATCH_OVERHEAD_S = 0.106
 PER_PICTURE_S = 0.059
 
@@ -41,9 +43,7 @@ def main() -> int:
             file=sys.stderr,
         )
         return 1
-    print(
-        f"[INFO] acl init success, open device {card} success (ASCEND_RT_VISIBLE_DEVICES={','.join(visible)})"
-    )
+    print(f"[INFO] acl init success, open device {card} success (ASCEND_RT_VISIBLE_DEVICES={','.join(visible)})")
     print(f"batch_size: {batch}", flush=True)
     with holding("npu", card, 6200 + 310 * batch):
         time.sleep(0.3)  # model load

@@ -1,11 +1,12 @@
 #!/usr/bin/env python3
 """Scripted stand-in for the LightCode hardware simulator's graph search (a host workload).
 
-Builds the operator graph of one transformer layer for ``--seq_len`` tokens, then chooses for each operator the
-unit that runs it (CPU cores, the photonic unit PHU, or a GPU when ``--gpu_sms`` > 0) by dynamic programming over
-the chain, minimising the ``--target`` (``time``, ``energy``, or ``always_phu`` which forces matmuls onto the PHU),
-counting transfer costs between units. Prints the result as a Python dict with ``Makespan`` (s), ``total_energy``
-(pJ) and ``num_nodes``, like the simulator. The hardware figures are a toy model: the output is labelled synthetic.
+Builds the operator graph of one transformer layer for ``--seq_len`` tokens, then chooses for each operator
+the unit that runs it (CPU cores, the photonic unit PHU, or a GPU when ``--gpu_sms`` > 0) by dynamic
+programming over the chain, minimising the ``--target`` (``time``, ``energy``, or ``always_phu`` which forces
+matmuls onto the PHU), counting transfer costs between units. Prints the result as a Python dict with
+``Makespan`` (s), ``total_energy`` (pJ) and ``num_nodes``, like the simulator. The hardware figures are a toy
+model: the output is labelled synthetic.
 """
 
 from __future__ import annotations
@@ -14,10 +15,13 @@ import argparse
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _boxsim import label_synthetic
-
+if TYPE_CHECKING:  # the box runs this as a plain script; the type checker sees it inside the farm package
+    from farm.sim.boxes._boxsim import label_synthetic
+else:
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from _boxsim import label_synthetic
 HIDDEN = 1024
 PJ_PER_FLOP = {"cpu": 8.0, "phu": 0.6, "gpu": 2.5}
 TRANSFER_S_PER_BYTE = 1 / 16e9

@@ -1,14 +1,15 @@
 #!/usr/bin/env python3
 """Scripted stand-in for an LLM-TPU ``python_demo/pipeline.py`` (Sophgo BM1684X) on a simulated TPU box.
 
-Takes the demos' flags (``-m/--model_path`` one or more comma-separated bmodels, ``-d/--devid``, ``-p/--prompt``,
-``-c/--config_path``, ``-t/--tokenizer_path``, ``--generation_mode``; unknown flags are ignored as some demos add
-their own), loads the bmodel (it must exist: push a dummy file), then answers each question and prints the
-demos' ``FTL: <s> s`` and ``TPS: <x> token/s`` lines. Questions come from ``--prompt``, else stdin lines until
-``exit``/``q``/EOF, else one built-in question. Decode speed follows the parameter count in the model's name
-(``7b``, ``1.8b``) and its quantisation; the printed FTL/TPS are measured on this script's own simulated work with
-the demos' formulas. Device memory is held on ``--devid`` while it runs (``bm-smi`` shows it). Output is labelled
-synthetic. ``FARM_SIM_TPU_COUNT`` chips exist; another ``--devid`` fails like ``bm_dev_request``.
+Takes the demos' flags (``-m/--model_path`` one or more comma-separated bmodels, ``-d/--devid``,
+``-p/--prompt``, ``-c/--config_path``, ``-t/--tokenizer_path``, ``--generation_mode``; unknown flags are
+ignored as some demos add their own), loads the bmodel (it must exist: push a dummy file), then answers each
+question and prints the demos' ``FTL: <s> s`` and ``TPS: <x> token/s`` lines. Questions come from
+``--prompt``, else stdin lines until ``exit``/``q``/EOF, else one built-in question. Decode speed follows the
+parameter count in the model's name (``7b``, ``1.8b``) and its quantisation; the printed FTL/TPS are measured
+on this script's own simulated work with the demos' formulas. Device memory is held on ``--devid`` while it
+runs (``bm-smi`` shows it). Output is labelled synthetic. ``FARM_SIM_TPU_COUNT`` chips exist; another
+``--devid`` fails like ``bm_dev_request``.
 """
 
 from __future__ import annotations
@@ -19,10 +20,13 @@ import re
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _boxsim import device_count, holding, label_synthetic, stable_fraction
-
+if TYPE_CHECKING:  # the box runs this as a plain script; the type checker sees it inside the farm package
+    from farm.sim.boxes._boxsim import device_count, holding, label_synthetic, stable_fraction
+else:
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from _boxsim import device_count, holding, label_synthetic, stable_fraction
 ANSWER = "This answer is synthetic: the stand-in emits placeholder tokens at the simulated decode speed."
 
 
@@ -92,7 +96,7 @@ def questions(prompt: str | None) -> list[str]:
 
 
 def answer(question: str, prefill_s: float, tps: float) -> None:
-    """One turn, timed with the demos' own formulas (FTL = prefill + first token, TPS over the later tokens)."""
+    """One turn, timed with the demos' formulas (FTL = prefill + first token, TPS over the later tokens)."""
     n_tokens = int(os.environ.get("FARM_SIM_TOKENS", "16"))
     print(f"\nQuestion: {question}\n\nAnswer: ", end="", flush=True)
     first_start = time.time()

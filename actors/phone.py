@@ -1,0 +1,341 @@
+"""The ``android`` device kind: a phone reached through an adb server (USB or ``adb connect`` over TCP).
+
+What a phone adds to the generic run (:mod:`actors.device`):
+
+* **Transport** — one :class:`~actors.transports.adb.AdbTransport` per phone (shell v2, content-addressed
+  pushes, reconnect of TCP phones).
+* **Core binding** — a run's ``cores`` parameter becomes ``taskset <hex mask>`` (toybox accepts the hex form).
+  Forks that pin their own threads read env vars instead (the elastic-infer fork's
+  ``LLAMA_COMPUTING_THREAD_CPU_CORE_IDS``); those come from the job's ``env`` template, e.g.
+  ``LLAMA_COMPUTING_THREAD_CPU_CORE_IDS: "{cores}"``, not from here.
+* **Sampler** — :class:`PhoneSampler` polls ``/proc/<pid>/status`` (``VmHWM`` → ``peak_rss_mb``), the relevant
+  thermal zones (→ ``temp_max_c``, ``temp_end_c``) and the big cores' ``scaling_cur_freq`` (→ ``throttled``,
+  ``big_freq_ratio_min``) in one shell round trip per poll: after 0.1 s, 0.3 s, then every 0.5 s, so a short
+  run still gets samples and a long one costs two round trips a second. Its own cost is in the row
+  (``sampler_polls``, ``sampler_poll_ms``: mean round-trip time of a poll).
+* **Temperature** — the hottest *relevant* zone: zones whose type names the SoC (``cpu``, ``gpu``, ``soc``,
+  ``tsens``, ``cluster``, ``apc``, ``mtktscpu``, …); when a phone has none of those, every zone except board,
+  battery and radio sensors (``battery``, ``bms``, ``charger``, ``usb``, ``pa-therm``, ``xo-therm``, ``skin``, …).
+  Readings outside 0–150 °C are disabled or bogus sensors and are skipped. Used by the thermal gate
+  (:meth:`actors.device.Device._thermal_gate`), whose wait shows in the row as ``cooldown_wait_s``.
+* **Throttling** — ``throttled`` is 1.0 when at some poll while the benchmark ran *no* big core (inventory
+  ``cores.big``, else the cores whose ``cpuinfo_max_freq`` is above the slowest cluster's) ran at 90 % of its
+  ``cpuinfo_max_freq`` or more. The fastest big core is taken, not each one, because cores the benchmark
+  leaves idle sit at low clocks; a memory-bound run on a ``schedutil`` governor can still read as throttled.
+* **Fingerprint** — ``fp_model``, ``fp_board_platform``, ``fp_soc`` (inventory label ``soc``, else
+  ``ro.soc.model``, else the board platform), ``fp_build_fingerprint``, ``fp_android_release``, ``fp_kernel``,
+  ``fp_cpu_max_freq_khz`` (``"0:1804800,1:…"``), ``fp_synthetic`` (``ro.farm.synthetic``). A phone that says
+  ``ro.farm.synthetic=1`` (a virtual phone) has every row marked ``synthetic``, whatever the inventory says.
+* **Health** — ``idle`` when the adb server lists the phone as ``device``, ``unauthorized`` when it waits for
+  the RSA key prompt, ``offline`` otherwise; a TCP phone found offline is reconnected first.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+import time
+from dataclasses import dataclass
+
+from actors.device import Device, RunSampler
+from actors.messages import RunRequest, RunResult
+from actors.transports.adb import AdbTransport
+from actors.transports.base import Transport
+from farm.errors import InfraError, OutputParseError
+from farm.probes.proc_status import parse_proc_status
+from farm.probes.thermal_zones import parse_thermal_zones
+from farm.specs.inventory import AndroidDevice
+
+log = logging.getLogger(__name__)
+
+_CPU_DIR = "/sys/devices/system/cpu"
+_THERMAL_DIR = "/sys/class/thermal"
+_SOC_ZONE = re.compile(r"cpu|gpu|soc|tsens|cluster|apc|mtktscpu|aoss|cpuss|gpuss|big|little|prime|mid", re.I)
+_BOARD_ZONE = re.compile(
+    r"batt|bms|charg|usb|pmic|pa[-_]?therm|xo[-_]?therm|skin|quiet|wlan|wifi|modem|mdm|camera|flash|ntc|conn", re.I
+)
+_MIN_PLAUSIBLE_C, _MAX_PLAUSIBLE_C = 0.0, 150.0
+_THROTTLE_RATIO = 0.9
+_FIRST_POLLS_S = (0.1, 0.2)  # gaps before the first polls; then every ``interval_s``
+_SECTION = "@@farm-"
+
+
+@dataclass(frozen=True)
+class PhoneLayout:
+    """What a phone is, read once per device actor: properties, kernel, per-core max clocks, thermal zones."""
+
+    props: dict[str, str]
+    kernel: str
+    cpu_max_khz: dict[int, int]
+    zones: dict[int, str]  # zone index → type, only the relevant zones (see module docstring)
+    big_cores: tuple[int, ...]
+
+    def thermal_lines(self) -> list[str]:
+        """Shell that prints ``…/thermal_zoneN/temp:<value>`` per relevant zone (the probe's grep -H form).
+
+        ``echo -n`` + ``cat`` per file rather than ``grep -H`` over a glob: one unreadable zone (common on real
+        phones) must leave an empty value, not shift the others.
+        """
+        return [
+            f"echo -n {_THERMAL_DIR}/thermal_zone{z}/temp:; cat {_THERMAL_DIR}/thermal_zone{z}/temp 2>/dev/null || echo"
+            for z in sorted(self.zones)
+        ]
+
+    def freq_lines(self) -> list[str]:
+        return [
+            f"echo -n 'cpu{c} '; cat {_CPU_DIR}/cpu{c}/cpufreq/scaling_cur_freq 2>/dev/null || echo"
+            for c in self.big_cores
+            if c in self.cpu_max_khz
+        ]
+
+
+def _sections(text: str) -> dict[str, str]:
+    """Split probe output at ``@@farm-<name>`` lines into ``{name: text}`` (text before the first: ``""``)."""
+    out: dict[str, list[str]] = {"": []}
+    current = ""
+    for line in text.splitlines():
+        if line.startswith(_SECTION):
+            current = line[len(_SECTION) :].strip()
+            out[current] = []
+        else:
+            out.setdefault(current, []).append(line)
+    return {k: "\n".join(v) for k, v in out.items()}
+
+
+def _parse_getprop(text: str) -> dict[str, str]:
+    props = {}
+    for m in re.finditer(r"^\[([^\]]+)\]: \[(.*)\]\s*$", text, re.MULTILINE):
+        props[m[1]] = m[2]
+    return props
+
+
+def _pairs(text: str, prefix: str) -> dict[int, str]:
+    """``{N: value}`` from ``<prefix>N value`` lines (value may be empty: that file was unreadable)."""
+    out = {}
+    for line in text.splitlines():
+        name, _, value = line.strip().partition(" ")
+        if name.startswith(prefix) and name[len(prefix) :].isdigit():
+            out[int(name[len(prefix) :])] = value.strip()
+    return out
+
+
+def relevant_zones(types: dict[int, str]) -> dict[int, str]:
+    """The zones whose temperature says how hot the SoC is (see the module docstring for the rule)."""
+    soc = {z: t for z, t in types.items() if _SOC_ZONE.search(t) and not _BOARD_ZONE.search(t)}
+    return soc or {z: t for z, t in types.items() if t and not _BOARD_ZONE.search(t)}
+
+
+def hottest_c(thermal_text: str) -> float | None:
+    """The highest plausible temperature in ``…/thermal_zoneN/temp:<value>`` lines; None if none is readable."""
+    try:
+        zones = parse_thermal_zones(thermal_text).zones
+    except OutputParseError:
+        return None
+    temps = [z.temp_c for z in zones if _MIN_PLAUSIBLE_C < z.temp_c <= _MAX_PLAUSIBLE_C]
+    return max(temps) if temps else None
+
+
+def big_freq_ratio(freq_text: str, layout: PhoneLayout) -> float | None:
+    """Fastest big core's ``scaling_cur_freq / cpuinfo_max_freq``; None when no big core could be read."""
+    ratios = []
+    for cpu, value in _pairs(freq_text, "cpu").items():
+        top = layout.cpu_max_khz.get(cpu)
+        if value.isdigit() and top:
+            ratios.append(int(value) / top)
+    return max(ratios) if ratios else None
+
+
+class PhoneSampler:
+    """Polls one benchmark's memory, the phone's temperature and big-core clocks while it runs (thread)."""
+
+    def __init__(self, transport: AdbTransport, layout: PhoneLayout, interval_s: float = 0.5) -> None:
+        self.transport = transport
+        self.layout = layout
+        self.interval_s = interval_s
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._pid: int | None = None
+        self.peak_rss_mb: float | None = None
+        self.temps: list[float] = []
+        self.ratios: list[float] = []
+        self.polls = 0
+        self.poll_seconds = 0.0
+
+    def start(self, pid: int) -> None:
+        self._pid = pid
+        self._thread = threading.Thread(target=self._loop, name=f"phone-sampler-{pid}", daemon=True)
+        self._thread.start()
+
+    def _command(self, pid: int | None) -> str:
+        parts = []
+        if pid is not None:
+            parts.append(f"cat /proc/{pid}/status 2>/dev/null")
+        parts += [f"echo {_SECTION}thermal", *self.layout.thermal_lines()]
+        if pid is not None:
+            parts += [f"echo {_SECTION}freq", *self.layout.freq_lines()]
+        return "; ".join(parts)
+
+    def _poll(self, pid: int | None) -> float | None:
+        """One round trip; records what it saw and returns the temperature (None if unreadable)."""
+        t0 = time.perf_counter()
+        out = self.transport.shell(self._command(pid), timeout=10.0, reconnect=False).stdout
+        self.poll_seconds += time.perf_counter() - t0
+        self.polls += 1
+        parts = _sections(out)
+        temp = hottest_c(parts.get("thermal", ""))
+        if pid is None:
+            return temp
+        try:
+            status = parse_proc_status(parts.get("", ""))
+        except OutputParseError:
+            return temp  # the benchmark has exited: its clocks and temperature no longer describe the run
+        if status.peak_rss_mb is not None or status.rss_mb is not None:
+            seen = max(v for v in (status.peak_rss_mb, status.rss_mb) if v is not None)
+            self.peak_rss_mb = max(self.peak_rss_mb or 0.0, seen)
+        if temp is not None:
+            self.temps.append(temp)
+        ratio = big_freq_ratio(parts.get("freq", ""), self.layout)
+        if ratio is not None:
+            self.ratios.append(ratio)
+        return temp
+
+    def _loop(self) -> None:
+        gaps = iter(_FIRST_POLLS_S)
+        while not self._stop.wait(next(gaps, self.interval_s)):
+            try:
+                self._poll(self._pid)
+            except InfraError as exc:
+                # The phone dropped: the run itself reports that; the sampler just stops looking.
+                log.debug("%s: sampler stopped: %s", self.transport.label, exc)
+                return
+
+    def stop(self) -> dict[str, float]:
+        if self._thread is None:
+            return {}
+        self._stop.set()
+        self._thread.join(15.0)
+        samples: dict[str, float] = {}
+        try:
+            end = self._poll(None)
+        except InfraError:
+            end = None
+        if end is not None:
+            samples["temp_end_c"] = end
+            self.temps.append(end)
+        if self.peak_rss_mb is not None:
+            samples["peak_rss_mb"] = round(self.peak_rss_mb, 3)
+        if self.temps:
+            samples["temp_max_c"] = max(self.temps)
+        if self.ratios:
+            samples["big_freq_ratio_min"] = round(min(self.ratios), 4)
+            samples["throttled"] = float(min(self.ratios) < _THROTTLE_RATIO)
+        samples["sampler_polls"] = float(self.polls)
+        if self.polls:
+            samples["sampler_poll_ms"] = round(1000.0 * self.poll_seconds / self.polls, 3)
+        return samples
+
+
+class Phone(Device):
+    """An Android phone behind an adb server."""
+
+    kind = "android"
+    sample_interval_s = 0.5
+
+    def __init__(self, spec: AndroidDevice) -> None:
+        super().__init__(spec)
+        self.android = spec
+        self._transport = AdbTransport(spec.adb, device_label=spec.id)
+        self._layout: PhoneLayout | None = None
+        self._layout_lock = threading.Lock()
+
+    # -- hooks -----------------------------------------------------------------------------------------------
+    def transport(self, slot_id: str) -> Transport:
+        return self._transport
+
+    def sampler(self, slot_id: str) -> RunSampler:
+        return PhoneSampler(self._transport, self.layout(), self.sample_interval_s)
+
+    def temperature_c(self) -> float | None:
+        layout = self.layout()
+        if not layout.zones:
+            return None
+        return hottest_c(self._transport.shell("; ".join(layout.thermal_lines()), timeout=10.0).stdout)
+
+    def device_fingerprint(self) -> dict[str, str]:
+        layout = self.layout()
+        props = layout.props
+        platform = props.get("ro.board.platform", "")
+        synthetic = props.get("ro.farm.synthetic", "0") == "1"
+        return {
+            "fp_model": props.get("ro.product.model", ""),
+            "fp_board_platform": platform,
+            "fp_soc": self.spec.labels.get("soc") or props.get("ro.soc.model") or platform,
+            "fp_build_fingerprint": props.get("ro.build.fingerprint", ""),
+            "fp_android_release": props.get("ro.build.version.release", ""),
+            "fp_kernel": layout.kernel,
+            "fp_cpu_max_freq_khz": ",".join(f"{c}:{k}" for c, k in sorted(layout.cpu_max_khz.items())),
+            "fp_synthetic": "1" if synthetic else "0",
+        }
+
+    def health(self) -> dict[str, str]:
+        try:
+            state = self._transport.state(reconnect=True)
+        except InfraError as exc:
+            log.info("%s: health: %s", self.spec.id, exc)
+            state = "offline"
+        mapped = "idle" if state == "device" else "unauthorized" if state == "unauthorized" else "offline"
+        return {s.slot_id: mapped for s in self.slots()}
+
+    def execute(self, req: RunRequest) -> RunResult:
+        res = super().execute(req)
+        # A virtual phone says so in its properties, which are first read during the run.
+        res.synthetic = res.synthetic or self.synthetic
+        return res
+
+    # -- what the phone is ------------------------------------------------------------------------------------
+    def layout(self) -> PhoneLayout:
+        """Properties, clocks and thermal zones, read once (two round trips) and kept for the actor's life."""
+        with self._layout_lock:
+            if self._layout is None:
+                self._layout = self._read_layout()
+                if self._layout.props.get("ro.farm.synthetic") == "1":
+                    self.synthetic = True
+            return self._layout
+
+    def _read_layout(self) -> PhoneLayout:
+        t = self._transport
+        listing = _sections(
+            t.check_output(
+                f"getprop; echo {_SECTION}kernel; uname -r; echo {_SECTION}cpus; "
+                f"cd {_CPU_DIR} && echo cpu[0-9]*; echo {_SECTION}zones; cd {_THERMAL_DIR} && echo thermal_zone*"
+            )
+        )
+        cpus = sorted(int(w[3:]) for w in listing.get("cpus", "").split() if re.fullmatch(r"cpu\d+", w))
+        zones = sorted(int(w[12:]) for w in listing.get("zones", "").split() if re.fullmatch(r"thermal_zone\d+", w))
+        reads = [f"echo {_SECTION}max"]
+        reads += [
+            f"echo -n 'cpu{c} '; cat {_CPU_DIR}/cpu{c}/cpufreq/cpuinfo_max_freq 2>/dev/null || echo" for c in cpus
+        ]
+        reads.append(f"echo {_SECTION}types")
+        reads += [f"echo -n 'zone{z} '; cat {_THERMAL_DIR}/thermal_zone{z}/type 2>/dev/null || echo" for z in zones]
+        details = _sections(t.check_output("; ".join(reads)))
+        max_khz = {c: int(v) for c, v in _pairs(details.get("max", ""), "cpu").items() if v.isdigit()}
+        types = _pairs(details.get("types", ""), "zone")
+        return PhoneLayout(
+            props=_parse_getprop(listing.get("", "")),
+            kernel=listing.get("kernel", "").strip(),
+            cpu_max_khz=max_khz,
+            zones=relevant_zones(types),
+            big_cores=self._big_cores(max_khz),
+        )
+
+    def _big_cores(self, max_khz: dict[int, int]) -> tuple[int, ...]:
+        cores = self.android.cores or {}
+        if cores.get("big"):
+            return tuple(sorted(cores["big"]))
+        if not max_khz:
+            return ()
+        slowest = min(max_khz.values())
+        faster = [c for c, k in max_khz.items() if k > slowest]
+        return tuple(sorted(faster or max_khz))

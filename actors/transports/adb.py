@@ -1,0 +1,602 @@
+"""ADB transport (adbutils + our own shell-v2 and sync framing): commands and files on one Android phone.
+
+One :class:`AdbTransport` per phone. It talks to the adb server named in the inventory (``server_host``,
+``server_port``); every command or transfer opens its own stream through the server, so a benchmark, its
+sampler and a health probe run side by side without locking.
+
+Choices a caller may rely on:
+
+* Commands run through **shell v2** (``shell,v2,raw:``): real exit codes and stderr apart from stdout. A stream
+  that ends without the exit frame, an ``EOFError`` or an adbutils ``AdbError`` mid-command is a
+  :class:`~farm.errors.ConnectionLostError`, never a result: with the legacy shell a dropped phone looks like a
+  benchmark that printed less (see ``notes/adb-virtual-phone.md``).
+* The command line is POSIX ``sh`` with every argument and env value quoted (``shlex.quote``); env keys must be
+  identifiers. It ``cd``s to ``workdir`` (exit 127 when that fails), prints its pid on a private marker line
+  (stripped from stdout) and ``exec``s the benchmark, so the pid ``on_start`` gets is the benchmark's own.
+  Only ``echo $$``, ``exec``, ``export``, ``cd``, ``||`` are used: the virtual phone's shell and mksh both have them.
+* Timeout and cancel kill the benchmark through a second shell: ``kill -9 -PID`` (its process group when adbd
+  made it a group leader) or else ``kill -9 PID``, then wait for the exit frame; the result has ``exit_code``
+  None and ``timed_out``/``cancelled`` set.
+* Phones attached over TCP (``adb connect host:port``) are reconnected when the server reports them offline or
+  gone: ``disconnect`` then ``connect`` (after a refused reconnect adb 29 keeps a stale entry for ~10 s and a
+  bare ``connect`` only answers "already connected"). At most one attempt per ``reconnect_interval_s``.
+* ``push`` is content-addressed: ``<dst>.farm-sha256`` beside ``dst`` records ``sha256 size mtime`` of what we
+  wrote, trusted only while ``dst`` keeps that size and mtime, so an unchanged artifact costs one shell round
+  trip and no bytes. Files are sent with our own sync ``SEND`` in 64 KiB ``DATA`` records (adbutils'
+  ``sync.push`` writes 4 KiB ones and reaches about half of ``adb push``), to a temp name renamed over ``dst``.
+* The adb server is never started implicitly (adbutils would start one on the default port, i.e. touch a
+  developer's phones): a missing server is a :class:`~farm.errors.DeviceOfflineError` saying how to start it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import posixpath
+import re
+import secrets
+import shlex
+import socket
+import stat
+import struct
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import adbutils
+from adbutils import AdbClient, AdbError
+
+from actors.host_probe import file_sha256
+from actors.transports.base import Completed, OnStart, PushResult
+from farm.errors import ConnectionLostError, DeviceOfflineError, InfraError
+from farm.specs.inventory import AdbConnection
+
+log = logging.getLogger(__name__)
+
+_ENV_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+_TICK_S = 0.05  # granularity of timeout/cancel checks while a command runs
+_EXIT_WAIT_S = 10.0  # how long to wait for the exit frame once the benchmark was killed
+_PID_WAIT_S = 2.0  # how long a kill waits for a just-started command to announce its pid
+_SHELL_TIMEOUT_S = 30.0  # default for short housekeeping commands
+_SELF_HEAL_S = 1.0  # how long an offline TCP phone is given to come back by itself before we reconnect it
+_SYNC_CHUNK = 64 * 1024  # the largest DATA record adbd accepts (SYNC_DATA_MAX)
+_SHA_SUFFIX = ".farm-sha256"
+_V2 = struct.Struct("<BI")  # shell v2 packet header: id, length
+_V2_STDOUT, _V2_STDERR, _V2_EXIT, _V2_CLOSE_STDIN = 1, 2, 3, 4
+_SYNC = struct.Struct("<4sI")
+# adb server answers that mean "the phone is not (yet) there": worth a reconnect for TCP phones
+_GONE = ("offline", "not found", "no devices", "connecting")
+_UNAUTHORIZED = ("unauthorized", "authorizing")
+
+
+def build_command(
+    argv: Sequence[str], marker: str, env: Mapping[str, str] | None = None, workdir: str | None = None
+) -> str:
+    """The shell line for ``argv``: env exported, ``cd workdir``, pid marker, then ``exec argv``.
+
+    Env values are literal (``$HOME`` is not expanded): quoting is what keeps arguments from being code.
+    """
+    if not argv:
+        raise ValueError("empty argv")
+    parts = []
+    for key, value in (env or {}).items():
+        if not _ENV_KEY.match(key):
+            raise ValueError(f"invalid environment variable name {key!r}")
+        parts.append(f"export {key}={shlex.quote(value)}")
+    if workdir is not None:
+        parts.append(f"cd {shlex.quote(workdir)} || exit 127")
+    parts.append(f"echo {marker}$$")
+    parts.append(f"exec {shlex.join(argv)}")
+    return "; ".join(parts)
+
+
+def kill_command(pid: int) -> str:
+    # mksh and the virtual phone both read "-N" after the signal as a process group; "--" is not portable.
+    return f"kill -9 -{pid} 2>/dev/null || kill -9 {pid} 2>/dev/null; exit 0"
+
+
+@dataclass(frozen=True)
+class ShellResult:
+    """A short housekeeping command's outcome (probes, checks); benchmarks get a :class:`Completed`."""
+
+    exit_code: int
+    stdout: str
+    stderr: str
+
+
+class _ServerConnection(adbutils.AdbConnection):  # type: ignore[misc]  # adbutils ships no type hints
+    """adbutils' server connection without its fallback of running ``adb start-server`` on failure."""
+
+    def _safe_connect(self) -> socket.socket:
+        sock: socket.socket = self._create_socket()
+        return sock
+
+    def close(self) -> None:
+        # adbutils sleeps 10 ms after a half-close on every close; a plain close ends the stream just as well.
+        with contextlib.suppress(AdbError, OSError):
+            self.conn.close()
+
+
+class _Client(AdbClient):  # type: ignore[misc]
+    def make_connection(self, timeout: float | None = None) -> _ServerConnection:
+        conn = _ServerConnection(self.host, self.port)
+        if timeout:
+            conn.conn.settimeout(timeout)
+        return conn
+
+
+class _ShellReader(threading.Thread):
+    """Reads one shell-v2 stream to its end: stdout (marker line taken out), stderr, the exit status."""
+
+    def __init__(self, sock: socket.socket, wake: threading.Event, marker: bytes | None) -> None:
+        super().__init__(daemon=True, name="adb-shell")
+        self._sock = sock
+        self._wake = wake
+        self._marker = marker
+        self._head = b""
+        self.stdout: list[bytes] = []
+        self.stderr: list[bytes] = []
+        self.exit_code: int | None = None
+        self.pid: int | None = None
+        self.started_at: float | None = None
+        self.ended_at: float | None = None
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        buf = bytearray()
+        try:
+            while self.exit_code is None:
+                data = self._sock.recv(1 << 16)
+                if not data:
+                    break
+                buf += data
+                while len(buf) >= _V2.size:
+                    packet_id, length = _V2.unpack_from(buf)
+                    if len(buf) < _V2.size + length:
+                        break
+                    payload = bytes(buf[_V2.size : _V2.size + length])
+                    del buf[: _V2.size + length]
+                    self._packet(packet_id, payload)
+        except (OSError, EOFError) as exc:
+            self.error = exc
+        finally:
+            self.ended_at = time.monotonic()
+            if self._head:
+                self.stdout.append(self._head)
+                self._head = b""
+            self._wake.set()
+
+    def _packet(self, packet_id: int, payload: bytes) -> None:
+        if packet_id == _V2_STDOUT:
+            if self._marker is not None and self.pid is None:
+                self._take_marker(payload)
+            else:
+                self.stdout.append(payload)
+        elif packet_id == _V2_STDERR:
+            self.stderr.append(payload)
+        elif packet_id == _V2_EXIT and payload:
+            self.exit_code = payload[0]
+
+    def _take_marker(self, data: bytes) -> None:
+        self._head += data
+        line, sep, rest = self._head.partition(b"\n")
+        if not sep:
+            return
+        assert self._marker is not None
+        if line.startswith(self._marker) and line[len(self._marker) :].isdigit():
+            self.pid = int(line[len(self._marker) :])
+            self.started_at = time.monotonic()
+        else:  # never expected: keep everything rather than lose output
+            rest = self._head
+            self._marker = None
+        self._head = b""
+        if rest:
+            self.stdout.append(rest)
+        self._wake.set()
+
+    def text(self, chunks: list[bytes]) -> str:
+        return b"".join(chunks).decode("utf-8", errors="replace")
+
+
+class AdbTransport:
+    """Run commands on and move files to one phone through an adb server (thread-safe)."""
+
+    def __init__(
+        self,
+        adb: AdbConnection,
+        device_label: str = "",
+        *,
+        reconnect_interval_s: float = 2.0,
+        connect_timeout_s: float = 10.0,
+    ) -> None:
+        self.adb = adb
+        self.label = device_label or adb.serial
+        self.reconnect_interval_s = reconnect_interval_s
+        self.connect_timeout_s = connect_timeout_s
+        self._client = _Client(adb.server_host, adb.server_port)
+        self._marker = f"__farm_pid_{secrets.token_hex(6)}__="
+        self._reconnect_lock = threading.Lock()
+        self._last_reconnect = -float("inf")
+        self.reconnects = 0  # successful reconnects (what tests and logs look at)
+
+    @property
+    def _where(self) -> str:
+        a = self.adb
+        return f"{self.label} ({a.serial} via adb server {a.server_host}:{a.server_port})"
+
+    # -- server and device state -----------------------------------------------------------------------------
+
+    def _server(self, timeout: float | None) -> _ServerConnection:
+        try:
+            return self._client.make_connection(timeout=timeout)
+        except (AdbError, OSError) as exc:
+            a = self.adb
+            raise DeviceOfflineError(
+                f"{self._where}: no adb server answers on {a.server_host}:{a.server_port} ({exc}); start one on "
+                f"the node the phone is attached to: adb -P {a.server_port} start-server"
+            ) from exc
+
+    def state(self, *, reconnect: bool = True) -> str:
+        """The server's state for this phone: ``device``, ``offline``, ``unauthorized``, … or ``absent``.
+
+        With ``reconnect`` a TCP phone that is offline or absent gets one reconnect attempt first (rate-limited).
+        """
+        current = self._server_state()
+        if reconnect and current not in ("device", "unauthorized") and self.adb.is_tcp:
+            current = self.reconnect()
+        return current
+
+    def _server_state(self) -> str:
+        try:
+            with self._server(self.connect_timeout_s) as conn:
+                conn.send_command("host:devices")
+                conn.check_okay()
+                listing: str = conn.read_string_block()
+        except (AdbError, OSError, EOFError) as exc:
+            raise DeviceOfflineError(f"{self._where}: cannot list devices: {exc}") from exc
+        for line in listing.splitlines():
+            parts = line.split()
+            if len(parts) >= 2 and parts[0] == self.adb.serial:
+                return parts[1]
+        return "absent"
+
+    def reconnect(self) -> str:
+        """``adb disconnect`` + ``adb connect`` this TCP phone and wait briefly for it; returns the new state."""
+        if not self.adb.is_tcp:
+            return self._server_state()
+        with self._reconnect_lock:
+            if time.monotonic() - self._last_reconnect < self.reconnect_interval_s:
+                return self._server_state()
+            self._last_reconnect = time.monotonic()
+            # A phone that dropped but still listens is brought back by the server itself within ~1 s;
+            # disconnecting it in the middle of that races with the server's own reconnect.
+            current = self._wait_state(_SELF_HEAL_S, until=("device", "unauthorized", "absent"))
+            if current in ("device", "unauthorized"):
+                return current
+            for _ in range(3):
+                try:
+                    answer = self._disconnect_connect()
+                except (AdbError, OSError, EOFError) as exc:
+                    log.info("%s: reconnect failed: %s", self._where, exc)
+                    return "absent"
+                # A dead port is an answer ("failed to connect to ..."), not an exception. "already connected"
+                # right after our disconnect means the server's own reconnect was in flight: go round again.
+                log.info("%s: adb connect: %s", self._where, answer.strip())
+                if not answer.startswith("already"):
+                    break
+                time.sleep(0.1)
+            current = self._wait_state(5.0, until=("device", "unauthorized", "absent"))
+            if current == "device":
+                self.reconnects += 1
+            return current
+
+    def _disconnect_connect(self) -> str:
+        serial = self.adb.serial
+        with self._server(self.connect_timeout_s) as conn:
+            conn.send_command(f"host:disconnect:{serial}")
+            with contextlib.suppress(AdbError):  # "no such device": nothing to forget
+                conn.check_okay()
+        with self._server(self.connect_timeout_s) as conn:
+            conn.send_command(f"host:connect:{serial}")
+            conn.check_okay()
+            answer: str = conn.read_string_block()
+        return answer
+
+    def _wait_state(self, seconds: float, until: tuple[str, ...]) -> str:
+        deadline = time.monotonic() + seconds
+        current = self._server_state()
+        while current not in until and time.monotonic() < deadline:
+            time.sleep(0.05)
+            current = self._server_state()
+        return current
+
+    # -- streams ---------------------------------------------------------------------------------------------
+
+    def _open(self, service: str, timeout: float | None, *, reconnect: bool = True) -> _ServerConnection:
+        """A stream to ``service`` on the phone; reconnects a TCP phone once when the server lost it."""
+        for attempt in (1, 2):
+            conn = self._server(timeout)
+            try:
+                conn.send_command(f"host:transport:{self.adb.serial}")
+                conn.check_okay()
+            except (AdbError, OSError, EOFError) as exc:
+                conn.close()
+                reason = str(exc) or type(exc).__name__
+                if any(word in reason for word in _UNAUTHORIZED):
+                    raise DeviceOfflineError(
+                        f"{self._where}: unauthorized — accept this computer's RSA key on the phone"
+                    ) from exc
+                gone = any(word in reason for word in _GONE)
+                if attempt == 1 and gone and reconnect and self.adb.is_tcp and self.reconnect() == "device":
+                    continue
+                raise DeviceOfflineError(f"{self._where}: {reason}") from exc
+            try:
+                conn.send_command(service)
+                conn.check_okay()
+            except (AdbError, OSError, EOFError) as exc:
+                conn.close()
+                raise ConnectionLostError(f"{self._where}: cannot open {service[:40]!r}: {exc}") from exc
+            return conn
+        raise AssertionError("unreachable")
+
+    # -- commands --------------------------------------------------------------------------------------------
+
+    def shell(self, line: str, timeout: float = _SHELL_TIMEOUT_S, *, reconnect: bool = True) -> ShellResult:
+        """Run one raw shell line (no quoting added) and wait for its exit status; for probes and housekeeping.
+
+        ``reconnect=False`` fails at once when the phone is gone (samplers must not stall a finished run).
+        """
+        conn = self._open(f"shell,v2,raw:{line}", timeout, reconnect=reconnect)
+        wake = threading.Event()
+        try:
+            conn.conn.sendall(_V2.pack(_V2_CLOSE_STDIN, 0))
+            reader = _ShellReader(conn.conn, wake, None)
+            reader.run()  # in this thread: the socket timeout bounds it
+        except OSError as exc:
+            raise ConnectionLostError(f"{self._where}: shell failed: {exc}") from exc
+        finally:
+            conn.close()
+        if reader.exit_code is None:
+            raise ConnectionLostError(
+                f"{self._where}: no exit status from {line[:60]!r} ({reader.error or 'stream closed'})"
+            )
+        return ShellResult(reader.exit_code, reader.text(reader.stdout), reader.text(reader.stderr))
+
+    def check_output(self, line: str, timeout: float = _SHELL_TIMEOUT_S) -> str:
+        """stdout of a probe line that must succeed; a failure is an infra fault of this phone."""
+        res = self.shell(line, timeout)
+        if res.exit_code != 0:
+            raise InfraError(f"{self._where}: {line[:60]!r} exited {res.exit_code}: {res.stderr.strip()[-300:]}")
+        return res.stdout
+
+    def run(
+        self,
+        argv: Sequence[str],
+        *,
+        env: Mapping[str, str] | None = None,
+        workdir: str | None = None,
+        timeout: float | None = None,
+        cancel: threading.Event | None = None,
+        on_start: OnStart | None = None,
+    ) -> Completed:
+        """Run ``argv`` on the phone and wait for it (see the module docstring for quoting, kill and faults)."""
+        line = build_command(argv, self._marker, env, workdir)
+        if cancel is not None and cancel.is_set():
+            return Completed(None, "", "", 0.0, cancelled=True)
+        conn = self._open(f"shell,v2,raw:{line}", self.connect_timeout_s)
+        sock: socket.socket = conn.conn
+        wake = threading.Event()
+        reader = _ShellReader(sock, wake, self._marker.encode())
+        t0 = time.monotonic()
+        try:
+            sock.settimeout(None)  # the reader blocks; timeout and cancel are watched here
+            sock.sendall(_V2.pack(_V2_CLOSE_STDIN, 0))  # the benchmark sees EOF on stdin
+        except OSError as exc:
+            conn.close()
+            raise ConnectionLostError(f"{self._where}: could not start {argv[0]!r}: {exc}") from exc
+        reader.start()
+        deadline = None if timeout is None else t0 + timeout
+        announced = False
+        stop: str | None = None
+        try:
+            while reader.is_alive():
+                wake.wait(_TICK_S)
+                wake.clear()
+                if not announced and reader.pid is not None:
+                    announced = True
+                    if on_start is not None:
+                        on_start(reader.pid)
+                if not reader.is_alive():
+                    break
+                if cancel is not None and cancel.is_set():
+                    stop = "cancelled"
+                elif deadline is not None and time.monotonic() >= deadline:
+                    stop = "timed_out"
+                if stop is not None:
+                    self._stop_remote(reader, stop)
+                    break
+        except BaseException:
+            # e.g. on_start raised: do not leave the benchmark running unattended on the phone
+            if reader.pid is not None and stop is None and reader.exit_code is None:
+                with contextlib.suppress(InfraError):
+                    self.shell(kill_command(reader.pid), timeout=_EXIT_WAIT_S)
+            raise
+        finally:
+            conn.close()
+        reader.join(_EXIT_WAIT_S)
+        started = reader.started_at if reader.started_at is not None else t0
+        end = reader.ended_at if reader.ended_at is not None else time.monotonic()
+        if reader.exit_code is None:
+            raise ConnectionLostError(
+                f"{self._where}: connection lost while {argv[0]!r} ran (no exit status after "
+                f"{end - started:.1f} s: {reader.error or 'stream closed'})"
+            )
+        return Completed(
+            exit_code=None if stop is not None else reader.exit_code,
+            stdout=reader.text(reader.stdout),
+            stderr=reader.text(reader.stderr),
+            duration_s=end - started,
+            timed_out=stop == "timed_out",
+            cancelled=stop == "cancelled",
+            pid=reader.pid,
+        )
+
+    def _stop_remote(self, reader: _ShellReader, why: str) -> None:
+        """Kill the benchmark through a second shell and wait for its stream to end with an exit frame."""
+        pid = reader.pid
+        if pid is None:
+            # killed before its first instruction ran: give it a moment to announce itself
+            end = time.monotonic() + _PID_WAIT_S
+            while reader.pid is None and reader.is_alive() and time.monotonic() < end:
+                time.sleep(0.02)
+            pid = reader.pid
+        log.info("%s: %s; killing pid %s", self._where, why.replace("_", " "), pid)
+        if pid is not None:
+            self.shell(kill_command(pid), timeout=_EXIT_WAIT_S)
+        reader.join(_EXIT_WAIT_S)
+        if reader.is_alive() or reader.exit_code is None:
+            raise ConnectionLostError(f"{self._where}: command did not end after kill ({why})")
+
+    # -- files -----------------------------------------------------------------------------------------------
+
+    def push(self, src: Path, dst: str, mode: int | None = None) -> PushResult:
+        """Copy ``src`` to ``dst`` (a directory when it ends in ``/``) unless the phone already holds it."""
+        t0 = time.monotonic()
+        src = Path(src)
+        if dst.endswith("/"):
+            dst = dst + src.name
+        try:
+            local = src.stat()
+        except OSError as exc:
+            raise InfraError(f"adb push: cannot read {src}: {exc}") from exc
+        file_mode = mode if mode is not None else stat.S_IMODE(local.st_mode)
+        q_dst, q_marker = shlex.quote(dst), shlex.quote(dst + _SHA_SUFFIX)
+        # One round trip: make the parent, apply the mode (harmless if we upload next), read marker and stat.
+        check = (
+            f"mkdir -p {shlex.quote(posixpath.dirname(dst) or '/')} 2>/dev/null; "
+            f"chmod {file_mode:o} {q_dst} 2>/dev/null; cat {q_marker} 2>/dev/null; echo; echo @@; "
+            f"stat -c '%s %Y' {q_dst} 2>/dev/null"
+        )
+        out = self.shell(check).stdout
+        recorded, _, current = out.partition("@@")
+        fields, now = recorded.split(), current.split()
+        if len(fields) == 3 and fields[1:] == now and int(fields[1]) == local.st_size:
+            digest = file_sha256(src)  # cached per file version: free for an artifact the actor already hashed
+            if fields[0] == digest:
+                return PushResult(dst, digest, local.st_size, 0, time.monotonic() - t0)
+        # Hash while sending: both release the GIL, so a cold artifact costs max(hash, transfer), not the sum.
+        with ThreadPoolExecutor(1, thread_name_prefix="adb-hash") as pool:
+            hashing: Future[str] = pool.submit(file_sha256, src)
+            tmp = f"{dst}.farm-tmp-{secrets.token_hex(4)}"
+            mtime = int(time.time())
+            try:
+                self._send_file(src, tmp, file_mode, mtime)
+            except BaseException:
+                with contextlib.suppress(InfraError):
+                    self.shell(f"rm -f {shlex.quote(tmp)}")
+                raise
+            digest = hashing.result()
+        size = local.st_size
+        # adbd sets the mtime DONE carries, and a rename keeps it: the marker can be written in the same trip.
+        done = self.shell(
+            f"mv -f {shlex.quote(tmp)} {q_dst} && echo '{digest} {size} {mtime}' > {q_marker} && "
+            f"stat -c '%s %Y' {q_dst}"
+        )
+        if done.exit_code != 0:
+            raise InfraError(f"{self._where}: push {src} → {dst}: {done.stderr.strip()[-300:]}")
+        if done.stdout.split() != [str(size), str(mtime)]:  # a filesystem that did not keep our mtime
+            got = done.stdout.split()
+            self.shell(f"echo '{digest} {' '.join(got)}' > {q_marker}")
+        return PushResult(dst, digest, size, size, time.monotonic() - t0)
+
+    def _send_file(self, src: Path, dst: str, mode: int, mtime: int) -> None:
+        """sync SEND of ``src`` to ``dst`` with 64 KiB DATA records; FAIL from the phone is an InfraError."""
+        conn = self._open("sync:", self.connect_timeout_s)
+        sock: socket.socket = conn.conn
+        spec = f"{dst},{stat.S_IFREG | mode}".encode()
+        buf = bytearray(_SYNC.size + _SYNC_CHUNK)
+        view = memoryview(buf)
+        try:
+            sock.sendall(_SYNC.pack(b"SEND", len(spec)) + spec)
+            with src.open("rb") as fh:
+                while n := fh.readinto(view[_SYNC.size :]):
+                    _SYNC.pack_into(buf, 0, b"DATA", n)
+                    sock.sendall(view[: _SYNC.size + n])
+            sock.sendall(_SYNC.pack(b"DONE", mtime))
+            reply, length = _SYNC.unpack(_recv_exact(sock, _SYNC.size))
+            if reply == b"FAIL":
+                message = _recv_exact(sock, length).decode(errors="replace")
+                raise InfraError(f"{self._where}: push to {dst} refused by the phone: {message}")
+            if reply != b"OKAY":
+                raise ConnectionLostError(f"{self._where}: push to {dst}: unexpected sync reply {reply!r}")
+            sock.sendall(_SYNC.pack(b"QUIT", 0))
+        except (OSError, EOFError) as exc:
+            raise ConnectionLostError(f"{self._where}: push to {dst} failed: {exc or type(exc).__name__}") from exc
+        finally:
+            view.release()
+            conn.close()
+
+    def pull(self, src: str, dst: Path) -> None:
+        """Copy ``src`` from the phone to ``dst`` (written to a temp name, then renamed)."""
+        dst = Path(dst)
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        tmp = dst.with_name(f".{dst.name}.farm-tmp-{secrets.token_hex(4)}")
+        conn = self._open("sync:", self.connect_timeout_s)
+        sock: socket.socket = conn.conn
+        path = src.encode()
+        try:
+            sock.sendall(_SYNC.pack(b"RECV", len(path)) + path)
+            with tmp.open("wb") as fh:
+                while True:
+                    kind, length = _SYNC.unpack(_recv_exact(sock, _SYNC.size))
+                    if kind == b"DATA":
+                        fh.write(_recv_exact(sock, length))
+                    elif kind == b"DONE":
+                        break
+                    elif kind == b"FAIL":
+                        message = _recv_exact(sock, length).decode(errors="replace")
+                        raise InfraError(f"{self._where}: pull {src}: {message}")
+                    else:
+                        raise ConnectionLostError(f"{self._where}: pull {src}: unexpected sync record {kind!r}")
+            sock.sendall(_SYNC.pack(b"QUIT", 0))
+            tmp.replace(dst)
+        except (OSError, EOFError) as exc:
+            raise ConnectionLostError(f"{self._where}: pull {src} failed: {exc or type(exc).__name__}") from exc
+        finally:
+            tmp.unlink(missing_ok=True)
+            conn.close()
+
+    def close(self) -> None:
+        """Nothing to release: every operation opens (and closes) its own stream through the adb server."""
+
+
+def _recv_exact(sock: socket.socket, n: int) -> bytes:
+    chunks: list[bytes] = []
+    got = 0
+    while got < n:
+        data = sock.recv(n - got)
+        if not data:
+            raise EOFError(f"stream closed after {got} of {n} bytes")
+        chunks.append(data)
+        got += len(data)
+    return b"".join(chunks)
+
+
+def adb_devices(server_host: str = "127.0.0.1", server_port: int = 5037) -> list[dict[str, Any]]:
+    """``adb devices -l`` of one adb server: ``[{serial, state, product, model, device, transport_id}]``."""
+    client = _Client(server_host, server_port)
+    try:
+        infos = client.list(extended=True)
+    except (AdbError, OSError, EOFError) as exc:
+        raise DeviceOfflineError(
+            f"no adb server answers on {server_host}:{server_port} ({exc}); "
+            f"start one with: adb -P {server_port} start-server"
+        ) from exc
+    return [{"serial": i.serial, "state": i.state, **i.tags} for i in infos]
+
+
+__all__ = ["AdbTransport", "ShellResult", "adb_devices", "build_command", "kill_command"]

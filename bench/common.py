@@ -1,0 +1,154 @@
+"""Helpers shared by the orchestration benchmarks: the machine record, percentiles, a farm of N local hosts.
+
+The benchmarks run the real farm (embedded Ray, the controller actor, one device actor per ``host`` device) on
+this machine; nothing here fakes a part of it. ``host`` devices with distinct ids are exclusive slots of the
+same machine, so N of them model N devices that each run one benchmark at a time.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import os
+import platform
+import shlex
+import sys
+import time
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from farm import runtime
+from farm.controller import ControllerOptions
+from farm.specs.inventory import Inventory
+
+# What every benchmarked run executes, on the farm and in every baseline: a process that sleeps, then prints
+# one metric line the regex adapter parses (so a run is a full ``ok`` row, not a parse error).
+METRIC_PATTERN = r"slept_s=(\S+)"
+
+
+def sleep_argv(seconds: float) -> list[str]:
+    return ["sh", "-c", f"sleep {seconds:g}; echo slept_s={seconds:g}"]
+
+
+def machine() -> dict[str, str]:
+    """What the figures were measured on; printed with every result so a number never travels without it."""
+    import ray
+
+    mem_kb = 0
+    model = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                mem_kb = int(line.split()[1])
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    load1, load5, _ = os.getloadavg()
+    return {
+        "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "cpus": str(os.cpu_count()),
+        "cpu_model": model,
+        "memory_gib": f"{mem_kb / 2**20:.1f}",
+        "kernel": platform.release(),
+        "python": platform.python_version(),
+        "ray": ray.__version__,
+        "loadavg_1m_5m": f"{load1:.2f} {load5:.2f}",
+        "command": " ".join(shlex.quote(a) for a in [Path(sys.executable).name, *sys.argv]),
+    }
+
+
+def print_machine(info: dict[str, str]) -> None:
+    for key, value in info.items():
+        print(f"  {key:<14} {value}")
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    """The ``q``-th percentile (0..100), linear interpolation between closest ranks (numpy's default)."""
+    if not values:
+        return math.nan
+    ordered = sorted(values)
+    pos = (len(ordered) - 1) * q / 100.0
+    lo = math.floor(pos)
+    hi = min(lo + 1, len(ordered) - 1)
+    return ordered[lo] + (ordered[hi] - ordered[lo]) * (pos - lo)
+
+
+def host_ids(n: int) -> list[str]:
+    return [f"host-{i:02d}" for i in range(n)]
+
+
+def host_inventory(n: int) -> Inventory:
+    """N ``host`` devices on this machine with distinct ids: N exclusive slots."""
+    return Inventory.model_validate({"devices": [{"id": d, "kind": "host"} for d in host_ids(n)]})
+
+
+def sleep_job(name: str, runs_per_device: int, seconds: float) -> dict[str, Any]:
+    """A job that runs the sleep command ``runs_per_device`` times on every selected device (placement each)."""
+    return {
+        "name": name,
+        "workload": "regex",
+        "workload_options": {"patterns": {"slept_s": METRIC_PATTERN}},
+        "command": sleep_argv(seconds),
+        "grid": {"i": list(range(runs_per_device))},
+        "order": "grid",
+        "retries": 0,
+        "timeout": 60 + 10 * seconds,
+    }
+
+
+def start_farm(devices: int, results_root: Path, num_cpus: int | None = None) -> Any:
+    """Embedded Ray (if not started yet) + the controller with ``devices`` local hosts; returns its handle."""
+    runtime.init_ray(num_cpus=num_cpus)
+    # No Prometheus exporter and a slow health loop: the benchmark measures dispatch, not monitoring.
+    options = ControllerOptions(health_interval_s=60.0, metrics_port=None)
+    return runtime.start_controller(host_inventory(devices), str(results_root), options=options)
+
+
+def stop_farm(handle: Any) -> None:
+    import ray
+
+    try:
+        ray.get(handle.shutdown.remote(), timeout=60)
+    finally:
+        ray.kill(handle)
+
+
+def run_job(handle: Any, job: dict[str, Any], base_dir: Path, timeout_s: float) -> tuple[dict[str, Any], float]:
+    """Submit ``job`` and wait until its last row is written; returns its final status and the wall time (s)
+    from the submit call to the moment the controller reported the job done."""
+    import ray
+
+    t0 = time.perf_counter()
+    job_id = ray.get(handle.submit.remote(job, f"<bench:{job['name']}>", str(base_dir), [], True))
+    status: dict[str, Any] = ray.get(handle.wait.remote(job_id, timeout_s))
+    wall = time.perf_counter() - t0
+    if status["state"] != "done":
+        raise RuntimeError(f"job {job['name']} did not finish in {timeout_s:.0f}s: {status}")
+    return status, wall
+
+
+def read_rows(results_root: Path, job: str) -> list[dict[str, Any]]:
+    from farm.results import ResultsStore
+
+    table = ResultsStore(str(results_root)).table(job)
+    return table.to_pylist() if table is not None else []
+
+
+def idle_gaps(rows: Sequence[dict[str, Any]]) -> list[float]:
+    """Per device, the time between one run's command ending and the next run's device-side start (s): what
+    the orchestration costs a device between two back-to-back runs (result return, recording, dispatch)."""
+    by_device: dict[str, list[dict[str, Any]]] = {}
+    for row in rows:
+        by_device.setdefault(row["device_id"], []).append(row)
+    gaps: list[float] = []
+    for runs in by_device.values():
+        runs.sort(key=lambda r: r["started_at"])
+        for prev, nxt in itertools.pairwise(runs):
+            prev_end = prev["started_at"].timestamp() + prev["duration_s"]
+            gaps.append(nxt["started_at"].timestamp() - prev_end)
+    return gaps
