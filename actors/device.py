@@ -85,8 +85,8 @@ class Device(ABC):
         """State per slot: ``idle`` when reachable, else ``offline`` / ``unauthorized``."""
         return {s.slot_id: "idle" for s in self.slots()}
 
-    def close(self) -> None:
-        pass
+    def close(self) -> None:  # noqa: B027 - optional hook: most kinds hold nothing to release
+        """Release connections (called when the actor shuts down)."""
 
     # ----- the run ------------------------------------------------------------------------------------
     def fingerprint(self) -> dict[str, str]:

@@ -20,8 +20,11 @@ What a phone adds to the generic run (:mod:`actors.device`):
   (:meth:`actors.device.Device._thermal_gate`), whose wait shows in the row as ``cooldown_wait_s``.
 * **Throttling** — ``throttled`` is 1.0 when at some poll while the benchmark ran *no* big core (inventory
   ``cores.big``, else the cores whose ``cpuinfo_max_freq`` is above the slowest cluster's) ran at 90 % of its
-  ``cpuinfo_max_freq`` or more. The fastest big core is taken, not each one, because cores the benchmark
-  leaves idle sit at low clocks; a memory-bound run on a ``schedutil`` governor can still read as throttled.
+  ``cpuinfo_max_freq`` or more; ``big_freq_ratio_min`` is the lowest such ratio seen. The fastest big core is
+  taken, not each one, because cores the benchmark leaves idle sit at low clocks, and polls where every big
+  core sits at its ``cpuinfo_min_freq`` (the benchmark is not using them, e.g. a GPU run) say nothing and are
+  skipped: with no telling poll the row has no ``throttled`` value. A memory-bound run on a ``schedutil``
+  governor may still read as throttled; ``temp_max_c`` tells the two apart.
 * **Fingerprint** — ``fp_model``, ``fp_board_platform``, ``fp_soc`` (inventory label ``soc``, else
   ``ro.soc.model``, else the board platform), ``fp_build_fingerprint``, ``fp_android_release``, ``fp_kernel``,
   ``fp_cpu_max_freq_khz`` (``"0:1804800,1:…"``), ``fp_synthetic`` (``ro.farm.synthetic``). A phone that says
@@ -68,26 +71,33 @@ class PhoneLayout:
     props: dict[str, str]
     kernel: str
     cpu_max_khz: dict[int, int]
+    cpu_min_khz: dict[int, int]
     zones: dict[int, str]  # zone index → type, only the relevant zones (see module docstring)
     big_cores: tuple[int, ...]
 
-    def thermal_lines(self) -> list[str]:
-        """Shell that prints ``…/thermal_zoneN/temp:<value>`` per relevant zone (the probe's grep -H form).
+    def thermal_command(self) -> str:
+        """One ``cat`` of every relevant zone's ``temp`` (zones unreadable at discovery were left out)."""
+        files = " ".join(f"{_THERMAL_DIR}/thermal_zone{z}/temp" for z in sorted(self.zones))
+        return f"cat {files} 2>/dev/null" if files else "true"
 
-        ``echo -n`` + ``cat`` per file rather than ``grep -H`` over a glob: one unreadable zone (common on real
-        phones) must leave an empty value, not shift the others.
-        """
-        return [
-            f"echo -n {_THERMAL_DIR}/thermal_zone{z}/temp:; cat {_THERMAL_DIR}/thermal_zone{z}/temp 2>/dev/null || echo"
-            for z in sorted(self.zones)
-        ]
+    def freq_command(self) -> str:
+        files = " ".join(f"{_CPU_DIR}/cpu{c}/cpufreq/scaling_cur_freq" for c in self.big_cores)
+        return f"cat {files} 2>/dev/null" if files else "true"
 
-    def freq_lines(self) -> list[str]:
-        return [
-            f"echo -n 'cpu{c} '; cat {_CPU_DIR}/cpu{c}/cpufreq/scaling_cur_freq 2>/dev/null || echo"
-            for c in self.big_cores
-            if c in self.cpu_max_khz
-        ]
+    def temperature_from(self, text: str) -> float | None:
+        """The hottest zone from :meth:`thermal_command` output; None when a read failed (lines would shift)."""
+        values = text.split()
+        if not values or len(values) != len(self.zones):
+            return None
+        lines = "\n".join(f"thermal_zone{z}/temp:{v}" for z, v in zip(sorted(self.zones), values, strict=True))
+        return hottest_c(lines)
+
+    def freq_ratio_from(self, text: str) -> float | None:
+        """Fastest big core's clock / its max from :meth:`freq_command` output (see :func:`big_freq_ratio`)."""
+        values = text.split()
+        if len(values) != len(self.big_cores):
+            return None
+        return big_freq_ratio(dict(zip(self.big_cores, values, strict=True)), self)
 
 
 def _sections(text: str) -> dict[str, str]:
@@ -136,14 +146,17 @@ def hottest_c(thermal_text: str) -> float | None:
     return max(temps) if temps else None
 
 
-def big_freq_ratio(freq_text: str, layout: PhoneLayout) -> float | None:
-    """Fastest big core's ``scaling_cur_freq / cpuinfo_max_freq``; None when no big core could be read."""
+def big_freq_ratio(cur_khz: dict[int, str], layout: PhoneLayout) -> float | None:
+    """Fastest big core's ``scaling_cur_freq / cpuinfo_max_freq``; None when no big core could be read or all
+    of them sit at their minimum clock (idle: the benchmark does not use them)."""
     ratios = []
-    for cpu, value in _pairs(freq_text, "cpu").items():
+    active = False
+    for cpu, value in cur_khz.items():
         top = layout.cpu_max_khz.get(cpu)
         if value.isdigit() and top:
             ratios.append(int(value) / top)
-    return max(ratios) if ratios else None
+            active = active or int(value) > layout.cpu_min_khz.get(cpu, 0)
+    return max(ratios) if ratios and active else None
 
 
 class PhoneSampler:
@@ -171,9 +184,9 @@ class PhoneSampler:
         parts = []
         if pid is not None:
             parts.append(f"cat /proc/{pid}/status 2>/dev/null")
-        parts += [f"echo {_SECTION}thermal", *self.layout.thermal_lines()]
+        parts += [f"echo {_SECTION}thermal", self.layout.thermal_command()]
         if pid is not None:
-            parts += [f"echo {_SECTION}freq", *self.layout.freq_lines()]
+            parts += [f"echo {_SECTION}freq", self.layout.freq_command()]
         return "; ".join(parts)
 
     def _poll(self, pid: int | None) -> float | None:
@@ -183,7 +196,7 @@ class PhoneSampler:
         self.poll_seconds += time.perf_counter() - t0
         self.polls += 1
         parts = _sections(out)
-        temp = hottest_c(parts.get("thermal", ""))
+        temp = self.layout.temperature_from(parts.get("thermal", ""))
         if pid is None:
             return temp
         try:
@@ -195,7 +208,7 @@ class PhoneSampler:
             self.peak_rss_mb = max(self.peak_rss_mb or 0.0, seen)
         if temp is not None:
             self.temps.append(temp)
-        ratio = big_freq_ratio(parts.get("freq", ""), self.layout)
+        ratio = self.layout.freq_ratio_from(parts.get("freq", ""))
         if ratio is not None:
             self.ratios.append(ratio)
         return temp
@@ -260,7 +273,7 @@ class Phone(Device):
         layout = self.layout()
         if not layout.zones:
             return None
-        return hottest_c(self._transport.shell("; ".join(layout.thermal_lines()), timeout=10.0).stdout)
+        return layout.temperature_from(self._transport.shell(layout.thermal_command(), timeout=10.0).stdout)
 
     def device_fingerprint(self) -> dict[str, str]:
         layout = self.layout()
@@ -313,21 +326,40 @@ class Phone(Device):
         )
         cpus = sorted(int(w[3:]) for w in listing.get("cpus", "").split() if re.fullmatch(r"cpu\d+", w))
         zones = sorted(int(w[12:]) for w in listing.get("zones", "").split() if re.fullmatch(r"thermal_zone\d+", w))
-        reads = [f"echo {_SECTION}max"]
+        reads = []
+        for bound in ("max", "min"):
+            reads.append(f"echo {_SECTION}{bound}")
+            reads += [
+                f"echo -n 'cpu{c} '; cat {_CPU_DIR}/cpu{c}/cpufreq/cpuinfo_{bound}_freq 2>/dev/null || echo"
+                for c in cpus
+            ]
+        reads.append(f"echo {_SECTION}cur")
         reads += [
-            f"echo -n 'cpu{c} '; cat {_CPU_DIR}/cpu{c}/cpufreq/cpuinfo_max_freq 2>/dev/null || echo" for c in cpus
+            f"echo -n 'cpu{c} '; cat {_CPU_DIR}/cpu{c}/cpufreq/scaling_cur_freq 2>/dev/null || echo" for c in cpus
         ]
         reads.append(f"echo {_SECTION}types")
         reads += [f"echo -n 'zone{z} '; cat {_THERMAL_DIR}/thermal_zone{z}/type 2>/dev/null || echo" for z in zones]
+        reads.append(f"echo {_SECTION}temps")
+        reads += [f"echo -n 'zone{z} '; cat {_THERMAL_DIR}/thermal_zone{z}/temp 2>/dev/null || echo" for z in zones]
         details = _sections(t.check_output("; ".join(reads)))
         max_khz = {c: int(v) for c, v in _pairs(details.get("max", ""), "cpu").items() if v.isdigit()}
-        types = _pairs(details.get("types", ""), "zone")
+        min_khz = {c: int(v) for c, v in _pairs(details.get("min", ""), "cpu").items() if v.isdigit()}
+        readable_cur = {c for c, v in _pairs(details.get("cur", ""), "cpu").items() if v.isdigit()}
+        temps = _pairs(details.get("temps", ""), "zone")
+        # Polls read every file with one cat, so a file that cannot be read (or reads as a disabled sensor)
+        # is left out here, once, rather than shifting the values of the others at every poll.
+        types = {
+            z: kind
+            for z, kind in _pairs(details.get("types", ""), "zone").items()
+            if hottest_c(f"thermal_zone{z}/temp:{temps.get(z, '')}") is not None
+        }
         return PhoneLayout(
             props=_parse_getprop(listing.get("", "")),
             kernel=listing.get("kernel", "").strip(),
             cpu_max_khz=max_khz,
+            cpu_min_khz=min_khz,
             zones=relevant_zones(types),
-            big_cores=self._big_cores(max_khz),
+            big_cores=tuple(c for c in self._big_cores(max_khz) if c in readable_cur and c in max_khz),
         )
 
     def _big_cores(self, max_khz: dict[int, int]) -> tuple[int, ...]:

@@ -20,4 +20,4 @@ def make_device(spec: DeviceSpec) -> Device:
     key = "host+ssh" if isinstance(spec, HostDevice) and spec.ssh is not None else spec.kind
     module_name, _, attr = _KINDS[key].partition(":")
     cls: type[Device] = getattr(importlib.import_module(module_name), attr)
-    return cls(spec)  # type: ignore[arg-type]
+    return cls(spec)

@@ -14,7 +14,7 @@ import platform
 import shlex
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -101,9 +101,28 @@ def sleep_job(name: str, runs_per_device: int, seconds: float) -> dict[str, Any]
     }
 
 
-def start_farm(devices: int, results_root: Path, num_cpus: int | None = None) -> Any:
-    """Embedded Ray (if not started yet) + the controller with ``devices`` local hosts; returns its handle."""
-    runtime.init_ray(num_cpus=num_cpus)
+def init_local_ray(resources: dict[str, float] | None = None) -> None:
+    """A private Ray instance for this benchmark, with the options of ``farm.runtime.init_ray``'s embedded mode.
+
+    ``address="local"``: without it ``ray.init`` joins a cluster some other process started on this machine
+    (``ray start``), and the figures would include its load and its nodes."""
+    import ray
+
+    from farm.controller import NAMESPACE
+
+    ray.init(
+        address="local",
+        num_cpus=os.cpu_count() or 1,
+        resources=resources,
+        include_dashboard=False,
+        namespace=NAMESPACE,
+        log_to_driver=False,
+        configure_logging=False,
+    )
+
+
+def start_farm(devices: int, results_root: Path) -> Any:
+    """The controller with ``devices`` local hosts on the running Ray (see :func:`init_local_ray`)."""
     # No Prometheus exporter and a slow health loop: the benchmark measures dispatch, not monitoring.
     options = ControllerOptions(health_interval_s=60.0, metrics_port=None)
     return runtime.start_controller(host_inventory(devices), str(results_root), options=options)
@@ -139,16 +158,21 @@ def read_rows(results_root: Path, job: str) -> list[dict[str, Any]]:
     return table.to_pylist() if table is not None else []
 
 
-def idle_gaps(rows: Sequence[dict[str, Any]]) -> list[float]:
-    """Per device, the time between one run's command ending and the next run's device-side start (s): what
-    the orchestration costs a device between two back-to-back runs (result return, recording, dispatch)."""
-    by_device: dict[str, list[dict[str, Any]]] = {}
-    for row in rows:
-        by_device.setdefault(row["device_id"], []).append(row)
+def idle_gaps(runs: Iterable[tuple[str, float, float]]) -> list[float]:
+    """Per device, the time between one run's command ending and the next run's command starting (s), from
+    ``(device, start epoch s, duration s)`` of every run: what the orchestration costs a device between two
+    back-to-back runs (returning the result, recording it, dispatching the next run)."""
+    by_device: dict[str, list[tuple[float, float]]] = {}
+    for device, start, duration in runs:
+        by_device.setdefault(device, []).append((start, duration))
     gaps: list[float] = []
-    for runs in by_device.values():
-        runs.sort(key=lambda r: r["started_at"])
-        for prev, nxt in itertools.pairwise(runs):
-            prev_end = prev["started_at"].timestamp() + prev["duration_s"]
-            gaps.append(nxt["started_at"].timestamp() - prev_end)
+    for spans in by_device.values():
+        spans.sort()
+        for (start, duration), (next_start, _) in itertools.pairwise(spans):
+            gaps.append(next_start - (start + duration))
     return gaps
+
+
+def row_spans(rows: Iterable[dict[str, Any]]) -> list[tuple[str, float, float]]:
+    """``(device, start, duration)`` of farm result rows, for :func:`idle_gaps`."""
+    return [(r["device_id"], r["started_at"].timestamp(), r["duration_s"]) for r in rows]

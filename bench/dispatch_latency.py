@@ -35,10 +35,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.common import (
     host_inventory,
     idle_gaps,
+    init_local_ray,
     machine,
     percentile,
     print_machine,
     read_rows,
+    row_spans,
     run_job,
     sleep_argv,
     sleep_job,
@@ -87,14 +89,14 @@ def measure_farm(devices: int, per_device: int, seconds: float, workdir: Path) -
     finally:
         stop_farm(handle)
     rows = read_rows(workdir / "results", "latency")
-    return {"latency": list(stats["dispatch_latencies_s"]), "gap": idle_gaps(rows)}
+    return {"latency": list(stats["dispatch_latencies_s"]), "gap": idle_gaps(row_spans(rows))}
 
 
 def measure_baseline(devices: int, per_device: int, seconds: float) -> dict[str, list[float]]:
     specs = host_inventory(devices).devices
-    remote_cls = ray.remote(BarePopenActor)
-    actors = [remote_cls.options(**device_actor_options(s)).remote() for s in specs]
-    dispatcher = ray.remote(BaselineDispatcher).options(num_cpus=0, max_concurrency=1000).remote()
+    remote_cls: Any = ray.remote(BarePopenActor)
+    actors: list[Any] = [remote_cls.options(**device_actor_options(s)).remote() for s in specs]
+    dispatcher: Any = ray.remote(BaselineDispatcher).options(num_cpus=0, max_concurrency=1000).remote()
     try:
         # Warm the actors up (process start, first call) so only steady-state calls are measured, as for the
         # farm, whose device actors are started before its clock runs.
@@ -122,9 +124,7 @@ def main() -> int:
     counts = [int(c) for c in args.devices.split(",")]
 
     info = machine()
-    from farm import runtime
-
-    runtime.init_ray()
+    init_local_ray()
     results: dict[int, dict[str, dict[str, list[float]]]] = {}
     try:
         for devices in counts:
@@ -148,11 +148,11 @@ def main() -> int:
         print(f"  farm dispatch latency                            {_fmt(farm['latency'])}")
     print()
     for devices, res in results.items():
-        farm, base = res["farm"]["latency"], res["baseline"]["latency"]
+        lat, base_lat = res["farm"]["latency"], res["baseline"]["latency"]
         print(
-            f"{devices:>2} device(s): farm dispatch latency p50 {1000 * percentile(farm, 50):.2f} ms "
-            f"(target <= 20), p99 {1000 * percentile(farm, 99):.2f} ms (target <= 200); baseline p50 "
-            f"{1000 * percentile(base, 50):.2f} ms, p99 {1000 * percentile(base, 99):.2f} ms"
+            f"{devices:>2} device(s): farm dispatch latency p50 {1000 * percentile(lat, 50):.2f} ms "
+            f"(target <= 20), p99 {1000 * percentile(lat, 99):.2f} ms (target <= 200); baseline p50 "
+            f"{1000 * percentile(base_lat, 50):.2f} ms, p99 {1000 * percentile(base_lat, 99):.2f} ms"
         )
     return 0
 

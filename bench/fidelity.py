@@ -32,8 +32,20 @@ def main() -> int:
     ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args()
     argv = [
-        str(Path(sys.executable).parent / "farm-llama"), "--model-package", "gemma3", "-p", "Once upon a time",
-        "-n", str(args.tokens), "-t", str(args.threads), "-b", "64", "--seed", "42", "--no-repack",
+        str(Path(sys.executable).parent / "farm-llama"),
+        "--model-package",
+        "gemma3",
+        "-p",
+        "Once upon a time",
+        "-n",
+        str(args.tokens),
+        "-t",
+        str(args.threads),
+        "-b",
+        "64",
+        "--seed",
+        "42",
+        "--no-repack",
     ]
     adapter = make_adapter("llama_cpp")
     tmp = Path(tempfile.mkdtemp(prefix="farm-fidelity-"))

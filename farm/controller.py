@@ -8,6 +8,7 @@ the scheduler. One asyncio loop, no threads: every state change happens on that 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 import uuid
@@ -243,10 +244,8 @@ class Controller:
 
     async def wait(self, job_id: str, timeout_s: float | None = None) -> dict[str, Any]:
         rec = self._job(job_id)
-        try:
+        with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(rec.done_event.wait(), timeout_s)
-        except TimeoutError:
-            pass
         return self._status(rec)
 
     async def status(self, job_id: str | None = None) -> dict[str, Any] | list[dict[str, Any]]:
@@ -309,10 +308,8 @@ class Controller:
                 self._finish_jobs()
             except Exception:  # the loop must survive any one bad run
                 log.exception("dispatch loop error")
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), 1.0)
-            except TimeoutError:
-                pass
 
     def _launch(self, slot_id: str, job_id: str, run: RunSpec, attempt: int) -> None:
         rec = self.jobs[job_id]
@@ -424,10 +421,8 @@ class Controller:
         argv: list[str] = []
         slot = self.slots.get(slot_id)
         if slot is not None:
-            try:
+            with contextlib.suppress(ConfigError):
                 argv = render(rec.spec, final.run, slot, rec.source).argv
-            except ConfigError:
-                pass
         req = _request(rec, final.run, slot_id, final.attempt, argv, {}, None)
         self._record(rec, final.run, req, RunResult(started_at=time.time()), final.status, final.error, {})
         rec.statuses[final.status] += 1

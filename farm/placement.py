@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from farm.errors import ConfigError
@@ -14,12 +15,13 @@ def resolve_node(name: str, nodes: list[dict[str, Any]]) -> str:
     """The Ray node id for ``name``: a node id, the value of the node label ``farm-node``, a custom resource the
     node carries (e.g. started with ``--resources '{"lab-host-1": 1}'``), or a unique IP / hostname."""
     alive = [n for n in nodes if n.get("Alive", n.get("alive", True))]
-    for match in (
+    matchers: list[Callable[[dict[str, Any]], bool]] = [
         lambda n: n.get("NodeID") == name,
         lambda n: (n.get("Labels") or {}).get(NODE_LABEL) == name,
         lambda n: name in (n.get("Resources") or {}),
         lambda n: n.get("NodeManagerAddress") == name or n.get("NodeManagerHostname") == name,
-    ):
+    ]
+    for match in matchers:
         found = [n for n in alive if match(n)]
         if len(found) == 1:
             return str(found[0]["NodeID"])
@@ -47,6 +49,6 @@ def device_actor_options(dev: DeviceSpec, max_restarts: int = -1) -> dict[str, A
         "max_concurrency": max(len(dev.slots()), 8) + 4,  # slots may be discovered at start
     }
     if dev.node is not None:
-        node_id = resolve_node(dev.node, ray.nodes())
+        node_id = resolve_node(dev.node, ray.nodes())  # type: ignore[no-untyped-call]
         opts["scheduling_strategy"] = NodeAffinitySchedulingStrategy(node_id=node_id, soft=False)
     return opts

@@ -75,7 +75,7 @@ def start_controller(
         .options(**actor_opts)
         .remote(inventory.model_dump(mode="json"), _absolute(results_root), options)
     )
-    ray.get(handle.start.remote())
+    ray.get(handle.start.remote())  # type: ignore[attr-defined]
     return handle
 
 

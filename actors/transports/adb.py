@@ -64,6 +64,7 @@ _PID_WAIT_S = 2.0  # how long a kill waits for a just-started command to announc
 _SHELL_TIMEOUT_S = 30.0  # default for short housekeeping commands
 _SELF_HEAL_S = 1.0  # how long an offline TCP phone is given to come back by itself before we reconnect it
 _SYNC_CHUNK = 64 * 1024  # the largest DATA record adbd accepts (SYNC_DATA_MAX)
+_RECORDS_PER_WRITE = 16
 _SHA_SUFFIX = ".farm-sha256"
 _V2 = struct.Struct("<BI")  # shell v2 packet header: id, length
 _V2_STDOUT, _V2_STDERR, _V2_EXIT, _V2_CLOSE_STDIN = 1, 2, 3, 4
@@ -403,9 +404,7 @@ class AdbTransport:
         announced = False
         stop: str | None = None
         try:
-            while reader.is_alive():
-                wake.wait(_TICK_S)
-                wake.clear()
+            while True:
                 if not announced and reader.pid is not None:
                     announced = True
                     if on_start is not None:
@@ -419,6 +418,8 @@ class AdbTransport:
                 if stop is not None:
                     self._stop_remote(reader, stop)
                     break
+                wake.wait(_TICK_S)
+                wake.clear()
         except BaseException:
             # e.g. on_start raised: do not leave the benchmark running unattended on the phone
             if reader.pid is not None and stop is None and reader.exit_code is None:
@@ -518,14 +519,26 @@ class AdbTransport:
         conn = self._open("sync:", self.connect_timeout_s)
         sock: socket.socket = conn.conn
         spec = f"{dst},{stat.S_IFREG | mode}".encode()
-        buf = bytearray(_SYNC.size + _SYNC_CHUNK)
+        record = _SYNC.size + _SYNC_CHUNK
+        buf = bytearray(record * _RECORDS_PER_WRITE)
         view = memoryview(buf)
         try:
             sock.sendall(_SYNC.pack(b"SEND", len(spec)) + spec)
             with src.open("rb") as fh:
-                while n := fh.readinto(view[_SYNC.size :]):
-                    _SYNC.pack_into(buf, 0, b"DATA", n)
-                    sock.sendall(view[: _SYNC.size + n])
+                eof = False
+                while not eof:
+                    # Several DATA records per write: fewer syscalls and Python iterations per byte.
+                    used = 0
+                    while used < len(buf):
+                        n = fh.readinto(view[used + _SYNC.size : used + record])
+                        if n:
+                            _SYNC.pack_into(buf, used, b"DATA", n)
+                            used += _SYNC.size + n
+                        if n < _SYNC_CHUNK:
+                            eof = True
+                            break
+                    if used:
+                        sock.sendall(view[:used])
             sock.sendall(_SYNC.pack(b"DONE", mtime))
             reply, length = _SYNC.unpack(_recv_exact(sock, _SYNC.size))
             if reply == b"FAIL":

@@ -71,7 +71,8 @@ def print_summary(root: str, job: str, status: dict[str, Any]) -> None:
             cells.append(f"{_median(vals):.2f}" if vals else "")
         out.add_row(*cells)
     console.print(out)
-    console.print(f"[dim]query: farm query \"SELECT * FROM runs WHERE job = '{job}'\" --results {root}[/]")
+    hint = "SELECT * FROM runs WHERE job = '" + job + "'"  # noqa: S608 - printed as a hint, never executed
+    console.print(f'[dim]query: farm query "{hint}" --results {root}[/]')
 
 
 def _independent(params: list[str], rows: list[dict[str, Any]]) -> list[str]:

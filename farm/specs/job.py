@@ -219,7 +219,7 @@ def _unwrap(exc: ConfigError) -> ConfigError:
     # Errors raised as _PathError inside the model validator surface at the model's root; move them to their path.
     cause = exc.__cause__
     fixed = []
-    details = getattr(cause, "errors", lambda: [])() if cause is not None else []
+    details: list[Any] = getattr(cause, "errors", lambda: [])() if cause is not None else []
     for (path, reason), detail in zip(exc.issues, details or [None] * len(exc.issues), strict=False):
         ctx_err = (detail or {}).get("ctx", {}).get("error") if isinstance(detail, dict) else None
         if isinstance(ctx_err, _PathError):

@@ -24,7 +24,7 @@ def write_job(tmp: Path, data: dict[str, Any], name: str = "job.yaml") -> tuple[
 def hosts(*ids: str, nodes: list[str | None] | None = None) -> Inventory:
     nodes = nodes or [None] * len(ids)
     return Inventory.model_validate(
-        {"devices": [{"id": i, "kind": "host", **({"node": n} if n else {})} for i, n in zip(ids, nodes)]}
+        {"devices": [{"id": i, "kind": "host", **({"node": n} if n else {})} for i, n in zip(ids, nodes, strict=True)]}
     )
 
 

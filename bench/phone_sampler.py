@@ -1,0 +1,118 @@
+"""Overhead of the phone sampler (one shell round trip per poll) on a CPU-bound command on a virtual phone.
+
+Starts a private adb server (Debian ``adb``) and one virtual phone in a separate process, pushes a file and
+runs ``sha256sum`` over it several times: the phone hashes it for real, so the command is CPU-bound on the
+phone (the phone is Python on this machine's cores, like the sampler's polls). Rounds alternate with and
+without the sampler (AB, BA, ...), through the real ``Phone`` device's transport and ``PhoneSampler``; the
+run time is the transport's ``duration_s`` (pid announced → exit frame). Printed last: the median run time of
+each arm, the overhead (median with / median without − 1, target <= 1 %), the median of the paired
+differences, what the sampler itself did (polls per run, mean round trip of a poll) and the upper bound that
+gives (polls × round trip / run time: all a poll costs the phone happens within its round trip). On a shared
+machine the run-to-run spread is a few per cent, larger than the effect: read the bound with the medians.
+
+    .venv/bin/python bench/phone_sampler.py [--mb 128] [--passes 30] [--rounds 8]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from actors.phone import Phone
+from actors.transports.adb import AdbTransport
+from farm.sim.adb_server import AdbServer
+from farm.sim.phone import free_port
+from farm.specs.inventory import AndroidDevice
+
+_PHONE = """
+import sys
+from pathlib import Path
+from farm.sim.phone import VirtualPhone
+phone = VirtualPhone("bench-phone", port=int(sys.argv[1]), root=Path(sys.argv[2])).start()
+print("ready", flush=True)
+sys.stdin.read()
+phone.close()
+"""
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--mb", type=int, default=128, help="size of the file hashed on the phone")
+    ap.add_argument("--passes", type=int, default=30, help="how many times one run hashes it")
+    ap.add_argument("--rounds", type=int, default=8)
+    args = ap.parse_args()
+    with tempfile.TemporaryDirectory(prefix="farm-bench-sampler-") as tmp:
+        root = Path(tmp)
+        server = AdbServer(free_port(), home=str(root / "home")).start()
+        port = free_port()
+        (root / "phone").mkdir()
+        proc = subprocess.Popen(
+            [sys.executable, "-c", _PHONE, str(port), str(root / "phone")],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+            cwd=Path(__file__).resolve().parents[1],
+        )
+        try:
+            assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
+            serial = f"127.0.0.1:{port}"
+            server.connect(serial)
+            server.wait_for([serial])
+            spec = AndroidDevice.model_validate(
+                {"id": "bench-phone", "kind": "android", "adb": {"serial": serial, "server_port": server.port}}
+            )
+            phone = Phone(spec)
+            transport = phone.transport(spec.id)
+            assert isinstance(transport, AdbTransport)
+            blob = root / "blob.bin"
+            with blob.open("wb") as fh:
+                for _ in range(args.mb):
+                    fh.write(os.urandom(1 << 20))
+            transport.push(blob, "/data/local/tmp/blob.bin")
+            argv = ["sha256sum", *["/data/local/tmp/blob.bin"] * args.passes]
+            phone.layout()  # read once per device actor, outside any run
+            times: dict[str, list[float]] = {"with": [], "without": []}
+            polls: list[float] = []
+            rtt_ms: list[float] = []
+            for rnd in range(1, args.rounds + 1):
+                for arm in ("with", "without") if rnd % 2 else ("without", "with"):
+                    sampler = phone.sampler(spec.id) if arm == "with" else None
+                    done = transport.run(argv, timeout=600, on_start=sampler.start if sampler else None)
+                    assert done.exit_code == 0, done.stderr
+                    if sampler is not None:
+                        samples = sampler.stop()
+                        polls.append(samples["sampler_polls"])
+                        rtt_ms.append(samples.get("sampler_poll_ms", float("nan")))
+                    times[arm].append(done.duration_s)
+                    print(f"round {rnd} {arm:>7}: {done.duration_s:6.3f} s", flush=True)
+        finally:
+            if proc.stdin is not None:
+                proc.stdin.close()
+            proc.wait(30)
+            server.kill()
+    with_s, without_s = statistics.median(times["with"]), statistics.median(times["without"])
+    paired = [a / b - 1 for a, b in zip(times["with"], times["without"], strict=True)]
+    load1, load5, _ = os.getloadavg()
+    print(f"machine: {os.cpu_count()} cpus, load {load1:.1f}/{load5:.1f}")
+    print(f"run: sha256sum of {args.mb} MiB x {args.passes} on a virtual phone, {args.rounds} rounds per arm")
+    print(f"median run time with sampler    {with_s:.3f} s")
+    print(f"median run time without sampler {without_s:.3f} s")
+    poll_rtt = statistics.median(rtt_ms)
+    print(f"sampler: {statistics.median(polls):.0f} polls per run, mean poll round trip {poll_rtt:.1f} ms")
+    print(f"median paired difference {100 * statistics.median(paired):+.2f} %")
+    # Everything a poll costs the phone happens inside its round trip, so this bounds the sampler's share.
+    bound = statistics.median(polls) * poll_rtt / 1000 / without_s
+    print(f"upper bound from the polls themselves (polls x round trip / run time) = {100 * bound:.2f} %")
+    print(f"overhead (median with / median without - 1) = {100 * (with_s / without_s - 1):+.2f} % (target <= 1 %)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,322 @@
+"""Android phones end to end: the Phone device and the farm on a real local Ray, through the real adb server, on
+virtual phones (``tests/fixtures/adb.py``).
+
+The three phone jobs of ``jobs/`` are copied into ``tmp_path`` with dummy artifact files beside them; the
+virtual phone's scripted binaries key on the basename (``codl_op_run``, ``llama*``/``mymain*``; the elastic-infer
+fork's ``main`` is registered on each phone's command table). Their grids are trimmed to a few points so the
+module stays within a few minutes; everything else (command, env, artifacts, workdir, cooldown) is as shipped.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import time
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import ray
+import yaml
+
+from actors.host_probe import file_sha256
+from actors.messages import ArtifactRef, RunRequest
+from actors.phone import Phone, relevant_zones
+from farm import runtime
+from farm.controller import ControllerOptions
+from farm.sim.adb_server import AdbServer
+from farm.sim.phone import VirtualPhone
+from farm.sim.workloads import llama_binary
+from farm.specs.inventory import AndroidDevice, Inventory
+from farm.specs.job import load_job
+from tests.fixtures.adb import PhoneFactory
+from tests.runtime.helpers import rows, wait_until
+
+pytestmark = pytest.mark.adb
+JOBS = Path(__file__).resolve().parents[2] / "jobs"
+
+
+def inventory(server: AdbServer, phones: list[VirtualPhone], **overrides: Any) -> Inventory:
+    # synthetic: false on purpose: rows must be marked synthetic because the phone says so (ro.farm.synthetic)
+    entries = [{**p.inventory_entry(server_port=server.port), "synthetic": False, **overrides} for p in phones]
+    return Inventory.model_validate({"devices": entries})
+
+
+def with_fork_binary(phones: list[VirtualPhone]) -> list[VirtualPhone]:
+    """The elastic-infer jobs push the fork's binary as ``main``: run the llama stand-in for that name."""
+    for phone in phones:
+        phone.commands.register_binary("main", llama_binary)
+    return phones
+
+
+def copy_job(tmp: Path, name: str, **changes: Any) -> Path:
+    """``jobs/<name>.yaml`` under ``tmp/jobs`` with ``changes`` applied and dummy artifact files created."""
+    data = yaml.safe_load((JOBS / f"{name}.yaml").read_text())
+    data.update(changes)
+    jobs = tmp / "jobs"
+    jobs.mkdir(exist_ok=True)
+    path = jobs / f"{data['name']}.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    for art in data.get("artifacts", []):
+        src = (jobs / art["src"]).resolve()
+        src.parent.mkdir(parents=True, exist_ok=True)
+        if not src.exists():
+            src.write_bytes(os.urandom(256 << 10) if src.suffix == ".gguf" else b"\x7fELF scripted on the phone")
+    return path
+
+
+# -- the Phone device without Ray -------------------------------------------------------------------------------
+
+
+def request(run_id: str, argv: list[str], **kw: Any) -> RunRequest:
+    return RunRequest(job="t", run_id=run_id, attempt=1, slot_id=kw.pop("slot_id"), argv=argv, env=kw.pop("env", {}),
+                      workdir=kw.pop("workdir", None), timeout_s=kw.pop("timeout_s", 60), **kw)  # fmt: skip
+
+
+def test_phone_run_samples_fingerprint_and_binding(
+    adb_server: AdbServer, virtual_phones: PhoneFactory, tmp_path: Path
+) -> None:
+    (vp,) = with_fork_binary(virtual_phones(1))
+    spec = inventory(adb_server, [vp]).devices[0]
+    assert isinstance(spec, AndroidDevice)
+    phone = Phone(spec)
+    model = tmp_path / "llama-2-7b.Q4_0.gguf"
+    model.write_bytes(os.urandom(1 << 20))
+    binary = tmp_path / "main"
+    binary.write_bytes(b"scripted")
+    arts = [
+        ArtifactRef(p.name, file_sha256(p), p.stat().st_size, f"/data/local/tmp/e/{p.name}", m, str(p))
+        for p, m in ((binary, 0o755), (model, None))
+    ]
+    argv = ["./main", "-m", model.name, "-p", "Once upon a time", "-n", "64", "-t", "4"]
+    req = request("r1", argv, slot_id=vp.name, workdir="/data/local/tmp/e", artifacts=arts, cores="4,5,6,7")
+    res = phone.execute(req)
+    assert res.infra_error is None and res.exit_code == 0, res.stderr
+    assert "llama_print_timings:" in res.stderr and res.synthetic
+    assert res.bytes_pushed == binary.stat().st_size + model.stat().st_size
+    s = res.samples
+    assert s["peak_rss_mb"] > 100  # the stand-in grows to ~4 GB for a 7B model; the first poll alone sees ~2 MB
+    assert 30 < s["temp_start_c"] <= s["temp_max_c"] < 100 and "temp_end_c" in s
+    assert s["throttled"] == 0.0 and s["big_freq_ratio_min"] >= 0.9 and s["sampler_polls"] >= 2
+    fp = res.fingerprint
+    assert fp["fp_model"] == "Farm Virtual Phone" and fp["fp_board_platform"] == "kalama"
+    assert fp["fp_soc"] == "sm8550" and fp["fp_synthetic"] == "1" and fp["fp_kernel"].endswith("farm-sim")
+    assert fp["fp_cpu_max_freq_khz"].startswith("0:2016000,") and "7:2803200" in fp["fp_cpu_max_freq_khz"]
+    # a cores parameter becomes a taskset mask: the command (and what it starts) may only use those cores
+    status = "grep Cpus_allowed: /proc/$$/status"
+    bound = phone.execute(request("aff", ["sh", "-c", status], slot_id=vp.name, cores="4,5,6,7"))
+    assert bound.exit_code == 0 and bound.stdout.split() == ["Cpus_allowed:", "f0"]
+
+    again = phone.execute(request("r2", argv, slot_id=vp.name, workdir="/data/local/tmp/e", artifacts=arts))
+    assert again.exit_code == 0 and again.bytes_pushed == 0
+
+
+def test_phone_health_temperature_and_throttling(adb_server: AdbServer, virtual_phones: PhoneFactory) -> None:
+    skew = [0.0]  # the thermal model's clock, pushed forward to heat the phone at once
+    (ok,) = virtual_phones(1, clock=lambda: time.monotonic() + skew[0])
+    (locked,) = virtual_phones(1, refuse_auth=True)
+    phone, unauthorized = (Phone(d) for d in inventory(adb_server, [ok, locked]).devices)  # type: ignore[arg-type]
+    assert phone.health() == {ok.name: "idle"}
+    assert unauthorized.health() == {locked.name: "unauthorized"}
+    idle = phone.temperature_c()
+    assert idle is not None and 30 < idle < 45
+    # a run that leaves the big cores idle (at their minimum clock) says nothing about throttling
+    idle_run = phone.execute(request("cool", ["sleep", "0.8"], slot_id=ok.name))
+    assert idle_run.exit_code == 0 and "throttled" not in idle_run.samples
+    ok.state.thermal.set_load("heater", cpu=1.0, gpu=1.0)
+    skew[0] += 120.0
+    try:
+        hot = phone.temperature_c()
+        assert hot is not None and hot > 75
+        # hot big cores step their clock down: a run now reads as throttled
+        res = phone.execute(request("hot", ["sleep", "0.8"], slot_id=ok.name))
+        assert res.exit_code == 0 and res.samples["throttled"] == 1.0 and res.samples["big_freq_ratio_min"] < 0.9
+        assert res.samples["temp_max_c"] > 75
+    finally:
+        ok.state.thermal.clear_load("heater")
+    ok.stop()
+    assert phone.health() == {ok.name: "offline"}
+    res = phone.execute(request("gone", ["true"], slot_id=ok.name))
+    assert res.infra_error is not None and res.exit_code is None
+
+
+def test_relevant_zones_skip_board_sensors() -> None:
+    assert relevant_zones({0: "cpu-0-0-usr", 1: "battery", 2: "gpuss-0", 3: "xo-therm"}) == {
+        0: "cpu-0-0-usr",
+        2: "gpuss-0",
+    }
+    assert relevant_zones({0: "battery", 1: "case-therm", 2: "usb"}) == {1: "case-therm"}
+
+
+# -- the farm on Ray --------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def local_ray() -> Iterator[None]:
+    if ray.is_initialized():
+        ray.shutdown()
+    runtime.init_ray(num_cpus=2)
+    yield
+    ray.shutdown()
+
+
+@pytest.fixture
+def farm(local_ray: None, tmp_path: Path) -> Iterator[Any]:
+    """``farm(inventory, **options)`` starts a controller (small health interval and grace) on ``tmp_path/res``."""
+    handles: list[Any] = []
+
+    def start(inv: Inventory, **opts: Any) -> Any:
+        options = ControllerOptions(**{"health_interval_s": 1.0, "offline_grace_s": 5.0, **opts})
+        handle = runtime.start_controller(inv, str(tmp_path / "res"), options=options)
+        handles.append(handle)
+        return handle
+
+    yield start
+    for h in handles:
+        with contextlib.suppress(Exception):
+            ray.get(h.shutdown.remote(), timeout=30)
+        ray.kill(h)
+    wait_until(lambda: runtime.find_controller() is None, timeout=30)
+
+
+def submit(handle: Any, path: Path, *, rerun: bool = False, timeout: float = 120) -> dict[str, Any]:
+    job = load_job(path)
+    job_id = runtime.submit(handle, job, str(path), ship=False, rerun=rerun)
+    status: dict[str, Any] = ray.get(handle.wait.remote(job_id, timeout))
+    assert status["state"] == "done", status
+    return status
+
+
+def states(handle: Any) -> dict[str, str]:
+    return {d["device_id"]: d["state"] for d in ray.get(handle.devices_status.remote())}
+
+
+@pytest.mark.ray
+def test_the_three_phone_jobs_end_to_end(
+    adb_server: AdbServer, virtual_phones: PhoneFactory, farm: Any, tmp_path: Path
+) -> None:
+    phones = with_fork_binary(virtual_phones(3))
+    handle = farm(inventory(adb_server, phones))
+    sparsity = copy_job(
+        tmp_path,
+        "elastic-infer-sparsity",
+        grid={"sparsity": [0.0, 0.8], "batch": [8], "zip": [{"threads": 4, "cores": "4,5,6,7"}]},
+        repeat=1,
+        warmup=0,
+        cooldown={"margin_c": 2, "max_wait": "5s", "poll": "0.5s"},
+    )
+    bound = copy_job(tmp_path, "elastic-infer-bound", grid={"sparsity": [0.5], "zip": [
+        {"load_sparse": 0, "index_cache": 0}, {"load_sparse": 1, "index_cache": 1}]}, repeat=1, warmup=0,
+        cooldown={"margin_c": 2, "max_wait": "5s", "poll": "0.5s"})  # fmt: skip
+    codl = copy_job(tmp_path, "codl-split-ratio", grid={"part_ratio": [0.0, 0.5], "part_dim": [4],
+        "gpu_memory_type": [2], "zip": [{"input_shape": "1,28,28,128", "weight_shape": "128,128,3,3",
+        "strides": "1,1"}]}, repeat=1)  # fmt: skip
+    for path, metric in ((sparsity, "decode_tokens_per_s"), (bound, "decode_tokens_per_s"), (codl, "latency_ms")):
+        name = load_job(path).name
+        st = submit(handle, path)
+        got = rows(tmp_path / "res", name)
+        assert st["statuses"] == {"ok": 6} and len(got) == 6, (name, [r["error"] for r in got])
+        assert Counter(r["device_id"] for r in got) == {p.name: 2 for p in phones}
+        for r in got:
+            assert r["status"] == "ok" and r["synthetic"] is True and r["device_kind"] == "android"
+            assert r[metric] > 0 and r["peak_rss_mb"] > 0 and r["sampler_polls"] >= 1
+            assert r["temp_start_c"] > 0 and r["temp_max_c"] > 0 and r["temp_end_c"] > 0
+            assert r["fp_model"] == "Farm Virtual Phone" and r["fp_soc"] == "sm8550" and r["fp_synthetic"] == "1"
+            assert any(k.startswith("fp_sha256_") and r[k] for k in r)
+        if name == "elastic-infer-sparsity":
+            assert {r["p_sparsity"] for r in got} == {0.0, 0.8} and {r["p_cores"] for r in got} == {"4,5,6,7"}
+            assert all("cooldown_wait_s" in r for r in got)
+            # each phone pushed the binary and the model once, for its first run only
+            assert sorted(r["bytes_pushed"] for r in got) == [0, 0, 0] + [(256 << 10) + 26] * 3
+        if name == "codl-split-ratio":
+            assert {r["p_part_ratio"] for r in got} == {0.0, 0.5}
+
+    # resubmitted with --rerun: every run again, nothing pushed
+    submit(handle, sparsity, rerun=True)
+    again = [r for r in rows(tmp_path / "res", "elastic-infer-sparsity") if r["attempt"] > 1]
+    assert len(again) == 6 and all(r["status"] == "ok" and r["bytes_pushed"] == 0 for r in again)
+
+
+def _sleep_job(tmp: Path, name: str, n: int, seconds: float, **extra: Any) -> Path:
+    data = {
+        "name": name,
+        "workload": "regex",
+        "workload_options": {"patterns": {"slept_s": r"slept_s=(\S+)"}},
+        "devices": {"kind": "android", **extra.pop("devices", {})},
+        "command": ["sh", "-c", f"sleep {seconds}; echo slept_s={seconds}"],
+        "grid": {"i": list(range(n))},
+        **extra,
+    }
+    path = tmp / f"{name}.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+@pytest.mark.ray
+def test_phone_dropped_mid_run_is_retried_to_one_ok_row(
+    adb_server: AdbServer, virtual_phones: PhoneFactory, farm: Any, tmp_path: Path
+) -> None:
+    (phone,) = virtual_phones(1)
+    handle = farm(inventory(adb_server, [phone]))
+    phone.drop_on_command("slept_s=0.5", delay=0.2)  # the run's own command line; the phone keeps listening
+    submit(handle, _sleep_job(tmp_path, "dropped", 1, 0.5, retries=2))
+    got = sorted(rows(tmp_path / "res", "dropped"), key=lambda r: r["attempt"])
+    assert [(r["attempt"], r["status"]) for r in got] == [(1, "infra_error"), (2, "ok")]
+    assert "connection lost" in got[0]["error"] and phone.faults.drops == 1
+
+
+@pytest.mark.ray
+def test_phone_that_never_comes_back(
+    adb_server: AdbServer, virtual_phones: PhoneFactory, farm: Any, tmp_path: Path
+) -> None:
+    alive, dead = virtual_phones(2)
+    handle = farm(inventory(adb_server, [alive, dead]))
+    dead.stop()  # switched off for good (stops listening, processes killed)
+    wait_until(lambda: states(handle)[dead.name] == "offline", timeout=30)
+    assert states(handle)[alive.name] == "idle"
+
+    submit(handle, _sleep_job(tmp_path, "anyjob", 4, 0.1, devices={"placement": "any"}, retries=1))
+    got = rows(tmp_path / "res", "anyjob")
+    assert Counter(r["status"] for r in got) == {"ok": 4} and {r["device_id"] for r in got} == {alive.name}
+
+    submit(handle, _sleep_job(tmp_path, "eachjob", 2, 0.1, retries=1), timeout=90)
+    final = {}
+    for r in sorted(rows(tmp_path / "res", "eachjob"), key=lambda r: r["attempt"]):
+        final[(r["device_id"], r["run_id"])] = r["status"]
+    assert Counter(final.values()) == {"ok": 2, "infra_error": 2}
+    assert {d for (d, _), s in final.items() if s == "infra_error"} == {dead.name}
+
+
+@pytest.mark.ray
+def test_unauthorized_phone_gets_no_runs(
+    adb_server: AdbServer, virtual_phones: PhoneFactory, farm: Any, tmp_path: Path
+) -> None:
+    (ok,) = virtual_phones(1)
+    (locked,) = virtual_phones(1, refuse_auth=True)
+    handle = farm(inventory(adb_server, [ok, locked]))
+    wait_until(lambda: states(handle)[locked.name] == "unauthorized", timeout=30)
+    submit(handle, _sleep_job(tmp_path, "authjob", 4, 0.05, devices={"placement": "any"}))
+    got = rows(tmp_path / "res", "authjob")
+    assert len(got) == 4 and {r["device_id"] for r in got} == {ok.name} and {r["status"] for r in got} == {"ok"}
+    assert states(handle)[locked.name] == "unauthorized"
+
+
+@pytest.mark.ray
+def test_thermal_gate_waits_for_a_hot_phone(
+    adb_server: AdbServer, virtual_phones: PhoneFactory, farm: Any, tmp_path: Path
+) -> None:
+    (phone,) = virtual_phones(1)
+    handle = farm(inventory(adb_server, [phone]))
+    idle = max(phone.state.thermal.temperatures_c()[:4])
+    phone.state.thermal.set_load("heater", cpu=1.0)
+    wait_until(lambda: max(phone.state.thermal.temperatures_c()[:4]) > idle + 12, timeout=30)
+    phone.state.thermal.clear_load("heater")
+    target = idle + 6
+    path = _sleep_job(tmp_path, "gated", 1, 0.1, cooldown={"max_temp_c": target, "max_wait": "60s", "poll": "0.5s"})
+    submit(handle, path)
+    (row,) = rows(tmp_path / "res", "gated")
+    assert row["status"] == "ok"
+    assert row["cooldown_wait_s"] > 1.0 and row["cooldown_capped"] == 0.0
+    assert row["temp_gate_first_c"] > target >= row["temp_start_c"]
