@@ -98,8 +98,8 @@ def discover_on_cluster(server_port: int = 5037) -> Discovery:
     import ray
     from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-    nodes = [n for n in ray.nodes() if n.get("Alive", True)]
-    task = ray.remote(num_cpus=0, max_retries=0)(discover_phones)
+    nodes = [n for n in ray.nodes() if n.get("Alive", True)]  # type: ignore[no-untyped-call]
+    task: Any = ray.remote(num_cpus=0, max_retries=0)(discover_phones)
     refs = []
     for node in nodes:
         strategy = NodeAffinitySchedulingStrategy(node_id=node["NodeID"], soft=False)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 import shlex
 from collections.abc import Mapping
 from typing import Any
@@ -11,6 +12,14 @@ from actors.messages import RunRequest, RunResult
 from farm.errors import OutputParseError
 from farm.grid import Scalar
 from farm.workloads import WorkloadAdapter
+
+# A benchmark may describe its own environment with lines ``farm-fp: fp_<name>=<value>`` (e.g. the sha256 of the
+# model it loaded when the model is not a farm artifact); they become fingerprint columns of its row.
+_FP_LINE = re.compile(r"^\s*farm-fp:\s*(fp_[a-z0-9_]{1,60})=(.{0,300}?)\s*$", re.MULTILINE)
+
+
+def output_fingerprint(text: str) -> dict[str, str]:
+    return {m.group(1): m.group(2) for m in _FP_LINE.finditer(text)}
 
 
 def classify(res: RunResult, adapter: WorkloadAdapter) -> tuple[str, str | None, dict[str, float]]:
@@ -72,7 +81,8 @@ def build_row(
         row[f"p_{key}"] = value
     row.update({k: float(v) for k, v in res.samples.items()})
     row.update({k: float(v) for k, v in metrics.items()})
-    row.update(res.fingerprint)
+    row.update(output_fingerprint(res.stdout + "\n" + res.stderr) if status != "infra_error" else {})
+    row.update(res.fingerprint)  # the device's own facts win over what the benchmark printed
     return row
 
 

@@ -48,6 +48,10 @@ if [[ "${RAY_AUTH_MODE:-}" != "token" ]]; then
   echo "warning: RAY_AUTH_MODE is not 'token': anyone who reaches this cluster can run code on it" >&2
 fi
 
+# Ray runs its workers at nice 15 by default; benchmarks started by device actors would inherit it and lose the
+# CPU to anything else on the host. Farm's device actors must run at normal priority (docs/running.md).
+export RAY_worker_niceness="${RAY_worker_niceness:-0}"
+
 # shellcheck disable=SC2206  # FARM_RAY_ARGS is a list of words on purpose
 extra=(${FARM_RAY_ARGS:-})
 if [[ "${FARM_RAY_DRY_RUN:-}" == "1" ]]; then

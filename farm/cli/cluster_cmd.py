@@ -1,6 +1,7 @@
 """Cluster mode: a detached controller on a running Ray cluster, and the commands that talk to it.
 
-``farm controller start|stop``, ``farm submit``, ``farm status``, ``farm wait``, ``farm cancel``, ``farm devices``.
+``farm controller start|stop``, ``farm submit``, ``farm status``, ``farm wait``, ``farm cancel``, ``farm devices``
+(``farm devices discover``: see :mod:`farm.discover`).
 ``--address`` defaults to ``$RAY_ADDRESS``, then ``auto`` (the cluster this machine belongs to).
 """
 
@@ -54,15 +55,22 @@ def register(sub: Any) -> None:
     p.add_argument("--results", metavar="DIR", help="results location for the summary table")
     p.set_defaults(func=wait)
 
-    p = sub.add_parser(
-        "cancel", help="cancel a job: pending runs are recorded 'cancelled', running ones stopped"
-    )
+    p = sub.add_parser("cancel", help="cancel a job: pending runs are recorded 'cancelled', running ones stopped")
     p.add_argument("job_id", metavar="JOB_ID")
     _address(p)
     p.set_defaults(func=cancel)
 
-    p = sub.add_parser("devices", help="devices of the farm: id, kind, node, state, current run")
+    p = sub.add_parser(
+        "devices", help="devices of the farm (list), or phones adb sees, as inventory entries (discover)"
+    )
+    p.add_argument("action", nargs="?", choices=("list", "discover"), default="list")
     _address(p)
+    p.add_argument(
+        "--adb-port",
+        type=int,
+        default=int(os.environ.get("ANDROID_ADB_SERVER_PORT", "5037")),
+        help="discover: adb server port on each machine (default $ANDROID_ADB_SERVER_PORT or 5037)",
+    )
     p.set_defaults(func=devices)
 
 
@@ -84,11 +92,7 @@ def controller_start(args: argparse.Namespace) -> int:
 
     handle = runtime.start_controller(inv, results_root(args.results), detached=True, options=opts)
     info = ray.get(handle.start.remote())
-    where = (
-        f", metrics on {info['metrics_address'][0]}:{info['metrics_address'][1]}"
-        if info["metrics_address"]
-        else ""
-    )
+    where = f", metrics on {info['metrics_address'][0]}:{info['metrics_address'][1]}" if info["metrics_address"] else ""
     stdout().print(f"controller started: {info['devices']} devices, {info['slots']} slots{where}")
     return 0
 
@@ -123,8 +127,10 @@ def status(args: argparse.Namespace) -> int:
     result = ray.get(handle.status.remote(args.job_id))
     rows = [result] if isinstance(result, dict) else result
     table = Table(show_edge=False)
-    for col in ("job id", "state", "done", "total", "running", "queued", "statuses", "submitted"):
+    table.add_column("job id", no_wrap=True)
+    for col in ("state", "done", "total", "running", "queued", "statuses"):
         table.add_column(col)
+    table.add_column("submitted", no_wrap=True)
     for st in rows:
         table.add_row(
             st["job_id"],
@@ -134,7 +140,7 @@ def status(args: argparse.Namespace) -> int:
             str(st["running"]),
             str(st["queued"]),
             ", ".join(f"{k} {v}" for k, v in sorted(st["statuses"].items())),
-            dt.datetime.fromtimestamp(st["submitted_at"]).strftime("%Y-%m-%d %H:%M:%S"),
+            dt.datetime.fromtimestamp(st["submitted_at"]).strftime("%m-%d %H:%M:%S"),
         )
     stdout().print(table)
     return 0
@@ -163,12 +169,18 @@ def cancel(args: argparse.Namespace) -> int:
 
 
 def devices(args: argparse.Namespace) -> int:
+    if args.action == "discover":
+        from farm.discover import run_discover
+
+        return run_discover(args)
     import ray
 
     rows = ray.get(_connect(args).devices_status.remote())
     table = Table(show_edge=False)
-    for col in ("device", "kind", "node", "state", "current run"):
+    table.add_column("device", no_wrap=True)
+    for col in ("kind", "node", "state"):
         table.add_column(col)
+    table.add_column("current run", overflow="fold")
     for d in rows:
         table.add_row(d["device_id"], d["kind"], d["node"], d["state"], d["current_run"])
     stdout().print(table)

@@ -32,6 +32,8 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, Protocol, TextIO
 
+from actors.host_probe import file_sha256
+
 PROG = "llama_cli"
 
 # ``--model-package`` names → importable modules that ship a GGUF and assemble it (PyPI name in the comment).
@@ -252,6 +254,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     return args
 
 
+FP_PREFIX = "farm-fp:"
+
+
 def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     """Load, generate and report; returns the exit code."""
     if args.model is not None:
@@ -259,11 +264,15 @@ def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         if not model_path.is_file():
             raise RunnerError(f"model not found: {model_path}", exit_code=2)
         print(f"{PROG}: model = {model_path}", file=err)
+        digest = file_sha256(model_path)
     else:
         model_path = resolve_model_package(args.model_package, args.model_cache)
-        verified = model_path.with_name(model_path.name + ".farm-verified").read_text().split()[0]
+        digest = model_path.with_name(model_path.name + ".farm-verified").read_text().split()[0]
         print(f"{PROG}: model = {model_path}", file=err)
-        print(f"{PROG}: model sha256 = {verified} (verified when assembled)", file=err)
+        print(f"{PROG}: model sha256 = {digest} (verified when assembled)", file=err)
+    # Fingerprint lines: the farm turns them into result columns (see docs/running.md).
+    print(f"{FP_PREFIX} fp_model_file={model_path.name}", file=err)
+    print(f"{FP_PREFIX} fp_model_sha256={digest}", file=err)
 
     try:
         import llama_cpp

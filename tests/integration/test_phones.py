@@ -25,7 +25,9 @@ from actors.host_probe import file_sha256
 from actors.messages import ArtifactRef, RunRequest
 from actors.phone import Phone, relevant_zones
 from farm import runtime
+from farm.cli.main import main
 from farm.controller import ControllerOptions
+from farm.discover import discover_on_cluster, discover_phones
 from farm.sim.adb_server import AdbServer
 from farm.sim.phone import VirtualPhone
 from farm.sim.workloads import llama_binary
@@ -148,6 +150,28 @@ def test_relevant_zones_skip_board_sensors() -> None:
         2: "gpuss-0",
     }
     assert relevant_zones({0: "battery", 1: "case-therm", 2: "usb"}) == {1: "case-therm"}
+
+
+def test_discover_lists_ready_phones_as_inventory_entries(
+    adb_server: AdbServer, virtual_phones: PhoneFactory, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ready = virtual_phones(2)
+    (locked,) = virtual_phones(1, refuse_auth=True)
+    found = discover_phones("127.0.0.1", adb_server.port)
+    by_serial = {e["adb"]["serial"]: e for e in found.entries}
+    for phone in ready:
+        entry = by_serial[phone.serial]
+        assert entry["kind"] == "android" and entry["synthetic"] is True
+        assert entry["labels"] == {"soc": "sm8550", "model": "Farm Virtual Phone"}
+        assert entry["cores"] == {"little": [0, 1, 2, 3], "big": [4, 5, 6, 7]}
+        assert entry["adb"]["server_port"] == adb_server.port and "node" not in entry
+    assert locked.serial not in by_serial and ("this machine", locked.serial, "unauthorized") in found.not_ready
+
+    assert main(["devices", "discover", "--adb-port", str(adb_server.port)]) == 0
+    out, err = capsys.readouterr()
+    inv = Inventory.model_validate(yaml.safe_load(out))
+    assert {d.adb.serial for d in inv.devices if isinstance(d, AndroidDevice)} >= {p.serial for p in ready}
+    assert f"{locked.serial} is unauthorized" in err
 
 
 # -- the farm on Ray --------------------------------------------------------------------------------------------
@@ -320,3 +344,13 @@ def test_thermal_gate_waits_for_a_hot_phone(
     assert row["status"] == "ok"
     assert row["cooldown_wait_s"] > 1.0 and row["cooldown_capped"] == 0.0
     assert row["temp_gate_first_c"] > target >= row["temp_start_c"]
+
+
+@pytest.mark.ray
+def test_discover_on_each_ray_node(adb_server: AdbServer, virtual_phones: PhoneFactory, local_ray: None) -> None:
+    (phone,) = virtual_phones(1)
+    found = discover_on_cluster(adb_server.port)
+    (entry,) = [e for e in found.entries if e["adb"]["serial"] == phone.serial]
+    (node,) = [n for n in ray.nodes() if n["Alive"]]
+    assert entry["node"] == node["NodeManagerHostname"]
+    Inventory.model_validate({"devices": found.entries})

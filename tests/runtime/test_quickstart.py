@@ -28,6 +28,7 @@ def test_quickstart_sweep_lands_real_numbers(tmp_path: Path, capsys: pytest.Capt
         assert r["decode_tokens"] == 31  # -n 32: the first token comes from the prompt pass
         assert 100 < r["peak_rss_mb"] < 4000  # the model is ~250 MB; RSS comes from the OS, not llama.cpp
         assert r["fp_cpu_model"] and r["fp_pkg_llama_cpp_python"] != "not-installed"
+        assert len(r["fp_model_sha256"]) == 64 and r["fp_model_file"].endswith(".gguf")
         assert not r["synthetic"] and not r["warmup"]
     long_prompt = [r["prefill_tokens"] for r in got if r["p_prompt"] == "long"]
     short_prompt = [r["prefill_tokens"] for r in got if r["p_prompt"] == "short"]

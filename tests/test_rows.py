@@ -1,0 +1,41 @@
+"""Result rows from raw outcomes: status classification order, fingerprint lines, parameters as columns."""
+
+from __future__ import annotations
+
+from actors.messages import RunRequest, RunResult
+from farm.rows import build_row, classify, output_fingerprint
+from farm.workloads import make_adapter
+
+ADAPTER = make_adapter("regex", {"patterns": {"value_ms": r"value=(\d+)"}})
+
+
+def _req() -> RunRequest:
+    return RunRequest("j", "rid", 2, "dev", ["bench", "-t", "4"], {}, None, 10.0, dispatched_at=1_700_000_000.0)
+
+
+def test_classification_order_infra_beats_everything() -> None:
+    assert classify(RunResult(infra_error="gone", exit_code=0, stdout="value=1"), ADAPTER)[0] == "infra_error"
+    assert classify(RunResult(cancelled=True, exit_code=None), ADAPTER)[0] == "cancelled"
+    assert classify(RunResult(timed_out=True, exit_code=None, duration_s=3), ADAPTER)[:2] == (
+        "timeout",
+        "killed after 3.0s",
+    )
+    assert classify(RunResult(exit_code=3, stderr="boom\nlast words"), ADAPTER)[:2] == (
+        "failed",
+        "exit code 3: last words",
+    )
+    assert classify(RunResult(exit_code=0, stdout="nothing here"), ADAPTER)[0] == "parse_error"
+    assert classify(RunResult(exit_code=0, stderr="value=7"), ADAPTER) == ("ok", None, {"value_ms": 7.0})
+
+
+def test_fingerprint_lines_become_columns_but_never_override_the_device() -> None:
+    text = "x\nfarm-fp: fp_model_sha256=abc123\n  farm-fp: fp_cpu_model=liar\nfarm-fp: not_fp=1\n"
+    assert output_fingerprint(text) == {"fp_model_sha256": "abc123", "fp_cpu_model": "liar"}
+    res = RunResult(exit_code=0, stderr=text + "value=5", fingerprint={"fp_cpu_model": "Real CPU"})
+    row = build_row(
+        job="j", req=_req(), params={"threads": 4, "sp": 0.5}, repeat=1, warmup=False, device_kind="host", res=res,
+        status="ok", error=None, metrics={"value_ms": 5.0}, log_path="/l", synthetic=False,
+    )
+    assert row["fp_model_sha256"] == "abc123" and row["fp_cpu_model"] == "Real CPU"
+    assert row["p_threads"] == 4 and row["p_sp"] == 0.5 and row["attempt"] == 2
+    assert row["command"] == "bench -t 4" and row["started_at"].timestamp() == 1_700_000_000.0
