@@ -339,4 +339,3 @@ class BoxMonitor:
                 for w in self._watches:
                     if w.joined_at <= started:  # a poll begun before a run started says nothing about it
                         w.feed(started, readings, seconds)
-

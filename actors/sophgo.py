@@ -122,8 +122,7 @@ def bmodel_paths(argv: Sequence[str]) -> list[str]:
     out: list[str] = []
     for arg in argv[1:]:
         value = arg.split("=", 1)[1] if arg.startswith("-") and "=" in arg else arg
-        for part in value.split(","):
-            part = part.strip()
+        for part in (p.strip() for p in value.split(",")):
             if part.endswith(".bmodel") and part not in out:
                 out.append(part)
     return out

@@ -32,10 +32,7 @@ def cluster() -> Iterator[Cluster]:
 
 def test_device_actors_run_on_their_nodes_and_all_runs_land(tmp_path: Path, cluster: Cluster) -> None:
     node_of = {
-        name: n["NodeID"]
-        for n in ray.nodes()
-        for name in ("lab-head", "lab-a", "lab-b")
-        if name in n["Resources"]
+        name: n["NodeID"] for n in ray.nodes() for name in ("lab-head", "lab-a", "lab-b") if name in n["Resources"]
     }
     assert len(set(node_of.values())) == 3
     inv = hosts("dev-head", "dev-a", "dev-b", nodes=["lab-head", "lab-a", "lab-b"])

@@ -63,9 +63,7 @@ def test_every_run_lands_once_with_metrics(tmp_path: Path, controller_factory: l
     assert all(f"--- stdout ---\nvalue={r['p_i']}\n" in Path(r["log_path"]).read_text() for r in got)
 
 
-def test_killed_device_actor_is_retried_to_exactly_one_ok_row(
-    tmp_path: Path, controller_factory: list[object]
-) -> None:
+def test_killed_device_actor_is_retried_to_exactly_one_ok_row(tmp_path: Path, controller_factory: list[object]) -> None:
     job, src = write_job(tmp_path, _sleep_job("killed", 3, 1.5, retries=2))
     handle = start(hosts("victim"), tmp_path / "res")
     controller_factory.append(handle)
@@ -122,9 +120,7 @@ def _cmdline(p: Path) -> str:
         return ""
 
 
-def test_cancel_mid_sweep_records_the_rest_cancelled(
-    tmp_path: Path, controller_factory: list[object]
-) -> None:
+def test_cancel_mid_sweep_records_the_rest_cancelled(tmp_path: Path, controller_factory: list[object]) -> None:
     job, src = write_job(tmp_path, _sleep_job("cancelme", 10, 0.4))
     handle = start(hosts("h"), tmp_path / "res")
     controller_factory.append(handle)
@@ -158,3 +154,18 @@ def test_controller_restart_skips_done_runs(tmp_path: Path, controller_factory: 
     ok = Counter(r["run_id"] for r in got if r["status"] == "ok")
     assert len(ok) == 8 and set(ok.values()) == {1}
     assert len({(r["run_id"], r["attempt"]) for r in got}) == len(got)
+
+
+def test_two_jobs_share_a_device_fairly(tmp_path: Path, controller_factory: list[object]) -> None:
+    job_a, src_a = write_job(tmp_path, _sleep_job("fair-a", 4, 0.2), "a.yaml")
+    job_b, src_b = write_job(tmp_path, _sleep_job("fair-b", 4, 0.2), "b.yaml")
+    handle = start(hosts("shared"), tmp_path / "res")
+    controller_factory.append(handle)
+    id_a = runtime.submit(handle, job_a, src_a, ship=False)
+    id_b = runtime.submit(handle, job_b, src_b, ship=False)
+    for job_id in (id_a, id_b):
+        assert ray.get(handle.wait.remote(job_id, 60))["statuses"] == {"ok": 4}
+    got = rows(tmp_path / "res", "fair-a") + rows(tmp_path / "res", "fair-b")
+    order = [r["job"] for r in sorted(got, key=lambda r: r["started_at"])]
+    # the second job does not wait for the first to finish: after the first run they alternate
+    assert order[1:7] in (["fair-b", "fair-a"] * 3, ["fair-a", "fair-b"] * 3), order

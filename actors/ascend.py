@@ -1,0 +1,158 @@
+"""The ``ascend`` device kind: an Ascend 310P / 910 server over SSH, one slot per NPU.
+
+What an Ascend server adds to an SSH device (:mod:`actors.box`):
+
+* **Slots** — the inventory's ``npus:``, else the NPUs ``npu-smi info`` lists when the actor starts (once; if the
+  server cannot be asked then, the single default slot ``npu0`` is used and a warning says to list ``npus:``).
+  A slot's index is the logical device id the CANN runtime uses: the table's ``Device`` / ``Phy-ID`` column
+  when it has one (a 310P Duo card holds two), else the NPU id. ``{device.npu}`` renders it.
+* **NPU binding** — every run gets ``ASCEND_RT_VISIBLE_DEVICES=<index>`` unless the job's ``env`` sets it.
+* **Sampler** — one ``npu-smi info`` per poll for the whole server (:class:`~actors.box.BoxMonitor`), each
+  run keeping its own NPU's maxima: ``npu_mem_peak_mb`` (``Memory-Usage`` used, MB: the DDR of a 310P, the
+  small control memory of a 910), ``npu_hbm_peak_mb`` (``HBM-Usage`` used; 910 only), ``npu_aicore_max_pct``
+  (``AICore(%)``), ``temp_max_c``, plus ``sampler_polls`` / ``sampler_poll_ms``.
+* **Fingerprint** — the remote host's (:meth:`~actors.box.SshDevice.host_fingerprint`) plus ``fp_npu_name``
+  (``310P3``), ``fp_npu_count``, ``fp_npu_smi`` and ``fp_npu_driver`` from the ``npu-smi info`` header, and
+  from ``npu-smi info -t board -i <npu>`` ``fp_npu_driver`` (``Software Version``) and ``fp_npu_firmware``
+  (``Firmware Version``) when the server prints them.
+* **Temperature** — the hottest NPU (a reading under 2 s old is reused), for the thermal gate.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+
+from actors.box import BoxMonitor, Reading, SshDevice
+from actors.device import RunSampler
+from farm.errors import FarmError, OutputParseError
+from farm.probes.npu_smi import NpuChip, NpuSmiReport, parse_npu_smi
+from farm.specs.inventory import AscendDevice, Slot
+
+log = logging.getLogger(__name__)
+
+NPU_SMI = ("npu-smi", "info")
+VISIBLE_DEVICES = "ASCEND_RT_VISIBLE_DEVICES"
+COLUMNS = {
+    "mem_used_mb": "npu_mem_peak_mb",
+    "hbm_used_mb": "npu_hbm_peak_mb",
+    "aicore_pct": "npu_aicore_max_pct",
+    "temp_c": "temp_max_c",
+}
+_HEADER = re.compile(r"npu-smi\s+(?P<tool>\S+)\s+Version\s*:\s*(?P<driver>\S+)", re.IGNORECASE)
+_KEY_VALUE = re.compile(r"^\s*(?P<key>[A-Za-z][^:]*?)\s*:\s*(?P<value>.*?)\s*$")
+
+
+def npu_index(chip: NpuChip) -> int:
+    """The logical device id of a chip row: its Device / Phy-ID column, else its NPU id."""
+    return chip.device_id if chip.device_id is not None else chip.npu_id
+
+
+def npu_readings(report: NpuSmiReport) -> dict[int, Reading]:
+    """Per logical device id: ``mem_used_mb``, ``hbm_used_mb``, ``aicore_pct``, ``temp_c`` (those printed)."""
+    out: dict[int, Reading] = {}
+    for chip in report.chips:
+        values = {
+            "mem_used_mb": chip.memory_used_mb,
+            "hbm_used_mb": chip.hbm_used_mb,
+            "aicore_pct": chip.aicore_pct,
+            "temp_c": chip.temp_c,
+        }
+        out[npu_index(chip)] = {k: v for k, v in values.items() if v is not None}
+    return out
+
+
+def npu_smi_fingerprint(text: str) -> dict[str, str]:
+    """``fp_npu_name``, ``fp_npu_count``, ``fp_npu_smi``, ``fp_npu_driver`` from one ``npu-smi info`` table."""
+    report = parse_npu_smi(text)
+    fp = {"fp_npu_count": str(len({npu_index(c) for c in report.chips}))}
+    names = sorted({c.name for c in report.chips if c.name})
+    if names:
+        fp["fp_npu_name"] = ",".join(names)
+    if header := _HEADER.search(text):
+        fp["fp_npu_smi"] = header["tool"]
+        fp["fp_npu_driver"] = header["driver"]
+    return fp
+
+
+def board_fingerprint(text: str) -> dict[str, str]:
+    """``fp_npu_driver`` / ``fp_npu_firmware`` from ``npu-smi info -t board`` ``Key : value`` lines."""
+    values: dict[str, str] = {}
+    for line in text.splitlines():
+        match = _KEY_VALUE.match(line)
+        if match:
+            values.setdefault(match["key"].lower(), match["value"])
+    fp = {}
+    if values.get("software version"):
+        fp["fp_npu_driver"] = values["software version"]
+    if values.get("firmware version"):
+        fp["fp_npu_firmware"] = values["firmware version"]
+    return fp
+
+
+class AscendServer(SshDevice):
+    """An Ascend NPU server (see the module docstring)."""
+
+    kind = "ascend"
+    sample_interval_s = 1.0
+
+    def __init__(self, spec: AscendDevice) -> None:
+        super().__init__(spec)
+        self.ascend = spec
+        self.monitor = BoxMonitor(self._read_npus, interval_s=self.sample_interval_s, label=spec.id)
+        self._slots = self._discover_slots()
+        self._index = {s.slot_id: s.index for s in self._slots}
+
+    def _report(self) -> NpuSmiReport:
+        return parse_npu_smi(self.probe_text(NPU_SMI))
+
+    def _read_npus(self) -> dict[int, Reading]:
+        return npu_readings(self._report())
+
+    def _discover_slots(self) -> list[Slot]:
+        if self.ascend.npus is not None:
+            return self.ascend.slots()
+        try:
+            npus = sorted(self._read_npus())
+        except FarmError as exc:
+            log.warning(
+                "%s: cannot list NPUs with npu-smi (%s); using NPU 0 only — list `npus:` in the inventory to use "
+                "every NPU whatever the server's state when the farm starts",
+                self.spec.id,
+                exc,
+            )
+            return self.ascend.slots()
+        log.info("%s: npu-smi lists NPUs %s", self.spec.id, npus)
+        return self.ascend.model_copy(update={"npus": npus}).slots()
+
+    # -- hooks ------------------------------------------------------------------------------------------------
+    def slots(self) -> list[Slot]:
+        return list(self._slots)
+
+    def slot_env(self, slot: Slot) -> dict[str, str]:
+        return {VISIBLE_DEVICES: str(slot.index or 0)}
+
+    def sampler(self, slot_id: str) -> RunSampler:
+        return self.monitor.watch(self._index.get(slot_id) or 0, COLUMNS)
+
+    def temperature_c(self) -> float | None:
+        try:
+            readings = self.monitor.current(max_age_s=2.0)
+        except OutputParseError:
+            return None
+        temps = [r["temp_c"] for r in readings.values() if "temp_c" in r]
+        return max(temps) if temps else None
+
+    def device_fingerprint(self) -> dict[str, str]:
+        fp = self.host_fingerprint()
+        try:
+            text = self.probe_text(NPU_SMI)
+            fp.update(npu_smi_fingerprint(text))
+            first = min(c.npu_id for c in parse_npu_smi(text).chips)
+        except OutputParseError as exc:
+            log.warning("%s: npu-smi output not understood: %s", self.spec.id, exc)
+            return fp
+        board = self.probe(["npu-smi", "info", "-t", "board", "-i", str(first)])
+        if board.exit_code == 0:
+            fp.update(board_fingerprint(board.stdout))
+        return fp

@@ -1,0 +1,140 @@
+"""The ``host`` device kind reached over SSH: an x86 or ARM server running simulators or CPU baselines.
+
+What it adds to an SSH device (:mod:`actors.box`):
+
+* **Slot** — one, like a local host.
+* **Sampler** — :class:`RemoteRssSampler` polls ``/proc/<pid>/status`` of every process in the run's process
+  group (the transport starts each command as its own group): ``peak_rss_mb`` is the larger of the highest
+  ``VmHWM`` of one process and the highest summed ``VmRSS`` seen at a poll, as for a local host
+  (:class:`~actors.host_probe.PeakRssSampler`), in MiB. Polls after 0.1 s, 0.3 s, then every 0.5 s, one SSH
+  round trip each; a run shorter than the first poll has no ``peak_rss_mb``.
+* **Fingerprint** — :meth:`~actors.box.SshDevice.host_fingerprint`: ``fp_kernel`` (``uname -r``),
+  ``fp_cpu_model`` (``/proc/cpuinfo``), ``fp_cpu_count`` (``nproc``), ``fp_arch``, ``fp_os``, ``fp_hostname``,
+  ``fp_python``.
+* **Temperature** — the hottest ``/sys/class/thermal`` zone; a server without zones is asked once only.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+
+from actors.box import SshDevice
+from actors.device import RunSampler
+from actors.transports.ssh import SshTransport
+from farm.errors import FarmError, OutputParseError
+from farm.probes.proc_status import parse_proc_status
+from farm.specs.inventory import HostDevice
+
+log = logging.getLogger(__name__)
+
+_FIRST_POLLS_S = (0.1, 0.3)
+_PROC_SEPARATOR = "__farm_proc__"
+_THERMAL = "cat /sys/class/thermal/thermal_zone*/temp 2>/dev/null; exit 0"
+
+
+def group_status_script(pgid: int) -> str:
+    """Shell printing the VmHWM/VmRSS lines of every process in group ``pgid``, one block per process."""
+    return (
+        f"for p in $(pgrep -g {pgid} 2>/dev/null || echo {pgid}); do "
+        f"grep -E '^Vm(HWM|RSS):' /proc/$p/status 2>/dev/null; echo {_PROC_SEPARATOR}; done"
+    )
+
+
+def group_peak_mb(text: str) -> float | None:
+    """max(highest VmHWM of one process, summed VmRSS) of one poll's output, in MiB; None when nothing ran."""
+    peaks: list[float] = []
+    total = 0.0
+    for block in text.split(_PROC_SEPARATOR):
+        try:
+            status = parse_proc_status(block)
+        except OutputParseError:
+            continue  # gone between pgrep and grep, or a zombie
+        if status.peak_rss_mb is not None:
+            peaks.append(status.peak_rss_mb)
+        total += status.rss_mb or 0.0
+    if not peaks and total == 0.0:
+        return None
+    return max([total, *peaks])
+
+
+def hottest_zone_c(text: str) -> float | None:
+    """The highest plausible reading of ``thermal_zone*/temp`` values (millidegrees C)."""
+    temps = []
+    for token in text.split():
+        try:
+            value = int(token) / 1000.0
+        except ValueError:
+            continue
+        if 0.0 < value < 150.0:  # disabled sensors read 0 or absurd values
+            temps.append(value)
+    return max(temps) if temps else None
+
+
+class RemoteRssSampler:
+    """Peak resident memory of one remote run's process group (a RunSampler; see the module docstring)."""
+
+    def __init__(self, ssh: SshTransport, interval_s: float = 0.5) -> None:
+        self.ssh = ssh
+        self.interval_s = interval_s
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.peak_mb: float | None = None
+        self.polls = 0
+        self.poll_seconds = 0.0
+
+    def start(self, pid: int) -> None:
+        self._thread = threading.Thread(target=self._loop, args=(pid,), name=f"ssh-rss-{pid}", daemon=True)
+        self._thread.start()
+
+    def _loop(self, pgid: int) -> None:
+        gaps = iter(_FIRST_POLLS_S)
+        while not self._stop.wait(next(gaps, self.interval_s)):
+            t0 = time.perf_counter()
+            try:
+                done = self.ssh.run(["sh", "-c", group_status_script(pgid)], timeout=10.0)
+            except FarmError as exc:  # the link dropped: the run reports it; stop looking
+                log.debug("rss sampler for %s stopped: %s", pgid, exc)
+                return
+            self.polls += 1
+            self.poll_seconds += time.perf_counter() - t0
+            seen = group_peak_mb(done.stdout)
+            if seen is not None:
+                self.peak_mb = max(self.peak_mb or 0.0, seen)
+
+    def stop(self) -> dict[str, float]:
+        if self._thread is None:
+            return {}
+        self._stop.set()
+        self._thread.join(15.0)
+        samples = {"sampler_polls": float(self.polls)}
+        if self.polls:
+            samples["sampler_poll_ms"] = round(1000.0 * self.poll_seconds / self.polls, 3)
+        if self.peak_mb is not None:
+            samples["peak_rss_mb"] = round(self.peak_mb, 3)
+        return samples
+
+
+class SshHost(SshDevice):
+    """A server reached over SSH (see the module docstring)."""
+
+    kind = "host"
+    sample_interval_s = 0.5
+
+    def __init__(self, spec: HostDevice) -> None:
+        super().__init__(spec)
+        self._has_zones: bool | None = None
+
+    def sampler(self, slot_id: str) -> RunSampler:
+        return RemoteRssSampler(self.ssh, self.sample_interval_s)
+
+    def temperature_c(self) -> float | None:
+        if self._has_zones is False:
+            return None
+        temp = hottest_zone_c(self.probe(["sh", "-c", _THERMAL]).stdout)
+        self._has_zones = temp is not None
+        return temp
+
+    def device_fingerprint(self) -> dict[str, str]:
+        return self.host_fingerprint()
