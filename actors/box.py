@@ -16,7 +16,9 @@ remote host fingerprint, and a status poller shared by a box's concurrent slots.
 * :class:`BoxMonitor` — polls one status command (``bm-smi``, ``npu-smi info``) while at least one run is in
   flight, for all of them at once: every poll reports every chip, and each run's :class:`MonitorWatch` keeps
   the maxima of its own chip. Polls come 0.2 s and 0.5 s after a run joins (a short run still gets a reading),
-  then every ``interval_s``; a poll that fails (link down) is skipped, the run itself reports the fault.
+  then every ``interval_s``. A poll counts for the runs in flight when it began, even when its answer comes
+  back after a run ended (a run's sampler waits up to 5 s for it: on a slow link a reading taken mid-run
+  often arrives late); a poll that fails (link down) is skipped, the run itself reports the fault.
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ Reading = dict[str, float]
 _PROBE_TIMEOUT_S = 30.0
 _HEALTH_TIMEOUT_S = 10.0
 _FIRST_GAPS_S = (0.2, 0.5)  # after a run joins the monitor: early readings for short runs, then the interval
+_DELIVERY_WAIT_S = 5.0
 _SECTION = "__farm_section__"
 
 
@@ -233,8 +236,8 @@ class MonitorWatch:
         self.monitor = monitor
         self.index = index
         self.columns = dict(columns)  # reading key → row column
-        self.joined_at = 0.0
         self.last_at = 0.0
+        self.in_flight = 0  # polls begun while this run was watched and not yet delivered
         self.attempts = 0
         self.polls = 0
         self.poll_seconds = 0.0
@@ -288,7 +291,7 @@ class BoxMonitor:
 
     def attach(self, watch: MonitorWatch) -> None:
         with self._cond:
-            watch.joined_at = watch.last_at = time.monotonic()
+            watch.last_at = time.monotonic()
             self._watches.append(watch)
             if self._thread is None:
                 self._thread = threading.Thread(target=self._loop, name=f"box-monitor-{self.label}", daemon=True)
@@ -296,10 +299,15 @@ class BoxMonitor:
             self._cond.notify_all()
 
     def detach(self, watch: MonitorWatch) -> None:
+        """Stop watching; first wait (briefly) for a poll begun while the run was going: on a slow link its
+        reading, taken during the run, often arrives after the run has ended."""
+        deadline = time.monotonic() + _DELIVERY_WAIT_S
         with self._cond:
             if watch in self._watches:
                 self._watches.remove(watch)
             self._cond.notify_all()
+            while watch.in_flight and time.monotonic() < deadline:
+                self._cond.wait(max(0.0, deadline - time.monotonic()))
 
     def current(self, max_age_s: float) -> dict[int, Reading]:
         """The latest readings, polling now unless a poll younger than ``max_age_s`` already has them."""
@@ -328,7 +336,11 @@ class BoxMonitor:
                     if due <= now:
                         break
                     self._cond.wait(due - now)
-            started = time.monotonic()
+                started = time.monotonic()
+                # runs that started after the poll began are not fed by it: it may have read the chip before
+                targets = list(self._watches)
+                for w in targets:
+                    w.in_flight += 1
             readings: dict[int, Reading] | None
             try:
                 readings, seconds = self._poll()
@@ -336,6 +348,7 @@ class BoxMonitor:
                 log.debug("%s: status poll failed: %s", self.label, exc)
                 readings, seconds = None, 0.0
             with self._cond:
-                for w in self._watches:
-                    if w.joined_at <= started:  # a poll begun before a run started says nothing about it
-                        w.feed(started, readings, seconds)
+                for w in targets:
+                    w.feed(started, readings, seconds)
+                    w.in_flight -= 1
+                self._cond.notify_all()

@@ -138,9 +138,10 @@ class Device(ABC):
         argv = self.bind_cores(list(req.argv), req.cores) if req.cores else list(req.argv)
         env = {**self.slot_env(slot), **req.env}  # the job's explicit env wins
         sampler = self.sampler(req.slot_id)
-        temp_start = self.temperature_c()
-        if temp_start is not None:
-            res.samples.setdefault("temp_start_c", temp_start)
+        if "temp_start_c" not in res.samples:  # the thermal gate already read it
+            temp_start = self.temperature_c()
+            if temp_start is not None:
+                res.samples["temp_start_c"] = temp_start
 
         def on_start(pid: int) -> None:
             if req.dispatched_at:

@@ -39,6 +39,7 @@ class DeviceActor:
             "hostname": self.hostname,
             "pid": os.getpid(),
             "slots": [s.model_dump() for s in self.device.slots()],
+            "synthetic": self.device.synthetic,
         }
 
     def slots(self) -> list[Slot]:

@@ -148,6 +148,10 @@ def run_job(handle: Any, job: dict[str, Any], base_dir: Path, timeout_s: float) 
     wall = time.perf_counter() - t0
     if status["state"] != "done":
         raise RuntimeError(f"job {job['name']} did not finish in {timeout_s:.0f}s: {status}")
+    others = [j["job"] for j in ray.get(handle.status.remote()) if j["job_id"] != job_id]
+    if others:
+        # `ray.init(address="auto")` elsewhere on this machine attaches to any running Ray, ours included.
+        print(f"WARNING: other clients submitted jobs to this benchmark's controller: {others}; figures disturbed")
     return status, wall
 
 

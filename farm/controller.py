@@ -88,6 +88,7 @@ class Controller:
         self.devices: dict[str, Any] = {}  # device id → actor handle
         self.device_info: dict[str, dict[str, Any]] = {}
         self.temperatures: dict[str, float] = {}  # device id → last temperature seen (°C)
+        self.synthetic_devices = {d.id for d in self.inventory.devices if d.synthetic}
         self.slots: dict[str, Slot] = {}
         self.jobs: dict[str, _JobRecord] = {}
         self.inflight: dict[str, _Inflight] = {}  # slot id → run in flight
@@ -122,8 +123,12 @@ class Controller:
                     self._add_slot(slot, SlotState.OFFLINE)
                 continue
             self.device_info[dev.id] = info
+            if info.get("synthetic"):
+                self.synthetic_devices.add(dev.id)
             for data in info["slots"]:
                 self._add_slot(Slot.model_validate(data), SlotState.IDLE)
+        # Learn each slot's real state (offline, unauthorized) before the first run is handed out.
+        await self.check_health()
         if self.options.metrics_port is not None:
             self.metrics_address = self.metrics.serve(self.options.metrics_host, self.options.metrics_port)
         self._tasks.append(asyncio.get_running_loop().create_task(self._dispatch_loop()))
@@ -378,6 +383,8 @@ class Controller:
         rec.recording += 1
         try:
             await asyncio.to_thread(self._record, rec, fl.run, fl.req, res, status, error, metrics)
+        except Exception:
+            log.exception("run %s on %s: its log or result row could not be written", fl.req.run_id, slot_id)
         finally:
             rec.recording -= 1
             self._wake.set()
@@ -408,7 +415,7 @@ class Controller:
             error=error,
             metrics=metrics,
             log_path=log_path,
-            synthetic=rec.spec.synthetic,
+            synthetic=rec.spec.synthetic or (slot is not None and slot.device_id in self.synthetic_devices),
         )
         if not row["node"] and slot is not None:
             row["node"] = self.device_info.get(slot.device_id, {}).get("hostname", slot.node or "")

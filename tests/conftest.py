@@ -2,4 +2,4 @@
 
 from __future__ import annotations
 
-pytest_plugins = ["tests.fixtures.adb"]
+pytest_plugins = ["tests.fixtures.adb", "tests.fixtures.ssh"]

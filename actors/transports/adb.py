@@ -52,6 +52,7 @@ from adbutils import AdbClient, AdbError
 
 from actors.host_probe import file_sha256
 from actors.transports.base import Completed, OnStart, PushResult
+from actors.transports.pid_marker import PidMarker, new_marker
 from farm.errors import ConnectionLostError, DeviceOfflineError, InfraError
 from farm.specs.inventory import AdbConnection
 
@@ -137,13 +138,10 @@ class _ShellReader(threading.Thread):
         super().__init__(daemon=True, name="adb-shell")
         self._sock = sock
         self._wake = wake
-        self._marker = marker
-        self._head = b""
+        self._pid = PidMarker(marker)
         self.stdout: list[bytes] = []
         self.stderr: list[bytes] = []
         self.exit_code: int | None = None
-        self.pid: int | None = None
-        self.started_at: float | None = None
         self.ended_at: float | None = None
         self.error: BaseException | None = None
 
@@ -166,38 +164,31 @@ class _ShellReader(threading.Thread):
             self.error = exc
         finally:
             self.ended_at = time.monotonic()
-            if self._head:
-                self.stdout.append(self._head)
-                self._head = b""
+            tail = self._pid.flush()
+            if tail:
+                self.stdout.append(tail)
             self._wake.set()
+
+    @property
+    def pid(self) -> int | None:
+        return self._pid.pid
+
+    @property
+    def started_at(self) -> float | None:
+        return self._pid.started_at
 
     def _packet(self, packet_id: int, payload: bytes) -> None:
         if packet_id == _V2_STDOUT:
-            if self._marker is not None and self.pid is None:
-                self._take_marker(payload)
-            else:
-                self.stdout.append(payload)
+            pending = self._pid.pending
+            kept = self._pid.feed(payload)
+            if kept:
+                self.stdout.append(kept)
+            if pending and not self._pid.pending:
+                self._wake.set()  # the pid is known: the caller can start samplers
         elif packet_id == _V2_STDERR:
             self.stderr.append(payload)
         elif packet_id == _V2_EXIT and payload:
             self.exit_code = payload[0]
-
-    def _take_marker(self, data: bytes) -> None:
-        self._head += data
-        line, sep, rest = self._head.partition(b"\n")
-        if not sep:
-            return
-        assert self._marker is not None
-        if line.startswith(self._marker) and line[len(self._marker) :].isdigit():
-            self.pid = int(line[len(self._marker) :])
-            self.started_at = time.monotonic()
-        else:  # never expected: keep everything rather than lose output
-            rest = self._head
-            self._marker = None
-        self._head = b""
-        if rest:
-            self.stdout.append(rest)
-        self._wake.set()
 
     def text(self, chunks: list[bytes]) -> str:
         return b"".join(chunks).decode("utf-8", errors="replace")
@@ -219,7 +210,7 @@ class AdbTransport:
         self.reconnect_interval_s = reconnect_interval_s
         self.connect_timeout_s = connect_timeout_s
         self._client = _Client(adb.server_host, adb.server_port)
-        self._marker = f"__farm_pid_{secrets.token_hex(6)}__="
+        self._marker = new_marker()
         self._reconnect_lock = threading.Lock()
         self._last_reconnect = -float("inf")
         self.reconnects = 0  # successful reconnects (what tests and logs look at)

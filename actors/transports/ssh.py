@@ -39,6 +39,7 @@ from typing import IO, Any, NoReturn, Protocol
 import paramiko
 
 from actors.transports.base import Completed, OnStart, PushResult
+from actors.transports.pid_marker import PidMarker, new_marker
 from farm.errors import (
     ConfigError,
     ConnectionLostError,
@@ -178,12 +179,17 @@ class _StreamReader(threading.Thread):
         super().__init__(daemon=True, name="ssh-stream")
         self._recv = recv
         self._wake = wake
-        self._marker = marker
-        self._head = b""
+        self._pid = PidMarker(marker)
         self.chunks: list[bytes] = []
-        self.pid: int | None = None
-        self.started_at: float | None = None
         self.error: BaseException | None = None
+
+    @property
+    def pid(self) -> int | None:
+        return self._pid.pid
+
+    @property
+    def started_at(self) -> float | None:
+        return self._pid.started_at
 
     def run(self) -> None:
         try:
@@ -191,34 +197,19 @@ class _StreamReader(threading.Thread):
                 data = self._recv(_CHUNK)
                 if not data:
                     break
-                if self._marker is not None and self.pid is None:
-                    self._take_marker(data)
-                else:
-                    self.chunks.append(data)
+                pending = self._pid.pending
+                kept = self._pid.feed(data)
+                if kept:
+                    self.chunks.append(kept)
+                if pending and not self._pid.pending:
+                    self._wake.set()  # the pid is known: the caller can start samplers
         except (OSError, EOFError, paramiko.SSHException) as exc:
             self.error = exc
         finally:
-            if self._head:
-                self.chunks.append(self._head)
-                self._head = b""
+            tail = self._pid.flush()
+            if tail:
+                self.chunks.append(tail)
             self._wake.set()
-
-    def _take_marker(self, data: bytes) -> None:
-        self._head += data
-        line, sep, rest = self._head.partition(b"\n")
-        if not sep:
-            return
-        assert self._marker is not None
-        if line.startswith(self._marker) and line[len(self._marker) :].isdigit():
-            self.pid = int(line[len(self._marker) :])
-            self.started_at = time.monotonic()
-        else:  # never expected: keep everything rather than lose output
-            rest = self._head
-            self._marker = None
-        self._head = b""
-        if rest:
-            self.chunks.append(rest)
-        self._wake.set()
 
     def text(self) -> str:
         return b"".join(self.chunks).decode("utf-8", errors="replace")
@@ -237,7 +228,7 @@ class SshTransport:
         self._lock = threading.Lock()  # guards _client and _orphans
         self._client: paramiko.SSHClient | None = None
         self._orphans: set[int] = set()  # remote pgids left running when a connection dropped
-        self._marker = f"__farm_pid_{secrets.token_hex(6)}__="
+        self._marker = new_marker()
         self._large_sftp_writes = False  # set per connection from the server's version string
 
     # -- connection ------------------------------------------------------------------------------------------

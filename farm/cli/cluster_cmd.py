@@ -63,7 +63,13 @@ def register(sub: Any) -> None:
     p = sub.add_parser(
         "devices", help="devices of the farm (list), or phones adb sees, as inventory entries (discover)"
     )
-    p.add_argument("action", nargs="?", choices=("list", "discover"), default="list")
+    p.add_argument(
+        "action",
+        nargs="?",
+        choices=("list", "discover"),
+        default="list",
+        help="list (default): the controller's devices and their state; discover: ready phones as inventory YAML",
+    )
     _address(p)
     p.add_argument(
         "--adb-port",

@@ -9,7 +9,7 @@ import pyarrow as pa
 import pytest
 
 from farm.errors import ResultsError
-from farm.results.schema import REQUIRED_COLUMNS, ColumnKinds, RowValidator, rows_to_table, validate_row
+from farm.results.schema import REQUIRED_COLUMNS, ColumnKinds, RowBatch, RowValidator, rows_to_table, validate_row
 from tests.results.rows import make_row
 
 
@@ -113,3 +113,46 @@ def test_table_types_metrics_float_params_int_and_job_left_out() -> None:
 def test_all_null_column_of_unknown_kind_is_left_out() -> None:
     rows = [validate_row(make_row(peak_rss_mb=None))]
     assert "peak_rss_mb" not in rows_to_table(rows, ColumnKinds()).column_names
+
+
+def test_batch_of_several_shapes_keeps_row_order_and_values() -> None:
+    validator = RowValidator("sweep")
+    reordered = make_row(run_id="c", p_threads=2.5, latency_ms=float("inf"))
+    rows = [
+        make_row(run_id="a", p_threads=4, latency_ms=1.0, fp_soc="x"),
+        make_row(run_id="b", p_threads=8),  # a failed run: no metric, no fingerprint
+        dict(reversed(list(reordered.items()))),  # same columns in another order, a float parameter
+        make_row(run_id="d", p_threads=16, latency_ms=None, fp_soc="y", energy_j=3),
+        make_row(run_id="e", p_threads=1, latency_ms=2.0, fp_soc="z"),
+    ]
+    batch = RowBatch()
+    for row in rows:
+        shape, values, key, new = validator.check(row)
+        assert key == (row["run_id"], 1)
+        validator.learn(new)
+        batch.append(shape, values)
+    table = batch.to_table(validator.kinds)
+    assert len(batch) == 5 and table.num_rows == 5
+    assert table.column_names[: len(REQUIRED_COLUMNS) - 1] == list(REQUIRED_COLUMNS[1:])
+    assert table.schema.field("p_threads").type == pa.float64()  # one row holds a float
+    got = {c: table.column(c).to_pylist() for c in table.column_names}
+    assert got["run_id"] == ["a", "b", "c", "d", "e"]
+    assert got["p_threads"] == [4.0, 8.0, 2.5, 16.0, 1.0]
+    assert got["latency_ms"] == [1.0, None, None, None, 2.0]
+    assert got["fp_soc"] == ["x", None, None, "y", "z"]
+    assert got["energy_j"] == [None, None, None, 3.0, None]
+    assert got["started_at"] == [r["started_at"] for r in rows]
+    assert table.equals(rows_to_table([validate_row(r) for r in rows], validator.kinds))
+
+
+def test_integer_parameters_stay_integers_across_shapes() -> None:
+    validator = RowValidator("sweep")
+    batch = RowBatch()
+    for i, row in enumerate([make_row(run_id="a", p_threads=4, tps=1.5), make_row(run_id="b", p_threads=8)]):
+        shape, values, _, new = validator.check(row)
+        validator.learn(new)
+        batch.append(shape, values)
+        assert i == 0 or new == []
+    table = batch.to_table(validator.kinds)
+    assert table.schema.field("p_threads").type == pa.int64()
+    assert table.column("p_threads").to_pylist() == [4, 8]
