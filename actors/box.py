@@ -5,8 +5,9 @@ remote host fingerprint, and a status poller shared by a box's concurrent slots.
   :class:`~actors.transports.ssh.SshTransport` per device, shared by every slot (SSH multiplexes one channel
   per command). ``health()`` runs ``true`` on the box: ``idle`` for every slot when that works, ``offline``
   otherwise; a :class:`~farm.errors.SecurityError` (unknown or changed host key, refused key) is logged as an
-  error — once per distinct message, not every health round — and is never retried: runs given to the device
-  meanwhile end ``failed`` with the error's text (see :meth:`actors.device.Device.execute`), nothing is sent.
+  error — once per distinct message, not every health round — and is never retried: the device stays
+  ``offline`` until it is fixed, and a run handed to it before a health check noticed ends ``failed`` with the
+  error's text (see :meth:`actors.device.Device.execute`). Nothing is sent to the box either way.
 * ``~`` — a run's ``workdir`` and artifact destinations may start with ``~/`` (the jobs in ``jobs/`` do); the
   transport quotes paths, so the box's shell would not expand them. They are rewritten to the box's ``$HOME``
   (asked once). ``~user/`` and ``~`` inside command arguments are left alone.

@@ -33,7 +33,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import posixpath
-import re
 import secrets
 import shlex
 import socket
@@ -52,13 +51,12 @@ from adbutils import AdbClient, AdbError
 
 from actors.host_probe import file_sha256
 from actors.transports.base import Completed, OnStart, PushResult
-from actors.transports.pid_marker import PidMarker, new_marker
+from actors.transports.remote_shell import PidMarker, new_marker, prelude
 from farm.errors import ConnectionLostError, DeviceOfflineError, InfraError
 from farm.specs.inventory import AdbConnection
 
 log = logging.getLogger(__name__)
 
-_ENV_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 _TICK_S = 0.05  # granularity of timeout/cancel checks while a command runs
 _EXIT_WAIT_S = 10.0  # how long to wait for the exit frame once the benchmark was killed
 _PID_WAIT_S = 2.0  # how long a kill waits for a just-started command to announce its pid
@@ -78,19 +76,10 @@ _UNAUTHORIZED = ("unauthorized", "authorizing")
 def build_command(
     argv: Sequence[str], marker: str, env: Mapping[str, str] | None = None, workdir: str | None = None
 ) -> str:
-    """The shell line for ``argv``: env exported, ``cd workdir``, pid marker, then ``exec argv``.
-
-    Env values are literal (``$HOME`` is not expanded): quoting is what keeps arguments from being code.
-    """
+    """The shell line for ``argv``: env exported, ``cd workdir``, pid marker, then ``exec argv``."""
     if not argv:
         raise ValueError("empty argv")
-    parts = []
-    for key, value in (env or {}).items():
-        if not _ENV_KEY.match(key):
-            raise ValueError(f"invalid environment variable name {key!r}")
-        parts.append(f"export {key}={shlex.quote(value)}")
-    if workdir is not None:
-        parts.append(f"cd {shlex.quote(workdir)} || exit 127")
+    parts = prelude(env, workdir)
     parts.append(f"echo {marker}$$")
     parts.append(f"exec {shlex.join(argv)}")
     return "; ".join(parts)

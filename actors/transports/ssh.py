@@ -25,7 +25,6 @@ import hashlib
 import logging
 import os
 import posixpath
-import re
 import secrets
 import shlex
 import stat
@@ -39,7 +38,7 @@ from typing import IO, Any, NoReturn, Protocol
 import paramiko
 
 from actors.transports.base import Completed, OnStart, PushResult
-from actors.transports.pid_marker import PidMarker, new_marker
+from actors.transports.remote_shell import PidMarker, new_marker, prelude
 from farm.errors import (
     ConfigError,
     ConnectionLostError,
@@ -51,7 +50,6 @@ from farm.errors import (
 
 log = logging.getLogger(__name__)
 
-_ENV_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 _KILL_GRACE_S = 2.0  # SIGTERM → SIGKILL delay: lets a benchmark flush its log, short enough not to stall a slot
 _TICK_S = 0.1  # granularity of timeout/cancel checks while a command runs
 _EXIT_WAIT_S = 10.0  # how long to wait for the exit status once the process group is gone
@@ -140,19 +138,10 @@ def build_command(
     env: Mapping[str, str] | None = None,
     workdir: str | None = None,
 ) -> str:
-    """The remote command line for ``argv``: POSIX sh, every argument and env value quoted, pid marker first.
-
-    Env values are literal (``$HOME`` is not expanded): quoting is what keeps arguments from being code.
-    """
+    """The remote command line for ``argv``: POSIX sh, every argument and env value quoted, pid marker first."""
     if not argv:
         raise ValueError("empty argv")
-    lines = []
-    for key, value in (env or {}).items():
-        if not _ENV_KEY.match(key):
-            raise ValueError(f"invalid environment variable name {key!r}")
-        lines.append(f"export {key}={shlex.quote(value)}")
-    if workdir is not None:
-        lines.append(f"cd -- {shlex.quote(workdir)} || exit")
+    lines = prelude(env, workdir, cd="cd --")
     # the background child is not a group leader, so setsid(1) calls setsid() without forking: the pid printed
     # by the inner sh is the pid of the exec'd command and the id of its new process group
     inner = f'echo {marker}$$; exec "$@"'

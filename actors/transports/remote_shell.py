@@ -1,13 +1,32 @@
-"""The private first stdout line a remote command prints with its pid, taken out of the command's output.
+"""Composing the POSIX shell line a remote transport (adb, ssh) runs, and reading back the pid it announces.
 
-Remote transports (adb, ssh) start a command as ``sh -c 'echo <marker>$$; exec …'`` so the farm learns the
-device-side pid (for samplers and for killing the process group) without a second round trip.
+A remote command is started as ``export K=V; cd DIR || exit; … echo <marker>$$; exec argv`` so the farm learns
+the device-side pid (for samplers and for killing the process group) without a second round trip; the marker
+line is then taken out of the command's stdout. Every argument and env value is quoted: env values are literal
+(``$HOME`` is not expanded), quoting is what keeps arguments from being code.
 """
 
 from __future__ import annotations
 
+import re
 import secrets
+import shlex
 import time
+from collections.abc import Mapping
+
+_ENV_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+
+
+def prelude(env: Mapping[str, str] | None, workdir: str | None, cd: str = "cd") -> list[str]:
+    """``export`` lines for ``env`` and the ``cd`` into ``workdir`` (exit 127 if it is missing, like a shell)."""
+    lines = []
+    for key, value in (env or {}).items():
+        if not _ENV_KEY.match(key):
+            raise ValueError(f"invalid environment variable name {key!r}")
+        lines.append(f"export {key}={shlex.quote(value)}")
+    if workdir is not None:
+        lines.append(f"{cd} {shlex.quote(workdir)} || exit 127")
+    return lines
 
 
 def new_marker() -> str:

@@ -1,8 +1,10 @@
-"""The pid marker line is taken out of stdout however the bytes are split, and never eats real output."""
+"""Remote shell lines: env and workdir quoted; the pid marker line taken out of stdout, never real output."""
 
 from __future__ import annotations
 
-from actors.transports.pid_marker import PidMarker, new_marker
+import pytest
+
+from actors.transports.remote_shell import PidMarker, new_marker, prelude
 
 
 def test_marker_split_across_chunks_is_removed() -> None:
@@ -22,3 +24,13 @@ def test_unexpected_first_line_is_kept_as_output() -> None:
 def test_output_without_newline_is_flushed_at_end() -> None:
     m = PidMarker(b"__m__=")
     assert m.feed(b"partial") == b"" and m.flush() == b"partial"
+
+
+def test_prelude_quotes_values_and_rejects_bad_names() -> None:
+    assert prelude({"A": "x y; rm -rf /", "B_2": "$HOME"}, "/data/my dir") == [
+        "export A='x y; rm -rf /'",
+        "export B_2='$HOME'",
+        "cd '/data/my dir' || exit 127",
+    ]
+    with pytest.raises(ValueError, match="invalid environment variable name"):
+        prelude({"A;B": "1"}, None)
