@@ -29,9 +29,7 @@ def local_copy(art: ArtifactRef) -> Path:
     if cached.is_file() and cached.stat().st_size == art.size:
         return cached
     if art.ref is None:
-        raise InfraError(
-            f"artifact {art.name} ({art.local_path}) is not readable on this node and was not shipped"
-        )
+        raise InfraError(f"artifact {art.name} ({art.local_path}) is not readable on this node and was not shipped")
     import ray
 
     data: bytes = ray.get(art.ref)

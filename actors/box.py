@@ -203,9 +203,9 @@ class SshDevice(Device):
             return self._home
 
     # -- probes -----------------------------------------------------------------------------------------------
-    def probe(self, argv: Sequence[str], *, workdir: str | None = None, timeout: float = _PROBE_TIMEOUT_S) -> Completed:
+    def probe(self, argv: Sequence[str], *, timeout: float = _PROBE_TIMEOUT_S) -> Completed:
         """Run a short status command; a stand-in's synthetic label marks the device synthetic."""
-        done = self.ssh.run(argv, workdir=workdir, timeout=timeout)
+        done = self.ssh.run(argv, timeout=timeout)
         if done.timed_out:
             raise ConnectionLostError(f"{self.spec.id}: probe {shlex.join(argv)!r} timed out after {timeout} s")
         if says_synthetic(done.stdout, done.stderr) and not self.synthetic:

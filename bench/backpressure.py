@@ -17,9 +17,10 @@ most ``--cancel-seconds``; a cancel still running then is reported with its rate
 Baseline, in the same run: a fresh Python process builds the same job spec and slots and holds
 ``list(plan_runs(spec, slots))`` — what a controller that expands its plan up front keeps for the whole
 sweep — and reports its RSS growth and the bytes ``tracemalloc`` attributes to the list. The figure is the
-ratio of the controller's RSS growth while the sweep is queued (max over the window minus the reading after
-the warm-up) to that baseline growth. ``--trace`` also runs ``tracemalloc`` inside the controller over the
-window and prints the allocation sites that grew most (slows dispatch; use it to find a leak, not for rates).
+ratio of the controller's RSS growth from submitting the sweep (reading right after the submit minus the reading
+after the warm-up) to that baseline growth; the growth over the whole window is printed beside it. ``--trace``
+also runs ``tracemalloc`` inside the controller over the window and prints the allocation sites that grew most
+(it slows dispatch: use it to find a leak, not for rates).
 
     PYTHONPATH=. .venv/bin/python bench/backpressure.py [--devices 4] [--seconds 60] [--every 2]
         [--axes 100,100,10] [--cancel-seconds 45] [--trace]
@@ -186,6 +187,7 @@ def main() -> None:
         t0 = time.perf_counter()
         job_id = ray.get(handle.submit.remote(job, "<bench:backpressure>", str(work), [], True))
         submit_s = time.perf_counter() - t0
+        rss_submit = rss_kib(pid)
         first = call(handle, _controller_state, job_id)
         start = time.perf_counter()
         while (elapsed := time.perf_counter() - start) < args.seconds:
@@ -247,18 +249,23 @@ def main() -> None:
         f" of {points:,}; queued in the scheduler's memory max {queued_max} (low_water {first['low_water']} x "
         f"{first['slots']} slots = {first['low_water'] * first['slots']}); in flight max {inflight_max}"
     )
+    queued_growth = rss_submit - rss_warm
     print(
-        f"controller RSS: {rss_warm / 1024:.1f} MiB after the warm-up job, max {max(rss) / 1024:.1f} MiB while the "
-        f"sweep was queued (growth {growth / 1024:.1f} MiB), median {statistics.median(rss) / 1024:.1f} MiB; "
+        f"queueing: controller RSS {rss_warm / 1024:.1f} MiB before the submit, {rss_submit / 1024:.1f} MiB right "
+        f"after it ({queued_growth / 1024:+.1f} MiB for {points:,} runs); the plan as a list "
+        f"({naive['runs']:,} RunSpecs, a fresh process): {naive['rss_growth_kib'] / 1024:+.1f} MiB RSS "
+        f"(tracemalloc {naive['traced_bytes'] / 2**20:.1f} MiB); "
+        f"ratio {queued_growth / max(1, naive['rss_growth_kib']):.3f}"
+    )
+    print(
+        f"running: controller RSS {rss_warm / 1024:.1f} MiB after the warm-up job, max {max(rss) / 1024:.1f} MiB "
+        f"while the sweep was queued (growth {growth / 1024:.1f} MiB), median {statistics.median(rss) / 1024:.1f} MiB; "
         f"second-half slope {slope:.0f} KiB per 1,000 finished runs"
     )
     print(
-        f"baseline, the plan as a list ({naive['runs']:,} RunSpecs) in a fresh process: RSS growth "
-        f"{naive['rss_growth_kib'] / 1024:.1f} MiB (tracemalloc {naive['traced_bytes'] / 2**20:.1f} MiB)"
-    )
-    print(
-        f"ratio: controller growth while {remaining:,} runs were pending / list baseline growth = "
-        f"{growth / max(1, naive['rss_growth_kib']):.3f}"
+        f"ratio: controller RSS growth over the window, {remaining:,} runs still pending at its end / list "
+        f"baseline growth = {growth / max(1, naive['rss_growth_kib']):.3f} (the growth follows finished runs, see "
+        "docs/benchmarks.md, Scale)"
     )
     last_t, last_rss, recorded = cancel_samples[-1] if cancel_samples else (0.0, 0, 0)
     peak = max((r for _, r, _ in cancel_samples), default=0)

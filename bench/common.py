@@ -48,7 +48,6 @@ def machine() -> dict[str, str]:
                 break
     except OSError:
         pass
-    load1, load5, _ = os.getloadavg()
     return {
         "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "cpus": str(os.cpu_count()),
@@ -57,14 +56,20 @@ def machine() -> dict[str, str]:
         "kernel": platform.release(),
         "python": platform.python_version(),
         "ray": ray.__version__,
-        "loadavg_1m_5m": f"{load1:.2f} {load5:.2f}",
+        "loadavg_at_start": loadavg(),
         "command": " ".join(shlex.quote(a) for a in [Path(sys.executable).name, *sys.argv]),
     }
 
 
+def loadavg() -> str:
+    """1- and 5-minute load averages: on a shared machine, how many others wanted the CPUs meanwhile."""
+    load1, load5, _ = os.getloadavg()
+    return f"{load1:.2f} {load5:.2f} (1 min, 5 min)"
+
+
 def print_machine(info: dict[str, str]) -> None:
-    for key, value in info.items():
-        print(f"  {key:<14} {value}")
+    for key, value in {**info, "loadavg_at_end": loadavg()}.items():
+        print(f"  {key:<16} {value}")
 
 
 def percentile(values: Sequence[float], q: float) -> float:

@@ -78,9 +78,7 @@ class _Inflight:
 class Controller:
     """Ray async actor. Create with :func:`farm.runtime.start_controller`."""
 
-    def __init__(
-        self, inventory: dict[str, Any], results_root: str, options: ControllerOptions | None = None
-    ) -> None:
+    def __init__(self, inventory: dict[str, Any], results_root: str, options: ControllerOptions | None = None) -> None:
         self.inventory = Inventory.model_validate(inventory)
         self.store = ResultsStore(results_root)
         self.options = options or ControllerOptions()
@@ -113,9 +111,7 @@ class Controller:
         for dev in self.inventory.devices:
             opts = device_actor_options(dev, max_restarts=self.options.actor_max_restarts)
             self.devices[dev.id] = remote_cls.options(**opts).remote(dev.model_dump(mode="json"))
-        infos = await asyncio.gather(
-            *(h.info.remote() for h in self.devices.values()), return_exceptions=True
-        )
+        infos = await asyncio.gather(*(h.info.remote() for h in self.devices.values()), return_exceptions=True)
         for dev, info in zip(self.inventory.devices, infos, strict=True):
             if isinstance(info, BaseException):
                 log.error("device %s did not start: %s", dev.id, info)
@@ -324,9 +320,7 @@ class Controller:
         except ConfigError as exc:
             self.scheduler.finish(slot_id, "failed", str(exc), time.monotonic())
             req = _request(rec, run, slot_id, attempt, [], {}, None)
-            self._record(
-                rec, run, req, RunResult(started_at=time.time()), "failed", "; ".join(exc.lines()), {}
-            )
+            self._record(rec, run, req, RunResult(started_at=time.time()), "failed", "; ".join(exc.lines()), {})
             rec.statuses["failed"] += 1
             return
         arts = [

@@ -86,16 +86,12 @@ class Grid:
 
 def _same(a: object, b: object) -> bool:
     # 1 == 1.0 == True in Python; a grid compares values of the same YAML type only.
-    return (
-        (type(a) is type(b)
-        and a == b)
-        or (
-            isinstance(a, int | float)
-            and isinstance(b, int | float)
-            and not isinstance(a, bool)
-            and not isinstance(b, bool)
-            and a == b
-        )
+    return (type(a) is type(b) and a == b) or (
+        isinstance(a, int | float)
+        and isinstance(b, int | float)
+        and not isinstance(a, bool)
+        and not isinstance(b, bool)
+        and a == b
     )
 
 
@@ -108,9 +104,7 @@ def parse_grid(raw: object) -> Grid:
     if not isinstance(raw, Mapping):
         raise GridError("", "expected a mapping of axis names to value lists")
     if not raw:
-        raise GridError(
-            "", "the grid is empty; give at least one axis (or leave 'grid' out for a single run)"
-        )
+        raise GridError("", "the grid is empty; give at least one axis (or leave 'grid' out for a single run)")
     dims: list[tuple[tuple[str, ...], tuple[tuple[Scalar, ...], ...]]] = []
     for name, values in raw.items():
         if name in RESERVED:
@@ -165,9 +159,7 @@ def _axis_values(name: str, values: object) -> list[Scalar]:
 def _range(name: str, spec: Mapping[Any, Any]) -> list[Scalar]:
     unknown = set(spec) - {"start", "stop", "step"}
     if unknown:
-        raise GridError(
-            f"{name}.{sorted(map(str, unknown))[0]}", "unknown key (a range has start, stop, step)"
-        )
+        raise GridError(f"{name}.{sorted(map(str, unknown))[0]}", "unknown key (a range has start, stop, step)")
     for key in ("start", "stop"):
         if key not in spec:
             raise GridError(f"{name}.{key}", "required key is missing")
@@ -188,17 +180,11 @@ def _range(name: str, spec: Mapping[Any, Any]) -> list[Scalar]:
     return [int(start + i * step) if as_int else float(start + i * step) for i in range(count)]
 
 
-def _zip_groups(
-    raw: object, axis_names: set[str]
-) -> list[tuple[tuple[str, ...], tuple[tuple[Scalar, ...], ...]]]:
+def _zip_groups(raw: object, axis_names: set[str]) -> list[tuple[tuple[str, ...], tuple[tuple[Scalar, ...], ...]]]:
     if not isinstance(raw, list) or not raw:
-        raise GridError(
-            "zip", "expected a non-empty list of mappings (or a list of such lists for several groups)"
-        )
+        raise GridError("zip", "expected a non-empty list of mappings (or a list of such lists for several groups)")
     groups: list[tuple[str, list[Any]]] = (
-        [(f"zip[{i}]", g) for i, g in enumerate(raw)]
-        if all(isinstance(g, list) for g in raw)
-        else [("zip", raw)]
+        [(f"zip[{i}]", g) for i, g in enumerate(raw)] if all(isinstance(g, list) for g in raw) else [("zip", raw)]
     )
     out = []
     seen = set(axis_names)
@@ -221,9 +207,7 @@ def _zip_groups(
                         raise GridError(f"{rpath}.{k}", f"axis '{k}' is defined twice")
                     seen.add(k)
             elif set(row_keys) != set(keys):
-                raise GridError(
-                    rpath, f"keys {sorted(row_keys)} differ from the group's first row {sorted(keys)}"
-                )
+                raise GridError(rpath, f"keys {sorted(row_keys)} differ from the group's first row {sorted(keys)}")
             row_values = tuple(_scalar(row[k], f"{rpath}.{k}") for k in keys)
             # A repeated row would plan the same point (hence the same run_id) twice.
             if _typed(row_values) in seen_rows:

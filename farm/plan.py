@@ -71,9 +71,7 @@ def _feistel_permutation(n: int, seed: int) -> Iterator[int]:
     keys = [hashlib.blake2b(f"{seed}:{r}".encode(), digest_size=8).digest() for r in range(4)]
 
     def f(x: int, key: bytes) -> int:
-        return int.from_bytes(
-            hashlib.blake2b(x.to_bytes(8, "little"), key=key, digest_size=8).digest(), "little"
-        )
+        return int.from_bytes(hashlib.blake2b(x.to_bytes(8, "little"), key=key, digest_size=8).digest(), "little")
 
     for i in range(1 << bits):
         left, right = i >> half, i & mask

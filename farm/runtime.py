@@ -127,9 +127,7 @@ def submit(handle: Any, job: JobSpec, source: str, *, ship: bool, rerun: bool = 
     import ray
 
     data = job.model_dump(mode="json", exclude_defaults=True)
-    return str(
-        ray.get(handle.submit.remote(data, source, str(job.base_dir), artifact_refs(job, ship), rerun))
-    )
+    return str(ray.get(handle.submit.remote(data, source, str(job.base_dir), artifact_refs(job, ship), rerun)))
 
 
 def _absolute(root: str) -> str:

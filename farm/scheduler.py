@@ -116,9 +116,7 @@ class Scheduler:
     def current(self, slot_id: str) -> Attempt | None:
         return self._slots[slot_id].current
 
-    def set_available(
-        self, slot_id: str, available: bool, now: float, state: SlotState = SlotState.OFFLINE
-    ) -> None:
+    def set_available(self, slot_id: str, available: bool, now: float, state: SlotState = SlotState.OFFLINE) -> None:
         """A health check result: an unavailable slot gets no runs; a healthy one leaves quarantine."""
         slot = self._slots[slot_id]
         if available:
@@ -178,10 +176,7 @@ class Scheduler:
         controller's to stop; they are reported through :meth:`finish` as usual."""
         job = self._jobs[job_id]
         job.cancelled = True
-        out = [
-            Final(job_id, a.run, a.attempt, "cancelled", "cancelled before it started")
-            for a in self._drain(job)
-        ]
+        out = [Final(job_id, a.run, a.attempt, "cancelled", "cancelled before it started") for a in self._drain(job)]
         for run in job.plan:
             if run.run_id in job.skip:
                 continue
@@ -257,15 +252,12 @@ class Scheduler:
         return best
 
     def _any_for(self, job: _Job, slot_id: str) -> bool:
-        return any(
-            slot_id in a.run.candidates and (slot_id not in a.avoid or self._only_choice(a)) for a in job.any
-        )
+        return any(slot_id in a.run.candidates and (slot_id not in a.avoid or self._only_choice(a)) for a in job.any)
 
     def _only_choice(self, a: Attempt) -> bool:
         # An ``any`` retry avoids the slot it failed on unless no other candidate is usable.
         return all(
-            c in a.avoid or self._slots.get(c) is None or self._slots[c].state in _UNUSABLE
-            for c in a.run.candidates
+            c in a.avoid or self._slots.get(c) is None or self._slots[c].state in _UNUSABLE for c in a.run.candidates
         )
 
     def _pop_for(self, job: _Job, slot_id: str) -> Attempt | None:

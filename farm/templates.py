@@ -12,9 +12,7 @@ from collections.abc import Iterator, Mapping
 _TOKEN = re.compile(r"\{\{|\}\}|\{([^{}]*)\}|[{}]")
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
 
-DEVICE_FIELDS = frozenset(
-    {"device.id", "device.slot", "device.kind", "device.node", "device.chip", "device.npu"}
-)
+DEVICE_FIELDS = frozenset({"device.id", "device.slot", "device.kind", "device.node", "device.chip", "device.npu"})
 RUN_FIELDS = frozenset({"repeat", "job", "run_id"})
 
 

@@ -33,8 +33,18 @@ def test_fingerprint_lines_become_columns_but_never_override_the_device() -> Non
     assert output_fingerprint(text) == {"fp_model_sha256": "abc123", "fp_cpu_model": "liar"}
     res = RunResult(exit_code=0, stderr=text + "value=5", fingerprint={"fp_cpu_model": "Real CPU"})
     row = build_row(
-        job="j", req=_req(), params={"threads": 4, "sp": 0.5}, repeat=1, warmup=False, device_kind="host", res=res,
-        status="ok", error=None, metrics={"value_ms": 5.0}, log_path="/l", synthetic=False,
+        job="j",
+        req=_req(),
+        params={"threads": 4, "sp": 0.5},
+        repeat=1,
+        warmup=False,
+        device_kind="host",
+        res=res,
+        status="ok",
+        error=None,
+        metrics={"value_ms": 5.0},
+        log_path="/l",
+        synthetic=False,
     )
     assert row["fp_model_sha256"] == "abc123" and row["fp_cpu_model"] == "Real CPU"
     assert row["p_threads"] == 4 and row["p_sp"] == 0.5 and row["attempt"] == 2

@@ -26,9 +26,7 @@ def register(sub: Any) -> None:
     p = sub.add_parser("run", help="run a job on a private local Ray (embedded mode)")
     p.add_argument("job", metavar="JOB", help="job YAML file")
     p.add_argument("--inventory", metavar="INV", help="inventory YAML (default: this host as one device)")
-    p.add_argument(
-        "--results", metavar="DIR", help="results location (default ./farm-results or $FARM_RESULTS)"
-    )
+    p.add_argument("--results", metavar="DIR", help="results location (default ./farm-results or $FARM_RESULTS)")
     p.add_argument("--rerun", action="store_true", help="run again even the runs already recorded ok")
     p.add_argument("--no-progress", action="store_true", help="no progress bar (plain log lines instead)")
     p.add_argument(

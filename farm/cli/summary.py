@@ -45,9 +45,7 @@ def print_summary(root: str, job: str, status: dict[str, Any]) -> None:
     columns = table.column_names
     params = _independent([c for c in columns if c.startswith("p_")], rows)
     numeric = {
-        c
-        for c in columns
-        if rows and isinstance(rows[0].get(c), float | int) and not isinstance(rows[0].get(c), bool)
+        c for c in columns if rows and isinstance(rows[0].get(c), float | int) and not isinstance(rows[0].get(c), bool)
     }
     metrics = [m for m in PREFERRED if m in numeric]
     if not metrics:
@@ -80,7 +78,8 @@ def _independent(params: list[str], rows: list[dict[str, Any]]) -> list[str]:
     kept: list[str] = []
     for p in params:
         restates = any(
-            len({(str(r.get(k)), str(r.get(p))) for r in rows}) == len({str(r.get(k)) for r in rows})
+            len({(str(r.get(k)), str(r.get(p))) for r in rows})
+            == len({str(r.get(k)) for r in rows})
             == len({str(r.get(p)) for r in rows})
             for k in kept
         )

@@ -18,9 +18,7 @@ def register(sub: Any) -> None:
     p = sub.add_parser("validate", help="check job and inventory YAML files")
     p.add_argument("files", nargs="+", metavar="FILE", help="job or inventory YAML files")
     p.add_argument("--inventory", metavar="INV", help="also count runs per device against this inventory")
-    p.add_argument(
-        "--check-artifacts", action="store_true", help="also require every artifact's src to exist"
-    )
+    p.add_argument("--check-artifacts", action="store_true", help="also require every artifact's src to exist")
     p.set_defaults(func=run)
 
 

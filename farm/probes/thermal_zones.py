@@ -68,9 +68,7 @@ def parse_thermal_zones(text: str) -> ThermalZones:
             pairs.append((match["type"], float(match["temp"])))
     if temps:
         zones = [
-            ThermalZone(
-                zone=zone, type=types.get(zone, f"thermal_zone{zone}"), temp_c=millidegree_heuristic(raw)
-            )
+            ThermalZone(zone=zone, type=types.get(zone, f"thermal_zone{zone}"), temp_c=millidegree_heuristic(raw))
             for zone, raw in sorted(temps.items())
         ]
     else:

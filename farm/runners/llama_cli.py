@@ -300,8 +300,7 @@ def run(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     prompt_tokens = llm.tokenize(args.prompt.encode(), add_bos=True)
     if len(prompt_tokens) + args.n_predict > args.ctx_size:
         raise RunnerError(
-            f"prompt ({len(prompt_tokens)} tokens) + n_predict ({args.n_predict}) "
-            f"exceed --ctx-size {args.ctx_size}",
+            f"prompt ({len(prompt_tokens)} tokens) + n_predict ({args.n_predict}) exceed --ctx-size {args.ctx_size}",
             exit_code=2,
         )
     vocab = llama_cpp.llama_model_get_vocab(llm.model)

@@ -69,9 +69,7 @@ class _Device(_Spec):
         return value
 
     def slots(self) -> list[Slot]:
-        return [
-            Slot(slot_id=self.id, device_id=self.id, kind=self.kind_name, node=self.node, labels=self.labels)
-        ]
+        return [Slot(slot_id=self.id, device_id=self.id, kind=self.kind_name, node=self.node, labels=self.labels)]
 
     @property
     def kind_name(self) -> str:
@@ -184,9 +182,7 @@ def _check_duplicate_ids(inv: Inventory, source: str) -> None:
     issues = []
     for i, dev in enumerate(inv.devices):
         if dev.id in seen:
-            issues.append(
-                (f"devices[{i}].id", f"duplicate device id {dev.id!r} (first at devices[{seen[dev.id]}])")
-            )
+            issues.append((f"devices[{i}].id", f"duplicate device id {dev.id!r} (first at devices[{seen[dev.id]}])"))
         seen.setdefault(dev.id, i)
     if issues:
         raise ConfigError(source, issues)

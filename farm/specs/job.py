@@ -92,8 +92,7 @@ class JobSpec(_Spec):
     def _env_as_strings(cls, value: object) -> object:
         if isinstance(value, dict):
             return {
-                k: str(v) if isinstance(v, int | float) and not isinstance(v, bool) else v
-                for k, v in value.items()
+                k: str(v) if isinstance(v, int | float) and not isinstance(v, bool) else v for k, v in value.items()
             }
         return value
 
@@ -147,9 +146,7 @@ class JobSpec(_Spec):
                 for name in templates.names(text):
                     if not templates.allowed(name, axes):
                         known = ", ".join(sorted(axes)) or "none"
-                        raise _PathError(
-                            path, f"'{{{name}}}' is not a grid axis (axes: {known}) or device field"
-                        )
+                        raise _PathError(path, f"'{{{name}}}' is not a grid axis (axes: {known}) or device field")
             except templates.TemplateError as exc:
                 raise _PathError(path, str(exc)) from exc
         try:

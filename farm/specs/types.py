@@ -29,9 +29,7 @@ def parse_duration(value: object) -> float:
 
 def _check_ident(value: str) -> str:
     if not _IDENT.match(value):
-        raise ValueError(
-            f"{value!r} is not a valid name (letters, digits, '.', '_', '-'; at most 128 characters)"
-        )
+        raise ValueError(f"{value!r} is not a valid name (letters, digits, '.', '_', '-'; at most 128 characters)")
     return value
 
 

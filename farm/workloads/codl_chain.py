@@ -57,9 +57,7 @@ class CodlChainAdapter:
             metrics["latency_ms"] = statistics.fmean(lats)
             metrics["rounds"] = float(len(lats))
         else:
-            raise OutputParseError(
-                "codl_chain: no 'total <ms> ms, dms .., comp ..' or '[VERBOSE] .. lat' line"
-            )
+            raise OutputParseError("codl_chain: no 'total <ms> ms, dms .., comp ..' or '[VERBOSE] .. lat' line")
         if size is not None:
             metrics["total_size_mb"] = to_float(size["mb"])
         return metrics

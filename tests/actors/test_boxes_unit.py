@@ -25,6 +25,7 @@ from farm.errors import DeviceOfflineError
 from farm.probes.bm_smi import parse_bm_smi
 from farm.probes.model_tool_info import parse_model_tool_info
 from farm.probes.npu_smi import parse_npu_smi
+from tests.runtime.helpers import wait_until
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 MIB = float(1 << 20)
@@ -184,21 +185,31 @@ def test_group_memory_and_zones() -> None:
 
 
 class _Box:
-    """A status source whose chip 0 memory rises while a run 'loads' and which can fail on demand."""
+    """A status source whose chip 0 memory rises with every poll and which can fail on demand. The tests wait
+    for its calls instead of sleeping fixed times, so they hold on a loaded machine."""
 
-    def __init__(self) -> None:
+    def __init__(self, delay_s: float = 0.01) -> None:
+        self.delay_s = delay_s
         self.calls = 0
         self.fail = False
-        self.lock = threading.Lock()
+        self.cond = threading.Condition()
 
     def read(self) -> dict[int, Reading]:
-        with self.lock:
+        with self.cond:
             self.calls += 1
-            n = self.calls
-        if self.fail:
+            n, failing = self.calls, self.fail
+            self.cond.notify_all()
+        time.sleep(self.delay_s)  # bm-smi over a slow link: the chip is read early, the answer comes back late
+        if failing:
             raise DeviceOfflineError("box unplugged")
-        time.sleep(0.01)
         return {0: {"mem_used_mb": 100.0 * n, "util_pct": 50.0}, 1: {"mem_used_mb": 7.0, "temp_c": 40.0 + n}}
+
+    def wait_calls(self, n: int, timeout: float = 20.0) -> float:
+        """Block until the n-th poll has begun; the seconds waited."""
+        t0 = time.monotonic()
+        with self.cond:
+            assert self.cond.wait_for(lambda: self.calls >= n, timeout), f"{self.calls} polls, wanted {n}"
+        return time.monotonic() - t0
 
 
 def test_monitor_serves_concurrent_runs_with_one_poll_each_time() -> None:
@@ -208,7 +219,7 @@ def test_monitor_serves_concurrent_runs_with_one_poll_each_time() -> None:
     a, b = mon.watch(0, cols), mon.watch(1, cols)
     a.start(101)
     b.start(102)
-    time.sleep(1.2)
+    box.wait_calls(4)
     sa, sb = a.stop(), b.stop()
     # both runs were watched by the same polls: the box saw one bm-smi per poll, not one per run
     assert sa["sampler_polls"] >= 3 and sb["sampler_polls"] >= 3
@@ -216,8 +227,9 @@ def test_monitor_serves_concurrent_runs_with_one_poll_each_time() -> None:
     assert 300.0 <= sa["tpu_mem_peak_mb"] <= 100.0 * box.calls
     assert "temp_max_c" not in sa and sb["tpu_mem_peak_mb"] == 7.0 and sb["temp_max_c"] > 41
     assert sa["sampler_poll_ms"] >= 10
-    time.sleep(0.3)
-    assert mon._thread is None and box.calls == mon.polls  # nobody watching: no more polls
+    calls = box.calls
+    wait_until(lambda: mon._thread is None, timeout=10)
+    assert box.calls == mon.polls == calls  # nobody watching: no more polls
 
 
 def test_monitor_polls_early_for_a_short_run_and_skips_failed_polls() -> None:
@@ -225,29 +237,24 @@ def test_monitor_polls_early_for_a_short_run_and_skips_failed_polls() -> None:
     mon = BoxMonitor(box.read, interval_s=30.0, label="t")
     w = mon.watch(0, {"mem_used_mb": "m"})
     w.start(1)
-    time.sleep(0.45)  # the first poll comes 0.2 s after the run starts, not after the 30 s interval
+    assert box.wait_calls(1) < 10  # the first poll comes 0.2 s after the run starts, not after the 30 s interval
     box.fail = True
-    time.sleep(0.6)
+    box.wait_calls(2)  # the second 0.5 s later: it fails
     s = w.stop()
-    assert s["sampler_polls"] == 1 and s["m"] == 100.0
-    assert box.calls == 2  # the failed poll was made, and not counted as a reading
+    assert s["sampler_polls"] == 1 and s["m"] == 100.0  # the failed poll was made, not counted as a reading
+    assert box.calls == 2
 
 
 def test_a_reading_taken_during_a_run_counts_when_it_arrives_after_the_run() -> None:
-    box = _Box()
-
-    def slow_read() -> dict[int, Reading]:
-        time.sleep(0.5)  # bm-smi over a slow link: the chip is read early, the answer comes back late
-        return box.read()
-
-    mon = BoxMonitor(slow_read, interval_s=30.0)
+    box = _Box(delay_s=0.5)
+    mon = BoxMonitor(box.read, interval_s=30.0)
     w = mon.watch(0, {"mem_used_mb": "m"})
     w.start(1)
-    time.sleep(0.4)  # the run ends while the first poll (begun at 0.2 s) is still on its way
+    box.wait_calls(1)  # the run ends while its first poll is still on its way back
     t0 = time.monotonic()
     s = w.stop()
     assert s == {"m": 100.0, "sampler_polls": 1.0, "sampler_poll_ms": s["sampler_poll_ms"]}
-    assert 0.1 < time.monotonic() - t0 < 1.0
+    assert 0.1 < time.monotonic() - t0 < 5.0
     late = mon.watch(0, {"mem_used_mb": "m"})
     late.start(2)
     assert late.stop() == {"sampler_polls": 0.0}  # ended before any poll began: nothing to wait for

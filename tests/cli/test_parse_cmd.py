@@ -43,9 +43,7 @@ def test_probe_output_flattened(farm, capsys):
 
 def test_stdin_and_options(farm, capsys, monkeypatch):
     monkeypatch.setattr("sys.stdin", io.StringIO("took 12 ms\ntook 14 ms\n"))
-    code = farm(
-        ["parse", "regex", "-", "-o", r"patterns.latency_ms=took (\d+) ms", "--option", "aggregate=mean"]
-    )
+    code = farm(["parse", "regex", "-", "-o", r"patterns.latency_ms=took (\d+) ms", "--option", "aggregate=mean"])
     assert code == 0
     assert capsys.readouterr().out.split() == ["latency_ms", "13"]
 

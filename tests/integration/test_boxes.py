@@ -52,7 +52,7 @@ QWEN = [
     "qwen2.5-1.5b_int4_share1536_unshare1024_seq2560_1dev.bmodel",
 ]
 BMODEL_BYTES = 192 << 10  # the model_tool stand-in reports a dummy file's size as its weight size
-LONGER = {"FARM_SIM_TOKENS": "48"}  # answers of 48 tokens, not 16: bm-smi polls see the run on a loaded VM
+LONGER = {"FARM_SIM_TOKENS": "96"}  # answers of 96 tokens, not 16: bm-smi polls see the run on a loaded VM
 
 
 @pytest.fixture(scope="module")
@@ -122,7 +122,7 @@ def overlap(a: tuple[float, float], b: tuple[float, float]) -> float:
 
 
 def test_sophgo_box_runs_both_chips_at_once(box: SshdBox, tmp_path: Path) -> None:
-    dev = SophgoBox(SophgoDevice(kind="sophgo", id="tpu", ssh=ssh_block(box)))  # type: ignore[arg-type]
+    dev = SophgoBox(SophgoDevice.model_validate({"kind": "sophgo", "id": "tpu", "ssh": ssh_block(box)}))
     try:
         assert [(s.slot_id, s.index) for s in dev.slots()] == [("tpu/chip0", 0), ("tpu/chip1", 1)]
         assert dev.health() == {"tpu/chip0": "idle", "tpu/chip1": "idle"} and dev.synthetic
@@ -173,7 +173,7 @@ def test_sophgo_box_runs_both_chips_at_once(box: SshdBox, tmp_path: Path) -> Non
 
 
 def test_ascend_server_binds_each_run_to_its_npu(box: SshdBox) -> None:
-    dev = AscendServer(AscendDevice(kind="ascend", id="npu", ssh=ssh_block(box)))  # type: ignore[arg-type]
+    dev = AscendServer(AscendDevice.model_validate({"kind": "ascend", "id": "npu", "ssh": ssh_block(box)}))
     try:
         assert [s.slot_id for s in dev.slots()] == ["npu/npu0", "npu/npu1"] and dev.synthetic
         argv = ["python3", "demo_bsz.py"]
@@ -197,7 +197,7 @@ def test_ascend_server_binds_each_run_to_its_npu(box: SshdBox) -> None:
 
 
 def test_ssh_host_fingerprint_memory_and_health(box: SshdBox) -> None:
-    dev = SshHost(HostDevice(kind="host", id="srv", ssh=ssh_block(box)))  # type: ignore[arg-type]
+    dev = SshHost(HostDevice.model_validate({"kind": "host", "id": "srv", "ssh": ssh_block(box)}))
     try:
         assert dev.health() == {"srv": "idle"}
         fp = dev.fingerprint()
@@ -214,14 +214,14 @@ def test_ssh_host_fingerprint_memory_and_health(box: SshdBox) -> None:
 def test_health_offline_when_the_box_is_down_or_its_key_is_wrong(
     up_box: SshdBox, sshd_box: SshdBox, wrong_known_hosts: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    dev = SshHost(HostDevice(kind="host", id="srv", ssh=ssh_block(up_box)))  # type: ignore[arg-type]
+    dev = SshHost(HostDevice.model_validate({"kind": "host", "id": "srv", "ssh": ssh_block(up_box)}))
     up_box.stop()
     assert dev.health() == {"srv": "offline"}
     up_box.start()
     assert dev.health() == {"srv": "idle"}
     dev.close()
     impostor = ssh_block(sshd_box, known_hosts=str(wrong_known_hosts))
-    bad = SshHost(HostDevice(kind="host", id="bad", ssh=impostor))  # type: ignore[arg-type]
+    bad = SshHost(HostDevice.model_validate({"kind": "host", "id": "bad", "ssh": impostor}))
     with caplog.at_level(logging.ERROR, logger="actors.box"):
         assert bad.health() == {"bad": "offline"} and bad.health() == {"bad": "offline"}
     refusals = [r for r in caplog.records if "HOST KEY CHANGED" in r.getMessage()]
@@ -281,7 +281,7 @@ def copy_job(tmp: Path, name: str, **changes: Any) -> Path:
     return path
 
 
-def submit(handle: Any, path: Path, *, rerun: bool = False, timeout: float = 120) -> dict[str, Any]:
+def submit(handle: Any, path: Path, *, rerun: bool = False, timeout: float = 300) -> dict[str, Any]:
     job = load_job(path)
     job_id = runtime.submit(handle, job, str(path), ship=False, rerun=rerun)
     status: dict[str, Any] = ray.get(handle.wait.remote(job_id, timeout))
@@ -314,10 +314,14 @@ def test_llm_tpu_job_on_a_two_chip_box(farm: tuple[Any, Path], box: SshdBox, tmp
     for r in got:
         assert r["status"] == "ok" and r["device_kind"] == "sophgo" and r["synthetic"] is True
         assert r["first_token_latency_s"] > 0 and r["decode_tokens_per_s"] > 0 and r["load_s"] > 0
-        assert r["tpu_mem_peak_mb"] > 1500 and r["sampler_polls"] >= 1
+        assert r["tpu_mem_peak_mb"] > 0 and r["sampler_polls"] >= 1
         assert r["bmodel_weight_mb"] == round(BMODEL_BYTES / (1 << 20), 3) and r["bmodel_device_mem_mb"] > 0
         assert r["fp_tpu_name"] == "1684X-SC7" and r["fp_kernel"] == os.uname().release
         assert f"--devid {r['device_id'][-1]}" in r["command"]
+    # bm-smi saw each chip's demo holding its weights (~0.8 GB over the idle ~1-1.3 GB); under heavy load a
+    # poll may still land in the demo's start-up, so the peak over each chip's runs is what is asserted
+    for chip in ("chip0", "chip1"):
+        assert max(r["tpu_mem_peak_mb"] for r in got if r["device_id"].endswith(chip)) > 1500
     # the runtime buffer grows with the sequence length: 512 < 2048 < 2560 < 8704 (model_tool --info)
     runtime_mb = {r["p_bmodel"]: r["bmodel_runtime_mb"] for r in got}
     assert runtime_mb[QWEN[0]] < runtime_mb[QWEN[1]] < runtime_mb[QWEN[3]] < runtime_mb[QWEN[2]]
@@ -401,9 +405,9 @@ def _sleep_job(tmp: Path, name: str, command: str, **extra: Any) -> Path:
 @pytest.mark.ray
 def test_changed_host_key_takes_the_device_offline(farm: tuple[Any, Path], box: SshdBox, tmp_path: Path) -> None:
     handle, results = farm
-    # the health check met the refusal: the scheduler gives the device no runs (the refusal's own text is in
-    # rows of runs dispatched before the first check: see test_health_offline_when_..._key_is_wrong)
-    wait_until(lambda: states(handle)["intercepted"] == "offline", timeout=15)
+    # the health check met the refusal: the scheduler gives the device no runs (a run handed out between two
+    # checks carries the refusal's own text: see test_health_offline_when_..._key_is_wrong)
+    wait_until(lambda: states(handle)["intercepted"] == "offline", timeout=60)
     canary = box.workdir / f"canary-{uuid.uuid4().hex}"
     path = _sleep_job(tmp_path, "intercepted", f"touch {canary}; echo value=1", devices={"ids": ["intercepted"]})
     st = submit(handle, path)
@@ -420,12 +424,12 @@ def test_sshd_stopped_mid_run_is_retried_to_one_ok_row(farm: tuple[Any, Path], u
     command = f"sleep {seconds}; echo value=7"
     path = _sleep_job(tmp_path, "unplugged", command, devices={"ids": ["sim-host"]}, retries=6)
     job_id = runtime.submit(handle, load_job(path), str(path), ship=False)
-    wait_until(lambda: up_box.remote_processes(f"sleep {seconds}") != [], timeout=30)
+    wait_until(lambda: up_box.remote_processes(f"sleep {seconds}") != [], timeout=60)
     time.sleep(0.3)
     up_box.stop()
-    wait_until(lambda: states(handle)["sim-host"] == "offline", timeout=15)
+    wait_until(lambda: states(handle)["sim-host"] == "offline", timeout=60)
     up_box.start()
-    st = ray.get(handle.wait.remote(job_id, 90))
+    st = ray.get(handle.wait.remote(job_id, 300))
     assert st["state"] == "done" and st["statuses"] == {"ok": 1} and st["retries"] >= 1
     got = sorted(rows(results, "unplugged"), key=lambda r: r["attempt"])
     assert [r["status"] for r in got] == ["infra_error"] * (len(got) - 1) + ["ok"]

@@ -82,9 +82,7 @@ def test_missing_model_exits_2_with_a_clear_message(tmp_path: Path) -> None:
 
 
 def test_bad_arguments_are_usage_errors() -> None:
-    done = subprocess.run(
-        [*RUNNER, "-p", "hi", "-n", "0"], check=False, capture_output=True, text=True, timeout=60
-    )
+    done = subprocess.run([*RUNNER, "-p", "hi", "-n", "0"], check=False, capture_output=True, text=True, timeout=60)
     assert done.returncode == 2 and "--n-predict must be at least 1" in done.stderr
 
 

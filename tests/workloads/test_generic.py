@@ -97,9 +97,7 @@ def test_json_default_flattens_last_object():
 
 def test_json_fields_with_dotted_paths():
     text = '{"runs": [{"tps": 10.5}, {"tps": 11.5}], "mem": {"peak": 1024}}'
-    adapter = make_adapter(
-        "json", {"fields": {"decode_tokens_per_s": "runs.1.tps", "peak_rss_mb": "mem.peak"}}
-    )
+    adapter = make_adapter("json", {"fields": {"decode_tokens_per_s": "runs.1.tps", "peak_rss_mb": "mem.peak"}})
     assert adapter.parse(text) == {"decode_tokens_per_s": 11.5, "peak_rss_mb": 1024.0}
 
 

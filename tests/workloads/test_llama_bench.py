@@ -22,9 +22,7 @@ README_JSON = {
 }
 
 
-@pytest.mark.parametrize(
-    ("name", "fmt"), [("readme_rtx4080.json", "json"), ("readme_rtx4080.jsonl", "jsonl")]
-)
+@pytest.mark.parametrize(("name", "fmt"), [("readme_rtx4080.json", "json"), ("readme_rtx4080.jsonl", "jsonl")])
 def test_json_and_jsonl(name, fmt):
     text = read("llama_bench", name)
     assert make_adapter("llama_bench").parse(text) == README_JSON
