@@ -32,6 +32,7 @@ import argparse
 import json
 import math
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -211,17 +212,18 @@ def main() -> None:
         # Not Controller.shutdown: it would cancel (and so record) every remaining run of the sweep first.
         ray.kill(handle)
         ray.shutdown()
+        shutil.rmtree(work, ignore_errors=True)  # tens of thousands of run logs
     naive = naive_baseline(job, args.devices)
 
     print(f"{'t_s':>6} {'rss_mib':>8} {'pulled':>8} {'queued':>7} {'in_flight':>9} {'finished':>9} {'writer':>7}")
-    for elapsed, rss, st in samples:
+    for elapsed, sample_rss, st in samples:
         print(
-            f"{elapsed:6.1f} {rss / 1024:8.1f} {st['pulled']:8d} {st['queued_in_memory']:7d} {st['in_flight']:9d} "
-            f"{st['finished']:9d} {st['writer_pending']:7d}"
+            f"{elapsed:6.1f} {sample_rss / 1024:8.1f} {st['pulled']:8d} {st['queued_in_memory']:7d} "
+            f"{st['in_flight']:9d} {st['finished']:9d} {st['writer_pending']:7d}"
         )
     print(f"cancel: {'t_s':>6} {'rss_mib':>8} {'runs_recorded':>13}")
-    for elapsed, rss, recorded in cancel_samples:
-        print(f"        {elapsed:6.1f} {rss / 1024:8.1f} {recorded:13d}")
+    for elapsed, sample_rss, recorded in cancel_samples:
+        print(f"        {elapsed:6.1f} {sample_rss / 1024:8.1f} {recorded:13d}")
     for line in top:
         print(f"tracemalloc growth: {line}")
 
@@ -273,10 +275,10 @@ def main() -> None:
         print(f"cancel of {remaining:,} pending runs: done in {cancel_done_s:.1f} s; RSS peak {peak / 1024:.1f} MiB")
     else:
         rate = recorded / last_t if last_t > 0 else math.nan
-        projected = remaining / rate / 60 if rate > 0 else math.nan
+        projected = remaining / rate if rate > 0 else math.nan
         print(
             f"cancel of {remaining:,} pending runs: not done after {last_t:.0f} s — {recorded:,} recorded "
-            f"({rate:.0f} runs/s, ~{projected:.0f} min for all, the controller's event loop blocked meanwhile); "
+            f"({rate:.0f} runs/s, ~{projected:.0f} s for all, the controller's event loop blocked meanwhile); "
             f"RSS {last_rss / 1024:.1f} MiB (peak {peak / 1024:.1f}, +{(peak - max(rss)) / 1024:.1f} MiB over the "
             "sweep's max); farm killed"
         )

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 import time
 import uuid
-from collections import Counter
+from collections import Counter, deque
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -93,7 +95,7 @@ class Controller:
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._started = False
-        self.dispatch_latencies: list[float] = []
+        self.dispatch_latencies: deque[float] = deque(maxlen=100_000)  # the latest runs' latencies
         self.metrics = FarmMetrics(snapshot=self.snapshot)
         self.metrics_address: tuple[str, int] | None = None
 
@@ -223,7 +225,6 @@ class Controller:
             [s.slot_id for s in chosen],
             spec.retries,
             done,
-            time.monotonic(),
         )
         log.info("job %s submitted: %d runs, %d already done", job_id, rec.total, len(done))
         self._wake.set()
@@ -234,8 +235,11 @@ class Controller:
         if rec.state in TERMINAL:
             return self._status(rec)
         rec.state = "cancelling"
-        for final in self.scheduler.cancel(job_id):
+        queued, never_pulled = self.scheduler.cancel(job_id)
+        for final in queued:
             self._record_final_without_result(rec, final)
+        rec.recording += 1
+        asyncio.get_running_loop().create_task(self._record_never_started(rec, never_pulled))
         for slot_id, fl in list(self.inflight.items()):
             if fl.job_id == job_id:
                 dev = self.slots[slot_id].device_id
@@ -392,10 +396,12 @@ class Controller:
         status: str,
         error: str | None,
         metrics: dict[str, float],
+        log_path: str | None = None,
     ) -> None:
         if run.warmup and not rec.spec.record_warmup:
             return
-        log_path = self.store.write_log(rec.spec.name, req.run_id, req.attempt, log_text(req, res))
+        if log_path is None:
+            log_path = self.store.write_log(rec.spec.name, req.run_id, req.attempt, log_text(req, res))
         slot = self.slots.get(req.slot_id)
         row = build_row(
             job=rec.spec.name,
@@ -427,6 +433,36 @@ class Controller:
         req = _request(rec, final.run, slot_id, final.attempt, argv, {}, None)
         self._record(rec, final.run, req, RunResult(started_at=time.time()), final.status, final.error, {})
         rec.statuses[final.status] += 1
+
+    async def _record_never_started(self, rec: _JobRecord, finals: Iterator[Final]) -> None:
+        """Rows for runs a cancel dropped before they were planned: in chunks, off the event loop, one shared log
+        (they produced no output), so the controller keeps answering while a huge sweep is cancelled."""
+        try:
+            text = f"# job {rec.job_id} was cancelled; these runs never started, so they have no output\n"
+            log_path = await asyncio.to_thread(self.store.write_log, rec.spec.name, f"cancel-{rec.job_id}", 1, text)
+            while True:
+                n = await asyncio.to_thread(self._record_chunk, rec, finals, log_path, 2000)
+                if n == 0:
+                    break
+                rec.statuses["cancelled"] += n  # counted on the loop thread, never from the worker thread
+        except Exception:
+            log.exception("job %s: rows of cancelled runs could not be written", rec.job_id)
+            # Still consume the plan so the job can end; the runs are counted, their rows are missing (logged).
+            rec.statuses["cancelled"] += await asyncio.to_thread(sum, (1 for _ in finals))
+        finally:
+            rec.recording -= 1
+            self._wake.set()
+
+    def _record_chunk(self, rec: _JobRecord, finals: Iterator[Final], log_path: str, limit: int) -> int:
+        n = 0
+        for final in itertools.islice(finals, limit):
+            slot_id = final.run.slot_id or (final.run.candidates[0] if final.run.candidates else ANY_SLOT)
+            req = _request(rec, final.run, slot_id, final.attempt, [], {}, None)
+            self._record(
+                rec, final.run, req, RunResult(started_at=time.time()), final.status, final.error, {}, log_path=log_path
+            )
+            n += 1
+        return n
 
     def _finish_jobs(self) -> None:
         for rec in self.jobs.values():

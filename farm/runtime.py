@@ -36,6 +36,7 @@ def init_ray(address: str | None = None, num_cpus: int | None = None) -> None:
         ray.init(address=address, **kwargs)
     else:
         ray.init(
+            address="local",  # a private Ray: never attach to another one that happens to run on this machine
             num_cpus=num_cpus or os.cpu_count() or 1,
             include_dashboard=False,
             **kwargs,

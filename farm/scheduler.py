@@ -3,7 +3,7 @@
 The controller feeds it facts (slots appear, change state, runs finish) with an explicit ``now`` and asks which
 run goes to which idle slot. Rules:
 - a slot runs one run at a time: :meth:`Scheduler.assign` leases it, :meth:`Scheduler.finish` frees it;
-- jobs share slots fairly: an idle slot serves the job that has waited longest since it was last served;
+- jobs share slots fairly: an idle slot serves the job it served least recently (strict round robin);
 - runs come lazily from each job's plan iterator, pulled only when a queue runs low (bounded memory for
   very large grids — the plan is never materialised);
 - ``infra_error`` is retried up to the job's ``retries`` (placement ``any``: preferably on another slot);
@@ -82,7 +82,7 @@ class _Job:
     any: deque[Attempt] = field(default_factory=deque)
     exhausted: bool = False
     running: int = 0
-    last_served: float = 0.0
+    last_served: int = 0  # position in the scheduler's service sequence
     cancelled: bool = False
     pulled: int = 0
     skipped: int = 0
@@ -138,13 +138,13 @@ class Scheduler:
         slot_ids: Iterable[str],
         retries: int,
         skip: Iterable[str] = (),
-        now: float = 0.0,
     ) -> None:
         """Queue a job. ``skip``: run ids already done (resubmission); they are counted, not run."""
         if job_id in self._jobs:
             raise ValueError(f"job {job_id!r} is already queued")
         slots = frozenset(slot_ids)
-        self._jobs[job_id] = _Job(job_id, iter(plan), retries, frozenset(skip), slots, last_served=now)
+        # A new job queues behind the jobs already waiting, ahead of those served after it arrived.
+        self._jobs[job_id] = _Job(job_id, iter(plan), retries, frozenset(skip), slots, last_served=next(self._order))
         for sid in slots:
             self.add_slot(sid)
             self._jobs[job_id].each[sid] = deque()
@@ -171,19 +171,26 @@ class Scheduler:
     def forget(self, job_id: str) -> None:
         self._jobs.pop(job_id, None)
 
-    def cancel(self, job_id: str) -> list[Final]:
-        """Drop every pending run of the job (including ones not yet pulled from its plan). Running runs are the
-        controller's to stop; they are reported through :meth:`finish` as usual."""
+    def cancel(self, job_id: str) -> tuple[list[Final], Iterator[Final]]:
+        """Drop every pending run of the job: the queued ones (a few per slot) at once, and the ones never pulled
+        from its plan lazily — a cancelled 100,000-run sweep must not be materialised. The job counts as done only
+        once the lazy part has been consumed. Running runs are the controller's to stop; they are reported through
+        :meth:`finish` as usual."""
         job = self._jobs[job_id]
         job.cancelled = True
-        out = [Final(job_id, a.run, a.attempt, "cancelled", "cancelled before it started") for a in self._drain(job)]
-        for run in job.plan:
-            if run.run_id in job.skip:
-                continue
-            out.append(Final(job_id, run, 1, "cancelled", "cancelled before it started"))
-        job.exhausted = True
-        job.finished += len(out)
-        return out
+        reason = "cancelled before it started"
+        queued = [Final(job_id, a.run, a.attempt, "cancelled", reason) for a in self._drain(job)]
+        job.finished += len(queued)
+
+        def never_pulled() -> Iterator[Final]:
+            for run in job.plan:
+                if run.run_id not in job.skip:
+                    yield Final(job_id, run, 1, "cancelled", reason)
+            job.exhausted = True
+
+        if job.exhausted:
+            return queued, iter(())
+        return queued, never_pulled()
 
     def _drain(self, job: _Job) -> Iterator[Attempt]:
         while job.any:
@@ -208,7 +215,7 @@ class Scheduler:
             slot.state = SlotState.BUSY
             slot.current = attempt
             job.running += 1
-            job.last_served = now + next(self._order) * 1e-9  # tie-break: strict round robin
+            job.last_served = next(self._order)  # strict round robin: the least recently served job goes next
             out.append(Assignment(slot.slot_id, job.job_id, attempt.run, attempt.attempt))
         return out
 
@@ -272,7 +279,7 @@ class Scheduler:
 
     def _refill(self, job: _Job, slot_id: str | None = None, force_all_for: str | None = None) -> None:
         """Pull runs from the plan until the slot's queue (or the shared one) has ``low_water`` runs."""
-        if job.exhausted:
+        if job.exhausted or job.cancelled:  # a cancelled job's plan belongs to the iterator ``cancel`` returned
             return
 
         def satisfied() -> bool:
