@@ -211,7 +211,10 @@ class PeakRssSampler:
                     break  # the whole tree is gone
                 tick += 1
                 if self._stop.wait(self.interval_s):
-                    self._sample(descendants(root))  # one last look: the tree may have grown since the scan
+                    # One last look (the tree may have grown since the scan) — only while the root still exists:
+                    # once it is gone the look is a full /proc scan for nothing, on the path between two runs.
+                    if read_stat(root) is not None:
+                        self._sample(descendants(root))
                     break
         finally:
             self.cpu_seconds = time.thread_time() - cpu0
