@@ -185,11 +185,10 @@ class ActorFleet:
 def baseline_fleet(inventory: Inventory) -> ActorFleet:
     import ray
 
-    remote_cls = ray.remote(NoopActor)
+    remote_cls: Any = ray.remote(NoopActor)
     b0, t0 = boottime(), time.perf_counter()
     handles = [
-        remote_cls.options(**device_actor_options(dev)).remote(dev.model_dump(mode="json"))  # type: ignore[attr-defined]
-        for dev in inventory.devices
+        remote_cls.options(**device_actor_options(dev)).remote(dev.model_dump(mode="json")) for dev in inventory.devices
     ]
     infos = ray.get([h.info.remote() for h in handles])
     info_s = time.perf_counter() - t0
@@ -270,13 +269,22 @@ def write_job(work: Path) -> Path:
     return path
 
 
-def run_job(handle: Any, path: Path, results: Path) -> tuple[dict[str, Any], float, list[dict[str, Any]]]:
+@dataclass
+class JobRun:
+    status: dict[str, Any]
+    wall_s: float
+    rows: list[dict[str, Any]]
+    phones_cpu_s: float  # CPU of this process (the N virtual phones) while the job ran
+
+
+def run_job(handle: Any, path: Path, results: Path) -> JobRun:
     import ray
 
-    t0 = time.perf_counter()
+    cpu0, t0 = cpu_seconds(os.getpid()), time.perf_counter()
     job_id = runtime.submit(handle, load_job(path), str(path), ship=False)
     status: dict[str, Any] = ray.get(handle.wait.remote(job_id, 600))
-    return status, time.perf_counter() - t0, read_rows(results, JOB)
+    wall, cpu = time.perf_counter() - t0, cpu_seconds(os.getpid()) - cpu0
+    return JobRun(status, wall, read_rows(results, JOB), cpu)
 
 
 def mib(kib: float) -> str:
@@ -320,7 +328,7 @@ def main() -> int:
     ph = start_phones(args.phones, work / "adb-home")
     handle = None
     base: ActorFleet | None = None
-    job: tuple[dict[str, Any], float, list[dict[str, Any]]] | None = None
+    job: JobRun | None = None
     try:
         inventory = Inventory.model_validate(
             {"devices": [p.inventory_entry(ph.server.host, ph.server.port) for p in ph.phones]}
@@ -369,16 +377,23 @@ def main() -> int:
             f"median USS {ratio_uss:.2f}x"
         )
     if job is not None:
-        status, wall, rows = job
+        rows = job.rows
         by_status = Counter(r["status"] for r in rows)
         devices = {r["device_id"] for r in rows if r["status"] == "ok"}
         tps = [r["decode_tokens_per_s"] for r in rows if r.get("decode_tokens_per_s")]
         synthetic = all(r["synthetic"] for r in rows)
         print(
-            f"job {JOB} (synthetic): {status['state']} in {wall:.1f} s; rows {dict(by_status)}; "
+            f"job {JOB} (synthetic): {job.status['state']} in {job.wall_s:.1f} s; rows {dict(by_status)}; "
             f"{len(devices)} of {args.phones} phones with an ok row; all rows synthetic: {synthetic}; "
             f"decode tokens/s (scripted) median {statistics.median(tps) if tps else float('nan'):.1f}; "
             f"bytes pushed {int(sum(r['bytes_pushed'] or 0 for r in rows)):,}"
+        )
+        starts = sorted(r["started_at"].timestamp() for r in rows)
+        durations = [float(r["duration_s"]) for r in rows]
+        print(
+            f"  runs started within {starts[-1] - starts[0]:.1f} s of each other; run duration_s median "
+            f"{statistics.median(durations):.2f}, max {max(durations):.2f}; the {args.phones} phones' process used "
+            f"{job.phones_cpu_s:.1f} s CPU meanwhile"
         )
     target_t = "met" if farm.ready_s <= 60 else "MISSED"
     worst_rss_mb = max(m.rss_kib for m in farm.memory) * 1024 / 1e6

@@ -87,8 +87,9 @@ def test_timeout_kills_the_whole_process_group(transport: LocalTransport) -> Non
     # Dead: gone, or a zombie waiting for init (which in a container may never reap it).
     assert not Path(f"/proc/{grandchild}").exists() or _is_zombie(grandchild)
     # 0.5 s timeout + 0.5 s grace before SIGKILL; duration stops at the kill decision.
-    assert 0.5 <= done.duration_s < 1.0
-    assert elapsed < 3.0
+    # upper bounds far below the 30 s sleep, with room for a loaded machine
+    assert 0.5 <= done.duration_s < 3.0
+    assert elapsed < 10.0
 
 
 def _is_zombie(pid: int) -> bool:
@@ -108,7 +109,7 @@ def test_cancel_is_noticed_within_a_poll_and_kills_the_group(transport: LocalTra
     timer.join()
     assert done.cancelled and not done.timed_out and done.exit_code is None
     assert done.pid is not None and _group_gone(done.pid)
-    assert time.monotonic() - set_at < 1.0  # SIGTERM is enough for sleep: no grace period spent
+    assert time.monotonic() - set_at < 3.0  # far below the 60 s sleep: killed, not waited for
 
 
 def test_processes_left_behind_by_a_finished_command_are_killed(transport: LocalTransport) -> None:
@@ -120,7 +121,7 @@ def test_processes_left_behind_by_a_finished_command_are_killed(transport: Local
 def test_background_process_holding_the_pipes_does_not_hang_the_run(transport: LocalTransport) -> None:
     done = transport.run(["sh", "-c", "sleep 60 & echo started"], timeout=30)
     assert done.exit_code == 0 and done.stdout == "started\n" and not done.timed_out
-    assert done.duration_s < 1.0
+    assert done.duration_s < 5.0  # the background sleep 60 holding the pipes is not waited for
     assert done.pid is not None and _group_gone(done.pid)
 
 

@@ -99,7 +99,7 @@ def test_alias_bomb_fails_fast(capsys: pytest.CaptureFixture[str]) -> None:
     elapsed = time.perf_counter() - start
     assert_usage_error(code, lines)
     assert lines == [f"{path}: document expands to more than 200000 nodes (YAML alias bomb or huge file)"]
-    assert elapsed < 1.0
+    assert elapsed < 3.0  # without the guard it does not end at all
 
 
 def test_huge_file_is_refused_before_parsing(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:

@@ -117,7 +117,7 @@ def test_timeout_and_dumpsys(phone: VirtualPhone) -> None:
     t0 = time.monotonic()
     r = phone.shell("timeout 0.1 sleep 5; echo $?; timeout 1 true; echo $?")
     assert r.stdout == "124\n0\n"
-    assert time.monotonic() - t0 < 2
+    assert time.monotonic() - t0 < 4  # far below the 5 s sleep
     dump = phone.shell("dumpsys thermalservice").stdout
     assert "Temperature{mValue=36.0, mType=0, mName=cpu-0-0-usr, mStatus=0}" in dump
 
