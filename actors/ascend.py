@@ -23,9 +23,8 @@ from __future__ import annotations
 import logging
 import re
 
-from actors.box import BoxMonitor, Reading, SshDevice
-from actors.device import RunSampler
-from farm.errors import FarmError, OutputParseError
+from actors.box import AcceleratorBox, Reading
+from farm.errors import OutputParseError
 from farm.probes.npu_smi import NpuChip, NpuSmiReport, parse_npu_smi
 from farm.specs.inventory import AscendDevice, Slot
 
@@ -90,18 +89,16 @@ def board_fingerprint(text: str) -> dict[str, str]:
     return fp
 
 
-class AscendServer(SshDevice):
+class AscendServer(AcceleratorBox):
     """An Ascend NPU server (see the module docstring)."""
 
     kind = "ascend"
-    sample_interval_s = 1.0
+    columns = COLUMNS
 
     def __init__(self, spec: AscendDevice) -> None:
         super().__init__(spec)
         self.ascend = spec
-        self.monitor = BoxMonitor(self._read_npus, interval_s=self.sample_interval_s, label=spec.id)
-        self._slots = self._discover_slots()
-        self._index = {s.slot_id: s.index for s in self._slots}
+        self._watch_accelerators(self._read_npus, spec.npus, "npus", "npu-smi", "NPUs")
 
     def _report(self) -> NpuSmiReport:
         return parse_npu_smi(self.probe_text(NPU_SMI))
@@ -109,39 +106,9 @@ class AscendServer(SshDevice):
     def _read_npus(self) -> dict[int, Reading]:
         return npu_readings(self._report())
 
-    def _discover_slots(self) -> list[Slot]:
-        if self.ascend.npus is not None:
-            return self.ascend.slots()
-        try:
-            npus = sorted(self._read_npus())
-        except FarmError as exc:
-            log.warning(
-                "%s: cannot list NPUs with npu-smi (%s); using NPU 0 only — list `npus:` in the inventory to use "
-                "every NPU whatever the server's state when the farm starts",
-                self.spec.id,
-                exc,
-            )
-            return self.ascend.slots()
-        log.info("%s: npu-smi lists NPUs %s", self.spec.id, npus)
-        return self.ascend.model_copy(update={"npus": npus}).slots()
-
     # -- hooks ------------------------------------------------------------------------------------------------
-    def slots(self) -> list[Slot]:
-        return list(self._slots)
-
     def slot_env(self, slot: Slot) -> dict[str, str]:
         return {VISIBLE_DEVICES: str(slot.index or 0)}
-
-    def sampler(self, slot_id: str) -> RunSampler:
-        return self.monitor.watch(self._index.get(slot_id) or 0, COLUMNS)
-
-    def temperature_c(self) -> float | None:
-        try:
-            readings = self.monitor.current(max_age_s=2.0)
-        except OutputParseError:
-            return None
-        temps = [r["temp_c"] for r in readings.values() if "temp_c" in r]
-        return max(temps) if temps else None
 
     def device_fingerprint(self) -> dict[str, str]:
         fp = self.host_fingerprint()

@@ -31,13 +31,20 @@ import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 
-from actors.device import Device
+from actors.device import Device, RunSampler
 from actors.messages import RunRequest, RunResult
 from actors.transports.base import Completed, Transport
 from actors.transports.ssh import SshConfig, SshTransport
-from farm.errors import ConnectionLostError, DeviceOfflineError, FarmError, InfraError, SecurityError
+from farm.errors import (
+    ConnectionLostError,
+    DeviceOfflineError,
+    FarmError,
+    InfraError,
+    OutputParseError,
+    SecurityError,
+)
 from farm.sim.boxes._boxsim import SYNTHETIC_LINE
-from farm.specs.inventory import AscendDevice, HostDevice, SophgoDevice, SshConnection
+from farm.specs.inventory import AscendDevice, HostDevice, Slot, SophgoDevice, SshConnection
 
 log = logging.getLogger(__name__)
 
@@ -353,3 +360,53 @@ class BoxMonitor:
                     w.feed(started, readings, seconds)
                     w.in_flight -= 1
                 self._cond.notify_all()
+
+
+class AcceleratorBox(SshDevice):
+    """A box with one slot per accelerator (TPU chip, NPU), all watched by one status tool (``bm-smi``,
+    ``npu-smi``) whose single poll serves every run in flight on the box."""
+
+    sample_interval_s = 1.0
+    columns: Mapping[str, str] = {}  # the tool's reading name → the row column of its peak over a run
+
+    def _watch_accelerators(
+        self, read: Callable[[], dict[int, Reading]], declared: list[int] | None, field: str, tool: str, what: str
+    ) -> None:
+        """Start the shared monitor and learn the slots: the inventory's ``field`` list, or what ``tool`` lists
+        once at start (falling back to index 0 when it cannot answer)."""
+        self.monitor = BoxMonitor(read, interval_s=self.sample_interval_s, label=self.spec.id)
+        spec = self.spec
+        assert isinstance(spec, SophgoDevice | AscendDevice)
+        if declared is not None:
+            self._slots = spec.slots()
+        else:
+            try:
+                found = sorted(read())
+                log.info("%s: %s lists %s %s", spec.id, tool, what, found)
+                self._slots = spec.model_copy(update={field: found}).slots()
+            except FarmError as exc:
+                log.warning(
+                    "%s: cannot list %s with %s (%s); using index 0 only — list `%s:` in the inventory to use "
+                    "every one whatever the box's state when the farm starts",
+                    spec.id,
+                    what,
+                    tool,
+                    exc,
+                    field,
+                )
+                self._slots = spec.slots()
+        self._index = {s.slot_id: s.index for s in self._slots}
+
+    def slots(self) -> list[Slot]:
+        return list(self._slots)
+
+    def sampler(self, slot_id: str) -> RunSampler:
+        return self.monitor.watch(self._index.get(slot_id) or 0, self.columns)
+
+    def temperature_c(self) -> float | None:
+        try:
+            readings = self.monitor.current(max_age_s=2.0)
+        except OutputParseError:
+            return None
+        temps = [r["temp_c"] for r in readings.values() if "temp_c" in r]
+        return max(temps) if temps else None

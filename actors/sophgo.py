@@ -39,13 +39,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from actors.artifacts import local_copy
-from actors.box import BoxMonitor, Reading, SshDevice
-from actors.device import RunSampler
+from actors.box import AcceleratorBox, Reading
 from actors.messages import RunRequest, RunResult
-from farm.errors import ConfigError, FarmError, OutputParseError
+from farm.errors import ConfigError, OutputParseError
 from farm.probes.bm_smi import BmSmiReport, parse_bm_smi
 from farm.probes.model_tool_info import ModelToolInfo, parse_model_tool_info
-from farm.specs.inventory import Slot, SophgoDevice
+from farm.specs.inventory import SophgoDevice
 from farm.workloads.textscan import strip_ansi
 
 log = logging.getLogger(__name__)
@@ -163,55 +162,23 @@ def bmodel_samples(sizes: Sequence[BmodelSize]) -> dict[str, float]:
 # -- the device -----------------------------------------------------------------------------------------------
 
 
-class SophgoBox(SshDevice):
+class SophgoBox(AcceleratorBox):
     """A Sophgo TPU box (see the module docstring)."""
 
     kind = "sophgo"
-    sample_interval_s = 1.0
+    columns = COLUMNS
 
     def __init__(self, spec: SophgoDevice) -> None:
         super().__init__(spec)
         self.sophgo = spec
-        self.monitor = BoxMonitor(self._read_chips, interval_s=self.sample_interval_s, label=spec.id)
         self._bmodels: dict[str, BmodelSize] = {}
         self._bmodels_lock = threading.Lock()
-        self._slots = self._discover_slots()
-        self._index = {s.slot_id: s.index for s in self._slots}
+        self._watch_accelerators(self._read_chips, spec.chips, "chips", "bm-smi", "TPU chips")
 
     def _read_chips(self) -> dict[int, Reading]:
         return tpu_readings(parse_bm_smi(self.probe_text(BM_SMI)))
 
-    def _discover_slots(self) -> list[Slot]:
-        if self.sophgo.chips is not None:
-            return self.sophgo.slots()
-        try:
-            chips = sorted(self._read_chips())
-        except FarmError as exc:
-            log.warning(
-                "%s: cannot list TPU chips with bm-smi (%s); using chip 0 only — list `chips:` in the inventory "
-                "to use every chip whatever the box's state when the farm starts",
-                self.spec.id,
-                exc,
-            )
-            return self.sophgo.slots()
-        log.info("%s: bm-smi lists chips %s", self.spec.id, chips)
-        return self.sophgo.model_copy(update={"chips": chips}).slots()
-
     # -- hooks ------------------------------------------------------------------------------------------------
-    def slots(self) -> list[Slot]:
-        return list(self._slots)
-
-    def sampler(self, slot_id: str) -> RunSampler:
-        return self.monitor.watch(self._index.get(slot_id) or 0, COLUMNS)
-
-    def temperature_c(self) -> float | None:
-        try:
-            readings = self.monitor.current(max_age_s=2.0)
-        except OutputParseError:
-            return None
-        temps = [r["temp_c"] for r in readings.values() if "temp_c" in r]
-        return max(temps) if temps else None
-
     def device_fingerprint(self) -> dict[str, str]:
         fp = self.host_fingerprint()
         try:
