@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -29,29 +28,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from actors.host_probe import file_sha256
 from actors.transports.adb import AdbTransport
-from farm.sim.adb_server import AdbServer
-from farm.sim.phone import free_port
+from bench.common import refresh, virtual_phone_process
 from farm.specs.inventory import AdbConnection
-
-_PHONE = """
-import sys
-from pathlib import Path
-from farm.sim.phone import VirtualPhone
-phone = VirtualPhone("bench-phone", port=int(sys.argv[1]), root=Path(sys.argv[2])).start()
-print("ready", flush=True)
-sys.stdin.read()
-phone.close()
-"""
-
-
-def refresh(path: Path, size: int) -> None:
-    """Give the artifact new content (a fresh random first MiB) so no cache can skip a push."""
-    if not path.exists() or path.stat().st_size != size:
-        with path.open("wb") as fh:
-            for _ in range(size >> 20):
-                fh.write(os.urandom(1 << 20))
-    with path.open("r+b") as fh:
-        fh.write(os.urandom(1 << 20))
 
 
 def main() -> int:
@@ -62,21 +40,8 @@ def main() -> int:
     size = args.mb << 20
     with tempfile.TemporaryDirectory(prefix="farm-bench-adb-") as tmp:
         root = Path(tmp)
-        server = AdbServer(free_port(), home=str(root / "home")).start()
-        port = free_port()
-        (root / "phone").mkdir()
-        phone = subprocess.Popen(
-            [sys.executable, "-c", _PHONE, str(port), str(root / "phone")],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
-            cwd=Path(__file__).resolve().parents[1],
-        )
-        try:
-            assert phone.stdout is not None and phone.stdout.readline().strip() == "ready"
-            serial = f"127.0.0.1:{port}"
-            server.connect(serial)
-            server.wait_for([serial])
+        with virtual_phone_process(root) as vp:
+            server, serial = vp.server, vp.serial
             transport = AdbTransport(AdbConnection(serial=serial, server_port=server.port), "bench-phone")
             transport.shell("mkdir -p /data/local/tmp/bench")
             src = root / "artifact.bin"
@@ -110,12 +75,7 @@ def main() -> int:
                 res = transport.push(src, dst)
                 repeats.append(time.perf_counter() - t0)
                 assert res.bytes_pushed == 0, res
-        finally:
-            if phone.stdin is not None:
-                phone.stdin.close()
-            phone.wait(30)
             adb_version = server.run("version").stdout.splitlines()[1].strip()
-            server.kill()
     med = {k: statistics.median(v) for k, v in rates.items()}
     load1, load5, _ = os.getloadavg()
     print(f"machine: {os.cpu_count()} cpus, load {load1:.1f}/{load5:.1f}, {adb_version}")

@@ -7,14 +7,17 @@ same machine, so N of them model N devices that each run one benchmark at a time
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import math
 import os
 import platform
 import shlex
+import subprocess
 import sys
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -185,3 +188,61 @@ def idle_gaps(runs: Iterable[tuple[str, float, float]]) -> list[float]:
 def row_spans(rows: Iterable[dict[str, Any]]) -> list[tuple[str, float, float]]:
     """``(device, start, duration)`` of farm result rows, for :func:`idle_gaps`."""
     return [(r["device_id"], r["started_at"].timestamp(), r["duration_s"]) for r in rows]
+
+
+def refresh(path: Path, size: int) -> None:
+    """Give an artifact new content (a fresh random first MiB) so no cache can skip a transfer."""
+    if not path.exists() or path.stat().st_size != size:
+        with path.open("wb") as fh:
+            for _ in range(size >> 20):
+                fh.write(os.urandom(1 << 20))
+    with path.open("r+b") as fh:
+        fh.write(os.urandom(1 << 20))
+
+
+_PHONE = """
+import sys
+from pathlib import Path
+from farm.sim.phone import VirtualPhone
+phone = VirtualPhone("bench-phone", port=int(sys.argv[1]), root=Path(sys.argv[2])).start()
+print("ready", flush=True)
+sys.stdin.read()
+phone.close()
+"""
+
+
+@dataclass(frozen=True)
+class PhoneProcess:
+    server: Any  # farm.sim.adb_server.AdbServer, on a private port
+    serial: str
+    pid: int  # the phone's own process: its CPU time is the phone's cost
+
+
+@contextlib.contextmanager
+def virtual_phone_process(root: Path) -> Iterator[PhoneProcess]:
+    """One virtual phone in its own process (so the bench's CPU and the phone's stay apart) behind a private adb
+    server, connected and in state ``device``; both are stopped on exit."""
+    from farm.sim.adb_server import AdbServer
+    from farm.sim.phone import free_port
+
+    server = AdbServer(free_port(), home=str(root / "home")).start()
+    port = free_port()
+    (root / "phone").mkdir()
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _PHONE, str(port), str(root / "phone")],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        cwd=Path(__file__).resolve().parents[1],
+    )
+    try:
+        assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
+        serial = f"127.0.0.1:{port}"
+        server.connect(serial)
+        server.wait_for([serial])
+        yield PhoneProcess(server, serial, proc.pid)
+    finally:
+        if proc.stdin is not None:
+            proc.stdin.close()
+        proc.wait(30)
+        server.kill()

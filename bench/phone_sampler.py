@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -31,19 +30,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from actors.phone import Phone
 from actors.transports.adb import AdbTransport
-from farm.sim.adb_server import AdbServer
-from farm.sim.phone import free_port
+from bench.common import virtual_phone_process
 from farm.specs.inventory import AndroidDevice
-
-_PHONE = """
-import sys
-from pathlib import Path
-from farm.sim.phone import VirtualPhone
-phone = VirtualPhone("bench-phone", port=int(sys.argv[1]), root=Path(sys.argv[2])).start()
-print("ready", flush=True)
-sys.stdin.read()
-phone.close()
-"""
 
 
 def cpu_seconds(pid: int) -> float:
@@ -60,21 +48,8 @@ def main() -> int:
     args = ap.parse_args()
     with tempfile.TemporaryDirectory(prefix="farm-bench-sampler-") as tmp:
         root = Path(tmp)
-        server = AdbServer(free_port(), home=str(root / "home")).start()
-        port = free_port()
-        (root / "phone").mkdir()
-        proc = subprocess.Popen(
-            [sys.executable, "-c", _PHONE, str(port), str(root / "phone")],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
-            cwd=Path(__file__).resolve().parents[1],
-        )
-        try:
-            assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
-            serial = f"127.0.0.1:{port}"
-            server.connect(serial)
-            server.wait_for([serial])
+        with virtual_phone_process(root) as vp:
+            server, serial = vp.server, vp.serial
             spec = AndroidDevice.model_validate(
                 {"id": "bench-phone", "kind": "android", "adb": {"serial": serial, "server_port": server.port}}
             )
@@ -95,23 +70,18 @@ def main() -> int:
             for rnd in range(1, args.rounds + 1):
                 for arm in ("with", "without") if rnd % 2 else ("without", "with"):
                     sampler = phone.sampler(spec.id) if arm == "with" else None
-                    cpu0 = cpu_seconds(proc.pid)
+                    cpu0 = cpu_seconds(vp.pid)
                     done = transport.run(argv, timeout=600, on_start=sampler.start if sampler else None)
                     assert done.exit_code == 0, done.stderr
                     if sampler is not None:
                         samples = sampler.stop()  # its last poll (temp_end_c) is part of its cost
                         polls.append(samples["sampler_polls"])
                         rtt_ms.append(samples.get("sampler_poll_ms", float("nan")))
-                    cpu[arm].append(cpu_seconds(proc.pid) - cpu0)
+                    cpu[arm].append(cpu_seconds(vp.pid) - cpu0)
                     times[arm].append(done.duration_s)
                     print(
                         f"round {rnd} {arm:>7}: {done.duration_s:6.3f} s, phone cpu {cpu[arm][-1]:6.3f} s", flush=True
                     )
-        finally:
-            if proc.stdin is not None:
-                proc.stdin.close()
-            proc.wait(30)
-            server.kill()
     with_s, without_s = statistics.median(times["with"]), statistics.median(times["without"])
     cpu_with, cpu_without = statistics.median(cpu["with"]), statistics.median(cpu["without"])
     paired = [a / b - 1 for a, b in zip(times["with"], times["without"], strict=True)]

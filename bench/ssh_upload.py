@@ -12,7 +12,6 @@ what a push costs. Prints per-round MB/s, the medians, and last the ratio push/s
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import subprocess
 import sys
@@ -23,17 +22,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from actors.transports.ssh import SshTransport
+from bench.common import refresh
 from tests.fixtures.ssh import make_sshd_box
-
-
-def refresh(path: Path, size: int) -> None:
-    """Give the artifact new content (a fresh random first MiB) so no cache can skip an upload."""
-    if not path.exists() or path.stat().st_size != size:
-        with path.open("wb") as fh:
-            for _ in range(size >> 20):
-                fh.write(os.urandom(1 << 20))
-    with path.open("r+b") as fh:
-        fh.write(os.urandom(1 << 20))
 
 
 def main() -> int:
