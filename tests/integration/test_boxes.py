@@ -41,7 +41,7 @@ from farm.specs.inventory import AscendDevice, HostDevice, Inventory, SophgoDevi
 from farm.specs.job import load_job
 from farm.workloads import make_adapter
 from tests.fixtures.ssh import BOXES_DIR, SshdBox, _keygen, make_sshd_box
-from tests.runtime.helpers import rows, wait_until
+from tests.runtime.helpers import device_states, rows, submit_and_wait, wait_until
 
 pytestmark = pytest.mark.ssh
 JOBS = Path(__file__).resolve().parents[2] / "jobs"
@@ -281,22 +281,10 @@ def copy_job(tmp: Path, name: str, **changes: Any) -> Path:
     return path
 
 
-def submit(handle: Any, path: Path, *, rerun: bool = False, timeout: float = 300) -> dict[str, Any]:
-    job = load_job(path)
-    job_id = runtime.submit(handle, job, str(path), ship=False, rerun=rerun)
-    status: dict[str, Any] = ray.get(handle.wait.remote(job_id, timeout))
-    assert status["state"] == "done", status
-    return status
-
-
-def states(handle: Any) -> dict[str, str]:
-    return {d["device_id"]: d["state"] for d in ray.get(handle.devices_status.remote())}
-
-
 @pytest.mark.ray
 def test_llm_tpu_job_on_a_two_chip_box(farm: tuple[Any, Path], box: SshdBox, tmp_path: Path) -> None:
     handle, results = farm
-    assert {k: v for k, v in states(handle).items() if k.startswith("tpu-box")} == {
+    assert {k: v for k, v in device_states(handle).items() if k.startswith("tpu-box")} == {
         "tpu-box/chip0": "idle",
         "tpu-box/chip1": "idle",
     }  # discovered with bm-smi: the inventory lists no chips
@@ -307,7 +295,7 @@ def test_llm_tpu_job_on_a_two_chip_box(farm: tuple[Any, Path], box: SshdBox, tmp
         bmodel(tmp_path / "bmodels", name)  # same size: variants of one model share its weights
     path = copy_job(tmp_path, "llm-tpu-qwen", workdir=str(remote), repeat=1, env=LONGER,
                     artifacts=[{"src": f"bmodels/{n}", "dst": f"{remote}/"} for n in QWEN])  # fmt: skip
-    st = submit(handle, path)
+    st = submit_and_wait(handle, path)
     got = rows(results, "llm-tpu-qwen")
     assert st["statuses"] == {"ok": 8} and len(got) == 8, [r["error"] for r in got]
     assert Counter(r["device_id"] for r in got) == {"tpu-box/chip0": 4, "tpu-box/chip1": 4}
@@ -334,7 +322,7 @@ def test_llm_tpu_job_on_a_two_chip_box(farm: tuple[Any, Path], box: SshdBox, tmp
     # resubmitted with --rerun (the first variant only, to save time): the runs again, nothing uploaded
     first = copy_job(tmp_path, "llm-tpu-qwen", workdir=str(remote), repeat=1, env=LONGER, grid={"bmodel": QWEN[:1]},
                      artifacts=[{"src": f"bmodels/{n}", "dst": f"{remote}/"} for n in QWEN])  # fmt: skip
-    submit(handle, first, rerun=True)
+    submit_and_wait(handle, first, rerun=True)
     again = [r for r in rows(results, "llm-tpu-qwen") if r["attempt"] > 1]
     assert {r["run_id"] for r in again} == {r["run_id"] for r in got if r["p_bmodel"] == QWEN[0]}
     assert len(again) == 2 and all(r["status"] == "ok" and r["bytes_pushed"] == 0 for r in again)
@@ -344,7 +332,7 @@ def test_llm_tpu_job_on_a_two_chip_box(farm: tuple[Any, Path], box: SshdBox, tmp
 def test_ascend_adapter_job_batch_sizes_on_two_npus(farm: tuple[Any, Path], box: SshdBox, tmp_path: Path) -> None:
     handle, results = farm
     path = copy_job(tmp_path, "ascend-llama-adapter", workdir=str(box.workdir), repeat=1, warmup=0)
-    st = submit(handle, path)
+    st = submit_and_wait(handle, path)
     got = rows(results, "ascend-llama-adapter")
     assert st["statuses"] == {"ok": 4} and len(got) == 4, [r["error"] for r in got]
     assert {(r["device_id"], r["p_batch_size"]) for r in got} == {
@@ -381,7 +369,7 @@ def test_lightcode_search_on_a_host_over_ssh(farm: tuple[Any, Path], box: SshdBo
     path = copy_job(tmp_path / "jobs", "lightcode-search", workdir=str(remote), devices={"ids": ["sim-host"]},
                     artifacts=[{**a, "dst": f"{remote}/"} for a in shipped["artifacts"]],
                     grid={"target": ["time", "energy"], "seq_len": [128, 512]})  # fmt: skip
-    st = submit(handle, path)
+    st = submit_and_wait(handle, path)
     got = rows(results, "lightcode-search")
     assert st["statuses"] == {"ok": 4} and len(got) == 4, [r["error"] for r in got]
     for r in got:
@@ -410,10 +398,10 @@ def test_changed_host_key_takes_the_device_offline(farm: tuple[Any, Path], box: 
     handle, results = farm
     # the health check met the refusal: the scheduler gives the device no runs (a run handed out between two
     # checks carries the refusal's own text: see test_health_offline_when_..._key_is_wrong)
-    wait_until(lambda: states(handle)["intercepted"] == "offline", timeout=60)
+    wait_until(lambda: device_states(handle)["intercepted"] == "offline", timeout=60)
     canary = box.workdir / f"canary-{uuid.uuid4().hex}"
     path = _sleep_job(tmp_path, "intercepted", f"touch {canary}; echo value=1", devices={"ids": ["intercepted"]})
-    st = submit(handle, path)
+    st = submit_and_wait(handle, path)
     assert st["statuses"] == {"infra_error": 1} and st["retries"] == 0
     (row,) = rows(results, "intercepted")
     assert row["status"] == "infra_error" and row["attempt"] == 1 and "intercepted is offline" in row["error"]
@@ -430,7 +418,7 @@ def test_sshd_stopped_mid_run_is_retried_to_one_ok_row(farm: tuple[Any, Path], u
     wait_until(lambda: up_box.remote_processes(f"sleep {seconds}") != [], timeout=60)
     time.sleep(0.3)
     up_box.stop()
-    wait_until(lambda: states(handle)["sim-host"] == "offline", timeout=60)
+    wait_until(lambda: device_states(handle)["sim-host"] == "offline", timeout=60)
     up_box.start()
     st = ray.get(handle.wait.remote(job_id, 300))
     assert st["state"] == "done" and st["statuses"] == {"ok": 1} and st["retries"] >= 1
@@ -447,7 +435,7 @@ def test_remote_timeout_leaves_no_process_behind(farm: tuple[Any, Path], box: Ss
     # a grandchild that would outlive a kill of the direct child only
     path = _sleep_job(tmp_path, "stuck", f"sleep {marker} & sleep {marker}; echo value=1",
                       devices={"ids": ["sim-host"]}, timeout="1s", retries=0)  # fmt: skip
-    st = submit(handle, path)
+    st = submit_and_wait(handle, path)
     assert st["statuses"] == {"timeout": 1}
     (row,) = rows(results, "stuck")
     assert row["status"] == "timeout" and 0.9 <= row["duration_s"] < 10

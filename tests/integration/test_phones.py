@@ -34,7 +34,7 @@ from farm.sim.workloads import llama_binary
 from farm.specs.inventory import AndroidDevice, Inventory
 from farm.specs.job import load_job
 from tests.fixtures.adb import PhoneFactory
-from tests.runtime.helpers import rows, wait_until
+from tests.runtime.helpers import device_states, rows, submit_and_wait, wait_until
 
 pytestmark = pytest.mark.adb
 JOBS = Path(__file__).resolve().parents[2] / "jobs"
@@ -206,18 +206,6 @@ def farm(local_ray: None, tmp_path: Path) -> Iterator[Any]:
     wait_until(lambda: runtime.find_controller() is None, timeout=30)
 
 
-def submit(handle: Any, path: Path, *, rerun: bool = False, timeout: float = 120) -> dict[str, Any]:
-    job = load_job(path)
-    job_id = runtime.submit(handle, job, str(path), ship=False, rerun=rerun)
-    status: dict[str, Any] = ray.get(handle.wait.remote(job_id, timeout))
-    assert status["state"] == "done", status
-    return status
-
-
-def states(handle: Any) -> dict[str, str]:
-    return {d["device_id"]: d["state"] for d in ray.get(handle.devices_status.remote())}
-
-
 @pytest.mark.ray
 def test_the_three_phone_jobs_end_to_end(
     adb_server: AdbServer, virtual_phones: PhoneFactory, farm: Any, tmp_path: Path
@@ -240,7 +228,7 @@ def test_the_three_phone_jobs_end_to_end(
         "strides": "1,1"}]}, repeat=1)  # fmt: skip
     for path, metric in ((sparsity, "decode_tokens_per_s"), (bound, "decode_tokens_per_s"), (codl, "latency_ms")):
         name = load_job(path).name
-        st = submit(handle, path)
+        st = submit_and_wait(handle, path, timeout=120)
         got = rows(tmp_path / "res", name)
         assert st["statuses"] == {"ok": 6} and len(got) == 6, (name, [r["error"] for r in got])
         assert Counter(r["device_id"] for r in got) == {p.name: 2 for p in phones}
@@ -259,7 +247,7 @@ def test_the_three_phone_jobs_end_to_end(
             assert {r["p_part_ratio"] for r in got} == {0.0, 0.5}
 
     # resubmitted with --rerun: every run again, nothing pushed
-    submit(handle, sparsity, rerun=True)
+    submit_and_wait(handle, sparsity, rerun=True, timeout=120)
     again = [r for r in rows(tmp_path / "res", "elastic-infer-sparsity") if r["attempt"] > 1]
     assert len(again) == 6 and all(r["status"] == "ok" and r["bytes_pushed"] == 0 for r in again)
 
@@ -286,7 +274,7 @@ def test_phone_dropped_mid_run_is_retried_to_one_ok_row(
     (phone,) = virtual_phones(1)
     handle = farm(inventory(adb_server, [phone]))
     phone.drop_on_command("slept_s=0.5", delay=0.2)  # the run's own command line; the phone keeps listening
-    submit(handle, _sleep_job(tmp_path, "dropped", 1, 0.5, retries=2))
+    submit_and_wait(handle, _sleep_job(tmp_path, "dropped", 1, 0.5, retries=2), timeout=120)
     got = sorted(rows(tmp_path / "res", "dropped"), key=lambda r: r["attempt"])
     # usually [infra_error, ok]; on a busy machine the retry may find the phone still reconnecting once more
     assert [r["status"] for r in got][-1] == "ok" and Counter(r["status"] for r in got)["ok"] == 1
@@ -301,14 +289,16 @@ def test_phone_that_never_comes_back(
     alive, dead = virtual_phones(2)
     handle = farm(inventory(adb_server, [alive, dead]))
     dead.stop()  # switched off for good (stops listening, processes killed)
-    wait_until(lambda: states(handle)[dead.name] == "offline", timeout=30)
-    assert states(handle)[alive.name] == "idle"
+    wait_until(lambda: device_states(handle)[dead.name] == "offline", timeout=30)
+    assert device_states(handle)[alive.name] == "idle"
 
-    submit(handle, _sleep_job(tmp_path, "anyjob", 4, 0.1, devices={"placement": "any"}, retries=1))
+    submit_and_wait(
+        handle, _sleep_job(tmp_path, "anyjob", 4, 0.1, devices={"placement": "any"}, retries=1), timeout=120
+    )
     got = rows(tmp_path / "res", "anyjob")
     assert Counter(r["status"] for r in got) == {"ok": 4} and {r["device_id"] for r in got} == {alive.name}
 
-    submit(handle, _sleep_job(tmp_path, "eachjob", 2, 0.1, retries=1), timeout=90)
+    submit_and_wait(handle, _sleep_job(tmp_path, "eachjob", 2, 0.1, retries=1), timeout=90)
     final = {}
     for r in sorted(rows(tmp_path / "res", "eachjob"), key=lambda r: r["attempt"]):
         final[(r["device_id"], r["run_id"])] = r["status"]
@@ -323,11 +313,11 @@ def test_unauthorized_phone_gets_no_runs(
     (ok,) = virtual_phones(1)
     (locked,) = virtual_phones(1, refuse_auth=True)
     handle = farm(inventory(adb_server, [ok, locked]))
-    wait_until(lambda: states(handle)[locked.name] == "unauthorized", timeout=30)
-    submit(handle, _sleep_job(tmp_path, "authjob", 4, 0.05, devices={"placement": "any"}))
+    wait_until(lambda: device_states(handle)[locked.name] == "unauthorized", timeout=30)
+    submit_and_wait(handle, _sleep_job(tmp_path, "authjob", 4, 0.05, devices={"placement": "any"}), timeout=120)
     got = rows(tmp_path / "res", "authjob")
     assert len(got) == 4 and {r["device_id"] for r in got} == {ok.name} and {r["status"] for r in got} == {"ok"}
-    assert states(handle)[locked.name] == "unauthorized"
+    assert device_states(handle)[locked.name] == "unauthorized"
 
 
 @pytest.mark.ray
@@ -342,7 +332,7 @@ def test_thermal_gate_waits_for_a_hot_phone(
     phone.state.thermal.clear_load("heater")
     target = idle + 6
     path = _sleep_job(tmp_path, "gated", 1, 0.1, cooldown={"max_temp_c": target, "max_wait": "60s", "poll": "0.5s"})
-    submit(handle, path)
+    submit_and_wait(handle, path, timeout=120)
     (row,) = rows(tmp_path / "res", "gated")
     assert row["status"] == "ok"
     assert row["cooldown_wait_s"] > 1.0 and row["cooldown_capped"] == 0.0

@@ -6,6 +6,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import ray
 import yaml
 
 from farm import runtime
@@ -43,3 +44,16 @@ def wait_until(predicate: Any, timeout: float = 60.0, interval: float = 0.1) -> 
 def rows(results: Path, job: str) -> list[dict[str, Any]]:
     table = ResultsStore(str(results)).table(job)
     return table.to_pylist() if table is not None else []
+
+
+def submit_and_wait(handle: Any, path: Path, *, rerun: bool = False, timeout: float = 300) -> dict[str, Any]:
+    """Submit the job file to a running controller and wait until it is done (asserted)."""
+    job = load_job(path)
+    job_id = runtime.submit(handle, job, str(path), ship=False, rerun=rerun)
+    status: dict[str, Any] = ray.get(handle.wait.remote(job_id, timeout))
+    assert status["state"] == "done", status
+    return status
+
+
+def device_states(handle: Any) -> dict[str, str]:
+    return {d["device_id"]: d["state"] for d in ray.get(handle.devices_status.remote())}
