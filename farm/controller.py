@@ -168,9 +168,6 @@ class Controller:
                 queue[rec.spec.name] = st["queued"]
         return FarmSnapshot(devices=devices, queue_depth=queue)
 
-    async def ping(self) -> bool:
-        return True
-
     async def shutdown(self) -> None:
         for rec in self.jobs.values():
             if rec.state not in TERMINAL:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import signal
-import time
 from types import FrameType
 from typing import Any
 
@@ -104,7 +103,6 @@ def _follow(handle: Any, job_id: str, bar: bool) -> dict[str, Any]:
             if status["state"] in ("done", "cancelled"):
                 break
             status = ray.get(handle.wait.remote(job_id, 0.5))
-            time.sleep(0)
     return status
 
 
