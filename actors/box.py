@@ -102,6 +102,7 @@ _HOST_PROBES: tuple[tuple[str, str], ...] = (
     ("fp_os", '. /etc/os-release 2>/dev/null && printf "%s\\n" "$PRETTY_NAME"'),
     ("fp_hostname", "hostname"),
     ("fp_python", "python3 -V 2>&1"),
+    ("fp_cpu_governor", "cat /sys/devices/system/cpu/cpu[0-9]*/cpufreq/scaling_governor | sort -u | paste -sd, -"),
 )
 
 
@@ -230,7 +231,8 @@ class SshDevice(Device):
         return done.stdout
 
     def host_fingerprint(self) -> dict[str, str]:
-        """``fp_kernel``, ``fp_arch``, ``fp_cpu_count``, ``fp_cpu_model``, ``fp_os``, ``fp_hostname``, ``fp_python``."""
+        """``fp_kernel``, ``fp_arch``, ``fp_cpu_count``, ``fp_cpu_model``, ``fp_os``, ``fp_hostname``, ``fp_python``,
+        ``fp_cpu_governor`` (where cpufreq is readable)."""
         return parse_host_fingerprint(self.probe(["sh", "-c", host_fingerprint_script()]).stdout)
 
 

@@ -148,6 +148,7 @@ class Device(ABC):
                 res.dispatch_latency_s = max(0.0, time.time() - req.dispatched_at)
             sampler.start(pid)
 
+        res.argv, res.env = argv, env
         res.started_at = time.time()
         started = False
         try:

@@ -27,7 +27,7 @@ class _RssSampler:
     def stop(self) -> dict[str, float]:
         if not self._started:
             return {}
-        return {"peak_rss_mb": round(self._sampler.stop(), 3)}
+        return {"peak_rss_mib": round(self._sampler.stop(), 3)}
 
 
 class LocalHost(Device):

@@ -140,13 +140,13 @@ class PeakRssSampler:
 
     The peak is ``max(highest sampled sum of VmRSS over the tree, highest VmHWM of any single process)``: the
     sum catches multi-process workloads, VmHWM (the kernel's own high-water mark) catches a single process's
-    peak between two samples. Values are MiB (``peak_rss_mb`` follows the kernel's KiB-based units).
+    peak between two samples. Values are MiB (``peak_rss_mib`` follows the kernel's KiB-based units).
 
     Pass an unstarted sampler as a transport's ``on_start`` callback: calling it with a pid starts it::
 
         sampler = PeakRssSampler()
         completed = transport.run(argv, on_start=sampler)
-        peak_rss_mb = sampler.stop()
+        peak_rss_mib = sampler.stop()
 
     Without ``/proc/<pid>/task/*/children`` (kernels built without ``CONFIG_PROC_CHILDREN``) new descendants
     are discovered by a full ``/proc`` scan every ``rescan_every`` samples, while the known ones are read
@@ -185,10 +185,10 @@ class PeakRssSampler:
         if self._thread is not None:
             self._stop.set()
             self._thread.join()
-        return self.peak_rss_mb
+        return self.peak_rss_mib
 
     @property
-    def peak_rss_mb(self) -> float:
+    def peak_rss_mib(self) -> float:
         return self._peak_kib / _KIB_PER_MIB if self.samples else float("nan")
 
     @property
@@ -280,6 +280,19 @@ def _cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
+def cpu_governors(cpu_dir: Path = Path("/sys/devices/system/cpu")) -> str | None:
+    """The cpufreq scaling governors of the CPUs, distinct values sorted and comma-joined (``performance``,
+    ``powersave,schedutil``); ``None`` where cpufreq is not readable (containers, many VMs)."""
+    found: set[str] = set()
+    for path in cpu_dir.glob("cpu[0-9]*/cpufreq/scaling_governor"):
+        try:
+            found.add(path.read_text().strip())
+        except OSError:
+            continue
+    found.discard("")
+    return ",".join(sorted(found)) or None
+
+
 def _os_name() -> str:
     try:
         return platform.freedesktop_os_release().get("PRETTY_NAME", platform.system())
@@ -304,6 +317,9 @@ def host_fingerprint(
         "fp_python": platform.python_version(),
         "fp_hostname": socket.gethostname(),
     }
+    governor = cpu_governors()
+    if governor is not None:
+        fp["fp_cpu_governor"] = governor
     for name in packages:
         try:
             version = metadata.version(name)

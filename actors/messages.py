@@ -58,7 +58,11 @@ class RunResult:
     infra_error: str | None = None
     bytes_pushed: int = 0
     dispatch_latency_s: float | None = None  # run handed out → process started on the device
-    samples: dict[str, float] = field(default_factory=dict)  # peak_rss_mb, temp_start_c, temp_max_c, …
+    samples: dict[str, float] = field(default_factory=dict)  # peak_rss_mib, temp_start_c, temp_max_c, …
     fingerprint: dict[str, str] = field(default_factory=dict)
     synthetic: bool = False
     node: str = ""
+    # What the device executed: the argv after core binding and the env it set (device env + the job's);
+    # None when the command never started.
+    argv: list[str] | None = None
+    env: dict[str, str] | None = None

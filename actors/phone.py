@@ -8,7 +8,7 @@ What a phone adds to the generic run (:mod:`actors.device`):
   Forks that pin their own threads read env vars instead (the elastic-infer fork's
   ``LLAMA_COMPUTING_THREAD_CPU_CORE_IDS``); those come from the job's ``env`` template, e.g.
   ``LLAMA_COMPUTING_THREAD_CPU_CORE_IDS: "{cores}"``, not from here.
-* **Sampler** — :class:`PhoneSampler` polls ``/proc/<pid>/status`` (``VmHWM`` → ``peak_rss_mb``), the relevant
+* **Sampler** — :class:`PhoneSampler` polls ``/proc/<pid>/status`` (``VmHWM`` → ``peak_rss_mib``), the relevant
   thermal zones (→ ``temp_max_c``, ``temp_end_c``) and the big cores' ``scaling_cur_freq`` (→ ``throttled``,
   ``big_freq_ratio_min``) in one shell round trip per poll: after 0.1 s, 0.3 s, then every 0.5 s, so a short
   run still gets samples and a long one costs two round trips a second. Its own cost is in the row
@@ -169,7 +169,7 @@ class PhoneSampler:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._pid: int | None = None
-        self.peak_rss_mb: float | None = None
+        self.peak_rss_mib: float | None = None
         self.temps: list[float] = []
         self.ratios: list[float] = []
         self.polls = 0
@@ -203,9 +203,9 @@ class PhoneSampler:
             status = parse_proc_status(parts.get("", ""))
         except OutputParseError:
             return temp  # the benchmark has exited: its clocks and temperature no longer describe the run
-        if status.peak_rss_mb is not None or status.rss_mb is not None:
-            seen = max(v for v in (status.peak_rss_mb, status.rss_mb) if v is not None)
-            self.peak_rss_mb = max(self.peak_rss_mb or 0.0, seen)
+        if status.peak_rss_mib is not None or status.rss_mib is not None:
+            seen = max(v for v in (status.peak_rss_mib, status.rss_mib) if v is not None)
+            self.peak_rss_mib = max(self.peak_rss_mib or 0.0, seen)
         if temp is not None:
             self.temps.append(temp)
         ratio = self.layout.freq_ratio_from(parts.get("freq", ""))
@@ -236,8 +236,8 @@ class PhoneSampler:
         if end is not None:
             samples["temp_end_c"] = end
             self.temps.append(end)
-        if self.peak_rss_mb is not None:
-            samples["peak_rss_mb"] = round(self.peak_rss_mb, 3)
+        if self.peak_rss_mib is not None:
+            samples["peak_rss_mib"] = round(self.peak_rss_mib, 3)
         if self.temps:
             samples["temp_max_c"] = max(self.temps)
         if self.ratios:

@@ -13,8 +13,8 @@ What a TPU box adds to an SSH device (:mod:`actors.box`):
 * **Bmodels** — before a run starts, every ``*.bmodel`` named in its command (``--model_path a.bmodel`` or
   ``-m a.bmodel,b.bmodel``; relative to the workdir) is read with ``model_tool --info`` (pushed first when it is
   an artifact, so the figures are of the file the run loads; cached by content hash, or by size and mtime for
-  files kept on the box): ``bmodel_device_mem_mb``, ``bmodel_weight_mb``, ``bmodel_instruct_mb``,
-  ``bmodel_runtime_mb`` (MiB). A file's figure is its whole-file ``device mem size`` line when the dump has
+  files kept on the box): ``bmodel_device_mem_mib``, ``bmodel_weight_mib``, ``bmodel_instruct_mib``,
+  ``bmodel_runtime_mib`` (MiB). A file's figure is its whole-file ``device mem size`` line when the dump has
   one, else the sum over its nets of each net's largest stage (a net's stages share its weights).
 * **Shared weights** — a run that loads several bmodels together (``-m a.bmodel,b.bmodel``) relies on them
   sharing one copy of the weights, which LLM-TPU requires to be identical in size. The box checks the
@@ -148,10 +148,10 @@ def bmodel_samples(sizes: Sequence[BmodelSize]) -> dict[str, float]:
     runtime = sum(s.runtime_bytes for s in sizes)
     device = weight + instruct + runtime if identical else sum(s.device_bytes for s in sizes)
     samples = {
-        "bmodel_device_mem_mb": round(device / _MIB, 3),
-        "bmodel_weight_mb": round(weight / _MIB, 3),
-        "bmodel_instruct_mb": round(instruct / _MIB, 3),
-        "bmodel_runtime_mb": round(runtime / _MIB, 3),
+        "bmodel_device_mem_mib": round(device / _MIB, 3),
+        "bmodel_weight_mib": round(weight / _MIB, 3),
+        "bmodel_instruct_mib": round(instruct / _MIB, 3),
+        "bmodel_runtime_mib": round(runtime / _MIB, 3),
     }
     if len(sizes) > 1:
         samples["bmodel_count"] = float(len(sizes))

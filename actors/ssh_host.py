@@ -4,13 +4,13 @@ What it adds to an SSH device (:mod:`actors.box`):
 
 * **Slot** — one, like a local host.
 * **Sampler** — :class:`RemoteRssSampler` polls ``/proc/<pid>/status`` of every process in the run's process
-  group (the transport starts each command as its own group): ``peak_rss_mb`` is the larger of the highest
+  group (the transport starts each command as its own group): ``peak_rss_mib`` is the larger of the highest
   ``VmHWM`` of one process and the highest summed ``VmRSS`` seen at a poll, as for a local host
   (:class:`~actors.host_probe.PeakRssSampler`), in MiB. Polls after 0.1 s, 0.3 s, then every 0.5 s, one SSH
-  round trip each; a run shorter than the first poll has no ``peak_rss_mb``.
+  round trip each; a run shorter than the first poll has no ``peak_rss_mib``.
 * **Fingerprint** — :meth:`~actors.box.SshDevice.host_fingerprint`: ``fp_kernel`` (``uname -r``),
   ``fp_cpu_model`` (``/proc/cpuinfo``), ``fp_cpu_count`` (``nproc``), ``fp_arch``, ``fp_os``, ``fp_hostname``,
-  ``fp_python``.
+  ``fp_python``, ``fp_cpu_governor`` (cpufreq scaling governors, where readable).
 * **Temperature** — the hottest ``/sys/class/thermal`` zone; a server without zones is asked once only.
 """
 
@@ -42,7 +42,7 @@ def group_status_script(pgid: int) -> str:
     )
 
 
-def group_peak_mb(text: str) -> float | None:
+def group_peak_mib(text: str) -> float | None:
     """max(highest VmHWM of one process, summed VmRSS) of one poll's output, in MiB; None when nothing ran."""
     peaks: list[float] = []
     total = 0.0
@@ -51,9 +51,9 @@ def group_peak_mb(text: str) -> float | None:
             status = parse_proc_status(block)
         except OutputParseError:
             continue  # gone between pgrep and grep, or a zombie
-        if status.peak_rss_mb is not None:
-            peaks.append(status.peak_rss_mb)
-        total += status.rss_mb or 0.0
+        if status.peak_rss_mib is not None:
+            peaks.append(status.peak_rss_mib)
+        total += status.rss_mib or 0.0
     if not peaks and total == 0.0:
         return None
     return max([total, *peaks])
@@ -80,7 +80,7 @@ class RemoteRssSampler:
         self.interval_s = interval_s
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self.peak_mb: float | None = None
+        self.peak_mib: float | None = None
         self.polls = 0
         self.poll_seconds = 0.0
 
@@ -99,9 +99,9 @@ class RemoteRssSampler:
                 return
             self.polls += 1
             self.poll_seconds += time.perf_counter() - t0
-            seen = group_peak_mb(done.stdout)
+            seen = group_peak_mib(done.stdout)
             if seen is not None:
-                self.peak_mb = max(self.peak_mb or 0.0, seen)
+                self.peak_mib = max(self.peak_mib or 0.0, seen)
 
     def stop(self) -> dict[str, float]:
         if self._thread is None:
@@ -111,8 +111,8 @@ class RemoteRssSampler:
         samples = {"sampler_polls": float(self.polls)}
         if self.polls:
             samples["sampler_poll_ms"] = round(1000.0 * self.poll_seconds / self.polls, 3)
-        if self.peak_mb is not None:
-            samples["peak_rss_mb"] = round(self.peak_mb, 3)
+        if self.peak_mib is not None:
+            samples["peak_rss_mib"] = round(self.peak_mib, 3)
         return samples
 
 

@@ -14,7 +14,7 @@ import logging
 import time
 import uuid
 from collections import Counter, deque
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,7 +24,7 @@ from farm.errors import ConfigError, ControllerError
 from farm.metrics import DeviceSnapshot, FarmMetrics, FarmSnapshot
 from farm.plan import ANY_SLOT, RunSpec, count_runs, plan_runs, render
 from farm.results import ResultsStore, ResultsWriter
-from farm.rows import build_row, classify, log_text
+from farm.rows import build_row, classify, job_settings, log_text
 from farm.scheduler import Final, Scheduler, SlotState
 from farm.specs.inventory import Inventory, Slot
 from farm.specs.job import JobSpec, job_from_dict
@@ -67,6 +67,7 @@ class _JobRecord:
     finished_at: float | None = None
     done_event: asyncio.Event = field(default_factory=asyncio.Event)
     recording: int = 0  # finished runs whose log and row are being written off the event loop
+    settings: dict[str, Any] = field(default_factory=dict)  # the rows' ``settings`` column (farm.rows)
 
 
 @dataclass
@@ -190,14 +191,26 @@ class Controller:
         base_dir: str,
         artifacts: list[ArtifactRef],
         rerun: bool = False,
+        single: dict[str, Any] | None = None,
     ) -> str:
-        """Queue a job; returns its job id at once. Already-``ok`` runs of the same job are skipped."""
+        """Queue a job; returns its job id at once. Already-``ok`` runs of the same job are skipped.
+
+        ``single`` (``farm rerun``): run only this one recorded run — ``run_id``, ``slot_id``, ``params``,
+        ``repeat``, ``warmup`` as its row says — as the next attempt of that run id.
+        """
         spec = job_from_dict(job_data, source, Path(base_dir))
         active = [r for r in self.jobs.values() if r.spec.name == spec.name and r.state not in TERMINAL]
         if active:
             raise ControllerError(f"job {spec.name!r} is already running as {active[0].job_id}")
         slot_list = list(self.slots.values())
         counts = count_runs(spec, slot_list)
+        plan: Iterable[RunSpec] = plan_runs(spec, slot_list)
+        if single is not None:
+            if single["slot_id"] not in self.slots:
+                raise ControllerError(f"no device slot {single['slot_id']!r} in this farm's inventory")
+            run = (single["run_id"], spec.name, single["slot_id"], dict(single["params"]), int(single["repeat"]))
+            plan = [RunSpec(*run, warmup=bool(single.get("warmup")))]
+            counts, rerun = {single["slot_id"]: 1}, True
         if not counts:
             raise ConfigError.single(source, "devices", "matches no device of the farm")
         job_id = f"{spec.name}-{uuid.uuid4().hex[:8]}"
@@ -213,12 +226,13 @@ class Controller:
             total=sum(counts.values()),
             attempt_base=attempt_base,
             submitted_at=time.time(),
+            settings=job_settings(spec),
         )
         self.jobs[job_id] = rec
         chosen = [s for s in spec.devices.select(slot_list)]
         self.scheduler.submit(
             job_id,
-            plan_runs(spec, slot_list),
+            plan,
             [s.slot_id for s in chosen],
             spec.retries,
             done,
@@ -361,7 +375,7 @@ class Controller:
             status=status,
             duration_s=res.duration_s,
             metrics=metrics,
-            peak_rss_mb=res.samples.get("peak_rss_mb"),
+            peak_rss_mib=res.samples.get("peak_rss_mib"),
             bytes_pushed=res.bytes_pushed,
             artifacts=len(fl.req.artifacts),
         )
@@ -413,6 +427,7 @@ class Controller:
             metrics=metrics,
             log_path=log_path,
             synthetic=rec.spec.synthetic or (slot is not None and slot.device_id in self.synthetic_devices),
+            settings=rec.settings,
         )
         if not row["node"] and slot is not None:
             row["node"] = self.device_info.get(slot.device_id, {}).get("hostname", slot.node or "")

@@ -40,7 +40,7 @@ RUN_DURATION_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 
 DISPATCH_LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0)
 
 # Workload metric suffix → factor to the Prometheus base unit (seconds / bytes). Farm's ``_kb``/``_mb``/
-# ``_gb`` follow the kernel's KiB-based units (``peak_rss_mb`` is VmHWM KiB / 1024): binary multiples.
+# ``_gb`` follow the kernel's KiB-based units (``peak_rss_mib`` is VmHWM KiB / 1024): binary multiples.
 TIME_SUFFIXES: dict[str, float] = {
     "_ns": 1e-9,
     "_us": 1e-6,
@@ -247,7 +247,7 @@ class FarmMetrics:
         status: str,
         duration_s: float,
         metrics: Mapping[str, float],
-        peak_rss_mb: float | None,
+        peak_rss_mib: float | None,
         bytes_pushed: int,
         artifacts: int,
         artifacts_cached: int | None = None,
@@ -267,7 +267,7 @@ class FarmMetrics:
             if status in RAN_STATUSES and math.isfinite(duration_s) and duration_s >= 0:
                 self.run_duration.labels(job, device).observe(duration_s)
             if status == "ok":
-                self._set_run_values(job, device, metrics, peak_rss_mb)
+                self._set_run_values(job, device, metrics, peak_rss_mib)
             if bytes_pushed > 0:
                 self.bytes_pushed.labels(job, device).inc(bytes_pushed)
             # An infra error may strike before or during the pushes: then what was placed is unknown.
@@ -313,7 +313,7 @@ class FarmMetrics:
         ):
             counter.labels(job, device)
 
-    def _set_run_values(self, job: str, device: str, metrics: Mapping[str, float], peak_rss_mb: float | None) -> None:
+    def _set_run_values(self, job: str, device: str, metrics: Mapping[str, float], peak_rss_mib: float | None) -> None:
         gauges = {"throughput": self.throughput, "latency": self.latency, "memory": self.memory}
         for name, value in metrics.items():
             kind = classify_metric(name)
@@ -321,8 +321,8 @@ class FarmMetrics:
                 continue
             gauge, factor = gauges[kind[0]], kind[1]
             gauge.labels(job, device, name).set(value * factor)
-        if peak_rss_mb is not None and math.isfinite(peak_rss_mb):
-            self.peak_rss.labels(job, device).set(peak_rss_mb * MIB)
+        if peak_rss_mib is not None and math.isfinite(peak_rss_mib):
+            self.peak_rss.labels(job, device).set(peak_rss_mib * MIB)
 
     # ----- the exporter ------------------------------------------------------------------------------------
     def serve(self, host: str = "127.0.0.1", port: int = 0) -> tuple[str, int]:

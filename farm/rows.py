@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import re
 import shlex
 from collections.abc import Mapping
@@ -11,6 +12,8 @@ from typing import Any
 from actors.messages import RunRequest, RunResult
 from farm.errors import OutputParseError
 from farm.grid import Scalar
+from farm.specs.job import JobSpec
+from farm.specs.loading import is_secret_key
 from farm.workloads import WorkloadAdapter
 
 # A benchmark may describe its own environment with lines ``farm-fp: fp_<name>=<value>`` (e.g. the sha256 of the
@@ -20,6 +23,50 @@ _FP_LINE = re.compile(r"^\s*farm-fp:\s*(fp_[a-z0-9_]{1,60})=(.{0,300}?)\s*$", re
 
 def output_fingerprint(text: str) -> dict[str, str]:
     return {m.group(1): m.group(2) for m in _FP_LINE.finditer(text)}
+
+
+#: What an env entry whose name names a secret (``HF_TOKEN``, ``DB_PASSWORD``) is recorded as.
+REDACTED = "<redacted>"
+
+#: The columns that say exactly what ran (see :func:`run_columns`); ``farm rerun`` re-creates a run from them.
+RUN_COLUMNS: tuple[str, ...] = ("argv", "env", "workdir", "artifacts", "settings")
+
+
+def redact_env(env: Mapping[str, str]) -> dict[str, str]:
+    """``env`` with the values of secret-named variables replaced by :data:`REDACTED`."""
+    return {k: REDACTED if v and is_secret_key(k) else v for k, v in env.items()}
+
+
+def job_settings(spec: JobSpec) -> dict[str, Any]:
+    """The job-level settings a run depends on besides its command line (part of the ``settings`` column)."""
+    return {
+        "workload": spec.workload,
+        "workload_options": dict(spec.workload_options),
+        "timeout_s": spec.timeout,
+        "cooldown": spec.cooldown.model_dump(mode="json") if spec.cooldown is not None else None,
+        "retries": spec.retries,
+        "synthetic": spec.synthetic,
+    }
+
+
+def run_columns(req: RunRequest, res: RunResult, settings: Mapping[str, Any] | None) -> dict[str, str | None]:
+    """``argv`` and ``env`` (JSON) as the device executed them — argv after core binding, env with the device's
+    own variables, secrets redacted — or as rendered when the command never started; ``workdir``; ``artifacts``
+    (JSON: name, sha256, size, dst, mode, src of each file placed); ``settings`` (JSON: the job's workload,
+    options, timeout, cooldown, … and the run's ``cores``)."""
+    argv = res.argv if res.argv is not None else req.argv
+    env = res.env if res.env is not None else req.env
+    artifacts = [
+        {"name": a.name, "sha256": a.sha256, "size": a.size, "dst": a.dst, "mode": a.mode, "src": a.local_path}
+        for a in req.artifacts
+    ]
+    return {
+        "argv": json.dumps(argv),
+        "env": json.dumps(redact_env(env), sort_keys=True),
+        "workdir": req.workdir,
+        "artifacts": json.dumps(artifacts),
+        "settings": None if settings is None else json.dumps({**settings, "cores": req.cores}, sort_keys=True),
+    }
 
 
 def classify(res: RunResult, adapter: WorkloadAdapter) -> tuple[str, str | None, dict[str, float]]:
@@ -54,6 +101,7 @@ def build_row(
     metrics: Mapping[str, float],
     log_path: str,
     synthetic: bool,
+    settings: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     started = res.started_at or req.dispatched_at
     row: dict[str, Any] = {
@@ -81,6 +129,7 @@ def build_row(
         row[f"p_{key}"] = value
     row.update({k: float(v) for k, v in res.samples.items()})
     row.update({k: float(v) for k, v in metrics.items()})
+    row.update(run_columns(req, res, settings))
     row.update(output_fingerprint(res.stdout + "\n" + res.stderr) if status != "infra_error" else {})
     row.update(res.fingerprint)  # the device's own facts win over what the benchmark printed
     return row

@@ -23,7 +23,7 @@ def finish(m: FarmMetrics, **overrides: object) -> None:
         "status": "ok",
         "duration_s": 3.0,
         "metrics": {},
-        "peak_rss_mb": None,
+        "peak_rss_mib": None,
         "bytes_pushed": 0,
         "artifacts": 0,
     }
@@ -87,7 +87,7 @@ def test_workload_metrics_become_throughput_latency_and_memory_in_base_units(reg
         "kv_cache_mb": 2.0,
         "sparsity_pct": 40.0,  # no exported gauge: it stays in Parquet
     }
-    finish(m, metrics=metrics, peak_rss_mb=512.0)
+    finish(m, metrics=metrics, peak_rss_mib=512.0)
     lbl = {"job": "sweep", "device": "pixel7/0"}
     assert value(reg, "farm_run_throughput_per_second", metric="decode_tokens_per_s", **lbl) == 21.5
     assert value(reg, "farm_run_latency_seconds", metric="ttft_ms", **lbl) == pytest.approx(0.25)
@@ -101,9 +101,9 @@ def test_workload_metrics_become_throughput_latency_and_memory_in_base_units(reg
 
 def test_gauges_keep_the_last_ok_run(reg: CollectorRegistry) -> None:
     m = FarmMetrics(reg)
-    finish(m, metrics={"decode_tokens_per_s": 10.0}, peak_rss_mb=100.0)
-    finish(m, metrics={"decode_tokens_per_s": 12.0}, peak_rss_mb=90.0)
-    finish(m, status="failed", metrics={}, peak_rss_mb=999.0)  # a failed run does not overwrite them
+    finish(m, metrics={"decode_tokens_per_s": 10.0}, peak_rss_mib=100.0)
+    finish(m, metrics={"decode_tokens_per_s": 12.0}, peak_rss_mib=90.0)
+    finish(m, status="failed", metrics={}, peak_rss_mib=999.0)  # a failed run does not overwrite them
     lbl = {"job": "sweep", "device": "pixel7/0"}
     assert value(reg, "farm_run_throughput_per_second", metric="decode_tokens_per_s", **lbl) == 12.0
     assert value(reg, "farm_run_peak_rss_bytes", **lbl) == 90 * 1024**2

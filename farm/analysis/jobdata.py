@@ -4,7 +4,7 @@ Every analysis starts here: :func:`load_job` runs ``SELECT * FROM runs WHERE job
 view (the job name bound as a parameter), drops the columns that only other jobs use, and classifies the rest:
 
 - *axes*: ``p_<axis>`` grid parameters (kept with their prefix, as column names);
-- *metrics*: numeric columns that measure the run (``decode_tokens_per_s``, ``latency_ms``, ``peak_rss_mb``),
+- *metrics*: numeric columns that measure the run (``decode_tokens_per_s``, ``latency_ms``, ``peak_rss_mib``),
   i.e. everything numeric except the required columns, parameters, fingerprints and the bookkeeping extras
   in :data:`NOT_METRICS` / :data:`NOT_METRIC_PREFIXES`;
 - *fingerprints*: ``fp_*`` columns.
@@ -14,6 +14,7 @@ Only rows with ``status = 'ok'`` that are not warm-ups are measurements (:attr:`
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -36,8 +37,11 @@ DEVICE = "device_id"
 NOT_METRICS: frozenset[str] = frozenset(
     {*REQUIRED_COLUMNS, "exit_code", "bytes_pushed", "dispatch_latency_s", "temp_start_c", "temp_end_c"}
 )
-NOT_METRIC_PREFIXES: tuple[str, ...] = ("p_", "fp_", "temp_gate", "cooldown_", "thermal_")
-#: Metrics put first (in this order) when a report or plot needs "the main metric".
+#: Prefixes of columns that are not measurements: grid parameters, fingerprints, the thermal gate's figures and
+#: the samplers' own bookkeeping (``sampler_polls``, ``sampler_poll_ms``: how often and how fast they looked).
+NOT_METRIC_PREFIXES: tuple[str, ...] = ("p_", "fp_", "temp_gate", "cooldown_", "thermal_", "sampler_")
+#: Metrics put first (in this order, after the job's own headline metrics) when a report, a summary or a plot
+#: needs "the main metric".
 HEADLINE_METRICS: tuple[str, ...] = (
     "decode_tokens_per_s",
     "prefill_tokens_per_s",
@@ -45,7 +49,7 @@ HEADLINE_METRICS: tuple[str, ...] = (
     "latency_ms",
     "first_token_latency_s",
     "makespan_s",
-    "peak_rss_mb",
+    "peak_rss_mib",
 )
 
 Row = dict[str, Any]
@@ -103,17 +107,33 @@ def is_metric(column: str) -> bool:
     return column not in NOT_METRICS and not column.startswith(NOT_METRIC_PREFIXES)
 
 
-def _metric_rank(metric: str) -> tuple[int, str]:
+def _metric_rank(metric: str, headline: Sequence[str]) -> tuple[int, int, str]:
+    if metric in headline:
+        return (0, list(headline).index(metric), metric)
     if metric in HEADLINE_METRICS:
-        return (HEADLINE_METRICS.index(metric), metric)
+        return (1, HEADLINE_METRICS.index(metric), metric)
     if metric.startswith("throughput_"):  # e.g. throughput_pictures_per_s from a regex workload
-        return (HEADLINE_METRICS.index("throughput_samples_per_s"), metric)
-    return (len(HEADLINE_METRICS), metric)
+        return (1, HEADLINE_METRICS.index("throughput_samples_per_s"), metric)
+    return (2, 0, metric)
 
 
-def order_metrics(metrics: Iterable[str]) -> list[str]:
-    """Headline metrics first (:data:`HEADLINE_METRICS` order, ``throughput_*`` among them), then A–Z."""
-    return sorted(set(metrics), key=_metric_rank)
+def order_metrics(metrics: Iterable[str], headline: Sequence[str] = ()) -> list[str]:
+    """The job's ``headline`` metrics first, then :data:`HEADLINE_METRICS` (``throughput_*`` among them), then A–Z."""
+    return sorted(set(metrics), key=lambda m: _metric_rank(m, headline))
+
+
+def job_headline(settings: Sequence[object]) -> tuple[str, ...]:
+    """The headline metrics of the workload named by the last of the rows' ``settings`` values that has one."""
+    from farm.workloads import headline_metrics
+
+    for text in reversed(settings):
+        if isinstance(text, str):
+            try:
+                settings = json.loads(text)
+                return headline_metrics(str(settings["workload"]), settings.get("workload_options"))
+            except (ValueError, KeyError, TypeError):
+                continue
+    return ()
 
 
 def higher_is_better(metric: str) -> bool:
@@ -132,6 +152,7 @@ class JobData:
     metrics: tuple[str, ...]
     fingerprints: tuple[str, ...]
     columns: tuple[str, ...] = field(default=())
+    headline: tuple[str, ...] = ()  # the workload's headline metrics (farm.workloads.HEADLINES)
 
     @cached_property
     def measurements(self) -> list[Row]:
@@ -173,7 +194,7 @@ class JobData:
 
     def main_metric(self, preferred: Sequence[str] | None = None) -> str | None:
         """The first of ``preferred`` (default: the ordered metrics) measured in this job."""
-        for metric in preferred or order_metrics(self.metrics):
+        for metric in preferred or order_metrics(self.metrics, self.headline):
             if metric in self.metrics:
                 return metric
         return None
@@ -225,9 +246,11 @@ def load_job(root: str, job: str, source: str = "results") -> JobData:
     axes = tuple(c for c in columns if c.startswith("p_"))
     fingerprints = tuple(c for c in columns if c.startswith("fp_"))
     measured = [r for r in rows if r["status"] == "ok" and not r["warmup"]]
-    metrics = tuple(order_metrics(c for c in columns if is_metric(c) and any(is_number(r.get(c)) for r in measured)))
+    headline = job_headline([r.get("settings") for r in sorted(rows, key=lambda r: r["started_at"])])
+    measured_columns = (c for c in columns if is_metric(c) and any(is_number(r.get(c)) for r in measured))
+    metrics = tuple(order_metrics(measured_columns, headline))
     log.debug("job %s: %d rows, axes %s, metrics %s", job, len(rows), axes, metrics)
-    return JobData(job, root, rows, axes, metrics, fingerprints, tuple(columns))
+    return JobData(job, root, rows, axes, metrics, fingerprints, tuple(columns), headline)
 
 
 def require_metric(data: JobData, metric: str, source: str) -> str:

@@ -20,6 +20,7 @@ COMMAND_MODULES = [
     "farm.cli.plan_cmd",
     "farm.cli.parse_cmd",
     "farm.cli.run_cmd",
+    "farm.cli.rerun_cmd",
     "farm.cli.results_cmd",
     "farm.cli.cluster_cmd",
     "farm.cli.sim_cmd",

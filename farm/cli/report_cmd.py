@@ -159,6 +159,18 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         default=DEFAULT_ALPHA,
         help=f"significance level (default: {DEFAULT_ALPHA})",
     )
+    k.add_argument(
+        "--where",
+        action="append",
+        metavar="AXIS=VALUE",
+        default=[],
+        help="compare only runs with this axis value (repeatable; e.g. --where threads=4 or p_threads=4)",
+    )
+    k.add_argument(
+        "--pool",
+        action="store_true",
+        help="pool over axes only one job has, instead of refusing when they take several values",
+    )
     k.add_argument("--json", action="store_true", help="print JSON instead of a table")
     _results_arg(k)
     k.set_defaults(func=run_compare)
@@ -332,7 +344,8 @@ def run_compare(args: argparse.Namespace) -> int:
     b = load_job(root, args.job_b, source="farm compare")
     if args.alpha <= 0 or args.alpha >= 1:
         raise ConfigError.single("farm compare", "--alpha", f"must be within (0, 1), got {args.alpha}")
-    result = compare.compare_jobs(a, b, args.metric, args.alpha, source="farm compare")
+    where = compare.parse_where(args.where, source="farm compare")
+    result = compare.compare_jobs(a, b, args.metric, args.alpha, "farm compare", where, args.pool)
     if args.json:
         _print_json(result.to_json())
         return 0
@@ -340,9 +353,13 @@ def run_compare(args: argparse.Namespace) -> int:
     if not result.metrics:
         console.print(f"no metric measured by both jobs ({a.job}: {', '.join(a.metrics) or 'none'}; "
                       f"{b.job}: {', '.join(b.metrics) or 'none'})", style="yellow", markup=False)  # fmt: skip
+    if result.where:
+        console.print("filtered on " + ", ".join(f"{k[2:]}={v}" for k, v in result.where.items()), markup=False)
+    for warning in result.warnings:
+        console.print(f"warning: {warning}", style="yellow", markup=False)
     for side, axes in (("A", result.only_a), ("B", result.only_b)):
         if axes:
-            console.print(f"axes only in {side}, pooled over: {', '.join(x[2:] for x in axes)}", style="yellow")
+            console.print(f"axes only in {side}: {', '.join(x[2:] for x in axes)}", style="dim")
     table = _table(
         f"A = {result.job_a}, B = {result.job_b}",
         [

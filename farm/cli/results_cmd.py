@@ -20,10 +20,11 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from farm.analysis.jobdata import is_metric, job_headline, order_metrics
 from farm.cli.common import results_root
 from farm.errors import ConfigError, ResultsError
 from farm.results.query import query
-from farm.results.schema import REQUIRED_COLUMNS, check_job_name, kind_of_arrow
+from farm.results.schema import check_job_name, kind_of_arrow
 from farm.results.store import DEFAULT_ROOT, ResultsStore
 
 ENV_RESULTS = "FARM_RESULTS"
@@ -33,8 +34,6 @@ MAX_METRICS = 6
 MAX_TABLE_ROWS = 1000
 _PIPE_WIDTH = 400
 _STATUS_STYLE = {"ok": "green", "failed": "red", "timeout": "yellow", "infra_error": "magenta"}
-# Columns that describe the run rather than measure it: never picked as "main metrics".
-_NOT_METRICS = frozenset({*REQUIRED_COLUMNS, "temp_start_c", "temp_end_c", "bytes_pushed"})
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -137,14 +136,15 @@ def _shown_columns(table: pa.Table, all_columns: bool) -> list[str]:
     if all_columns:
         return names
     params = [c for c in names if c.startswith("p_")]
-    metrics = [
+    measured = [
         c
         for c in names
-        if c not in _NOT_METRICS
-        and not c.startswith(("p_", "fp_"))
+        if is_metric(c)
         and kind_of_arrow(table.schema.field(c).type) == "number"
         and table.column(c).null_count < table.num_rows
     ]
+    settings = table.column("settings").to_pylist()[-1:] if "settings" in names else []
+    metrics = order_metrics(measured, job_headline(settings))
     return [
         "status",
         "device_id",

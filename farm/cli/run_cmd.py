@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import signal
+from collections.abc import Callable
 from types import FrameType
 from typing import Any
 
@@ -18,6 +19,7 @@ from rich.progress import (
 
 from farm.cli.common import inventory_from, results_root, stderr
 from farm.cli.summary import print_summary
+from farm.specs.inventory import Inventory
 from farm.specs.job import load_job
 
 
@@ -36,8 +38,24 @@ def register(sub: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     job = load_job(args.job, check_artifacts=True)  # bad input: exit 2 before anything starts
-    inv = inventory_from(args.inventory)
     root = results_root(args.results)
+
+    def submit(handle: Any) -> str:
+        from farm import runtime
+
+        return runtime.submit(handle, job, args.job, ship=False, rerun=args.rerun)
+
+    status = embedded(inventory_from(args.inventory), root, submit, not args.no_progress, args.metrics_port)
+    print_summary(root, job.name, status)
+    ok = status["statuses"].get("ok", 0)
+    return 0 if status["state"] == "done" and ok + status["skipped"] == status["total"] else 1
+
+
+def embedded(
+    inv: Inventory, root: str, submit: Callable[[Any], str], bar: bool, metrics_port: int | None = None
+) -> dict[str, Any]:
+    """Start a private local Ray and a controller over ``inv``, ``submit(handle)`` one job, follow it (Ctrl-C
+    cancels it, twice aborts), shut everything down; the job's final status."""
     err = stderr()
     err.print(f"[dim]starting local Ray and {len(inv.devices)} device(s)…[/]")
     from farm import runtime
@@ -47,11 +65,15 @@ def run(args: argparse.Namespace) -> int:
 
     from farm.controller import ControllerOptions
 
-    handle = runtime.start_controller(inv, root, options=ControllerOptions(metrics_port=args.metrics_port))
-    if args.metrics_port is not None:
-        host, port = ray.get(handle.start.remote())["metrics_address"]
-        err.print(f"[dim]metrics: http://{host}:{port}/metrics[/]")
-    job_id = runtime.submit(handle, job, args.job, ship=False, rerun=args.rerun)
+    handle = runtime.start_controller(inv, root, options=ControllerOptions(metrics_port=metrics_port))
+    try:
+        if metrics_port is not None:
+            host, port = ray.get(handle.start.remote())["metrics_address"]
+            err.print(f"[dim]metrics: http://{host}:{port}/metrics[/]")
+        job_id = submit(handle)
+    except BaseException:
+        ray.shutdown()
+        raise
     interrupted = {"n": 0}
 
     def on_sigint(signum: int, frame: FrameType | None) -> None:
@@ -63,16 +85,13 @@ def run(args: argparse.Namespace) -> int:
 
     previous = signal.signal(signal.SIGINT, on_sigint)
     try:
-        status = _follow(handle, job_id, not args.no_progress)
+        return _follow(handle, job_id, bar)
     finally:
         signal.signal(signal.SIGINT, previous)
         try:
             ray.get(handle.shutdown.remote(), timeout=60)
         finally:
             ray.shutdown()
-    print_summary(root, job.name, status)
-    ok = status["statuses"].get("ok", 0)
-    return 0 if status["state"] == "done" and ok + status["skipped"] == status["total"] else 1
 
 
 def _follow(handle: Any, job_id: str, bar: bool) -> dict[str, Any]:

@@ -1,6 +1,6 @@
 """Probe: peak and current resident memory from ``/proc/<pid>/status`` (``VmHWM``, ``VmRSS``).
 
-procfs prints these in ``kB`` meaning KiB; the MB values here are KiB / 1024 (MiB), the unit ``peak_rss_mb``
+procfs prints these in ``kB`` meaning KiB; the MB values here are KiB / 1024 (MiB), the unit ``peak_rss_mib``
 columns use throughout Farm.
 """
 
@@ -18,10 +18,10 @@ _FIELD = re.compile(r"^(?P<key>VmHWM|VmRSS|VmPeak|VmSize)\s*:\s*(?P<kb>\d+)\s*kB
 class ProcStatus:
     """Memory figures of one process; None where the status file had no such line."""
 
-    peak_rss_mb: float | None
-    rss_mb: float | None
-    peak_virtual_mb: float | None = None
-    virtual_mb: float | None = None
+    peak_rss_mib: float | None
+    rss_mib: float | None
+    peak_virtual_mib: float | None = None
+    virtual_mib: float | None = None
 
 
 def parse_proc_status(text: str) -> ProcStatus:
@@ -31,8 +31,8 @@ def parse_proc_status(text: str) -> ProcStatus:
         # Kernel threads and zombies have no Vm* lines; so does text that is not a status file at all.
         raise OutputParseError("proc_status: no VmHWM or VmRSS line (process gone or not a status file)")
     return ProcStatus(
-        peak_rss_mb=values.get("VmHWM"),
-        rss_mb=values.get("VmRSS"),
-        peak_virtual_mb=values.get("VmPeak"),
-        virtual_mb=values.get("VmSize"),
+        peak_rss_mib=values.get("VmHWM"),
+        rss_mib=values.get("VmRSS"),
+        peak_virtual_mib=values.get("VmPeak"),
+        virtual_mib=values.get("VmSize"),
     )

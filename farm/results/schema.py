@@ -4,7 +4,7 @@ One row per run outcome. Beside the required columns a row may carry any number 
 
 - ``p_<axis>`` grid parameters (bool, int, float or str; an axis mixing int and float is stored as float),
 - ``fp_*`` environment fingerprint columns (str),
-- flat, unit-suffixed metrics and other extras (``decode_tokens_per_s``, ``peak_rss_mb``, ``temp_start_c``):
+- flat, unit-suffixed metrics and other extras (``decode_tokens_per_s``, ``peak_rss_mib``, ``temp_start_c``):
   numbers are stored as float64 whatever their Python type, so a metric that is sometimes an int never gives
   two files two different types for one column; bool and str extras keep their type.
 

@@ -120,7 +120,8 @@ def _check_size(data: object, source: str) -> None:
             stack.extend(node)
 
 
-def _is_secret_key(key: str) -> bool:
+def is_secret_key(key: str) -> bool:
+    """True when ``key`` names a secret (its last word is ``password``, ``token``, … or it ends in ``api_key``)."""
     words = [w.lower() for w in _WORD.findall(key)]
     if not words:
         return False
@@ -134,7 +135,7 @@ def _literal_secrets(node: object, path: str) -> Iterator[tuple[str, str]]:
             sub = f"{path}.{key}" if path else str(key)
             if (
                 isinstance(key, str)
-                and _is_secret_key(key)
+                and is_secret_key(key)
                 and not key.lower().endswith(_REFERENCE_SUFFIXES)
                 and isinstance(value, str | int | float)
                 and not isinstance(value, bool)

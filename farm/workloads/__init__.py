@@ -22,6 +22,30 @@ _REGISTRY: dict[str, str] = {
 }
 
 
+#: The metrics each workload is judged by, most important first: summaries, reports and comparisons show them
+#: before any other. ``regex`` and ``json`` jobs name their own (see :func:`headline_metrics`).
+HEADLINES: dict[str, tuple[str, ...]] = {
+    "llama_cpp": ("decode_tokens_per_s", "prefill_tokens_per_s"),
+    "llama_bench": ("decode_tokens_per_s", "prefill_tokens_per_s"),
+    "codl_op": ("latency_ms",),
+    "codl_chain": ("latency_ms",),
+    "sophgo_llm_tpu": ("decode_tokens_per_s", "first_token_latency_s"),
+    "ais_bench": ("throughput_samples_per_s", "npu_compute_mean_ms"),
+    "msame": ("latency_ms",),
+    "lightcode": ("makespan_s", "energy_pj"),
+}
+
+
+def headline_metrics(name: str, options: Mapping[str, Any] | None = None) -> tuple[str, ...]:
+    """The headline metrics of workload ``name``: :data:`HEADLINES`, or for ``regex`` / ``json`` the metrics
+    the job's ``workload_options`` declare, in the order written."""
+    options = options or {}
+    declared = options.get("patterns") if name == "regex" else options.get("fields") if name == "json" else None
+    if isinstance(declared, Mapping):
+        return tuple(str(k) for k in declared)
+    return HEADLINES.get(name, ())
+
+
 def available() -> list[str]:
     return sorted(_REGISTRY)
 
@@ -36,4 +60,4 @@ def make_adapter(name: str, options: Mapping[str, Any] | None = None) -> Workloa
     return factory(options or {})
 
 
-__all__ = ["Metrics", "WorkloadAdapter", "available", "make_adapter"]
+__all__ = ["HEADLINES", "Metrics", "WorkloadAdapter", "available", "headline_metrics", "make_adapter"]

@@ -1,7 +1,7 @@
 """The workload adapter interface: pure functions from a benchmark's raw output to a flat metrics dict.
 
 Adapters never touch a device. Metric names are flat and unit-suffixed (``decode_tokens_per_s``,
-``latency_ms``, ``peak_rss_mb``); values are floats (``inf``/``nan`` allowed when the tool printed them).
+``latency_ms``, ``peak_rss_mib``); values are floats (``inf``/``nan`` allowed when the tool printed them).
 """
 
 from __future__ import annotations

@@ -55,7 +55,7 @@ class CodlChainAdapter:
         elif last_pair is not None:
             lats = list(verbose[last_pair].values())
             metrics["latency_ms"] = statistics.fmean(lats)
-            metrics["rounds"] = float(len(lats))
+            metrics["rounds_count"] = float(len(lats))
         else:
             raise OutputParseError("codl_chain: no 'total <ms> ms, dms .., comp ..' or '[VERBOSE] .. lat' line")
         if size is not None:

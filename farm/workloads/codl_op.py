@@ -51,8 +51,8 @@ class CodlOpAdapter:
             "latency_std_ms": statistics.stdev(finite) if len(finite) > 1 else 0.0,
             "latency_min_ms": min(kept),
             "latency_max_ms": max(kept),
-            "rounds": float(len(kept)),
-            "warmup_rounds": float(min(skipped, len(ordered))),
+            "rounds_count": float(len(kept)),
+            "warmup_rounds_count": float(min(skipped, len(ordered))),
         }
 
 

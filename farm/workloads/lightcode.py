@@ -14,7 +14,7 @@ from farm.errors import OutputParseError
 from farm.workloads.base import Metrics
 from farm.workloads.textscan import last_mapping
 
-_FIELDS = {"Makespan": "makespan_s", "total_energy": "energy_pj", "num_nodes": "num_nodes"}
+_FIELDS = {"Makespan": "makespan_s", "total_energy": "energy_pj", "num_nodes": "nodes_count"}
 
 
 @dataclass

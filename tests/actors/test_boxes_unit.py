@@ -20,7 +20,7 @@ from actors.sophgo import (
     shared_weight_problem,
     tpu_readings,
 )
-from actors.ssh_host import group_peak_mb, hottest_zone_c
+from actors.ssh_host import group_peak_mib, hottest_zone_c
 from farm.errors import DeviceOfflineError
 from farm.probes.bm_smi import parse_bm_smi
 from farm.probes.model_tool_info import parse_model_tool_info
@@ -77,10 +77,10 @@ def test_bmodels_loaded_together_count_shared_weights_once() -> None:
     a, b = _size("/w/a_seq512.bmodel", 900 << 20), _size("/w/a_seq2048.bmodel", 900 << 20, 40 << 20)
     assert shared_weight_problem([a, b]) is None
     s = bmodel_samples([a, b])
-    assert s["bmodel_weight_mb"] == 900 and s["bmodel_runtime_mb"] == 50 and s["bmodel_instruct_mb"] == 2
-    assert s["bmodel_device_mem_mb"] == 952 and s["bmodel_count"] == 2 and s["bmodel_weights_identical"] == 1
+    assert s["bmodel_weight_mib"] == 900 and s["bmodel_runtime_mib"] == 50 and s["bmodel_instruct_mib"] == 2
+    assert s["bmodel_device_mem_mib"] == 952 and s["bmodel_count"] == 2 and s["bmodel_weights_identical"] == 1
     single = bmodel_samples([a])
-    assert single["bmodel_device_mem_mb"] == a.device_bytes / MIB and "bmodel_count" not in single
+    assert single["bmodel_device_mem_mib"] == a.device_bytes / MIB and "bmodel_count" not in single
 
 
 def test_different_weights_are_named_in_the_problem() -> None:
@@ -89,7 +89,7 @@ def test_different_weights_are_named_in_the_problem() -> None:
     assert problem is not None
     assert f"qwen-1.5b.bmodel weight {900 << 20} B" in problem and f"int8.bmodel weight {1700 << 20} B" in problem
     s = bmodel_samples([a, b])
-    assert s["bmodel_weights_identical"] == 0 and s["bmodel_weight_mb"] == 2600  # no sharing possible
+    assert s["bmodel_weights_identical"] == 0 and s["bmodel_weight_mib"] == 2600  # no sharing possible
 
 
 # -- tool readings and fingerprints -----------------------------------------------------------------------------
@@ -173,10 +173,10 @@ def test_home_expansion() -> None:
 def test_group_memory_and_zones() -> None:
     sep = "__farm_proc__"
     out = f"VmHWM:\t  2048 kB\nVmRSS:\t  1024 kB\n{sep}\nVmHWM:\t 10240 kB\nVmRSS:\t  3072 kB\n{sep}\n{sep}\n"
-    assert group_peak_mb(out) == 10.0  # one process's high-water mark beats the group's current sum (4 MiB)
+    assert group_peak_mib(out) == 10.0  # one process's high-water mark beats the group's current sum (4 MiB)
     many = f"VmHWM: 3072 kB\nVmRSS: 3072 kB\n{sep}\nVmHWM: 3072 kB\nVmRSS: 3072 kB\n{sep}\n"
-    assert group_peak_mb(many) == 6.0
-    assert group_peak_mb(f"{sep}\n") is None
+    assert group_peak_mib(many) == 6.0
+    assert group_peak_mib(f"{sep}\n") is None
     assert hottest_zone_c("45000\n0\n51500\n-274000\n") == 51.5
     assert hottest_zone_c("") is None
 

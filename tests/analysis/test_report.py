@@ -21,8 +21,8 @@ def sweep_rows() -> list[dict[str, Any]]:
     p2 = {"device_id": "phone-2", "fp_soc": "mt6983"}
     return [
         {**p1, "run_id": "w", "p_threads": 4, "warmup": True, "decode_tokens_per_s": 1.0},
-        {**p1, "run_id": "a", "p_threads": 4, "decode_tokens_per_s": 10.0, "peak_rss_mb": 100.0},
-        {**p1, "run_id": "b", "p_threads": 4, "repeat": 1, "decode_tokens_per_s": 12.0, "peak_rss_mb": 104.0},
+        {**p1, "run_id": "a", "p_threads": 4, "decode_tokens_per_s": 10.0, "peak_rss_mib": 100.0},
+        {**p1, "run_id": "b", "p_threads": 4, "repeat": 1, "decode_tokens_per_s": 12.0, "peak_rss_mib": 104.0},
         {**p1, "run_id": "c", "p_threads": 4, "repeat": 2, "status": "infra_error", "error": "device gone"},
         {**p1, "run_id": "c", "attempt": 2, "p_threads": 4, "repeat": 2, "decode_tokens_per_s": 11.0},
         {**p1, "run_id": "d", "p_threads": 8, "decode_tokens_per_s": 20.0},
@@ -39,7 +39,7 @@ def test_load_job_classifies_columns(tmp_path: Path) -> None:
     data = job(tmp_path, "sweep", sweep_rows())
     assert data.axes == ("p_threads",)
     # exit_code and temp_start_c describe the run; other jobs' columns are not this job's.
-    assert data.metrics == ("decode_tokens_per_s", "peak_rss_mb")
+    assert data.metrics == ("decode_tokens_per_s", "peak_rss_mib")
     assert set(data.fingerprints) == {"fp_soc", "fp_build"}
     assert len(data.rows) == 11 and len(data.measurements) == 8
     assert data.synthetic and data.devices == ["phone-1", "phone-2"]
@@ -65,7 +65,7 @@ def test_statistics_per_point_and_device(tmp_path: Path) -> None:
     assert p1_8.summary.cv == pytest.approx(0.025) and not p1_8.noisy
     p2_4 = decode[("phone-2", (4,))]
     assert (p2_4.summary.n, p2_4.summary.median, p2_4.summary.cv) == (2, 30.0, 0.0)
-    rss = [s for s in report.stats if s.metric == "peak_rss_mb"]
+    rss = [s for s in report.stats if s.metric == "peak_rss_mib"]
     assert [(s.device, s.point, s.summary.median) for s in rss] == [("phone-1", (4,), 102.0)]
     assert [(s.device, s.point) for s in report.noisy] == [("phone-1", (4,))]
 
@@ -84,8 +84,8 @@ def test_status_counts_failures_and_environment(tmp_path: Path) -> None:
 
 def test_metric_choice_and_threshold(tmp_path: Path) -> None:
     data = job(tmp_path, "sweep", sweep_rows())
-    report = build_report(data, ["peak_rss_mb"], cv_threshold=0.5)
-    assert {s.metric for s in report.stats} == {"peak_rss_mb"} and report.shown == ("peak_rss_mb",)
+    report = build_report(data, ["peak_rss_mib"], cv_threshold=0.5)
+    assert {s.metric for s in report.stats} == {"peak_rss_mib"} and report.shown == ("peak_rss_mib",)
     assert not report.noisy
 
 
@@ -105,10 +105,10 @@ def test_written_report(tmp_path: Path) -> None:
     with files.stats_csv.open(encoding="utf-8") as fh:
         rows = list(csv.DictReader(fh))
     row = next(
-        r for r in rows if r["device_id"] == "phone-1" and r["p_threads"] == "4" and r["metric"] == "peak_rss_mb"
+        r for r in rows if r["device_id"] == "phone-1" and r["p_threads"] == "4" and r["metric"] == "peak_rss_mib"
     )
     assert (row["n"], float(row["median"]), float(row["min"]), float(row["max"])) == ("2", 102.0, 100.0, 104.0)
-    assert len(rows) == 4  # decode × 3 points + peak_rss_mb × 1
+    assert len(rows) == 4  # decode × 3 points + peak_rss_mib × 1
     assert [p.name for p in files.plots] == ["decode_tokens_per_s_vs_threads.png"]
     png = files.plots[0].read_bytes()
     assert png.startswith(PNG_MAGIC) and len(png) > 10_000

@@ -49,14 +49,14 @@ def test_report_options(results: Path, tmp_path: Path, monkeypatch: pytest.Monke
         "--out",
         str(tmp_path),
         "--metric",
-        "peak_rss_mb",
+        "peak_rss_mib",
         "--cv-threshold",
         "0.01",
         "--no-plots",
     ]
     assert cli_main.main(args) == 0
     md = (tmp_path / "report.md").read_text(encoding="utf-8")
-    assert "## Results: peak_rss_mb" in md and "## Results: decode_tokens_per_s" not in md
+    assert "## Results: peak_rss_mib" in md and "## Results: decode_tokens_per_s" not in md
     assert "| phone-1 | 4 | 2 | 102 | 103.6 | 2.8% | ⚠ noisy |" in md  # 100, 104: p90 103.6, CV 2.83 %
     assert not (tmp_path / "plots").exists()
 
@@ -65,7 +65,7 @@ def test_report_bad_input_exits_2(results: Path, capsys: pytest.CaptureFixture[s
     assert cli_main.main(["report", "nope", "--results", str(results)]) == 2
     assert "no results for job 'nope'" in capsys.readouterr().err
     assert cli_main.main(["report", "sweep", "--metric", "joules", "--results", str(results)]) == 2
-    assert "has no metric 'joules' (measured: decode_tokens_per_s, peak_rss_mb)" in capsys.readouterr().err
+    assert "has no metric 'joules' (measured: decode_tokens_per_s, peak_rss_mib)" in capsys.readouterr().err
     with pytest.raises(SystemExit) as exc:
         cli_main.main(["report", "sweep", "--cv-threshold", "-1"])
     assert exc.value.code == 2
@@ -115,7 +115,7 @@ def test_export_codl_dataset(results: Path, tmp_path: Path, capsys: pytest.Captu
 def test_compare(results: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert cli_main.main(["compare", "sweep", "sweep", "--results", str(results)]) == 0
     out = capsys.readouterr().out
-    assert "A = sweep, B = sweep" in out and "4 matched point×metric rows" in out  # 3 points × decode, 1 × peak_rss_mb
+    assert "A = sweep, B = sweep" in out and "4 matched point×metric rows" in out  # 3 points × decode, 1 × peak_rss_mib
     assert cli_main.main(["compare", "sweep", "nope", "--results", str(results)]) == 2
     assert "no results for job 'nope'" in capsys.readouterr().err
     assert cli_main.main(["compare", "sweep", "codl", "--results", str(results)]) == 0

@@ -148,8 +148,8 @@ def test_sophgo_box_runs_both_chips_at_once(box: SshdBox, tmp_path: Path) -> Non
             s = res.samples
             # bm-smi while running: the demo's ~0.8 GB of weights on top of ~1-1.3 GB idle, on its own chip
             assert s["tpu_mem_peak_mb"] > 1500 and s["tpu_util_max_pct"] >= 70 and s["sampler_polls"] >= 1
-            assert s["bmodel_weight_mb"] == round(models[chip].stat().st_size / (1 << 20), 3)
-            assert s["bmodel_runtime_mb"] > 0 and s["bmodel_device_mem_mb"] > s["bmodel_weight_mb"]
+            assert s["bmodel_weight_mib"] == round(models[chip].stat().st_size / (1 << 20), 3)
+            assert s["bmodel_runtime_mib"] > 0 and s["bmodel_device_mem_mib"] > s["bmodel_weight_mib"]
             fp = res.fingerprint
             assert fp["fp_tpu_name"] == "1684X-SC7" and fp["fp_tpu_chips"] == "2" and fp["fp_tpu_sdk"]
             assert fp["fp_kernel"] == os.uname().release  # the box is this machine
@@ -206,7 +206,7 @@ def test_ssh_host_fingerprint_memory_and_health(box: SshdBox) -> None:
         grow = "import time; b = bytearray(96 << 20); b[::4096] = b'x' * len(b[::4096]); time.sleep(1.2)"
         res = dev.execute(request("m", "srv", ["python3", "-c", grow]))
         assert res.exit_code == 0 and not res.synthetic
-        assert 96 < res.samples["peak_rss_mb"] < 400 and res.samples["sampler_polls"] >= 2
+        assert 96 < res.samples["peak_rss_mib"] < 400 and res.samples["sampler_polls"] >= 2
     finally:
         dev.close()
 
@@ -303,7 +303,7 @@ def test_llm_tpu_job_on_a_two_chip_box(farm: tuple[Any, Path], box: SshdBox, tmp
         assert r["status"] == "ok" and r["device_kind"] == "sophgo" and r["synthetic"] is True
         assert r["first_token_latency_s"] > 0 and r["decode_tokens_per_s"] > 0 and r["load_s"] > 0
         assert r["tpu_mem_peak_mb"] > 0 and r["sampler_polls"] >= 1
-        assert r["bmodel_weight_mb"] == round(BMODEL_BYTES / (1 << 20), 3) and r["bmodel_device_mem_mb"] > 0
+        assert r["bmodel_weight_mib"] == round(BMODEL_BYTES / (1 << 20), 3) and r["bmodel_device_mem_mib"] > 0
         assert r["fp_tpu_name"] == "1684X-SC7" and r["fp_kernel"] == os.uname().release
         assert f"--devid {r['device_id'][-1]}" in r["command"]
     # bm-smi saw each chip's demo holding its weights (~0.8 GB over the idle ~1-1.3 GB); under heavy load a
@@ -311,7 +311,7 @@ def test_llm_tpu_job_on_a_two_chip_box(farm: tuple[Any, Path], box: SshdBox, tmp
     for chip in ("chip0", "chip1"):
         assert max(r["tpu_mem_peak_mb"] for r in got if r["device_id"].endswith(chip)) > 1500
     # the runtime buffer grows with the sequence length: 512 < 2048 < 2560 < 8704 (model_tool --info)
-    runtime_mb = {r["p_bmodel"]: r["bmodel_runtime_mb"] for r in got}
+    runtime_mb = {r["p_bmodel"]: r["bmodel_runtime_mib"] for r in got}
     assert runtime_mb[QWEN[0]] < runtime_mb[QWEN[1]] < runtime_mb[QWEN[3]] < runtime_mb[QWEN[2]]
     # the two chips ran at the same time over the box's one connection
     chip0 = [interval(r) for r in got if r["device_id"].endswith("chip0")]
@@ -374,7 +374,7 @@ def test_lightcode_search_on_a_host_over_ssh(farm: tuple[Any, Path], box: SshdBo
     assert st["statuses"] == {"ok": 4} and len(got) == 4, [r["error"] for r in got]
     for r in got:
         assert r["device_id"] == "sim-host" and r["device_kind"] == "host" and r["synthetic"] is True
-        assert r["makespan_s"] > 0 and r["energy_pj"] > 0 and r["num_nodes"] == 144
+        assert r["makespan_s"] > 0 and r["energy_pj"] > 0 and r["nodes_count"] == 144
         assert r["fp_kernel"] == os.uname().release and r["fp_cpu_model"] and r["fp_sha256_search_py"]
     makespan = {(r["p_target"], r["p_seq_len"]): r["makespan_s"] for r in got}
     assert makespan[("time", 512)] > makespan[("time", 128)]

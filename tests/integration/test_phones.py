@@ -99,7 +99,7 @@ def test_phone_run_samples_fingerprint_and_binding(
     assert "llama_print_timings:" in res.stderr and res.synthetic
     assert res.bytes_pushed == binary.stat().st_size + model.stat().st_size
     s = res.samples
-    assert s["peak_rss_mb"] > 100  # the stand-in grows to ~4 GB for a 7B model; the first poll alone sees ~2 MB
+    assert s["peak_rss_mib"] > 100  # the stand-in grows to ~4 GB for a 7B model; the first poll alone sees ~2 MB
     assert 30 < s["temp_start_c"] <= s["temp_max_c"] < 100 and "temp_end_c" in s
     assert s["throttled"] == 0.0 and s["big_freq_ratio_min"] >= 0.9 and s["sampler_polls"] >= 2
     fp = res.fingerprint
@@ -234,7 +234,7 @@ def test_the_three_phone_jobs_end_to_end(
         assert Counter(r["device_id"] for r in got) == {p.name: 2 for p in phones}
         for r in got:
             assert r["status"] == "ok" and r["synthetic"] is True and r["device_kind"] == "android"
-            assert r[metric] > 0 and r["peak_rss_mb"] > 0 and r["sampler_polls"] >= 1
+            assert r[metric] > 0 and r["peak_rss_mib"] > 0 and r["sampler_polls"] >= 1
             assert r["temp_start_c"] > 0 and r["temp_max_c"] > 0 and r["temp_end_c"] > 0
             assert r["fp_model"] == "Farm Virtual Phone" and r["fp_soc"] == "sm8550" and r["fp_synthetic"] == "1"
             assert any(k.startswith("fp_sha256_") and r[k] for k in r)

@@ -26,8 +26,8 @@ def test_registry():
 
 def test_proc_status_real_file():
     status = parse_proc_status(read("proc_status", "linux_container_self.txt"))
-    assert status.peak_rss_mb == 1752 / 1024
-    assert status.rss_mb == 1752 / 1024
+    assert status.peak_rss_mib == 1752 / 1024
+    assert status.rss_mib == 1752 / 1024
 
 
 def test_proc_status_zombie_has_no_memory_lines():

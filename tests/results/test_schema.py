@@ -111,8 +111,8 @@ def test_table_types_metrics_float_params_int_and_job_left_out() -> None:
 
 
 def test_all_null_column_of_unknown_kind_is_left_out() -> None:
-    rows = [validate_row(make_row(peak_rss_mb=None))]
-    assert "peak_rss_mb" not in rows_to_table(rows, ColumnKinds()).column_names
+    rows = [validate_row(make_row(peak_rss_mib=None))]
+    assert "peak_rss_mib" not in rows_to_table(rows, ColumnKinds()).column_names
 
 
 def test_batch_of_several_shapes_keeps_row_order_and_values() -> None:

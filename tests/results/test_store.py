@@ -98,7 +98,7 @@ def test_union_of_columns_that_appear_later_and_differ_by_job(tmp_path: Path) ->
     store = ResultsStore(str(tmp_path))
     with store.writer("llm", flush_rows=1) as w:
         w.add(make_row(job="llm", run_id="a", p_threads=4))  # metric not measured in the first file
-        w.add(make_row(job="llm", run_id="b", p_threads=8, decode_tokens_per_s=9.5, peak_rss_mb=512))
+        w.add(make_row(job="llm", run_id="b", p_threads=8, decode_tokens_per_s=9.5, peak_rss_mib=512))
         w.add(make_row(job="llm", run_id="c", p_threads=2.5))  # int axis gains a float in a later file
     with store.writer("codl") as w:
         w.add(make_row(job="codl", run_id="x", p_part_ratio=0.5, latency_ms=3.0, fp_soc="sm8550"))

@@ -26,7 +26,7 @@ def test_quickstart_sweep_lands_real_numbers(tmp_path: Path, capsys: pytest.Capt
     for r in got:
         assert r["decode_tokens_per_s"] > 0 and r["prefill_tokens_per_s"] > 0
         assert r["decode_tokens"] == 31  # -n 32: the first token comes from the prompt pass
-        assert 100 < r["peak_rss_mb"] < 4000  # the model is ~250 MB; RSS comes from the OS, not llama.cpp
+        assert 100 < r["peak_rss_mib"] < 4000  # the model is ~250 MB; RSS comes from the OS, not llama.cpp
         assert r["fp_cpu_model"] and r["fp_pkg_llama_cpp_python"] != "not-installed"
         assert len(r["fp_model_sha256"]) == 64 and r["fp_model_file"].endswith(".gguf")
         assert not r["synthetic"] and not r["warmup"]

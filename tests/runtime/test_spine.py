@@ -59,7 +59,7 @@ def test_every_run_lands_once_with_metrics(tmp_path: Path, controller_factory: l
     assert len(got) == 16 and len({(r["run_id"], r["attempt"]) for r in got}) == 16
     assert Counter(r["device_id"] for r in got) == {"h1": 8, "h2": 8}
     assert sorted(r["value_ms"] for r in got if r["device_id"] == "h1") == sorted([0, 1, 2, 3] * 2)
-    assert all(r["peak_rss_mb"] > 0 and r["dispatch_latency_s"] >= 0 for r in got)
+    assert all(r["peak_rss_mib"] > 0 and r["dispatch_latency_s"] >= 0 for r in got)
     assert all(f"--- stdout ---\nvalue={r['p_i']}\n" in Path(r["log_path"]).read_text() for r in got)
 
 

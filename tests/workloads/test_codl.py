@@ -18,8 +18,8 @@ def test_codl_op_skips_the_warmup_rounds_the_tool_skips():
     assert m["latency_std_ms"] == pytest.approx(statistics.stdev(KEPT_ROUNDS))
     assert m["latency_min_ms"] == 3.25
     assert m["latency_max_ms"] == 4.0
-    assert m["rounds"] == 5
-    assert m["warmup_rounds"] == 10
+    assert m["rounds_count"] == 5
+    assert m["warmup_rounds_count"] == 10
 
 
 def test_codl_op_without_stat_line_uses_option():
@@ -27,7 +27,7 @@ def test_codl_op_without_stat_line_uses_option():
         line for line in read("codl_op", "handmade_conv2d_15_rounds.txt").splitlines() if "Stat:" not in line
     )
     m = make_adapter("codl_op", {"warmup_rounds": 1}).parse(text)
-    assert m["rounds"] == 14
+    assert m["rounds_count"] == 14
     assert m["latency_max_ms"] == 4.105
 
 
@@ -52,7 +52,7 @@ def test_codl_chain_summary_and_size():
 def test_codl_chain_eval_verbose_lines_average_last_pair():
     m = make_adapter("codl_chain").parse(read("codl_chain", "handmade_eval_verbose.txt"))
     assert m["latency_ms"] == pytest.approx((60.5 + 59.5 + 61.0) / 3)
-    assert m["rounds"] == 3
+    assert m["rounds_count"] == 3
 
 
 def test_codl_chain_nothing():

@@ -31,12 +31,12 @@ def test_registry_lists_every_adapter():
 
 def test_lightcode_python_literal_with_numpy_scalars():
     m = make_adapter("lightcode").parse(read("lightcode", "handmade_python_dict.txt"))
-    assert m == {"makespan_s": 0.0123, "energy_pj": 5.5e9, "num_nodes": 1337}
+    assert m == {"makespan_s": 0.0123, "energy_pj": 5.5e9, "nodes_count": 1337}
 
 
 def test_lightcode_json():
     m = make_adapter("lightcode").parse(read("lightcode", "handmade_json.txt"))
-    assert m == {"makespan_s": 0.5, "energy_pj": 1250000.0, "num_nodes": 64}
+    assert m == {"makespan_s": 0.5, "energy_pj": 1250000.0, "nodes_count": 64}
 
 
 def test_lightcode_never_evaluates_code(tmp_path):
@@ -97,8 +97,8 @@ def test_json_default_flattens_last_object():
 
 def test_json_fields_with_dotted_paths():
     text = '{"runs": [{"tps": 10.5}, {"tps": 11.5}], "mem": {"peak": 1024}}'
-    adapter = make_adapter("json", {"fields": {"decode_tokens_per_s": "runs.1.tps", "peak_rss_mb": "mem.peak"}})
-    assert adapter.parse(text) == {"decode_tokens_per_s": 11.5, "peak_rss_mb": 1024.0}
+    adapter = make_adapter("json", {"fields": {"decode_tokens_per_s": "runs.1.tps", "peak_rss_mib": "mem.peak"}})
+    assert adapter.parse(text) == {"decode_tokens_per_s": 11.5, "peak_rss_mib": 1024.0}
 
 
 def test_json_field_missing_or_not_numeric():
