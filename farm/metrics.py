@@ -39,8 +39,9 @@ RUN_DURATION_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 
 # thermal gate.
 DISPATCH_LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0)
 
-# Workload metric suffix → factor to the Prometheus base unit (seconds / bytes). Farm's ``_kb``/``_mb``/
-# ``_gb`` follow the kernel's KiB-based units (``peak_rss_mib`` is VmHWM KiB / 1024): binary multiples.
+# Workload metric suffix → factor to the Prometheus base unit (seconds / bytes). Binary sizes are ``_kib``/
+# ``_mib``/``_gib`` (``peak_rss_mib`` is VmHWM KiB / 1024); ``_mb`` is a tool's own MB (bm-smi, npu-smi), which
+# those tools count in 2^20 bytes: every size suffix converts as a 1024-multiple.
 TIME_SUFFIXES: dict[str, float] = {
     "_ns": 1e-9,
     "_us": 1e-6,
@@ -189,7 +190,7 @@ class FarmMetrics:
         )
         self.memory = Gauge(
             "farm_run_memory_bytes",
-            "Last ok run's memory-valued metric (*_mb, *_bytes, …) converted to bytes",
+            "Last ok run's memory-valued metric (*_mib, *_mb, *_bytes, …) converted to bytes",
             ["job", "device", "metric"],
             registry=r,
         )

@@ -119,8 +119,15 @@ def command_line(run: Rerun) -> str:
     if env:
         line = "env " + " ".join(env) + " " + line
     if run.workdir:
-        line = f"cd {shlex.quote(run.workdir)} && {line}"
+        line = f"cd {_quote_path(run.workdir)} && {line}"
     return line
+
+
+def _quote_path(path: str) -> str:
+    """``path`` quoted for a shell, a leading ``~/`` left for the shell to expand (as the device does)."""
+    if path == "~":
+        return path
+    return "~/" + shlex.quote(path[2:]) if path.startswith("~/") else shlex.quote(path)
 
 
 def describe(run: Rerun) -> list[str]:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from actors.messages import RunRequest, RunResult
-from farm.rows import build_row, classify, output_fingerprint
+import json
+
+from actors.messages import ArtifactRef, RunRequest, RunResult
+from farm.rows import REDACTED, RUN_COLUMNS, build_row, classify, output_fingerprint
 from farm.workloads import make_adapter
 
 ADAPTER = make_adapter("regex", {"patterns": {"value_ms": r"value=(\d+)"}})
@@ -49,3 +51,58 @@ def test_fingerprint_lines_become_columns_but_never_override_the_device() -> Non
     assert row["fp_model_sha256"] == "abc123" and row["fp_cpu_model"] == "Real CPU"
     assert row["p_threads"] == 4 and row["p_sp"] == 0.5 and row["attempt"] == 2
     assert row["command"] == "bench -t 4" and row["started_at"].timestamp() == 1_700_000_000.0
+
+
+def _row(req: RunRequest, res: RunResult, settings: dict[str, object] | None = None) -> dict[str, object]:
+    return build_row(
+        job="j",
+        req=req,
+        params={"threads": 4},
+        repeat=0,
+        warmup=False,
+        device_kind="host",
+        res=res,
+        status="ok",
+        error=None,
+        metrics={},
+        log_path="/l",
+        synthetic=False,
+        settings=settings,
+    )
+
+
+def test_a_row_says_exactly_what_ran_with_secrets_redacted() -> None:
+    art = ArtifactRef("bench.sh", "ab" * 32, 12, "/data/b/bench.sh", 0o755, "/home/me/bench.sh")
+    req = RunRequest(
+        "j", "rid", 1, "dev", ["bench", "-t", "4"], {"T": "4"}, "/w", 10.0, artifacts=[art], cores="0,1"
+    )
+    ran = RunResult(
+        exit_code=0,
+        argv=["taskset", "-c", "0,1", "bench", "-t", "4"],
+        env={"PATH": "/bin", "T": "4", "HF_TOKEN": "hf_abc", "DB_PASSWORD": "pw", "MAX_TOKENS": "8"},
+    )
+    row = _row(req, ran, {"workload": "regex", "timeout_s": 10.0})
+    assert row["command"] == "bench -t 4"  # as rendered: what the job said
+    assert json.loads(row["argv"]) == ["taskset", "-c", "0,1", "bench", "-t", "4"]  # as the device ran it
+    assert json.loads(row["env"]) == {
+        "PATH": "/bin",
+        "T": "4",
+        "HF_TOKEN": REDACTED,
+        "DB_PASSWORD": REDACTED,
+        "MAX_TOKENS": "8",  # a parameter that mentions tokens is not a secret
+    }
+    assert "hf_abc" not in json.dumps(row) and "pw" not in row["env"]
+    assert row["workdir"] == "/w"
+    assert json.loads(row["artifacts"]) == [
+        {"name": "bench.sh", "sha256": "ab" * 32, "size": 12, "dst": "/data/b/bench.sh", "mode": 0o755,
+         "src": "/home/me/bench.sh"}
+    ]  # fmt: skip
+    assert json.loads(row["settings"]) == {"workload": "regex", "timeout_s": 10.0, "cores": "0,1"}
+    assert set(RUN_COLUMNS) <= set(row)
+
+
+def test_a_run_that_never_started_records_its_rendered_command_and_env() -> None:
+    req = RunRequest("j", "rid", 1, "dev", ["bench"], {"API_KEY": "k", "X": "1"}, None, 10.0)
+    row = _row(req, RunResult(cancelled=True))
+    assert json.loads(row["argv"]) == ["bench"] and json.loads(row["env"]) == {"API_KEY": REDACTED, "X": "1"}
+    assert row["workdir"] is None and row["artifacts"] == "[]" and row["settings"] is None

@@ -385,7 +385,7 @@ def memory() -> Dashboard:
                     f"max by (job, device, metric) (farm_run_memory_bytes{{{sel}}})",
                     "{{device}} {{metric}} ({{job}})",
                 ),
-                desc="Workload metrics in *_mb, *_bytes, … (e.g. TPU memory from bm-smi), in bytes.",
+                desc="Workload metrics in *_mib, *_mb, *_bytes, … (e.g. TPU memory from bm-smi), in bytes.",
             )
         )
     )

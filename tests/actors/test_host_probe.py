@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from actors.host_probe import PeakRssSampler, descendants, file_sha256, host_fingerprint
+from actors.host_probe import PeakRssSampler, cpu_governors, descendants, file_sha256, host_fingerprint
 from actors.transports.local import LocalTransport
 
 # Each child allocates and touches N MiB, says "ready", and holds it until stdin closes.
@@ -157,3 +157,12 @@ def test_fingerprint_hashes_files_once_per_size_and_mtime(tmp_path: Path) -> Non
 def test_rejects_a_non_positive_interval(interval: float) -> None:
     with pytest.raises(ValueError):
         PeakRssSampler(1, interval_s=interval)
+
+
+def test_cpu_governors_where_cpufreq_is_readable(tmp_path: Path) -> None:
+    for cpu, governor in (("cpu0", "schedutil"), ("cpu1", "performance"), ("cpu2", "schedutil")):
+        (tmp_path / cpu / "cpufreq").mkdir(parents=True)
+        (tmp_path / cpu / "cpufreq" / "scaling_governor").write_text(governor + "\n")
+    (tmp_path / "cpufreq").mkdir()  # not a CPU
+    assert cpu_governors(tmp_path) == "performance,schedutil"
+    assert cpu_governors(tmp_path / "missing") is None  # containers and many VMs have no cpufreq

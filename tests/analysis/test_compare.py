@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from farm.analysis.compare import compare_jobs
+from farm.analysis.compare import compare_jobs, parse_where
 from farm.errors import ConfigError
 from tests.analysis.jobs import job
 
@@ -62,3 +62,38 @@ def test_metric_must_be_in_both(tmp_path: Path) -> None:
     b = job(tmp_path, "b", [{"p_threads": 4, "decode_tokens_per_s": 3.0}])
     with pytest.raises(ConfigError, match=r"not measured by both jobs: latency_ms \(common metrics: decode"):
         compare_jobs(a, b, ["latency_ms"])
+
+
+def test_an_axis_only_one_job_varies_is_refused_not_pooled(tmp_path: Path) -> None:
+    a = job(tmp_path, "a", [*_rows(4, [10.0, 10.2], [1.0, 1.0])])
+    # B ran two builds at threads=4: pooling them would give one confident verdict about two configurations.
+    b = job(tmp_path, "b", [*_rows(4, [5.0, 5.0], [1.0, 1.0], p_build="old"), *_rows(4, [20.0, 20.4], [1.0, 1.0], p_build="new")])  # fmt: skip
+    with pytest.raises(ConfigError, match=r"axis 'build' is only in B \(b\) and takes several values there \(new, old\)"):  # fmt: skip
+        compare_jobs(a, b)
+    pooled = compare_jobs(a, b, ["decode_tokens_per_s"], pool=True)
+    assert pooled.warnings == ["B pooled over build (new, old): only b has that axis"]
+    (row,) = compare_jobs(a, b, ["decode_tokens_per_s"], where={"p_build": "new"}).rows
+    assert row.median_a == pytest.approx(10.1) and row.median_b == pytest.approx(20.2)
+    assert (row.n_b, row.verdict) == (2, "better")
+
+
+def test_where_filters_both_jobs_and_differing_grids_are_named(tmp_path: Path) -> None:
+    a = job(tmp_path, "a", [*_rows(4, [10.0, 10.0], [1.0, 1.0]), *_rows(8, [20.0, 20.0], [1.0, 1.0])])
+    b = job(tmp_path, "b", [*_rows(4, [11.0, 11.0], [1.0, 1.0]), *_rows(16, [30.0, 30.0], [1.0, 1.0])])
+    result = compare_jobs(a, b, ["decode_tokens_per_s"])
+    assert result.warnings == [
+        "the grids differ on threads (only in A: 8; only in B: 16): those points are not compared"
+    ]
+    assert [r.point for r in result.rows] == [{"threads": 4}] and (result.unmatched_a, result.unmatched_b) == (1, 1)
+    where = compare_jobs(a, b, ["decode_tokens_per_s"], where={"p_threads": "4"})
+    assert where.warnings == [] and [r.median_b for r in where.rows] == [11.0] and where.to_json()["where"] == {
+        "threads": "4"
+    }
+    with pytest.raises(ConfigError, match=r"no axis model in either job \(axes: threads\)"):
+        compare_jobs(a, b, where={"p_model": "x"})
+
+
+def test_parse_where() -> None:
+    assert parse_where(["threads=4", "p_model = a=b"]) == {"p_threads": "4", "p_model": "a=b"}
+    with pytest.raises(ConfigError, match="expected AXIS=VALUE"):
+        parse_where(["threads"])

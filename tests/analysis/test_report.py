@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 from pathlib import Path
 from typing import Any
 
@@ -131,3 +132,17 @@ def test_empty_store_and_all_failed_job(tmp_path: Path) -> None:
     md = files.markdown.read_text(encoding="utf-8")
     assert files.plots == [] and "No plot: the job has no measurement to draw." in md
     assert "exit code 127: not found" in md
+
+
+def test_sampler_bookkeeping_is_no_metric_and_never_flagged_noisy(tmp_path: Path) -> None:
+    settings = json.dumps({"workload": "regex", "workload_options": {"patterns": {"throughput_pictures_per_s": "x"}}})
+    rows = [
+        {"repeat": r, "npu_mem_peak_mb": 6000.0, "throughput_pictures_per_s": 6.0, "settings": settings,
+         "sampler_polls": 1.0 + 5 * r, "sampler_poll_ms": 10.0 + 90 * r}
+        for r in range(3)
+    ]  # fmt: skip
+    data = job(tmp_path, "ascend", rows)
+    assert data.metrics == ("throughput_pictures_per_s", "npu_mem_peak_mb")  # the job's headline first
+    assert data.headline == ("throughput_pictures_per_s",) and data.main_metric() == "throughput_pictures_per_s"
+    report = build_report(data)
+    assert report.noisy == [] and {s.metric for s in report.stats} == set(data.metrics)

@@ -120,10 +120,14 @@ def test_compare(results: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert "no results for job 'nope'" in capsys.readouterr().err
     assert cli_main.main(["compare", "sweep", "codl", "--results", str(results)]) == 0
     assert "no metric measured by both jobs" in capsys.readouterr().out
-    assert cli_main.main(["compare", "sweep", "bound", "--json", "--results", str(results)]) == 0
+    # No common axis: pooling every axis would compare different configurations; refused unless asked for.
+    assert cli_main.main(["compare", "sweep", "bound", "--results", str(results)]) == 2
+    assert "axis 'threads' is only in A (sweep) and takes several values" in capsys.readouterr().err
+    assert cli_main.main(["compare", "sweep", "bound", "--pool", "--json", "--results", str(results)]) == 0
     payload = json.loads(capsys.readouterr().out)
-    # No common axis: points match on the device alone, every axis pooled over and named.
+    # With --pool: points match on the device alone, every axis pooled over and named.
     assert payload["only_a"] == ["threads"] and payload["only_b"] == ["sparsity", "load_sparse", "index_cache"]
+    assert payload["warnings"][0].startswith("A pooled over threads")
     assert [(r["device"], r["metric"], r["median_a"], r["median_b"]) for r in payload["rows"]] == [
         ("phone-2", "decode_tokens_per_s", 30.0, 10.0)
     ]
