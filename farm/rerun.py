@@ -88,8 +88,15 @@ def from_row(row: Mapping[str, Any]) -> Rerun:
             f"what ran ({', '.join(RUN_COLUMNS)}), so it cannot be re-created from the row alone",
         )
     command = shlex.split(row["command"])
-    if not command:
-        raise ConfigError.single(SOURCE, "RUN_ID", f"{where}: the run never had a command (it never started)")
+    artifacts = json.loads(row["artifacts"])
+    settings = json.loads(row["settings"])
+    if not command or len(artifacts) != settings.get("artifact_count", len(artifacts)):
+        raise ConfigError.single(
+            SOURCE,
+            "RUN_ID",
+            f"{where} ({row['status']}) never reached its device, so its row does not hold all it would have run; "
+            "rerun an attempt that ran (--attempt) or submit the job again",
+        )
     return Rerun(
         job=row["job"],
         run_id=row["run_id"],
@@ -100,8 +107,8 @@ def from_row(row: Mapping[str, Any]) -> Rerun:
         argv=json.loads(row["argv"]),
         env=json.loads(row["env"]),
         workdir=row.get("workdir"),
-        artifacts=json.loads(row["artifacts"]),
-        settings=json.loads(row["settings"]),
+        artifacts=artifacts,
+        settings=settings,
         params={k[2:]: v for k, v in row.items() if k.startswith("p_") and v is not None},
         repeat=row["repeat"],
         warmup=row["warmup"],

@@ -46,6 +46,7 @@ def job_settings(spec: JobSpec) -> dict[str, Any]:
         "cooldown": spec.cooldown.model_dump(mode="json") if spec.cooldown is not None else None,
         "retries": spec.retries,
         "synthetic": spec.synthetic,
+        "artifact_count": len(spec.artifacts),
     }
 
 

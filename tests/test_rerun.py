@@ -117,3 +117,10 @@ def test_rows_without_the_run_columns_are_refused_clearly(tmp_path: Path) -> Non
         del row[column]
     with pytest.raises(ConfigError, match="recorded before rows carried what ran"):
         rerun.from_row(row)
+
+
+def test_a_run_that_never_reached_its_device_is_refused(tmp_path: Path) -> None:
+    row, _ = _recorded(tmp_path)
+    row.update(status="cancelled", artifacts="[]")  # cancelled while queued: nothing was placed
+    with pytest.raises(ConfigError, match=r"\(cancelled\) never reached its device"):
+        rerun.from_row(row)

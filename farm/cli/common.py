@@ -29,9 +29,3 @@ def inventory_from(path: str | None) -> Inventory:
 
 def results_root(arg: str | None) -> str:
     return arg or os.environ.get("FARM_RESULTS") or DEFAULT_RESULTS
-
-
-def short(value: object, width: int = 24) -> str:
-    """A value as table text, cut to ``width`` characters (tables only; JSON output is never shortened)."""
-    text = str(value)
-    return text if len(text) <= width else text[: width - 1] + "…"

@@ -6,17 +6,19 @@ import argparse
 import itertools
 import json
 import os
+import shlex
 import sys
 from collections.abc import Callable, Iterator
 from typing import Any
 
 from rich.table import Table
 
-from farm.cli.common import inventory_from, short, stdout
+from farm.cli.common import inventory_from, stdout
 from farm.errors import ConfigError
 from farm.plan import ANY_SLOT, RunSpec, count_runs, plan_runs, render
 from farm.specs.inventory import Slot
 from farm.specs.job import JobSpec, load_job
+from farm.templates import as_text
 
 
 def register(sub: Any) -> None:
@@ -66,13 +68,13 @@ def run(args: argparse.Namespace) -> int:
         first.add_column(col, overflow="fold")
     for r in itertools.islice(runs, max(args.rows, 0)):
         rendered = render(job, r, slot_of(r.slot_id, r.candidates), args.job)
-        params = " ".join(f"{k}={short(v)}" for k, v in r.params.items())
+        params = " ".join(f"{k}={as_text(v)}" for k, v in r.params.items())  # whole: folded, never cut
         first.add_row(
             r.run_id,
             r.slot_id or ANY_SLOT,
             f"w{r.repeat}" if r.warmup else str(r.repeat),
             params,
-            " ".join(short(a, 40) for a in rendered.argv),
+            shlex.join(rendered.argv),
         )
     console.print(first)
     return 0
