@@ -105,7 +105,7 @@ def test_artifacts_are_found_by_hash_in_the_cache_and_changed_bytes_refused(tmp_
     cache.mkdir()
     original = src.read_bytes()
     src.write_bytes(b"retrained" * 10)  # the job's file changed since: never rerun with other bytes
-    with pytest.raises(ConfigError, match="no file with the recorded bytes of model.bmodel"):
+    with pytest.raises(ConfigError, match=r"no file with the recorded bytes of model\.bmodel"):
         rerun.find_artifacts(run, cache)
     (cache / run.artifacts[0]["sha256"]).write_bytes(original)
     assert rerun.find_artifacts(run, cache) == [cache / run.artifacts[0]["sha256"]]

@@ -73,9 +73,7 @@ def _row(req: RunRequest, res: RunResult, settings: dict[str, object] | None = N
 
 def test_a_row_says_exactly_what_ran_with_secrets_redacted() -> None:
     art = ArtifactRef("bench.sh", "ab" * 32, 12, "/data/b/bench.sh", 0o755, "/home/me/bench.sh")
-    req = RunRequest(
-        "j", "rid", 1, "dev", ["bench", "-t", "4"], {"T": "4"}, "/w", 10.0, artifacts=[art], cores="0,1"
-    )
+    req = RunRequest("j", "rid", 1, "dev", ["bench", "-t", "4"], {"T": "4"}, "/w", 10.0, artifacts=[art], cores="0,1")
     ran = RunResult(
         exit_code=0,
         argv=["taskset", "-c", "0,1", "bench", "-t", "4"],
@@ -91,7 +89,7 @@ def test_a_row_says_exactly_what_ran_with_secrets_redacted() -> None:
         "DB_PASSWORD": REDACTED,
         "MAX_TOKENS": "8",  # a parameter that mentions tokens is not a secret
     }
-    assert "hf_abc" not in json.dumps(row) and "pw" not in row["env"]
+    assert "hf_abc" not in json.dumps(row, default=str) and "pw" not in row["env"]
     assert row["workdir"] == "/w"
     assert json.loads(row["artifacts"]) == [
         {"name": "bench.sh", "sha256": "ab" * 32, "size": 12, "dst": "/data/b/bench.sh", "mode": 0o755,

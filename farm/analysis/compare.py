@@ -101,9 +101,7 @@ def _filtered(data: JobData, where: Mapping[str, str]) -> list[Row]:
     return [r for r in data.measurements if all(_matches(r.get(k), v) for k, v in own.items())]
 
 
-def _grid_checks(
-    a: JobData, b: JobData, rows_a: list[Row], rows_b: list[Row], pool: bool, source: str
-) -> list[str]:
+def _grid_checks(a: JobData, b: JobData, rows_a: list[Row], rows_b: list[Row], pool: bool, source: str) -> list[str]:
     """Warnings about grids that differ; :class:`ConfigError` for an axis of one job that would be pooled."""
     warnings: list[str] = []
     for side, data, rows, other in (("A", a, rows_a, b), ("B", b, rows_b, a)):
@@ -126,7 +124,10 @@ def _grid_checks(
         only_a = [format_value(v) for v in va if v not in vb]
         only_b = [format_value(v) for v in vb if v not in va]
         if only_a or only_b:
-            parts = [f"only in A: {', '.join(only_a)}" if only_a else "", f"only in B: {', '.join(only_b)}" if only_b else ""]
+            parts = [
+                f"only in A: {', '.join(only_a)}" if only_a else "",
+                f"only in B: {', '.join(only_b)}" if only_b else "",
+            ]
             warnings.append(
                 f"the grids differ on {axis_name(axis)} ({'; '.join(p for p in parts if p)}): "
                 "those points are not compared"
@@ -157,10 +158,10 @@ def compare_jobs(
     if unknown:
         axes = sorted({axis_name(x) for x in (*a.axes, *b.axes)})
         raise ConfigError.single(
-            source, "--where", f"no axis {', '.join(axis_name(k) for k in unknown)} in either job (axes: {', '.join(axes) or 'none'})"
+            source,
+            "--where",
+            f"no axis {', '.join(axis_name(k) for k in unknown)} in either job (axes: {', '.join(axes) or 'none'})",
         )
-    rows_a, rows_b = _filtered(a, where), _filtered(b, where)
-    warnings = _grid_checks(a, b, rows_a, rows_b, pool, source)
     common = [m for m in order_metrics(a.metrics, a.headline) if m in b.metrics]
     if metrics:
         missing = [m for m in metrics if m not in common]
@@ -173,18 +174,21 @@ def compare_jobs(
         chosen = list(metrics)
     else:
         chosen = common[:MAX_DEFAULT_METRICS]
+    rows_a, rows_b = _filtered(a, where), _filtered(b, where)
+    # Nothing to compare without a common metric: then pooling misleads nobody.
+    warnings = _grid_checks(a, b, rows_a, rows_b, pool, source) if chosen else []
     key_axes = [x for x in a.axes if x in b.axes]
     keys = [DEVICE, *key_axes]
     groups_a = group_rows(rows_a, keys)
     groups_b = group_rows(rows_b, keys)
     rows: list[CompareRow] = []
-    for key, rows_a in groups_a.items():
-        rows_b = groups_b.get(key)
-        if rows_b is None:
+    for key, group_a in groups_a.items():
+        group_b = groups_b.get(key)
+        if group_b is None:
             continue
         for metric in chosen:
-            va = finite([r.get(metric) for r in rows_a])
-            vb = finite([r.get(metric) for r in rows_b])
+            va = finite([r.get(metric) for r in group_a])
+            vb = finite([r.get(metric) for r in group_b])
             if not va or not vb:
                 continue
             ma, mb = median(va), median(vb)

@@ -129,9 +129,9 @@ def job_headline(settings: Sequence[object]) -> tuple[str, ...]:
     for text in reversed(settings):
         if isinstance(text, str):
             try:
-                settings = json.loads(text)
-                return headline_metrics(str(settings["workload"]), settings.get("workload_options"))
-            except (ValueError, KeyError, TypeError):
+                parsed = json.loads(text)
+                return headline_metrics(str(parsed["workload"]), parsed.get("workload_options"))
+            except (ValueError, KeyError, TypeError, AttributeError):
                 continue
     return ()
 

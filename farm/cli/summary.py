@@ -40,9 +40,9 @@ def print_summary(root: str, job: str, status: dict[str, Any]) -> None:
     out.add_column("device", overflow="fold")
     for p in params:
         out.add_column(axis_name(p), overflow="fold")
-    out.add_column("n", justify="right")
+    out.add_column("n", justify="right", overflow="fold")
     for m in metrics:
-        out.add_column(_label(m), justify="right")
+        out.add_column(_label(m), justify="right", overflow="fold")
     for key, rs in groups.items():
         cells = [str(key[0]), *(format_value(v) for v in key[1:]), str(len(rs))]
         for m in metrics:
@@ -56,7 +56,14 @@ def print_summary(root: str, job: str, status: dict[str, Any]) -> None:
 
 def _label(metric: str) -> str:
     """``decode_tokens_per_s`` → ``decode tok/s``: compact headers keep the table inside 80 columns."""
-    units = (("_tokens_per_s", " tok/s"), ("_per_s", "/s"), ("_mib", " MiB"), ("_mb", " MB"), ("_ms", " ms"), ("_s", " s"))
+    units = (
+        ("_tokens_per_s", " tok/s"),
+        ("_per_s", "/s"),
+        ("_mib", " MiB"),
+        ("_mb", " MB"),
+        ("_ms", " ms"),
+        ("_s", " s"),
+    )
     for suffix, unit in units:
         if metric.endswith(suffix):
             return metric[: -len(suffix)].replace("_", " ") + unit

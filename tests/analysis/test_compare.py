@@ -67,8 +67,10 @@ def test_metric_must_be_in_both(tmp_path: Path) -> None:
 def test_an_axis_only_one_job_varies_is_refused_not_pooled(tmp_path: Path) -> None:
     a = job(tmp_path, "a", [*_rows(4, [10.0, 10.2], [1.0, 1.0])])
     # B ran two builds at threads=4: pooling them would give one confident verdict about two configurations.
-    b = job(tmp_path, "b", [*_rows(4, [5.0, 5.0], [1.0, 1.0], p_build="old"), *_rows(4, [20.0, 20.4], [1.0, 1.0], p_build="new")])  # fmt: skip
-    with pytest.raises(ConfigError, match=r"axis 'build' is only in B \(b\) and takes several values there \(new, old\)"):  # fmt: skip
+    old, new = _rows(4, [5.0, 5.0], [1.0, 1.0], p_build="old"), _rows(4, [20.0, 20.4], [1.0, 1.0], p_build="new")
+    b = job(tmp_path, "b", [*old, *new])
+    refused = r"axis 'build' is only in B \(b\) and takes several values there \(new, old\)"
+    with pytest.raises(ConfigError, match=refused):
         compare_jobs(a, b)
     pooled = compare_jobs(a, b, ["decode_tokens_per_s"], pool=True)
     assert pooled.warnings == ["B pooled over build (new, old): only b has that axis"]
@@ -86,9 +88,11 @@ def test_where_filters_both_jobs_and_differing_grids_are_named(tmp_path: Path) -
     ]
     assert [r.point for r in result.rows] == [{"threads": 4}] and (result.unmatched_a, result.unmatched_b) == (1, 1)
     where = compare_jobs(a, b, ["decode_tokens_per_s"], where={"p_threads": "4"})
-    assert where.warnings == [] and [r.median_b for r in where.rows] == [11.0] and where.to_json()["where"] == {
-        "threads": "4"
-    }
+    assert (
+        where.warnings == []
+        and [r.median_b for r in where.rows] == [11.0]
+        and where.to_json()["where"] == {"threads": "4"}
+    )
     with pytest.raises(ConfigError, match=r"no axis model in either job \(axes: threads\)"):
         compare_jobs(a, b, where={"p_model": "x"})
 

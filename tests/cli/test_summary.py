@@ -20,9 +20,7 @@ STATUS = {"job_id": "ascend-1", "state": "done", "statuses": {"ok": 4}, "skipped
 def root(tmp_path: Path) -> Path:
     other = [{"p_threads": t, "repeat": r, "decode_tokens_per_s": 10.0 + t} for t in (1, 4) for r in (0, 1)]
     write_job(tmp_path, "llama-sweep", other)
-    settings = json.dumps(
-        {"workload": "regex", "workload_options": {"patterns": {"throughput_pictures_per_s": "x"}}}
-    )
+    settings = json.dumps({"workload": "regex", "workload_options": {"patterns": {"throughput_pictures_per_s": "x"}}})
     ascend = [
         {
             "device_id": DEVICE,
