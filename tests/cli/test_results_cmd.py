@@ -121,3 +121,17 @@ def test_big_results_are_cut_in_table_format_only(
     assert cli_main.main(["results", "sweep", "--results", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     assert "the last 3 shown" in out and "ok: 5" in out
+
+
+def test_results_puts_the_headline_metric_first_and_leaves_bookkeeping_out(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    settings = json.dumps({"workload": "regex", "workload_options": {"patterns": {"throughput_pictures_per_s": "x"}}})
+    with ResultsStore(str(tmp_path)).writer("ascend") as w:
+        for i in range(2):
+            extra = {"npu_mem_peak_mb": 6000.0, "sampler_polls": 3.0, "sampler_poll_ms": 40.0, "settings": settings}
+            w.add(make_row(job="ascend", run_id=f"r{i}", p_batch=i, **extra, throughput_pictures_per_s=6.5))
+    assert cli_main.main(["results", "ascend", "--results", str(tmp_path)]) == 0
+    header = next(line for line in capsys.readouterr().out.splitlines() if "status" in line)
+    assert header.index("throughput_pictures_per_s") < header.index("npu_mem_peak_mb")
+    assert "sampler" not in header
