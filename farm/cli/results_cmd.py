@@ -147,6 +147,7 @@ def _shown_columns(table: pa.Table, all_columns: bool) -> list[str]:
     metrics = order_metrics(measured, job_headline(settings))
     return [
         "status",
+        "run_id",  # what `farm rerun` takes
         "device_id",
         *params,
         "repeat",

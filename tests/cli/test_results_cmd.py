@@ -82,6 +82,7 @@ def test_results_shows_params_metrics_and_counts(results: Path, capsys: pytest.C
     for text in ("p_threads", "decode_tokens_per_s", "12.50", "20.25", "exit code 1", "synthetic"):
         assert text in out
     assert "fp_soc" not in out  # fingerprints only with --all-columns
+    assert "run_id" in out  # what `farm rerun` takes
     assert "ok: 3" in out and "failed: 1" in out and "warm-up rows: 1" in out
 
 
