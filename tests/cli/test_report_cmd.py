@@ -116,6 +116,11 @@ def test_compare(results: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert cli_main.main(["compare", "sweep", "sweep", "--results", str(results)]) == 0
     out = capsys.readouterr().out
     assert "A = sweep, B = sweep" in out and "4 matched point×metric rows" in out  # 3 points × decode, 1 × peak_rss_mib
+    assert cli_main.main(["compare", "sweep", "sweep", "--where", "threads=4", "--results", str(results)]) == 0
+    out = capsys.readouterr().out
+    assert "filtered on threads=4" in out and "3 matched point×metric rows" in out  # 2 points × decode, 1 × rss
+    assert cli_main.main(["compare", "sweep", "sweep", "--where", "threads", "--results", str(results)]) == 2
+    assert "--where: expected AXIS=VALUE" in capsys.readouterr().err
     assert cli_main.main(["compare", "sweep", "nope", "--results", str(results)]) == 2
     assert "no results for job 'nope'" in capsys.readouterr().err
     assert cli_main.main(["compare", "sweep", "codl", "--results", str(results)]) == 0
