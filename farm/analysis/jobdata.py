@@ -112,13 +112,14 @@ def _metric_rank(metric: str, headline: Sequence[str]) -> tuple[int, int, str]:
         return (0, list(headline).index(metric), metric)
     if metric in HEADLINE_METRICS:
         return (1, HEADLINE_METRICS.index(metric), metric)
-    if metric.startswith("throughput_"):  # e.g. throughput_pictures_per_s from a regex workload
+    if metric.startswith("throughput_") or metric.endswith("_per_s"):  # e.g. a demo's pictures_per_s
         return (1, HEADLINE_METRICS.index("throughput_samples_per_s"), metric)
     return (2, 0, metric)
 
 
 def order_metrics(metrics: Iterable[str], headline: Sequence[str] = ()) -> list[str]:
-    """The job's ``headline`` metrics first, then :data:`HEADLINE_METRICS` (``throughput_*`` among them), then A–Z."""
+    """The job's ``headline`` metrics first, then :data:`HEADLINE_METRICS` (other rates, ``throughput_*`` or
+    ``*_per_s``, among them), then A–Z."""
     return sorted(set(metrics), key=lambda m: _metric_rank(m, headline))
 
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from farm.analysis.jobdata import load_job
+from farm.analysis.jobdata import load_job, order_metrics
 from farm.analysis.report import build_report, write_report
 from farm.errors import ConfigError
 from tests.analysis.jobs import job, write_job
@@ -146,3 +146,11 @@ def test_sampler_bookkeeping_is_no_metric_and_never_flagged_noisy(tmp_path: Path
     assert data.headline == ("throughput_pictures_per_s",) and data.main_metric() == "throughput_pictures_per_s"
     report = build_report(data)
     assert report.noisy == [] and {s.metric for s in report.stats} == set(data.metrics)
+
+
+def test_any_rate_ranks_with_the_headline_metrics_when_the_workload_names_none() -> None:
+    metrics = ["answers_count", "pictures_per_s", "latency_ms", "npu_mem_peak_mb", "decode_tokens_per_s"]
+    assert order_metrics(metrics) == [
+        "decode_tokens_per_s", "pictures_per_s", "latency_ms", "answers_count", "npu_mem_peak_mb"
+    ]  # fmt: skip
+    assert order_metrics(metrics, ("npu_mem_peak_mb",))[0] == "npu_mem_peak_mb"
