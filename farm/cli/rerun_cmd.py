@@ -1,7 +1,9 @@
 """``farm rerun RUN_ID``: re-create one recorded run from its result row and run it again (embedded mode).
 
-The new outcome is the next attempt of the same run id in the same job; the original row stays as it was.
-``--print`` shows the run as one shell line instead of running it.
+The row alone is enough: the device slot, command, env, working directory, artifacts (found by sha256), grid
+point, repeat, workload, timeout and cooldown it recorded. The new outcome is the next attempt of the same run
+id in the same job; the original row stays as it was. Env values recorded redacted (secrets) are taken from
+this shell's environment. ``--print`` shows the run as one shell line instead of running it.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ def register(sub: Any) -> None:
     p = sub.add_parser(
         "rerun",
         help="run one recorded run again from its result row (or --print its command line)",
-        description=rerun.__doc__,
+        description=__doc__.replace("``", "`") if __doc__ else None,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     p.add_argument("run_id", metavar="RUN_ID", help="the run's run_id (see `farm results JOB`)")
