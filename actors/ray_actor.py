@@ -58,7 +58,20 @@ class DeviceActor:
             return self.device.health()
         except Exception as exc:  # a health probe must answer, whatever broke underneath
             log.warning("health check of %s failed: %s", self.spec.id, exc)
+            self.device.health_reason = f"health check raised {type(exc).__name__}: {exc}"
             return {s.slot_id: "offline" for s in self.spec.slots()}
+
+    def health_report(self) -> dict[str, Any]:
+        """``{"states": {slot: state}, "reason": why the device is unusable ("" when it is fine)}``."""
+        states = self.health()
+        return {"states": states, "reason": self.device.health_reason}
+
+    def close(self) -> None:
+        """Release the device's connections (SSH, …); the actor stays usable (transports reconnect)."""
+        self.device.close()
+
+    def __ray_shutdown__(self) -> None:  # called by Ray when the actor exits gracefully (Ray >= 2.48)
+        self.close()
 
     def pid(self) -> int:
         return os.getpid()

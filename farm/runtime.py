@@ -16,6 +16,8 @@ from farm.specs.job import JobSpec
 
 log = logging.getLogger(__name__)
 
+LOOPBACK = "127.0.0.1"
+
 
 def init_ray(address: str | None = None, num_cpus: int | None = None) -> None:
     """Connect to ``address`` (a running cluster) or start a private local Ray (embedded mode)."""
@@ -39,6 +41,8 @@ def init_ray(address: str | None = None, num_cpus: int | None = None) -> None:
             address="local",  # a private Ray: never attach to another one that happens to run on this machine
             num_cpus=num_cpus or os.cpu_count() or 1,
             include_dashboard=False,
+            # its GCS, raylet and object manager then listen on loopback only, not on every interface
+            _node_ip_address=LOOPBACK,
             **kwargs,
         )
 

@@ -187,7 +187,8 @@ def devices(args: argparse.Namespace) -> int:
     for col in ("kind", "node", "state"):
         table.add_column(col)
     table.add_column("current run", overflow="fold")
+    table.add_column("reason", overflow="fold")
     for d in rows:
-        table.add_row(d["device_id"], d["kind"], d["node"], d["state"], d["current_run"])
+        table.add_row(d["device_id"], d["kind"], d["node"], d["state"], d["current_run"], d.get("reason", ""))
     stdout().print(table)
     return 0

@@ -7,6 +7,7 @@ import signal
 from types import FrameType
 from typing import Any
 
+from rich.console import Console
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -18,7 +19,8 @@ from rich.progress import (
 
 from farm.cli.common import inventory_from, results_root, stderr
 from farm.cli.summary import print_summary
-from farm.specs.job import load_job
+from farm.specs.inventory import Inventory
+from farm.specs.job import JobSpec, load_job
 
 
 def register(sub: Any) -> None:
@@ -39,6 +41,17 @@ def run(args: argparse.Namespace) -> int:
     inv = inventory_from(args.inventory)
     root = results_root(args.results)
     err = stderr()
+    # One `farm run` of a job per results folder at a time: a second one is refused here, before Ray starts.
+    from farm.results import ResultsStore
+
+    lock = ResultsStore(root).job_lock(job.name, "run")
+    try:
+        return _run(args, job, inv, root, err)
+    finally:
+        lock.release()
+
+
+def _run(args: argparse.Namespace, job: JobSpec, inv: Inventory, root: str, err: Console) -> int:
     err.print(f"[dim]starting local Ray and {len(inv.devices)} device(s)…[/]")
     from farm import runtime
 
@@ -58,12 +71,14 @@ def run(args: argparse.Namespace) -> int:
         interrupted["n"] += 1
         if interrupted["n"] > 1:
             raise KeyboardInterrupt
-        err.print("[yellow]cancelling: pending runs are recorded 'cancelled' (Ctrl-C again to abort)[/]")
+        err.print("[yellow]cancelling: running runs are stopped, the rest are not started (Ctrl-C again to abort)[/]")
         handle.cancel.remote(job_id)
 
     previous = signal.signal(signal.SIGINT, on_sigint)
     try:
         status = _follow(handle, job_id, not args.no_progress)
+        if status["state"] == "cancelled":
+            err.print(f"[yellow]{job.name}: cancelled; {status.get('not_started', 0)} runs not started[/]")
     finally:
         signal.signal(signal.SIGINT, previous)
         try:
