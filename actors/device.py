@@ -1,10 +1,10 @@
 """The device-kind-independent procedure of one run, and the hooks a device kind fills in.
 
 A run: take the slot's lease (an OS lock: one run per slot on this node, across processes; see
-:mod:`actors.lease`) → place artifacts (content-addressed, skipped when unchanged) → thermal gate (wait until the device is back
-near its idle temperature, capped) → start the command through the transport with samplers attached to its pid →
-collect output, samples and the environment fingerprint. Infrastructure faults become ``RunResult.infra_error``;
-a failed benchmark is just a non-zero ``exit_code``.
+:mod:`actors.lease`) → place artifacts (content-addressed, skipped when unchanged) → thermal gate (wait until
+the device is back near its idle temperature, capped) → start the command through the transport with samplers
+attached to its pid → collect output, samples and the environment fingerprint. Infrastructure faults become
+``RunResult.infra_error``; a failed benchmark is just a non-zero ``exit_code``, and so is any other exception.
 """
 
 from __future__ import annotations

@@ -172,9 +172,10 @@ class Controller:
         for rec in self.jobs.values():
             if rec.state not in TERMINAL:
                 await self.cancel(rec.job_id)
-        for _ in range(3000):  # rows still being written by finished runs (at most 30 s)
-            if not any(rec.recording for rec in self.jobs.values()):
+        for _ in range(3000):  # killed runs reporting, rows being written, cancellation records (at most 30 s)
+            if not any(rec.recording or rec.state not in TERMINAL for rec in self.jobs.values()):
                 break
+            self._wake.set()
             await asyncio.sleep(0.01)
         for rec in self.jobs.values():
             rec.writer.close()
@@ -297,9 +298,7 @@ class Controller:
             "skipped": rec.skipped + prog.get("skipped", 0),
             "finished": finished,
             "running": prog.get("running", 0),
-            "queued": max(
-                0, rec.total - finished - prog.get("running", 0) - prog.get("skipped", 0) - rec.not_started
-            ),
+            "queued": max(0, rec.total - finished - prog.get("running", 0) - prog.get("skipped", 0) - rec.not_started),
             "not_started": rec.not_started,
             "retries": rec.retries,
             "statuses": dict(rec.statuses),
@@ -515,7 +514,9 @@ def _failed_call(exc: BaseException) -> RunResult:
 
     if isinstance(exc, rex.RayTaskError) and not isinstance(exc, rex.RayActorError):
         cause = exc.cause if isinstance(exc.cause, BaseException) else exc
-        return RunResult(exit_code=255, stderr=f"farm: the device actor raised {type(cause).__name__}: {str(cause)[:500]}")
+        return RunResult(
+            exit_code=255, stderr=f"farm: the device actor raised {type(cause).__name__}: {str(cause)[:500]}"
+        )
     return RunResult(infra_error=f"device actor failed: {type(exc).__name__}: {str(exc)[:300]}")
 
 

@@ -463,7 +463,9 @@ class AdbTransport:
         word = max((a for a in argv or () if "\n" not in a and "\0" not in a), key=len, default="")[:100]
         with self._orphans_lock:
             self._orphans[pid] = word
-        log.warning("%s: pid %s may still be running on the phone; it is killed when the phone is back", self._where, pid)
+        log.warning(
+            "%s: pid %s may still be running on the phone; it is killed when the phone is back", self._where, pid
+        )
 
     def _kill_orphans(self) -> None:
         """Kill the benchmarks lost links left running (each only while its command line still says it is ours:

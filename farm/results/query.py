@@ -86,13 +86,13 @@ def cancellations_table(store: ResultsStore) -> pa.Table:
     rows = [r for r in store.job_records() if r.get("state") == "cancelled"]
     columns: dict[str, list[Any]] = {name: [] for name in _CANCELLATION_SCHEMA.names}
     for r in rows:
-        for name in columns:
+        for name, column in columns.items():
             value = r.get(name)
             if name == "statuses":
                 value = json.dumps(value or {}, sort_keys=True)
             elif name.endswith("_at") and value is not None:
                 value = dt.datetime.fromtimestamp(float(value), tz=dt.UTC)
-            columns[name].append(value)
+            column.append(value)
     return pa.table(columns, schema=_CANCELLATION_SCHEMA)
 
 

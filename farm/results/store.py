@@ -237,16 +237,16 @@ class ResultsStore:
         if not _RUN_ID.match(job_id):
             raise ResultsError(f"cannot name a job record after job_id={job_id!r}")
         data = json.dumps(dict(record), sort_keys=True).encode()
-        return self.uri(
-            self._write_atomic(self.job_records_dir(job), f"{job_id}.json", lambda sink: sink.write(data))
-        )
+        return self.uri(self._write_atomic(self.job_records_dir(job), f"{job_id}.json", lambda sink: sink.write(data)))
 
     def job_records(self, job: str | None = None) -> list[dict[str, Any]]:
         """The job records of one job (or every job), oldest submission first."""
         out: list[dict[str, Any]] = []
-        dirs = [self.job_records_dir(job)] if job is not None else [
-            i.path for i in self._list(self.job_records_dir()) if i.type == pafs.FileType.Directory
-        ]
+        dirs = (
+            [self.job_records_dir(job)]
+            if job is not None
+            else [i.path for i in self._list(self.job_records_dir()) if i.type == pafs.FileType.Directory]
+        )
         for directory in dirs:
             for info in self._list(directory):
                 if info.type != pafs.FileType.File or not info.base_name.endswith(".json"):
@@ -271,8 +271,8 @@ class ResultsStore:
             raise ResultsError(f"cannot lock job {name!r} in {self.root}: {exc}") from exc
         if not held:
             raise ResultsError(
-                f"job {name!r} is already being run or written into {self.root} by another process "
-                f"({lock.current_holder() or 'unknown'}); wait for it to end, or use another results folder"
+                f"job {name!r} is already being run or written into {self.root} (lock held by "
+                f"{lock.current_holder() or 'another process'}); wait for it to end, or use another results folder"
             )
         return lock
 
@@ -284,7 +284,9 @@ class ResultsStore:
         data = text.encode("utf-8", errors="replace")
         directory = f"{self._base}/logs/{job}"
         try:
-            path = self._write_atomic(directory, f"{run_id}-{attempt}.log", lambda sink: sink.write(data), replace=False)
+            path = self._write_atomic(
+                directory, f"{run_id}-{attempt}.log", lambda sink: sink.write(data), replace=False
+            )
         except FileExistsError:
             # A log of this (run_id, attempt) is already there (e.g. written before a crash): keep both.
             name = f"{run_id}-{attempt}.{uuid.uuid4().hex[:8]}.log"

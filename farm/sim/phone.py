@@ -278,7 +278,7 @@ class VirtualPhone:
 
     def drop_after(self, seconds: float, *, refuse_for: float = 0.0) -> None:
         """Like :meth:`drop_now`, ``seconds`` from now."""
-        self._loop.call_soon_threadsafe(self._loop.call_later, seconds, self._drop, refuse_for)
+        self._loop.call_soon_threadsafe(self._loop.call_later, seconds, self._drop, refuse_for, True)
 
     def drop_on_command(
         self, substring: str, *, delay: float = 0.1, refuse_for: float = 0.0, hang_up: bool = True
@@ -295,7 +295,7 @@ class VirtualPhone:
                 logger.info("virtual phone %s: dropping %.2fs after %r", self.name, delay, line)
                 self._loop.call_later(delay, self._drop, refuse_for, hang_up)
 
-    def _drop(self, refuse_for: float, hang_up: bool = True) -> None:
+    def _drop(self, refuse_for: float, hang_up: bool = True, /) -> None:
         self.faults.drops += 1
         for conn in list(self._conns):
             conn.abort(hang_up=hang_up)

@@ -400,7 +400,9 @@ def _sleep_job(tmp: Path, name: str, command: str, **extra: Any) -> Path:
 
 
 @pytest.mark.ray
-def test_changed_host_key_makes_the_device_untrusted_at_once(farm: tuple[Any, Path], box: SshdBox, tmp_path: Path) -> None:
+def test_changed_host_key_makes_the_device_untrusted_at_once(
+    farm: tuple[Any, Path], box: SshdBox, tmp_path: Path
+) -> None:
     handle, results = farm
     # the controller's first health check, before any run, met the refusal: untrusted, with the reason shown
     (dev,) = [d for d in ray.get(handle.devices_status.remote()) if d["device_id"] == "intercepted"]

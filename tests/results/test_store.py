@@ -379,7 +379,7 @@ def test_row_changed_after_add_is_stored_as_it_was_added(tmp_path: Path) -> None
 def test_a_writer_holds_its_job_partition_alone(tmp_path: Path) -> None:
     store = ResultsStore(str(tmp_path))
     first = store.writer("sweep")
-    with pytest.raises(ResultsError, match=r"already being run or written .* pid \d+"):
+    with pytest.raises(ResultsError, match=r"already being run or written into .* \(lock held by pid \d+ "):
         store.writer("sweep")  # a second writer of the job, even in this process
     with store.writer("other") as w:  # other jobs are not affected
         w.add(make_row(job="other", run_id="a"))

@@ -165,9 +165,7 @@ def test_the_private_ray_listens_on_loopback_only(local_ray: None) -> None:
 
 
 @pytest.mark.ssh
-def test_stopping_the_controller_closes_the_devices_connections(
-    tmp_path: Path, controllers: list[Any]
-) -> None:
+def test_stopping_the_controller_closes_the_devices_connections(tmp_path: Path, controllers: list[Any]) -> None:
     from farm.specs.inventory import Inventory
     from tests.fixtures.ssh import make_sshd_box
 

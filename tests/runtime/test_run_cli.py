@@ -3,6 +3,7 @@ on one results folder."""
 
 from __future__ import annotations
 
+import itertools
 import os
 import signal
 import subprocess
@@ -91,7 +92,12 @@ class _Farm:
 
 def test_ctrl_c_on_a_million_run_sweep_exits_fast_with_rows_for_started_runs_only(tmp_path: Path) -> None:
     results = tmp_path / "res"
-    job = _job(tmp_path, "huge", "sleep 0.2; echo value={a}", {"a": {"start": 0, "stop": 1000}, "b": {"start": 0, "stop": 1000}})
+    job = _job(
+        tmp_path,
+        "huge",
+        "sleep 0.2; echo value={a}",
+        {"a": {"start": 0, "stop": 1000}, "b": {"start": 0, "stop": 1000}},
+    )
     run = _Farm(tmp_path, str(job), "--inventory", str(_inventory(tmp_path, "ctrl-c-host")), "--results", str(results))
     try:
         # progress lines ("huge: N/1000000 ok N") once runs have finished: the sweep is under way
@@ -144,6 +150,6 @@ def test_two_farm_runs_of_one_job_at_once_never_share_a_device_or_a_row(tmp_path
     assert Counter(r["status"] for r in got) == {"ok": 4}
     assert len({(r["run_id"], r["attempt"]) for r in got}) == len(got) == 4
     spans = sorted((r["started_at"].timestamp(), r["started_at"].timestamp() + r["duration_s"]) for r in got)
-    assert all(a[1] <= b[0] for a, b in zip(spans, spans[1:], strict=False))  # one run at a time on the device
+    assert all(a[1] <= b[0] for a, b in itertools.pairwise(spans))  # one run at a time on the device
     logs = sorted(p.name for p in (results / "logs" / "twice").iterdir())
     assert len(logs) == 4 and all(name.endswith("-1.log") for name in logs)
