@@ -30,6 +30,7 @@ class DeviceActor:
         self.device = make_device(self.spec)
         self.node_id = _ray_node_id()
         self.hostname = socket.gethostname()
+        self._closed = False
 
     def info(self) -> dict[str, Any]:
         return {
@@ -54,6 +55,8 @@ class DeviceActor:
         return self.device.cancel(run_id)
 
     def health(self) -> dict[str, str]:
+        if self._closed:  # a health round still in flight when the controller stopped must not reconnect
+            return {s.slot_id: "offline" for s in self.spec.slots()}
         try:
             return self.device.health()
         except Exception as exc:  # a health probe must answer, whatever broke underneath
@@ -67,10 +70,11 @@ class DeviceActor:
         return {"states": states, "reason": self.device.health_reason}
 
     def close(self) -> None:
-        """Release the device's connections (SSH, …); the actor stays usable (transports reconnect)."""
+        """Release the device's connections (SSH, …) for good: from now on health checks do not connect."""
+        self._closed = True
         self.device.close()
 
-    def __ray_shutdown__(self) -> None:  # called by Ray when the actor exits gracefully (Ray >= 2.48)
+    def __ray_shutdown__(self) -> None:  # called by Ray when the actor exits gracefully
         self.close()
 
     def pid(self) -> int:

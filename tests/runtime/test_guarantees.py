@@ -21,7 +21,7 @@ from farm.workloads import make_adapter
 from tests.runtime.helpers import hosts, rows, start, wait_until, write_job
 
 pytestmark = pytest.mark.ray
-MILLION = {"a": {"start": 0, "stop": 1000}, "b": {"start": 0, "stop": 1000}}
+MILLION = {"a": {"start": 0, "stop": 999}, "b": {"start": 0, "stop": 999}}  # 1000 x 1000 points
 
 
 @pytest.fixture(scope="module")
@@ -55,6 +55,7 @@ def test_cancelling_a_million_run_sweep_is_quick_and_writes_rows_for_started_run
             "workload_options": {"patterns": {"value_count": r"value=(\d+)"}},
             "command": ["sh", "-c", "sleep 0.2; echo value={a}"],
             "grid": MILLION,
+            "devices": {"placement": "any"},  # a million runs shared by the two devices
         },
     )
     res = tmp_path / "res"
@@ -119,7 +120,7 @@ class _Raiser:
 
 
 def test_an_actor_method_raising_is_a_failed_run_and_a_dead_actor_an_infra_error(local_ray: None) -> None:
-    adapter = make_adapter("regex", {"patterns": {"x": r"x=(\d+)"}})
+    adapter = make_adapter("regex", {"patterns": {"x_count": r"x=(\d+)"}})
     actor = _Raiser.remote()  # type: ignore[attr-defined]
     with pytest.raises(ray.exceptions.RayTaskError) as raised:
         ray.get(actor.boom.remote())
@@ -141,26 +142,52 @@ def _listening(pid: int) -> list[str]:
                 target = fd.readlink().name
                 if target.startswith("socket:["):
                     inodes.add(target[8:-1])
-    out = []
+    out: list[str] = []
     for table in ("tcp", "tcp6"):
-        for line in Path(f"/proc/{pid}/net/{table}").read_text().splitlines()[1:]:
+        try:
+            lines = Path(f"/proc/{pid}/net/{table}").read_text().splitlines()[1:]
+        except OSError:  # the process has just exited (a worker): it listens on nothing
+            return []
+        for line in lines:
             fields = line.split()
             if fields[3] == "0A" and fields[9] in inodes:  # 0A: LISTEN
                 out.append(fields[1])
     return out
 
 
-def test_the_private_ray_listens_on_loopback_only(local_ray: None) -> None:
+def _children(pid: int) -> list[int]:
+    out = []
+    for task in Path(f"/proc/{pid}/task").glob("*/children"):
+        with contextlib.suppress(OSError):
+            out += [int(c) for c in task.read_text().split()]
+    return out
+
+
+def _ray_listening() -> dict[str, list[str]]:
+    """``{"<name> <pid>": [listening addresses]}`` for every process of this driver's Ray node and their children
+    (the agents the raylet starts)."""
     from ray._private import worker
 
     node = worker._global_node
-    assert node is not None and node.node_ip_address == "127.0.0.1"
-    pids = [info.process.pid for infos in node.all_processes.values() for info in infos if info.process is not None]
-    assert pids
-    listening = {pid: _listening(pid) for pid in pids}
+    assert node is not None
+    todo = [(name, info.process.pid) for name, infos in node.all_processes.items() for info in infos if info.process]
+    seen: dict[str, list[str]] = {}
+    while todo:
+        name, pid = todo.pop()
+        seen[f"{name} {pid}"] = _listening(pid)
+        todo += [(f"{name}/child", child) for child in _children(pid)]
+    return seen
+
+
+def test_the_private_ray_listens_on_loopback_only(local_ray: None) -> None:
+    from ray._private import worker
+
+    assert worker._global_node is not None and worker._global_node.node_ip_address == "127.0.0.1"
+    listening = _ray_listening()
     addresses = [a for addrs in listening.values() for a in addrs]
-    assert addresses, listening  # the GCS and the raylet do listen
-    loopback = ("0100007F:", "00000000000000000000000001000000:")  # 127.0.0.1, ::1 as /proc/net shows them
+    assert len(addresses) >= 3, listening  # the GCS and the raylet (2) do listen
+    # 127.0.0.1 as /proc/net/tcp shows it, and as tcp6 shows it (IPv4-mapped ::ffff:127.0.0.1), and ::1
+    loopback = ("0100007F:", "0000000000000000FFFF00000100007F:", "00000000000000000000000001000000:")
     assert [a for a in addresses if not a.startswith(loopback)] == [], listening
 
 

@@ -96,7 +96,7 @@ def test_ctrl_c_on_a_million_run_sweep_exits_fast_with_rows_for_started_runs_onl
         tmp_path,
         "huge",
         "sleep 0.2; echo value={a}",
-        {"a": {"start": 0, "stop": 1000}, "b": {"start": 0, "stop": 1000}},
+        {"a": {"start": 0, "stop": 999}, "b": {"start": 0, "stop": 999}},
     )
     run = _Farm(tmp_path, str(job), "--inventory", str(_inventory(tmp_path, "ctrl-c-host")), "--results", str(results))
     try:
