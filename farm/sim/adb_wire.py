@@ -328,10 +328,11 @@ class AdbConnection:
             for stream in list(self._streams.values()):
                 stream._mark_closed()
             self._streams.clear()
-            for task in list(self._tasks):
-                task.cancel()
-            if self._tasks:
-                await asyncio.gather(*self._tasks, return_exceptions=True)
+            if self.hang_up:  # else the services' commands run on, as after a drop the phone did not notice
+                for task in list(self._tasks):
+                    task.cancel()
+                if self._tasks:
+                    await asyncio.gather(*self._tasks, return_exceptions=True)
             self.writer.transport.abort()
 
     async def _dispatch(self, msg: Message) -> None:
