@@ -134,7 +134,7 @@ def status(args: argparse.Namespace) -> int:
     rows = [result] if isinstance(result, dict) else result
     table = Table(show_edge=False)
     table.add_column("job id", no_wrap=True)
-    for col in ("state", "done", "total", "running", "queued", "statuses"):
+    for col in ("state", "done", "total", "running", "queued", "not started", "statuses"):
         table.add_column(col)
     table.add_column("submitted", no_wrap=True)
     for st in rows:
@@ -145,6 +145,7 @@ def status(args: argparse.Namespace) -> int:
             str(st["total"]),
             str(st["running"]),
             str(st["queued"]),
+            str(st.get("not_started", 0)),
             ", ".join(f"{k} {v}" for k, v in sorted(st["statuses"].items())),
             dt.datetime.fromtimestamp(st["submitted_at"]).strftime("%m-%d %H:%M:%S"),
         )
