@@ -402,12 +402,10 @@ class Controller:
         status: str,
         error: str | None,
         metrics: dict[str, float],
-        log_path: str | None = None,
     ) -> None:
         if run.warmup and not rec.spec.record_warmup:
             return
-        if log_path is None:
-            log_path = self.store.write_log(rec.spec.name, req.run_id, req.attempt, log_text(req, res))
+        log_path = self.store.write_log(rec.spec.name, req.run_id, req.attempt, log_text(req, res))
         slot = self.slots.get(req.slot_id)
         row = build_row(
             job=rec.spec.name,
