@@ -1,5 +1,5 @@
-"""``farm run`` as a user runs it, in a subprocess: Ctrl-C on a million-run sweep, and two runs of one job at once
-on one results folder."""
+"""``farm run`` as a user runs it, in a subprocess: Ctrl-C on a million-run sweep; two runs of one job at once on
+one results folder (the second is refused); two runs of different jobs sharing a device (the second waits)."""
 
 from __future__ import annotations
 
@@ -49,8 +49,10 @@ def _inventory(tmp: Path, device: str) -> Path:
 class _Farm:
     """``farm run`` in a subprocess, its stderr collected line by line in a thread (for waiting on a line)."""
 
-    def __init__(self, tmp: Path, *args: str) -> None:
+    def __init__(self, tmp: Path, *args: str, ray_logs: bool = False) -> None:
         env = {**os.environ, "RAY_ADDRESS": "", "FARM_LEASE_DIR": str(tmp / "leases"), "COLUMNS": "200"}
+        if ray_logs:
+            env["FARM_RAY_LOGS"] = "1"  # the device actors' log lines reach this process's stderr
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "farm.cli.main", "run", *args, "--no-progress"],
             cwd=REPO,
@@ -153,3 +155,32 @@ def test_two_farm_runs_of_one_job_at_once_never_share_a_device_or_a_row(tmp_path
     assert all(a[1] <= b[0] for a, b in itertools.pairwise(spans))  # one run at a time on the device
     logs = sorted(p.name for p in (results / "logs" / "twice").iterdir())
     assert len(logs) == 4 and all(name.endswith("-1.log") for name in logs)
+
+
+def test_two_farm_runs_of_different_jobs_wait_for_the_device_they_share(tmp_path: Path) -> None:
+    results = tmp_path / "res"
+    started, release, ran = tmp_path / "a-started", tmp_path / "release", tmp_path / "b-ran"
+    inventory = str(_inventory(tmp_path, "shared-host"))
+    job_a = _job(tmp_path, "first", f"touch {started}; while [ ! -e {release} ]; do sleep 0.05; done; echo value=1",
+                 {"i": [1]})  # fmt: skip
+    job_b = _job(tmp_path, "second", f"touch {ran}; echo value=2", {"i": [2]})
+    a = _Farm(tmp_path, str(job_a), "--inventory", inventory, "--results", str(results))
+    b: _Farm | None = None
+    try:
+        wait_until(started.exists, timeout=240)  # A's run holds the device
+        b = _Farm(tmp_path, str(job_b), "--inventory", inventory, "--results", str(results), ray_logs=True)
+        # B's device actor says it waits for the lease A's run holds (its log reaches B's stderr)
+        wait_until(lambda: b is not None and b.when("is leased by") is not None, timeout=240)
+        assert not ran.exists()
+        release.touch()
+        assert a.wait(240) == 0, a.text()
+        assert b.wait(240) == 0, b.text()
+    finally:
+        for f in (a, b):
+            if f is not None and f.proc.poll() is None:
+                f.proc.kill()
+    (ra,) = rows(results, "first")
+    (rb,) = rows(results, "second")
+    assert ra["device_id"] == rb["device_id"] == "shared-host" and ra["status"] == rb["status"] == "ok"
+    a_end = ra["started_at"].timestamp() + ra["duration_s"]
+    assert a_end <= rb["started_at"].timestamp() and rb["lease_wait_s"] > 0
