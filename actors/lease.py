@@ -50,7 +50,9 @@ class SlotLease:
         """True once the lease is held; False when cancelled while waiting."""
         t0 = time.monotonic()
         if not self._lock.try_acquire():
-            log.warning("slot %s is leased by %s; waiting", self.slot_id, self._lock.current_holder() or "another process")
+            log.warning(
+                "slot %s is leased by %s; waiting", self.slot_id, self._lock.current_holder() or "another process"
+            )
             if not self._lock.acquire(cancel):
                 self.waited_s = time.monotonic() - t0
                 return False
