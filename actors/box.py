@@ -4,9 +4,10 @@ remote host fingerprint, and a status poller shared by a box's concurrent slots.
 * :class:`SshDevice` — the base of the ``sophgo``, ``ascend`` and SSH ``host`` kinds. One
   :class:`~actors.transports.ssh.SshTransport` per device, shared by every slot (SSH multiplexes one channel
   per command). ``health()`` runs ``true`` on the box: ``idle`` for every slot when that works, ``offline``
-  otherwise; a :class:`~farm.errors.SecurityError` (unknown or changed host key, refused key) is logged as an
-  error — once per distinct message, not every health round — and is never retried: the device stays
-  ``offline`` until it is fixed, and a run handed to it before a health check noticed ends ``failed`` with the
+  otherwise; a :class:`~farm.errors.SecurityError` (unknown or changed host key, refused key) makes it
+  ``untrusted`` with the error's text as ``health_reason`` (shown by ``farm devices``), is logged as an error —
+  once per distinct message, not every health round — and is never retried: the scheduler ends the device's
+  runs at once with that reason, and a run handed to it before a health check noticed ends ``failed`` with the
   error's text (see :meth:`actors.device.Device.execute`). Nothing is sent to the box either way.
 * ``~`` — a run's ``workdir`` and artifact destinations may start with ``~/`` (the jobs in ``jobs/`` do); the
   transport quotes paths, so the box's shell would not expand them. They are rewritten to the box's ``$HOME``
@@ -160,15 +161,20 @@ class SshDevice(Device):
             if str(exc) != self._last_refusal:
                 log.error("%s: refused, will not connect until this is fixed: %s", self.spec.id, exc)
                 self._last_refusal = str(exc)
-            state = "offline"
+            state = "untrusted"
+            self.health_reason = str(exc)
         except InfraError as exc:
             log.info("%s: health: %s", self.spec.id, exc)
             state = "offline"
+            self.health_reason = str(exc)
         except FarmError as exc:  # e.g. password_env names an unset variable: the same on every try
             if str(exc) != self._last_refusal:
                 log.error("%s: cannot connect: %s", self.spec.id, exc)
                 self._last_refusal = str(exc)
             state = "offline"
+            self.health_reason = str(exc)
+        if state == "idle":
+            self.health_reason = ""
         return {s.slot_id: state for s in self.slots()}
 
     def close(self) -> None:

@@ -1,9 +1,10 @@
 """The device-kind-independent procedure of one run, and the hooks a device kind fills in.
 
-A run: place artifacts (content-addressed, skipped when unchanged) → thermal gate (wait until the device is back
-near its idle temperature, capped) → start the command through the transport with samplers attached to its pid →
-collect output, samples and the environment fingerprint. Infrastructure faults become ``RunResult.infra_error``;
-a failed benchmark is just a non-zero ``exit_code``.
+A run: take the slot's lease (an OS lock: one run per slot on this node, across processes; see
+:mod:`actors.lease`) → place artifacts (content-addressed, skipped when unchanged) → thermal gate (wait until
+the device is back near its idle temperature, capped) → start the command through the transport with samplers
+attached to its pid → collect output, samples and the environment fingerprint. Infrastructure faults become
+``RunResult.infra_error``; a failed benchmark is just a non-zero ``exit_code``, and so is any other exception.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Protocol
 
 from actors.artifacts import local_copy
 from actors.host_probe import column_suffix
+from actors.lease import SlotLease
 from actors.messages import RunRequest, RunResult, ThermalGate
 from actors.transports.base import Transport
 from farm.errors import FarmError, InfraError
@@ -52,6 +54,7 @@ class Device(ABC):
         self._lock = threading.Lock()
         self._fingerprint: dict[str, str] | None = None
         self._idle_temp_c: float | None = spec.idle_temp_c
+        self.health_reason = ""  # why the last health check found the device unusable ("" when it was fine)
 
     # ----- hooks for device kinds ----------------------------------------------------------------------
     @abstractmethod
@@ -82,7 +85,8 @@ class Device(ABC):
         return taskset_argv(cores, argv)
 
     def health(self) -> dict[str, str]:
-        """State per slot: ``idle`` when reachable, else ``offline`` / ``unauthorized``."""
+        """State per slot: ``idle`` when reachable, else ``offline`` / ``unauthorized`` / ``untrusted`` (refused
+        on purpose, e.g. a changed SSH host key); the reason goes to :attr:`health_reason`."""
         return {s.slot_id: "idle" for s in self.slots()}
 
     def close(self) -> None:  # noqa: B027 - optional hook: most kinds hold nothing to release
@@ -107,17 +111,30 @@ class Device(ABC):
         cancel = threading.Event()
         with self._lock:
             self._cancels[req.run_id] = cancel
+        lease = SlotLease(req.slot_id, f"run {req.run_id} attempt {req.attempt} of job {req.job}")
         try:
-            self._execute(req, res, cancel)
+            if lease.wait(cancel):
+                self._execute(req, res, cancel)
+            else:
+                res.cancelled = True  # cancelled while another process held the slot
         except InfraError as exc:
             res.infra_error = str(exc) or type(exc).__name__
         except FarmError as exc:
             # Refused on purpose (e.g. a changed SSH host key): not an infra fault to retry, a failed run.
             res.exit_code = res.exit_code if res.exit_code is not None else 255
             res.stderr += f"\nfarm: {exc}"
+        except Exception as exc:
+            # Anything else (a bad `cores` value, a bug in a device kind) is a failed run: only an InfraError
+            # counts against the device, so a healthy device is never retried into quarantine over it.
+            log.exception("%s: run %s raised", self.spec.id, req.run_id)
+            res.exit_code = res.exit_code if res.exit_code is not None else 255
+            res.stderr += f"\nfarm: the device actor raised {type(exc).__name__}: {exc}"
         finally:
+            lease.release()
             with self._lock:
                 self._cancels.pop(req.run_id, None)
+        if lease.waited_s >= 0.05:
+            res.samples["lease_wait_s"] = round(lease.waited_s, 3)
         return res
 
     def _execute(self, req: RunRequest, res: RunResult, cancel: threading.Event) -> None:

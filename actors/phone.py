@@ -294,9 +294,11 @@ class Phone(Device):
     def health(self) -> dict[str, str]:
         try:
             state = self._transport.state(reconnect=True)
+            self.health_reason = "" if state == "device" else f"the adb server lists the phone as {state}"
         except InfraError as exc:
             log.info("%s: health: %s", self.spec.id, exc)
             state = "offline"
+            self.health_reason = str(exc)
         mapped = "idle" if state == "device" else "unauthorized" if state == "unauthorized" else "offline"
         return {s.slot_id: mapped for s in self.slots()}
 

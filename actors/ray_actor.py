@@ -30,6 +30,7 @@ class DeviceActor:
         self.device = make_device(self.spec)
         self.node_id = _ray_node_id()
         self.hostname = socket.gethostname()
+        self._closed = False
 
     def info(self) -> dict[str, Any]:
         return {
@@ -54,11 +55,27 @@ class DeviceActor:
         return self.device.cancel(run_id)
 
     def health(self) -> dict[str, str]:
+        if self._closed:  # a health round still in flight when the controller stopped must not reconnect
+            return {s.slot_id: "offline" for s in self.spec.slots()}
         try:
             return self.device.health()
         except Exception as exc:  # a health probe must answer, whatever broke underneath
             log.warning("health check of %s failed: %s", self.spec.id, exc)
+            self.device.health_reason = f"health check raised {type(exc).__name__}: {exc}"
             return {s.slot_id: "offline" for s in self.spec.slots()}
+
+    def health_report(self) -> dict[str, Any]:
+        """``{"states": {slot: state}, "reason": why the device is unusable ("" when it is fine)}``."""
+        states = self.health()
+        return {"states": states, "reason": self.device.health_reason}
+
+    def close(self) -> None:
+        """Release the device's connections (SSH, …) for good: from now on health checks do not connect."""
+        self._closed = True
+        self.device.close()
+
+    def __ray_shutdown__(self) -> None:  # called by Ray when the actor exits gracefully
+        self.close()
 
     def pid(self) -> int:
         return os.getpid()

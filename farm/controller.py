@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import itertools
 import logging
 import time
 import uuid
 from collections import Counter, deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -68,6 +67,8 @@ class _JobRecord:
     done_event: asyncio.Event = field(default_factory=asyncio.Event)
     recording: int = 0  # finished runs whose log and row are being written off the event loop
     settings: dict[str, Any] = field(default_factory=dict)  # the rows' ``settings`` column (farm.rows)
+    not_started: int = 0  # runs a cancel dropped before they reached a device: counted, no row each
+    cancelled_at: float | None = None
 
 
 @dataclass
@@ -173,15 +174,20 @@ class Controller:
         for rec in self.jobs.values():
             if rec.state not in TERMINAL:
                 await self.cancel(rec.job_id)
-        for _ in range(3000):  # rows still being written by finished runs (at most 30 s)
-            if not any(rec.recording for rec in self.jobs.values()):
+        for _ in range(3000):  # killed runs reporting, rows being written, cancellation records (at most 30 s)
+            if not any(rec.recording or rec.state not in TERMINAL for rec in self.jobs.values()):
                 break
+            self._wake.set()
             await asyncio.sleep(0.01)
         for rec in self.jobs.values():
             rec.writer.close()
         for task in self._tasks:
             task.cancel()
         self.metrics.close()
+        # Close the devices' connections (SSH sessions, …) while their actors are still there to do it.
+        closing = [h.close.remote() for h in self.devices.values()]
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(asyncio.gather(*closing, return_exceptions=True), 30)
 
     # ----- jobs ----------------------------------------------------------------------------------------
     async def submit(
@@ -242,15 +248,17 @@ class Controller:
         return job_id
 
     async def cancel(self, job_id: str) -> dict[str, Any]:
+        """Stop the job: running runs are killed (each gets its ``cancelled`` row), runs that never started get no
+        row; they are counted once in the job's cancellation record (:meth:`ResultsStore.write_job_record`).
+        Constant time whatever the size of the sweep."""
         rec = self._job(job_id)
         if rec.state in TERMINAL:
             return self._status(rec)
         rec.state = "cancelling"
-        queued, never_pulled = self.scheduler.cancel(job_id)
-        for final in queued:
-            self._record_final_without_result(rec, final)
-        rec.recording += 1
-        asyncio.get_running_loop().create_task(self._record_never_started(rec, never_pulled))
+        rec.cancelled_at = time.time()
+        self.scheduler.cancel(job_id)
+        prog = self.scheduler.progress(job_id)
+        rec.not_started = max(0, rec.total - sum(rec.statuses.values()) - prog["running"] - prog["skipped"])
         for slot_id, fl in list(self.inflight.items()):
             if fl.job_id == job_id:
                 dev = self.slots[slot_id].device_id
@@ -283,6 +291,7 @@ class Controller:
                     "node_id": info.get("node_id", ""),
                     "state": states[slot_id].value,
                     "current_run": f"{fl.job_id}:{fl.req.run_id}" if fl else "",
+                    "reason": self.scheduler.slot_reason(slot_id),
                 }
             )
         return out
@@ -304,7 +313,8 @@ class Controller:
             "skipped": rec.skipped + prog.get("skipped", 0),
             "finished": finished,
             "running": prog.get("running", 0),
-            "queued": max(0, rec.total - finished - prog.get("running", 0) - prog.get("skipped", 0)),
+            "queued": max(0, rec.total - finished - prog.get("running", 0) - prog.get("skipped", 0) - rec.not_started),
+            "not_started": rec.not_started,
             "retries": rec.retries,
             "statuses": dict(rec.statuses),
             "submitted_at": rec.submitted_at,
@@ -351,8 +361,8 @@ class Controller:
         fl = self.inflight[slot_id]
         try:
             res: RunResult = await fl.ref
-        except Exception as exc:  # actor died (RayActorError), node lost, …: the device failed, not the run
-            res = RunResult(infra_error=f"device actor failed: {type(exc).__name__}: {str(exc)[:300]}")
+        except Exception as exc:
+            res = _failed_call(exc)
         del self.inflight[slot_id]
         rec = self.jobs[fl.job_id]
         status, error, metrics = classify(res, rec.adapter)
@@ -407,12 +417,10 @@ class Controller:
         status: str,
         error: str | None,
         metrics: dict[str, float],
-        log_path: str | None = None,
     ) -> None:
         if run.warmup and not rec.spec.record_warmup:
             return
-        if log_path is None:
-            log_path = self.store.write_log(rec.spec.name, req.run_id, req.attempt, log_text(req, res))
+        log_path = self.store.write_log(rec.spec.name, req.run_id, req.attempt, log_text(req, res))
         slot = self.slots.get(req.slot_id)
         row = build_row(
             job=rec.spec.name,
@@ -435,7 +443,7 @@ class Controller:
         rec.writer.flush_if_due()
 
     def _record_final_without_result(self, rec: _JobRecord, final: Final) -> None:
-        """A run that ends without reaching a device (cancelled before start, stranded on a dead slot)."""
+        """A run that ends without reaching a device (stranded on a slot that stayed unavailable)."""
         slot_id = final.run.slot_id or (final.run.candidates[0] if final.run.candidates else ANY_SLOT)
         argv: list[str] = []
         slot = self.slots.get(slot_id)
@@ -446,36 +454,6 @@ class Controller:
         self._record(rec, final.run, req, RunResult(started_at=time.time()), final.status, final.error, {})
         rec.statuses[final.status] += 1
 
-    async def _record_never_started(self, rec: _JobRecord, finals: Iterator[Final]) -> None:
-        """Rows for runs a cancel dropped before they were planned: in chunks, off the event loop, one shared log
-        (they produced no output), so the controller keeps answering while a huge sweep is cancelled."""
-        try:
-            text = f"# job {rec.job_id} was cancelled; these runs never started, so they have no output\n"
-            log_path = await asyncio.to_thread(self.store.write_log, rec.spec.name, f"cancel-{rec.job_id}", 1, text)
-            while True:
-                n = await asyncio.to_thread(self._record_chunk, rec, finals, log_path, 2000)
-                if n == 0:
-                    break
-                rec.statuses["cancelled"] += n  # counted on the loop thread, never from the worker thread
-        except Exception:
-            log.exception("job %s: rows of cancelled runs could not be written", rec.job_id)
-            # Still consume the plan so the job can end; the runs are counted, their rows are missing (logged).
-            rec.statuses["cancelled"] += await asyncio.to_thread(sum, (1 for _ in finals))
-        finally:
-            rec.recording -= 1
-            self._wake.set()
-
-    def _record_chunk(self, rec: _JobRecord, finals: Iterator[Final], log_path: str, limit: int) -> int:
-        n = 0
-        for final in itertools.islice(finals, limit):
-            slot_id = final.run.slot_id or (final.run.candidates[0] if final.run.candidates else ANY_SLOT)
-            req = _request(rec, final.run, slot_id, final.attempt, [], {}, None)
-            self._record(
-                rec, final.run, req, RunResult(started_at=time.time()), final.status, final.error, {}, log_path=log_path
-            )
-            n += 1
-        return n
-
     def _finish_jobs(self) -> None:
         for rec in self.jobs.values():
             if rec.state in TERMINAL or rec.job_id not in self.scheduler.jobs() or rec.recording:
@@ -483,11 +461,32 @@ class Controller:
             if self.scheduler.job_done(rec.job_id):
                 rec.skipped = self.scheduler.progress(rec.job_id)["skipped"]
                 self.scheduler.forget(rec.job_id)
-                rec.writer.flush()
                 rec.state = "cancelled" if rec.state == "cancelling" else "done"
                 rec.finished_at = time.time()
+                try:
+                    rec.writer.close()  # flushes, and gives up the job's partition lock
+                    if rec.state == "cancelled":
+                        self.store.write_job_record(rec.spec.name, rec.job_id, self._cancellation(rec))
+                except Exception:
+                    log.exception("job %s: its last rows or its cancellation record could not be written", rec.job_id)
                 rec.done_event.set()
                 log.info("job %s %s: %s", rec.job_id, rec.state, dict(rec.statuses))
+
+    def _cancellation(self, rec: _JobRecord) -> dict[str, Any]:
+        st = self._status(rec)
+        return {
+            "job": rec.spec.name,
+            "job_id": rec.job_id,
+            "state": rec.state,
+            "total": rec.total,
+            "not_started": rec.not_started,
+            "finished": sum(rec.statuses.values()),
+            "skipped": st["skipped"],
+            "statuses": dict(rec.statuses),
+            "submitted_at": rec.submitted_at,
+            "cancelled_at": rec.cancelled_at,
+            "finished_at": rec.finished_at,
+        }
 
     # ----- health --------------------------------------------------------------------------------------
     async def _health_loop(self) -> None:
@@ -499,15 +498,18 @@ class Controller:
         now = time.monotonic()
         for dev_id, handle in self.devices.items():
             try:
-                states: dict[str, str] = await asyncio.wait_for(handle.health.remote(), 30)
+                report: dict[str, Any] = await asyncio.wait_for(handle.health_report.remote(), 30)
+                states: dict[str, str] = report["states"]
+                reason = str(report.get("reason") or "")
             except Exception as exc:
                 log.warning("device %s health check failed: %s", dev_id, exc)
                 states = {s.slot_id: "offline" for s in self.slots.values() if s.device_id == dev_id}
+                reason = f"its actor did not answer: {type(exc).__name__}"
             for slot_id, state in states.items():
                 if slot_id not in self.slots:
                     continue
                 ok = state == "idle"
-                self.scheduler.set_available(slot_id, ok, now, SlotState.IDLE if ok else SlotState(state))
+                self.scheduler.set_available(slot_id, ok, now, SlotState.IDLE if ok else SlotState(state), reason)
         self._wake.set()
 
     async def device_handles(self) -> dict[str, Any]:
@@ -516,6 +518,20 @@ class Controller:
     async def stats(self) -> dict[str, Any]:
         """Figures the benchmarks read: dispatch latencies (s) of every run so far."""
         return {"dispatch_latencies_s": list(self.dispatch_latencies)}
+
+
+def _failed_call(exc: BaseException) -> RunResult:
+    """The outcome of an ``execute`` call that raised. The actor's own code raising (Ray's ``RayTaskError``) is a
+    failed run, never a strike against the device; the actor or its node dying (``RayActorError``, a lost
+    worker, …) is an infra fault of the device."""
+    import ray.exceptions as rex
+
+    if isinstance(exc, rex.RayTaskError) and not isinstance(exc, rex.RayActorError):
+        cause = exc.cause if isinstance(exc.cause, BaseException) else exc
+        return RunResult(
+            exit_code=255, stderr=f"farm: the device actor raised {type(cause).__name__}: {str(cause)[:500]}"
+        )
+    return RunResult(infra_error=f"device actor failed: {type(exc).__name__}: {str(exc)[:300]}")
 
 
 def _request(

@@ -29,7 +29,7 @@ from farm.errors import ControllerError
 log = logging.getLogger(__name__)
 
 RUN_STATUSES = ("ok", "failed", "timeout", "infra_error", "parse_error", "cancelled")
-DEVICE_STATES = ("idle", "busy", "offline", "unauthorized", "quarantined")
+DEVICE_STATES = ("idle", "busy", "offline", "unauthorized", "untrusted", "quarantined")
 # Statuses of runs whose command actually ran on the device: only these have a meaningful duration.
 RAN_STATUSES = frozenset({"ok", "failed", "timeout", "parse_error"})
 
@@ -68,7 +68,7 @@ class DeviceSnapshot:
     device: str  # slot id
     kind: str
     node: str
-    state: str  # idle, busy, offline, unauthorized, quarantined
+    state: str  # idle, busy, offline, unauthorized, untrusted, quarantined
     temperature_c: float | None = None
 
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -35,12 +37,29 @@ def init_ray(address: str | None = None, num_cpus: int | None = None) -> None:
     if address:
         ray.init(address=address, **kwargs)
     else:
-        ray.init(
-            address="local",  # a private Ray: never attach to another one that happens to run on this machine
-            num_cpus=num_cpus or os.cpu_count() or 1,
-            include_dashboard=False,
-            **kwargs,
-        )
+        with _loopback_node_ip():
+            ray.init(
+                address="local",  # a private Ray: never attach to another one that happens to run on this machine
+                num_cpus=num_cpus or os.cpu_count() or 1,
+                include_dashboard=False,
+                **kwargs,
+            )
+
+
+@contextlib.contextmanager
+def _loopback_node_ip() -> Iterator[None]:
+    """Start the private Ray as node ``127.0.0.1``: its GCS, raylet, object manager and agents then listen on
+    loopback only (Ray binds every interface for any other node address). ``ray.init(_node_ip_address=…)``
+    cannot say so — it turns a loopback address into the machine's outward one — so the node address is taken
+    the way Ray takes it where it starts single-machine clusters only (macOS, Windows), for this call only."""
+    from ray._private import ray_constants
+
+    before = ray_constants.ENABLE_RAY_CLUSTER
+    ray_constants.ENABLE_RAY_CLUSTER = False
+    try:
+        yield
+    finally:
+        ray_constants.ENABLE_RAY_CLUSTER = before
 
 
 def start_controller(

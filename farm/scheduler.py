@@ -8,8 +8,9 @@ run goes to which idle slot. Rules:
   very large grids — the plan is never materialised);
 - ``infra_error`` is retried up to the job's ``retries`` (placement ``any``: preferably on another slot);
   K consecutive infra errors quarantine a slot until a health check clears it;
-- ``each`` runs whose slot stays offline/quarantined past ``offline_grace_s`` end ``infra_error``;
-- ``cancel`` drops a job's pending runs and reports them so they are recorded ``cancelled``.
+- ``each`` runs whose slot stays offline/quarantined past ``offline_grace_s`` end ``infra_error``; on an
+  ``untrusted`` slot (refused on purpose, e.g. a changed SSH host key) they end so at once, with its reason;
+- ``cancel`` drops a job's pending runs and stops its plan; runs that never started are counted, not recorded.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ class SlotState(enum.StrEnum):
     BUSY = "busy"
     OFFLINE = "offline"
     UNAUTHORIZED = "unauthorized"
+    UNTRUSTED = "untrusted"  # refused on purpose (e.g. a changed SSH host key): no grace, no retry
     QUARANTINED = "quarantined"
 
 
@@ -69,6 +71,8 @@ class _Slot:
     current: Attempt | None = None
     infra_streak: int = 0
     unavailable_since: float | None = None
+    reason: str = ""  # why it is unavailable, when the device said
+    down: SlotState = SlotState.OFFLINE  # the state it returns to after a run while unavailable
 
 
 @dataclass
@@ -116,9 +120,12 @@ class Scheduler:
     def current(self, slot_id: str) -> Attempt | None:
         return self._slots[slot_id].current
 
-    def set_available(self, slot_id: str, available: bool, now: float, state: SlotState = SlotState.OFFLINE) -> None:
+    def set_available(
+        self, slot_id: str, available: bool, now: float, state: SlotState = SlotState.OFFLINE, reason: str = ""
+    ) -> None:
         """A health check result: an unavailable slot gets no runs; a healthy one leaves quarantine."""
         slot = self._slots[slot_id]
+        slot.reason = "" if available else reason
         if available:
             slot.unavailable_since = None
             slot.infra_streak = 0
@@ -127,8 +134,12 @@ class Scheduler:
         else:
             if slot.unavailable_since is None:
                 slot.unavailable_since = now
+            slot.down = state
             if slot.state is not SlotState.BUSY:
                 slot.state = state
+
+    def slot_reason(self, slot_id: str) -> str:
+        return self._slots[slot_id].reason
 
     # ----- jobs --------------------------------------------------------------------------------------------
     def submit(
@@ -171,26 +182,16 @@ class Scheduler:
     def forget(self, job_id: str) -> None:
         self._jobs.pop(job_id, None)
 
-    def cancel(self, job_id: str) -> tuple[list[Final], Iterator[Final]]:
-        """Drop every pending run of the job: the queued ones (a few per slot) at once, and the ones never pulled
-        from its plan lazily — a cancelled 100,000-run sweep must not be materialised. The job counts as done only
-        once the lazy part has been consumed. Running runs are the controller's to stop; they are reported through
-        :meth:`finish` as usual."""
+    def cancel(self, job_id: str) -> int:
+        """Drop every pending run of the job and stop pulling from its plan; return how many queued attempts were
+        dropped. Nothing is enumerated: a cancelled 1,000,000-run sweep costs as much as a 10-run one, and the
+        runs it never started are only counted (by the caller, from the job's total), never recorded one by one.
+        Running runs are the controller's to stop; they are reported through :meth:`finish` as usual."""
         job = self._jobs[job_id]
         job.cancelled = True
-        reason = "cancelled before it started"
-        queued = [Final(job_id, a.run, a.attempt, "cancelled", reason) for a in self._drain(job)]
-        job.finished += len(queued)
-
-        def never_pulled() -> Iterator[Final]:
-            for run in job.plan:
-                if run.run_id not in job.skip:
-                    yield Final(job_id, run, 1, "cancelled", reason)
-            job.exhausted = True
-
-        if job.exhausted:
-            return queued, iter(())
-        return queued, never_pulled()
+        dropped = sum(1 for _ in self._drain(job))
+        job.exhausted = True
+        return dropped
 
     def _drain(self, job: _Job) -> Iterator[Attempt]:
         while job.any:
@@ -224,8 +225,14 @@ class Scheduler:
         out: list[Final] = []
         for slot in self._slots.values():
             since = slot.unavailable_since
-            if since is None or now - since < self.offline_grace_s or slot.state is SlotState.BUSY:
+            # an untrusted slot will not heal by waiting: its runs end at once, with the device's reason
+            grace = 0.0 if slot.state is SlotState.UNTRUSTED else self.offline_grace_s
+            if since is None or now - since < grace or slot.state is SlotState.BUSY:
                 continue
+            if slot.state is SlotState.UNTRUSTED:
+                error = f"device {slot.slot_id} is untrusted: {slot.reason or 'refused by the device actor'}"
+            else:
+                error = f"device {slot.slot_id} is {slot.state.value} for {now - since:.0f}s"
             for job in self._jobs.values():
                 q = job.each.get(slot.slot_id)
                 if q is None:
@@ -235,15 +242,7 @@ class Scheduler:
                 while q:
                     a = q.popleft()
                     job.finished += 1
-                    out.append(
-                        Final(
-                            job.job_id,
-                            a.run,
-                            a.attempt,
-                            INFRA_STATUS,
-                            f"device {slot.slot_id} is {slot.state.value} for {now - since:.0f}s",
-                        )
-                    )
+                    out.append(Final(job.job_id, a.run, a.attempt, INFRA_STATUS, error))
         return out
 
     def _pick_job(self, slot_id: str) -> _Job | None:
@@ -322,7 +321,7 @@ class Scheduler:
                 slot.unavailable_since = now
         else:
             slot.infra_streak = 0
-            slot.state = SlotState.IDLE if slot.unavailable_since is None else SlotState.OFFLINE
+            slot.state = SlotState.IDLE if slot.unavailable_since is None else slot.down
         if status == INFRA_STATUS and attempt.attempt <= job.retries and not job.cancelled:
             retry = Attempt(job.job_id, attempt.run, attempt.attempt + 1, attempt.avoid | {slot_id})
             if attempt.run.slot_id is None:
@@ -338,4 +337,4 @@ class Scheduler:
         self.set_available(slot_id, state is SlotState.IDLE, now, state)
 
 
-_UNUSABLE = frozenset({SlotState.OFFLINE, SlotState.UNAUTHORIZED, SlotState.QUARANTINED})
+_UNUSABLE = frozenset({SlotState.OFFLINE, SlotState.UNAUTHORIZED, SlotState.UNTRUSTED, SlotState.QUARANTINED})

@@ -109,6 +109,19 @@ def test_runs_stranded_on_a_dead_slot_end_infra_error_after_grace() -> None:
     assert s.job_done("j")
 
 
+def test_runs_on_an_untrusted_slot_end_at_once_with_its_reason() -> None:
+    s = Scheduler(offline_grace_s=60)
+    s.submit("j", runs("j", 2), ["s1"], retries=3)
+    s.set_available("s1", False, 100, SlotState.UNTRUSTED, reason="HOST KEY CHANGED for [h]:22")
+    assert s.assign(100) == [] and s.slot_reason("s1") == "HOST KEY CHANGED for [h]:22"
+    finals = s.stranded(100)  # no grace period: waiting does not fix a refused key
+    assert sorted(f.run.run_id for f in finals) == ["j-0", "j-1"] and {f.attempt for f in finals} == {1}
+    assert all(f.status == "infra_error" and "untrusted: HOST KEY CHANGED" in f.error for f in finals)
+    assert s.job_done("j") and s.slot_state("s1") is SlotState.UNTRUSTED
+    s.set_available("s1", True, 200)
+    assert s.slot_state("s1") is SlotState.IDLE and s.slot_reason("s1") == ""
+
+
 def test_unauthorized_slot_gets_no_runs() -> None:
     s = Scheduler()
     s.submit("j", runs("j", 2), ["s1"], retries=0)
@@ -116,19 +129,18 @@ def test_unauthorized_slot_gets_no_runs() -> None:
     assert s.assign(1) == [] and s.slot_state("s1") is SlotState.UNAUTHORIZED
 
 
-def test_cancel_returns_queued_at_once_and_the_rest_lazily() -> None:
+def test_cancel_drops_pending_runs_without_enumerating_the_plan() -> None:
     plan = Counting(runs("j", 1000))
     s = Scheduler(low_water=4)
     s.submit("j", plan, ["s1"], retries=0)
     s.assign(0)  # one running
-    queued, rest = s.cancel("j")
-    assert 1 <= len(queued) <= 4 and plan.pulled <= 5
-    assert not s.job_done("j")  # the never-pulled runs are not recorded yet
-    later = list(rest)
-    assert len(queued) + len(later) == 999 and {f.status for f in later} == {"cancelled"}
+    dropped = s.cancel("j")
+    assert 1 <= dropped <= 4 and plan.pulled <= 5
+    assert s.progress("j")["queued"] == 0 and s.assign(1) == []
     assert not s.job_done("j")  # the running one still has to report
+    assert plan.pulled <= 5  # asking whether it is done pulls nothing either
     s.finish("s1", "cancelled")
-    assert s.job_done("j")
+    assert s.job_done("j") and plan.pulled <= 5
 
 
 def test_resubmission_skips_done_runs() -> None:

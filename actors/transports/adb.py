@@ -17,6 +17,9 @@ Choices a caller may rely on:
 * Timeout and cancel kill the benchmark through a second shell: ``kill -9 -PID`` (its process group when adbd
   made it a group leader) or else ``kill -9 PID``, then wait for the exit frame; the result has ``exit_code``
   None and ``timed_out``/``cancelled`` set.
+* A benchmark whose link dropped mid-run may still run on the phone (a phone whose Wi-Fi went silent never
+  hangs it up): its pid is remembered and the benchmark killed as soon as the phone answers again (the next
+  stream opened or health check), only if ``/proc/<pid>/cmdline`` still names it (a reboot reuses pids).
 * Phones attached over TCP (``adb connect host:port``) are reconnected when the server reports them offline or
   gone: ``disconnect`` then ``connect`` (after a refused reconnect adb 29 keeps a stale entry for ~10 s and a
   bare ``connect`` only answers "already connected"). At most one attempt per ``reconnect_interval_s``.
@@ -203,6 +206,9 @@ class AdbTransport:
         self._reconnect_lock = threading.Lock()
         self._last_reconnect = -float("inf")
         self.reconnects = 0  # successful reconnects (what tests and logs look at)
+        self._orphans_lock = threading.Lock()
+        self._orphans: dict[int, str] = {}  # pid → a word of its command line: benchmarks a lost link left running
+        self.orphans_killed = 0
 
     @property
     def _where(self) -> str:
@@ -229,6 +235,8 @@ class AdbTransport:
         current = self._server_state()
         if reconnect and current not in ("device", "unauthorized") and self.adb.is_tcp:
             current = self.reconnect()
+        if current == "device":
+            self._kill_orphans()
         return current
 
     def _server_state(self) -> str:
@@ -321,6 +329,7 @@ class AdbTransport:
             except (AdbError, OSError, EOFError) as exc:
                 conn.close()
                 raise ConnectionLostError(f"{self._where}: cannot open {service[:40]!r}: {exc}") from exc
+            self._kill_orphans()  # the phone answers again: first stop what a lost link left running
             return conn
         raise AssertionError("unreachable")
 
@@ -412,6 +421,8 @@ class AdbTransport:
         started = reader.started_at if reader.started_at is not None else t0
         end = reader.ended_at if reader.ended_at is not None else time.monotonic()
         if reader.exit_code is None:
+            if reader.pid is not None:
+                self._orphan(reader.pid, argv)
             raise ConnectionLostError(
                 f"{self._where}: connection lost while {argv[0]!r} ran (no exit status after "
                 f"{end - started:.1f} s: {reader.error or 'stream closed'})"
@@ -437,10 +448,44 @@ class AdbTransport:
             pid = reader.pid
         log.info("%s: %s; killing pid %s", self._where, why.replace("_", " "), pid)
         if pid is not None:
-            self.shell(kill_command(pid), timeout=_EXIT_WAIT_S)
+            try:
+                self.shell(kill_command(pid), timeout=_EXIT_WAIT_S)
+            except InfraError:
+                self._orphan(pid, None)
+                raise
         reader.join(_EXIT_WAIT_S)
         if reader.is_alive() or reader.exit_code is None:
             raise ConnectionLostError(f"{self._where}: command did not end after kill ({why})")
+
+    def _orphan(self, pid: int, argv: Sequence[str] | None) -> None:
+        """Remember a benchmark the link dropped under: it may still run on the phone (a phone on a Wi-Fi link
+        that went silent never hangs it up). It is killed as soon as the phone answers again."""
+        word = max((a for a in argv or () if "\n" not in a and "\0" not in a), key=len, default="")[:100]
+        with self._orphans_lock:
+            self._orphans[pid] = word
+        log.warning(
+            "%s: pid %s may still be running on the phone; it is killed when the phone is back", self._where, pid
+        )
+
+    def _kill_orphans(self) -> None:
+        """Kill the benchmarks lost links left running (each only while its command line still says it is ours:
+        after a reboot the pid may be another process)."""
+        with self._orphans_lock:
+            if not self._orphans:
+                return
+            orphans, self._orphans = self._orphans, {}
+        for pid, word in orphans.items():
+            kill = kill_command(pid)
+            check = f"grep -qF {shlex.quote(word)} /proc/{pid}/cmdline 2>/dev/null || exit 0; " if word else ""
+            try:
+                self.shell(check + kill, timeout=_EXIT_WAIT_S, reconnect=False)
+            except InfraError as exc:
+                log.info("%s: could not kill leftover pid %s yet: %s", self._where, pid, exc)
+                with self._orphans_lock:
+                    self._orphans.setdefault(pid, word)
+                continue
+            self.orphans_killed += 1
+            log.info("%s: killed pid %s, left running by a lost link", self._where, pid)
 
     # -- files -----------------------------------------------------------------------------------------------
 

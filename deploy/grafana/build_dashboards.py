@@ -145,8 +145,9 @@ def overview() -> Dashboard:
             number(
                 "Slots unavailable",
                 "none",
-                query(f'sum(farm_device_state{{{KIND}, state=~"offline|unauthorized|quarantined"}})'),
-                desc="Offline, unauthorized (phone waiting for the USB-debugging prompt) or quarantined.",
+                query(f'sum(farm_device_state{{{KIND}, state=~"offline|unauthorized|untrusted|quarantined"}})'),
+                desc="Offline, unauthorized (phone waiting for the USB-debugging prompt), untrusted (unknown or "
+                "changed SSH host key) or quarantined.",
                 span=4,
             )
         )

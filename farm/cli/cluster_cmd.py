@@ -134,7 +134,7 @@ def status(args: argparse.Namespace) -> int:
     rows = [result] if isinstance(result, dict) else result
     table = Table(show_edge=False)
     table.add_column("job id", no_wrap=True)
-    for col in ("state", "done", "total", "running", "queued", "statuses"):
+    for col in ("state", "done", "total", "running", "queued", "not started", "statuses"):
         table.add_column(col)
     table.add_column("submitted", no_wrap=True)
     for st in rows:
@@ -145,6 +145,7 @@ def status(args: argparse.Namespace) -> int:
             str(st["total"]),
             str(st["running"]),
             str(st["queued"]),
+            str(st.get("not_started", 0)),
             ", ".join(f"{k} {v}" for k, v in sorted(st["statuses"].items())),
             dt.datetime.fromtimestamp(st["submitted_at"]).strftime("%m-%d %H:%M:%S"),
         )
@@ -187,7 +188,8 @@ def devices(args: argparse.Namespace) -> int:
     for col in ("kind", "node", "state"):
         table.add_column(col)
     table.add_column("current run", overflow="fold")
+    table.add_column("reason", overflow="fold")
     for d in rows:
-        table.add_row(d["device_id"], d["kind"], d["node"], d["state"], d["current_run"])
+        table.add_row(d["device_id"], d["kind"], d["node"], d["state"], d["current_run"], d.get("reason", ""))
     stdout().print(table)
     return 0

@@ -38,6 +38,7 @@ def register(sub: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     job = load_job(args.job, check_artifacts=True)  # bad input: exit 2 before anything starts
+    inv = inventory_from(args.inventory)
     root = results_root(args.results)
 
     def submit(handle: Any) -> str:
@@ -45,7 +46,16 @@ def run(args: argparse.Namespace) -> int:
 
         return runtime.submit(handle, job, args.job, ship=False, rerun=args.rerun)
 
-    status = embedded(inventory_from(args.inventory), root, submit, not args.no_progress, args.metrics_port)
+    # One `farm run` of a job per results folder at a time: a second one is refused here, before Ray starts.
+    from farm.results import ResultsStore
+
+    lock = ResultsStore(root).job_lock(job.name, "run")
+    try:
+        status = embedded(inv, root, submit, not args.no_progress, args.metrics_port)
+    finally:
+        lock.release()
+    if status["state"] == "cancelled":
+        stderr().print(f"[yellow]{job.name}: cancelled; {status.get('not_started', 0)} runs not started[/]")
     print_summary(root, job.name, status)
     ok = status["statuses"].get("ok", 0)
     return 0 if status["state"] == "done" and ok + status["skipped"] == status["total"] else 1
@@ -80,7 +90,7 @@ def embedded(
         interrupted["n"] += 1
         if interrupted["n"] > 1:
             raise KeyboardInterrupt
-        err.print("[yellow]cancelling: pending runs are recorded 'cancelled' (Ctrl-C again to abort)[/]")
+        err.print("[yellow]cancelling: running runs are stopped, the rest are not started (Ctrl-C again to abort)[/]")
         handle.cancel.remote(job_id)
 
     previous = signal.signal(signal.SIGINT, on_sigint)

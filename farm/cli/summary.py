@@ -22,6 +22,8 @@ def print_summary(root: str, job: str, status: dict[str, Any]) -> None:
     console = stdout()
     counts = ", ".join(f"{n} {s}" for s, n in sorted(status["statuses"].items())) or "no runs"
     skipped = f", {status['skipped']} skipped (already ok)" if status["skipped"] else ""
+    if status.get("not_started"):
+        skipped += f", {status['not_started']} not started"
     console.print(f"[bold]{job}[/] ({status['job_id']}): {status['state']}: {counts}{skipped}")
     try:
         data = load_job(root, job, source="summary")

@@ -1,4 +1,5 @@
-"""SQL over the results dataset: a DuckDB connection where the table ``runs`` holds every stored row.
+"""SQL over the results dataset: a DuckDB connection where the table ``runs`` holds every stored row and the
+table ``cancellations`` one row per cancelled submission (runs that never started are counted there, not as rows).
 
 On a local store ``runs`` is a view over ``read_parquet('<root>/runs/*/*.parquet')`` with hive partitioning
 and union by name, so DuckDB scans the files itself (in parallel, reading only the columns a query needs). On
@@ -10,7 +11,10 @@ string. Timestamps are shown in UTC.
 
 from __future__ import annotations
 
+import datetime as dt
+import json
 import logging
+from typing import Any
 
 import duckdb
 import pyarrow as pa
@@ -54,10 +58,42 @@ def connect(store: ResultsStore | str) -> duckdb.DuckDBPyConnection:
         else:
             table: pa.Table = store.table() if not store.is_local else empty_table()
             con.register("runs", table)
+        con.register("cancellations", cancellations_table(store))
     except duckdb.Error as exc:
         con.close()
         raise ResultsError(f"cannot open the results at {store.root}: {one_line(str(exc))}") from exc
     return con
+
+
+_CANCELLATION_SCHEMA = pa.schema(
+    [
+        ("job", pa.string()),
+        ("job_id", pa.string()),
+        ("total", pa.int64()),
+        ("not_started", pa.int64()),
+        ("finished", pa.int64()),
+        ("skipped", pa.int64()),
+        ("statuses", pa.string()),
+        ("submitted_at", pa.timestamp("us", tz="UTC")),
+        ("cancelled_at", pa.timestamp("us", tz="UTC")),
+        ("finished_at", pa.timestamp("us", tz="UTC")),
+    ]
+)
+
+
+def cancellations_table(store: ResultsStore) -> pa.Table:
+    """One row per cancelled submission (``<root>/jobs/<job>/<job_id>.json``): how many runs never started."""
+    rows = [r for r in store.job_records() if r.get("state") == "cancelled"]
+    columns: dict[str, list[Any]] = {name: [] for name in _CANCELLATION_SCHEMA.names}
+    for r in rows:
+        for name, column in columns.items():
+            value = r.get(name)
+            if name == "statuses":
+                value = json.dumps(value or {}, sort_keys=True)
+            elif name.endswith("_at") and value is not None:
+                value = dt.datetime.fromtimestamp(float(value), tz=dt.UTC)
+            column.append(value)
+    return pa.table(columns, schema=_CANCELLATION_SCHEMA)
 
 
 def query(store: ResultsStore | str, sql: str) -> pa.Table:

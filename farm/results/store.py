@@ -3,15 +3,20 @@
 Layout under the root (a local directory or any ``pyarrow.fs`` URI such as ``file:///…`` or ``s3://…``)::
 
     <root>/runs/job=<job>/part-<utc timestamp>-<uuid>.parquet    one file per writer flush (or per compaction)
-    <root>/logs/<job>/<run_id>-<attempt>.log                     the raw output of each run
+    <root>/logs/<job>/<run_id>-<attempt>.log                     the raw output of each run (never overwritten)
+    <root>/jobs/<job>/<job_id>.json                              a record per cancelled submission
+    <root>/locks/<job>.writer.lock                               held by the job's one writer
 
 A part file is written as ``.part-….tmp`` and renamed into place only once complete (fsynced on local
 disks), so a crash leaves at worst a dot-file that every reader skips, never a torn ``.parquet``. The ``job``
 column is the partition directory; readers add it back.
 
 Duplicates: a writer drops a row whose ``(run_id, attempt)`` it has already written or that was in the job's
-partition when it opened. Two writers of the same job at the same time are not coordinated: the controller
-keeps one writer per job. :meth:`ResultsStore.compact` writes the merged file before deleting the files it
+partition when it opened. A writer holds its job's partition alone: it takes the lock ``<root>/locks/<job>.writer.lock``
+(an OS file lock, released when the writer closes or its process dies) and a second writer of the same job, in
+this process or another, is refused with :class:`~farm.errors.ResultsError` (local stores; on object stores the
+controller keeps one writer per job). Job-level records (a cancelled submission's counts) are JSON files
+``<root>/jobs/<job>/<job_id>.json``. :meth:`ResultsStore.compact` writes the merged file before deleting the files it
 replaces, so a crash in between leaves rows twice until the next ``compact`` (which removes them); readers may
 see them twice during that window.
 """
@@ -19,6 +24,7 @@ see them twice during that window.
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import re
@@ -38,6 +44,7 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from farm.errors import ResultsError
+from farm.locks import FileLock
 from farm.results.schema import RowBatch, RowValidator, check_job_name, empty_table, kind_of_arrow
 
 log = logging.getLogger(__name__)
@@ -167,10 +174,11 @@ class ResultsStore:
 
     # -- writing ---------------------------------------------------------------------------------------------
 
-    def _write_atomic(self, directory: str, name: str, write: Any) -> str:
-        """Write ``.<name>.tmp`` via ``write(stream)``, then rename it to ``name``; return its path."""
+    def _write_atomic(self, directory: str, name: str, write: Any, *, replace: bool = True) -> str:
+        """Write ``.<name>.tmp`` via ``write(stream)``, then rename it to ``name``; return its path. With
+        ``replace=False`` an existing ``name`` is kept and :class:`FileExistsError` raised (local stores)."""
         final = f"{directory}/{name}"
-        tmp = f"{directory}/.{name.removesuffix(PART_SUFFIX)}.tmp"
+        tmp = f"{directory}/.{name.removesuffix(PART_SUFFIX)}.{uuid.uuid4().hex[:8]}.tmp"
         try:
             self._fs.create_dir(directory, recursive=True)
             if self.is_local:
@@ -179,17 +187,27 @@ class ResultsStore:
                     write(fh)
                     fh.flush()
                     os.fsync(fh.fileno())
-                os.replace(tmp, final)
+                if replace:
+                    os.replace(tmp, final)
+                else:
+                    try:
+                        os.link(tmp, final)  # fails if ``final`` exists: never overwrites
+                    finally:
+                        os.unlink(tmp)
                 dir_fd = os.open(directory, os.O_RDONLY)
                 try:
                     os.fsync(dir_fd)
                 finally:
                     os.close(dir_fd)
             else:
+                if not replace and self._fs.get_file_info(final).type != pafs.FileType.NotFound:
+                    raise FileExistsError(final)
                 with self._fs.open_output_stream(tmp) as stream:
                     write(stream)
                 # On object stores a move is copy + delete; the object appears whole either way.
                 self._fs.move(tmp, final)
+        except FileExistsError:
+            raise
         except (pa.ArrowException, OSError) as exc:
             with contextlib.suppress(pa.ArrowException, OSError):
                 self._fs.delete_file(tmp)
@@ -209,13 +227,70 @@ class ResultsStore:
         """A buffered, deduplicating, thread-safe writer of ``job``'s rows (see :class:`ResultsWriter`)."""
         return ResultsWriter(self, job, flush_rows=flush_rows, flush_seconds=flush_seconds)
 
+    def job_records_dir(self, job: str | None = None) -> str:
+        records = f"{self._base}/jobs"
+        return records if job is None else f"{records}/{check_job_name(job)}"
+
+    def write_job_record(self, job: str, job_id: str, record: Mapping[str, Any]) -> str:
+        """Store one JSON record about a whole submission of ``job`` (today: its cancellation) as
+        ``<root>/jobs/<job>/<job_id>.json``; return its path."""
+        if not _RUN_ID.match(job_id):
+            raise ResultsError(f"cannot name a job record after job_id={job_id!r}")
+        data = json.dumps(dict(record), sort_keys=True).encode()
+        return self.uri(self._write_atomic(self.job_records_dir(job), f"{job_id}.json", lambda sink: sink.write(data)))
+
+    def job_records(self, job: str | None = None) -> list[dict[str, Any]]:
+        """The job records of one job (or every job), oldest submission first."""
+        out: list[dict[str, Any]] = []
+        dirs = (
+            [self.job_records_dir(job)]
+            if job is not None
+            else [i.path for i in self._list(self.job_records_dir()) if i.type == pafs.FileType.Directory]
+        )
+        for directory in dirs:
+            for info in self._list(directory):
+                if info.type != pafs.FileType.File or not info.base_name.endswith(".json"):
+                    continue
+                try:
+                    with self._fs.open_input_stream(info.path) as fh:
+                        out.append(json.loads(fh.read()))
+                except (pa.ArrowException, OSError, ValueError) as exc:
+                    raise ResultsError(f"cannot read {self.uri(info.path)}: {exc}") from exc
+        return sorted(out, key=lambda r: (r.get("submitted_at") or 0, r.get("job_id", "")))
+
+    def job_lock(self, job: str, role: str = "writer") -> FileLock:
+        """Take ``<root>/locks/<job>.<role>.lock`` (see :mod:`farm.locks`) or raise :class:`ResultsError` naming
+        the process that holds it. ``writer``: held by the job's one :class:`ResultsWriter`; ``run``: held by a
+        ``farm run`` of the job for its whole life, so a second one is refused before it starts anything. Local
+        stores only: elsewhere the returned lock is not held (the controller keeps one writer per job)."""
+        name = check_job_name(job)
+        lock = FileLock(f"{self._base}/locks/{name}.{role}.lock", f"{role} of job {name}")
+        try:
+            held = not self.is_local or lock.try_acquire()
+        except OSError as exc:
+            raise ResultsError(f"cannot lock job {name!r} in {self.root}: {exc}") from exc
+        if not held:
+            raise ResultsError(
+                f"job {name!r} is already being run or written into {self.root} (lock held by "
+                f"{lock.current_holder() or 'another process'}); wait for it to end, or use another results folder"
+            )
+        return lock
+
     def write_log(self, job: str, run_id: str, attempt: int, text: str) -> str:
         """Store a run's raw output; return the path (local) or URI to put in the row's ``log_path``."""
         check_job_name(job)
         if not _RUN_ID.match(run_id) or isinstance(attempt, bool) or attempt < 1:
             raise ResultsError(f"cannot name a log file after run_id={run_id!r} attempt={attempt!r}")
         data = text.encode("utf-8", errors="replace")
-        path = self._write_atomic(f"{self._base}/logs/{job}", f"{run_id}-{attempt}.log", lambda sink: sink.write(data))
+        directory = f"{self._base}/logs/{job}"
+        try:
+            path = self._write_atomic(
+                directory, f"{run_id}-{attempt}.log", lambda sink: sink.write(data), replace=False
+            )
+        except FileExistsError:
+            # A log of this (run_id, attempt) is already there (e.g. written before a crash): keep both.
+            name = f"{run_id}-{attempt}.{uuid.uuid4().hex[:8]}.log"
+            path = self._write_atomic(directory, name, lambda sink: sink.write(data), replace=False)
         return self.uri(path)
 
     # -- reading ---------------------------------------------------------------------------------------------
@@ -362,8 +437,13 @@ class ResultsWriter:
         self._lock = threading.RLock()
         self._buffer = RowBatch()
         self._oldest: float | None = None
-        self._seen = store.run_keys(job)
-        self._validator = RowValidator(job, store.schema(job))
+        self._partition = store.job_lock(job)
+        try:
+            self._seen = store.run_keys(job)
+            self._validator = RowValidator(job, store.schema(job))
+        except BaseException:
+            self._partition.release()
+            raise
         self._closed = False
         self.files_written: list[str] = []
         self.rows_written = 0
@@ -443,5 +523,8 @@ class ResultsWriter:
         with self._lock:
             if self._closed:
                 return
-            self._flush_locked()
-            self._closed = True
+            try:
+                self._flush_locked()
+            finally:
+                self._closed = True
+                self._partition.release()

@@ -274,6 +274,7 @@ class AdbConnection:
         self.identity = identity
         self.resolve = resolve
         self.auth = auth
+        self.hang_up = True  # whether the phone hangs up its commands when this connection ends
         self.version = A_VERSION
         self.max_payload = MAX_PAYLOAD_V1
         self.online = False
@@ -303,8 +304,10 @@ class AdbConnection:
     def forget(self, local_id: int) -> None:
         self._streams.pop(local_id, None)
 
-    def abort(self) -> None:
-        """Drop the TCP connection without a goodbye (fault injection, phone switched off)."""
+    def abort(self, *, hang_up: bool = True) -> None:
+        """Drop the TCP connection without a goodbye (fault injection, phone switched off). ``hang_up=False``:
+        the phone does not notice (a Wi-Fi link that went silent), so its commands run on."""
+        self.hang_up = hang_up
         self._closing = True
         transport = self.writer.transport
         transport.abort()
@@ -325,10 +328,11 @@ class AdbConnection:
             for stream in list(self._streams.values()):
                 stream._mark_closed()
             self._streams.clear()
-            for task in list(self._tasks):
-                task.cancel()
-            if self._tasks:
-                await asyncio.gather(*self._tasks, return_exceptions=True)
+            if self.hang_up:  # else the services' commands run on, as after a drop the phone did not notice
+                for task in list(self._tasks):
+                    task.cancel()
+                if self._tasks:
+                    await asyncio.gather(*self._tasks, return_exceptions=True)
             self.writer.transport.abort()
 
     async def _dispatch(self, msg: Message) -> None:

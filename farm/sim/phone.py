@@ -127,7 +127,7 @@ class VirtualPhone:
         self._server: asyncio.Server | None = None
         self._conns: set[AdbConnection] = set()
         self._listening_wanted = False
-        self._command_faults: list[tuple[str, float, float]] = []
+        self._command_faults: list[tuple[str, float, float, bool]] = []
         self._closed = False
 
     @staticmethod
@@ -278,23 +278,27 @@ class VirtualPhone:
 
     def drop_after(self, seconds: float, *, refuse_for: float = 0.0) -> None:
         """Like :meth:`drop_now`, ``seconds`` from now."""
-        self._loop.call_soon_threadsafe(self._loop.call_later, seconds, self._drop, refuse_for)
+        self._loop.call_soon_threadsafe(self._loop.call_later, seconds, self._drop, refuse_for, True)
 
-    def drop_on_command(self, substring: str, *, delay: float = 0.1, refuse_for: float = 0.0) -> None:
-        """Drop ``delay`` seconds after the next shell command line containing ``substring`` starts (once)."""
-        self._loop.call_soon_threadsafe(self._command_faults.append, (substring, delay, refuse_for))
+    def drop_on_command(
+        self, substring: str, *, delay: float = 0.1, refuse_for: float = 0.0, hang_up: bool = True
+    ) -> None:
+        """Drop ``delay`` seconds after the next shell command line containing ``substring`` starts (once).
+        ``hang_up=False``: the phone does not notice the drop and its running commands go on (a silent link)."""
+        self._loop.call_soon_threadsafe(self._command_faults.append, (substring, delay, refuse_for, hang_up))
 
     def _on_command(self, line: str) -> None:
         for fault in list(self._command_faults):
-            substring, delay, refuse_for = fault
+            substring, delay, refuse_for, hang_up = fault
             if substring in line:
                 self._command_faults.remove(fault)
                 logger.info("virtual phone %s: dropping %.2fs after %r", self.name, delay, line)
-                self._loop.call_later(delay, self._drop, refuse_for)
+                self._loop.call_later(delay, self._drop, refuse_for, hang_up)
 
-    def _drop(self, refuse_for: float) -> None:
+    def _drop(self, refuse_for: float, hang_up: bool = True, /) -> None:
         self.faults.drops += 1
-        self._abort_connections()
+        for conn in list(self._conns):
+            conn.abort(hang_up=hang_up)
         if refuse_for > 0 and self._server is not None:
             self._loop.create_task(self._refuse_for(refuse_for))
 

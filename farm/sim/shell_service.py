@@ -119,9 +119,10 @@ async def shell_service(state: PhoneState, table: CommandTable, stream: AdbStrea
     try:
         await asyncio.wait({run, closed}, return_when=asyncio.FIRST_COMPLETED)
         if not run.done():
-            # The host went away: hang up the whole process group, as adbd does when its socket closes.
-            logger.debug("shell stream closed; hanging up %r", command)
-            if sh:
+            # The host went away: hang up the whole process group, as adbd does when its socket closes — unless
+            # the phone never noticed (a silent link drop): then the command runs on, as it would on a real one.
+            logger.debug("shell stream closed; %s %r", "hanging up" if stream.conn.hang_up else "leaving", command)
+            if sh and stream.conn.hang_up:
                 state.procs.signal(-sh[0].pgid, 1)
             await asyncio.wait({run})
             return

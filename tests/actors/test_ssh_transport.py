@@ -157,8 +157,8 @@ def test_timeout_kills_the_whole_process_group(ssh: SshTransport, sshd_box: Sshd
 
 def test_cancel_kills_the_command(ssh: SshTransport, sshd_box: SshdBox) -> None:
     cancel = threading.Event()
-    threading.Timer(0.5, cancel.set).start()
-    done = ssh.run(["sleep", "1003"], cancel=cancel, timeout=30)
+    # cancelled once it is known to run on the box (no timer racing the start)
+    done = ssh.run(["sleep", "1003"], cancel=cancel, timeout=30, on_start=lambda _pid: cancel.set())
     assert done.cancelled and not done.timed_out and done.exit_code is None
     assert done.duration_s < 5
     assert sshd_box.remote_processes("sleep 1003") == []
@@ -290,9 +290,13 @@ def test_sshd_killed_mid_run_then_transport_reconnects(running_sshd_box: SshdBox
     ssh = SshTransport(box.config)
     try:
         pids: list[int] = []
-        threading.Timer(1.0, box.stop).start()
+
+        def unplug(pid: int) -> None:  # in this thread, once the command runs: nothing races start()/stop()
+            pids.append(pid)
+            box.stop()
+
         with pytest.raises(ConnectionLostError, match="connection lost"):
-            ssh.run(["sleep", "1004"], on_start=pids.append, timeout=30)
+            ssh.run(["sleep", "1004"], on_start=unplug, timeout=30)
         assert pids and _alive(pids[0])  # orphaned on the box, as after a real link drop
 
         with pytest.raises(DeviceOfflineError):  # box still down: cannot connect

@@ -211,7 +211,7 @@ def test_ssh_host_fingerprint_memory_and_health(box: SshdBox) -> None:
         dev.close()
 
 
-def test_health_offline_when_the_box_is_down_or_its_key_is_wrong(
+def test_health_offline_when_the_box_is_down_untrusted_when_its_key_is_wrong(
     up_box: SshdBox, sshd_box: SshdBox, wrong_known_hosts: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     dev = SshHost(HostDevice.model_validate({"kind": "host", "id": "srv", "ssh": ssh_block(up_box)}))
@@ -223,9 +223,15 @@ def test_health_offline_when_the_box_is_down_or_its_key_is_wrong(
     impostor = ssh_block(sshd_box, known_hosts=str(wrong_known_hosts))
     bad = SshHost(HostDevice.model_validate({"kind": "host", "id": "bad", "ssh": impostor}))
     with caplog.at_level(logging.ERROR, logger="actors.box"):
-        assert bad.health() == {"bad": "offline"} and bad.health() == {"bad": "offline"}
+        assert bad.health() == {"bad": "untrusted"} and bad.health() == {"bad": "untrusted"}
+    assert "HOST KEY CHANGED" in bad.health_reason
     refusals = [r for r in caplog.records if "HOST KEY CHANGED" in r.getMessage()]
     assert len(refusals) == 1  # logged once, not at every health round
+    empty = wrong_known_hosts.parent / "known_hosts_empty"
+    empty.write_text("")
+    unknown_box = ssh_block(sshd_box, known_hosts=str(empty))
+    unknown = SshHost(HostDevice.model_validate({"kind": "host", "id": "new", "ssh": unknown_box}))
+    assert unknown.health() == {"new": "untrusted"} and "host key not in" in unknown.health_reason
     # a run handed to it anyway (before a health check ran) is refused: a failed row with the reason, no retry
     canary = sshd_box.workdir / f"canary-{uuid.uuid4().hex}"
     res = bad.execute(request("r", "bad", ["sh", "-c", f"touch {canary}; echo value=1"]))
@@ -394,18 +400,23 @@ def _sleep_job(tmp: Path, name: str, command: str, **extra: Any) -> Path:
 
 
 @pytest.mark.ray
-def test_changed_host_key_takes_the_device_offline(farm: tuple[Any, Path], box: SshdBox, tmp_path: Path) -> None:
+def test_changed_host_key_makes_the_device_untrusted_at_once(
+    farm: tuple[Any, Path], box: SshdBox, tmp_path: Path
+) -> None:
     handle, results = farm
-    # the health check met the refusal: the scheduler gives the device no runs (a run handed out between two
-    # checks carries the refusal's own text: see test_health_offline_when_..._key_is_wrong)
-    wait_until(lambda: device_states(handle)["intercepted"] == "offline", timeout=60)
+    # the controller's first health check, before any run, met the refusal: untrusted, with the reason shown
+    (dev,) = [d for d in ray.get(handle.devices_status.remote()) if d["device_id"] == "intercepted"]
+    assert dev["state"] == "untrusted" and "HOST KEY CHANGED" in dev["reason"] and "Nothing was sent" in dev["reason"]
     canary = box.workdir / f"canary-{uuid.uuid4().hex}"
-    path = _sleep_job(tmp_path, "intercepted", f"touch {canary}; echo value=1", devices={"ids": ["intercepted"]})
+    path = _sleep_job(tmp_path, "intercepted", f"touch {canary}; echo value=1", devices={"ids": ["intercepted"]},
+                      retries=3)  # fmt: skip
     st = submit_and_wait(handle, path)
-    assert st["statuses"] == {"infra_error": 1} and st["retries"] == 0
+    assert st["statuses"] == {"infra_error": 1} and st["retries"] == 0  # no retry loop, no grace period
     (row,) = rows(results, "intercepted")
-    assert row["status"] == "infra_error" and row["attempt"] == 1 and "intercepted is offline" in row["error"]
+    assert row["status"] == "infra_error" and row["attempt"] == 1
+    assert "device intercepted is untrusted: " in row["error"] and "HOST KEY CHANGED" in row["error"]
     assert not canary.exists()
+    assert device_states(handle)["intercepted"] == "untrusted"
 
 
 @pytest.mark.ray

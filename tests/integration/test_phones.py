@@ -145,6 +145,30 @@ def test_phone_health_temperature_and_throttling(adb_server: AdbServer, virtual_
     assert res.infra_error is not None and res.exit_code is None
 
 
+def _running(phone: VirtualPhone, word: str) -> bool:
+    return any(word in " ".join(p.argv) for p in list(phone.state.procs.running()))
+
+
+def test_a_benchmark_a_lost_link_left_running_is_killed_when_the_phone_is_back(
+    adb_server: AdbServer, virtual_phones: PhoneFactory
+) -> None:
+    (vp,) = virtual_phones(1)
+    spec = inventory(adb_server, [vp]).devices[0]
+    assert isinstance(spec, AndroidDevice)
+    phone = Phone(spec)
+    # the phone does not notice this drop (a Wi-Fi link gone silent): nothing on it hangs the benchmark up
+    vp.drop_on_command("sleep 1009", delay=0.3, hang_up=False)
+    res = phone.execute(request("lost", ["sleep", "1009"], slot_id=vp.name))
+    assert res.infra_error is not None and "connection lost" in res.infra_error and vp.faults.drops == 1
+    # the adb server brings the phone back; the first health check after that stops the leftover benchmark
+    wait_until(lambda: phone.health() == {vp.name: "idle"}, timeout=60)
+    wait_until(lambda: not _running(vp, "sleep 1009"), timeout=30)
+    assert phone._transport.orphans_killed == 1
+    # a benchmark that ends normally leaves nothing to kill
+    assert phone.execute(request("fine", ["sleep", "0.1"], slot_id=vp.name)).exit_code == 0
+    assert phone._transport.orphans_killed == 1
+
+
 def test_relevant_zones_skip_board_sensors() -> None:
     assert relevant_zones({0: "cpu-0-0-usr", 1: "battery", 2: "gpuss-0", 3: "xo-therm"}) == {
         0: "cpu-0-0-usr",

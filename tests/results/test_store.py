@@ -215,10 +215,9 @@ def test_crash_mid_write_leaves_only_an_ignored_temp_file(tmp_path: Path) -> Non
 
 
 def test_failed_flush_keeps_rows_buffered(tmp_path: Path) -> None:
-    blocker = tmp_path / "root"
-    blocker.write_text("a file where the results directory should be")
-    store = ResultsStore(str(blocker))
+    store = ResultsStore(str(tmp_path / "root"))
     w = store.writer("sweep")
+    (tmp_path / "root" / "runs").write_text("a file where the runs directory should be")
     w.add(make_row(run_id="a"))
     with pytest.raises(ResultsError, match="cannot write"):
         w.flush()
@@ -375,3 +374,66 @@ def test_row_changed_after_add_is_stored_as_it_was_added(tmp_path: Path) -> None
         row["run_id"] = "b"
     (stored,) = store.table("sweep").to_pylist()
     assert stored["run_id"] == "a" and stored["latency_ms"] == 1.0
+
+
+def test_a_writer_holds_its_job_partition_alone(tmp_path: Path) -> None:
+    store = ResultsStore(str(tmp_path))
+    first = store.writer("sweep")
+    with pytest.raises(ResultsError, match=r"already being run or written into .* \(lock held by pid \d+ "):
+        store.writer("sweep")  # a second writer of the job, even in this process
+    with store.writer("other") as w:  # other jobs are not affected
+        w.add(make_row(job="other", run_id="a"))
+    first.add(make_row(run_id="a"))
+    first.close()
+    with store.writer("sweep") as again:  # closing gave the partition up
+        assert not again.add(make_row(run_id="a"))
+
+
+_HOLDER_SCRIPT = """
+import sys, time
+from farm.results import ResultsStore
+
+w = ResultsStore(sys.argv[1]).writer("sweep")
+print("holding", flush=True)
+time.sleep(600)
+"""
+
+
+def test_the_partition_lock_holds_across_processes_and_ends_with_its_holder(tmp_path: Path) -> None:
+    repo = Path(__file__).resolve().parents[2]
+    holder = subprocess.Popen(
+        [sys.executable, "-c", _HOLDER_SCRIPT, str(tmp_path)], cwd=repo, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == "holding\n"
+        with pytest.raises(ResultsError, match=f"pid {holder.pid} "):
+            ResultsStore(str(tmp_path)).writer("sweep")
+    finally:
+        holder.kill()  # a crash: no close, no cleanup
+        holder.wait(60)
+    with ResultsStore(str(tmp_path)).writer("sweep") as w:
+        assert w.add(make_row(run_id="after"))
+
+
+def test_a_log_is_never_overwritten(tmp_path: Path) -> None:
+    store = ResultsStore(str(tmp_path))
+    first = store.write_log("sweep", "r1", 1, "first\n")
+    second = store.write_log("sweep", "r1", 1, "second\n")
+    assert first != second and Path(first).name == "r1-1.log"
+    assert Path(first).read_text() == "first\n" and Path(second).read_text() == "second\n"
+    assert sorted(p.name for p in (tmp_path / "logs" / "sweep").iterdir() if p.name.startswith(".")) == []
+
+
+def test_job_records_are_stored_and_queryable(tmp_path: Path) -> None:
+    store = ResultsStore(str(tmp_path))
+    record = {"job": "sweep", "job_id": "sweep-1a2b", "state": "cancelled", "total": 10**6, "not_started": 999_990,
+              "finished": 10, "skipped": 0, "statuses": {"ok": 9, "cancelled": 1}, "submitted_at": 1.7e9,
+              "cancelled_at": 1.7e9 + 5, "finished_at": 1.7e9 + 6}  # fmt: skip
+    path = store.write_job_record("sweep", "sweep-1a2b", record)
+    assert path == str(tmp_path / "jobs" / "sweep" / "sweep-1a2b.json")
+    assert store.job_records("sweep") == [record] and store.job_records() == [record]
+    got = query(store, "SELECT job, not_started, finished, statuses FROM cancellations").to_pylist()
+    assert got == [{"job": "sweep", "not_started": 999_990, "finished": 10, "statuses": '{"cancelled": 1, "ok": 9}'}]
+    assert query(ResultsStore(str(tmp_path / "empty")), "SELECT count(*) AS n FROM cancellations").to_pylist() == [
+        {"n": 0}
+    ]

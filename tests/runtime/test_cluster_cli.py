@@ -23,7 +23,7 @@ def farm(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         check=False,
         text=True,
         timeout=180,
-        env={**os.environ, "RAY_ADDRESS": ""},
+        env={**os.environ, "RAY_ADDRESS": "", "COLUMNS": "200"},  # tables unwrapped
     )
     if check and done.returncode != 0:
         raise AssertionError(f"farm {' '.join(args)} → {done.returncode}\n{done.stdout}\n{done.stderr}")
@@ -78,10 +78,11 @@ def test_submit_status_wait_cancel_devices(tmp_path: Path, head: str) -> None:
 
         slow_id = farm("submit", str(slow), "--address", head).stdout.strip().splitlines()[-1]
         devices = farm("devices", "--address", head).stdout
-        assert "a" in devices and "host" in devices
+        assert "a" in devices and "host" in devices and "reason" in devices
         farm("cancel", slow_id, "--address", head)
         waited = farm("wait", slow_id, "--address", head, check=False)
         assert waited.returncode == 1 and "cancelled" in waited.stdout
+        assert "not started" in farm("status", slow_id, "--address", head).stdout
     finally:
         farm("controller", "stop", "--address", head, check=False)
     rows = farm(
@@ -94,4 +95,8 @@ def test_submit_status_wait_cancel_devices(tmp_path: Path, head: str) -> None:
     ).stdout
     assert "clijob,ok,6" in rows
     assert "slowjob,cancelled," in rows
+    # 20 runs on each of the 2 devices; those that never started are counted once, in its cancellation record
+    cancelled = farm("query", "SELECT job, total, finished + not_started AS n FROM cancellations", "--results",
+                     str(results), "--format", "csv").stdout  # fmt: skip
+    assert "slowjob,40,40" in cancelled
     assert (tmp_path / "remote" / "a" / "payload.sh").read_text() == "echo value=$1\n"
