@@ -94,6 +94,7 @@ class Controller:
         self.slots: dict[str, Slot] = {}
         self.jobs: dict[str, _JobRecord] = {}
         self.inflight: dict[str, _Inflight] = {}  # slot id → run in flight
+        self._rechecking: set[str] = set()  # devices whose lost actor is being waited for (_hold_until_healthy)
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._started = False
@@ -359,10 +360,12 @@ class Controller:
 
     async def _await_run(self, slot_id: str) -> None:
         fl = self.inflight[slot_id]
+        actor_lost = False
         try:
             res: RunResult = await fl.ref
         except Exception as exc:
             res = _failed_call(exc)
+            actor_lost = res.infra_error is not None
         del self.inflight[slot_id]
         rec = self.jobs[fl.job_id]
         status, error, metrics = classify(res, rec.adapter)
@@ -377,6 +380,8 @@ class Controller:
                 self.temperatures[slot.device_id] = res.samples[key]
                 break
         final = self.scheduler.finish(slot_id, status, error or "", time.monotonic())
+        if actor_lost:
+            self._hold_until_healthy(slot.device_id, error or "its actor died")
         self.metrics.run_finished(
             job=rec.spec.name,
             device=slot_id,
@@ -494,9 +499,11 @@ class Controller:
             await asyncio.sleep(self.options.health_interval_s)
             await self.check_health()
 
-    async def check_health(self) -> None:
+    async def check_health(self, device_ids: list[str] | None = None) -> None:
         now = time.monotonic()
         for dev_id, handle in self.devices.items():
+            if device_ids is not None and dev_id not in device_ids:
+                continue
             try:
                 report: dict[str, Any] = await asyncio.wait_for(handle.health_report.remote(), 30)
                 states: dict[str, str] = report["states"]
@@ -511,6 +518,32 @@ class Controller:
                 ok = state == "idle"
                 self.scheduler.set_available(slot_id, ok, now, SlotState.IDLE if ok else SlotState(state), reason)
         self._wake.set()
+
+    def _hold_until_healthy(self, device_id: str, reason: str) -> None:
+        """A device whose actor died gets no run until its (restarted) actor answers a health check: a retry sent
+        into a restarting actor would fail too and burn the run's retries on one fault."""
+        now = time.monotonic()
+        for slot in self.slots.values():
+            if slot.device_id == device_id:
+                self.scheduler.set_available(slot.slot_id, False, now, SlotState.OFFLINE, reason)
+        if device_id not in self._rechecking:
+            self._rechecking.add(device_id)
+            asyncio.get_running_loop().create_task(self._recheck(device_id))
+
+    async def _recheck(self, device_id: str) -> None:
+        delay = 0.2
+        try:
+            while True:
+                await asyncio.sleep(delay)
+                try:
+                    await asyncio.wait_for(self.devices[device_id].health_report.remote(), 30)
+                except Exception:  # still restarting (or gone: the health loop and offline grace take over)
+                    delay = min(delay * 2, self.options.health_interval_s)
+                    continue
+                await self.check_health([device_id])
+                return
+        finally:
+            self._rechecking.discard(device_id)
 
     async def device_handles(self) -> dict[str, Any]:
         return dict(self.devices)
