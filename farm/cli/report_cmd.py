@@ -134,7 +134,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     c = esub.add_parser(
         "codl-dataset",
         help="per-SoC CSV latency datasets in the layout CoDL's latency predictors train on",
-        description="Write <out>/<soc>/t_<op>_op.csv; see docs/analysis.md for the column mapping.",
+        description="Write the files CoDL's latency collector writes for a SoC (<out>/<soc>/t_*.csv) and its "
+        "SoC yaml (<out>/soc/<soc>.yaml); see docs/analysis.md for the column mapping.",
     )
     c.add_argument("job", help="job name")
     c.add_argument("--out", metavar="DIR", required=True, help="output directory")
@@ -320,8 +321,14 @@ def run_export_codl(args: argparse.Namespace) -> int:
     console = _console()
     for path, n in result.files.items():
         console.print(f"wrote {path} ({n} rows)", markup=False)
+    for path, source in result.soc_files.items():
+        console.print(f"wrote {path} (kernel_wave_size: {source})", markup=False)
+    for soc in result.no_soc_file:
+        console.print(f"no SoC yaml for {soc}: its runs printed no OpenCL runtime line", markup=False, style="yellow")
     for reason, n in result.skipped.items():
         console.print(f"skipped {n} measurement row(s): {reason}", markup=False, style="yellow")
+    for files, why in result.not_exported.items():
+        console.print(f"not exported: {files}: {why}", markup=False, style="dim")
     _synthetic_note(console, result.synthetic)
     return 0
 
