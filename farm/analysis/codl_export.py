@@ -16,14 +16,17 @@ shape with the GPU (``--part_ratio=1 --cu_hint=2``) or the CPU (``--part_ratio=0
   lines without naming them in the header; we write the named columns only, so pandas maps every name to its
   value.
 
-and ``<out>/soc/<soc>.yaml`` (``global_mem_cache_size``, ``compute_units``, ``max_work_group_size``,
+CoDL fixes the GPU memory type for a whole collection (``collect_op_latency.sh … buffer|image``): when a job's
+runs on a SoC used several ``--gpu_memory_type`` values, each gets its own folder, ``<soc>-gpu_buffer`` and
+``<soc>-gpu_image`` (CPU runs go with the value they were started with). Also
+``<out>/soc/<soc>.yaml`` (``global_mem_cache_size``, ``compute_units``, ``max_work_group_size``,
 ``kernel_wave_size``) from the OpenCL runtime line the runs printed (``fp_opencl_*`` columns). The log's
 ``warp_size`` is 0 on current drivers; then ``kernel_wave_size`` is the value CoDL's own SoC files use for
 that GPU family (Adreno 64, Mali 8) and the yaml says so in a comment.
 
-Values: ``COST`` is the median over repeats of the tool's own ``Stat`` mean (``codl_stat_0_ms``, else
-``latency_ms``), ms; ``SD_COST`` the median of its ``std_pect`` (percent), which the trainer filters on
-(``SD_COST < 5``). ``PDIM``/``PRATIO`` are ``--part_dim``/``--part_ratio``; ``CNN`` is the ``cnn`` grid value, else
+Values: ``COST`` is the median over repeats of the tool's own ``Stat`` mean (``codl_stat_0_ms`` when the Stat
+line holds one entry, else ``latency_ms``, the mean of the rounds after ``si``), ms; ``SD_COST`` the median of its
+``std_pect`` (percent; else the rounds' SD in percent), which the trainer filters on (``SD_COST < 5``). ``PDIM``/``PRATIO`` are ``--part_dim``/``--part_ratio``; ``CNN`` is the ``cnn`` grid value, else
 ``FARM``. Output shapes: convolutions SAME (``ceil(in / stride)``), pooling VALID (``(in − k) // stride + 1``),
 as in CoDL's op datasets. Every value comes from the grid parameter ``p_<flag>`` or the flag in the row's
 ``command``.
@@ -67,6 +70,7 @@ NOT_EXPORTED = {
     "t_fc_gpu_direct.csv": "labels are per-tile / per-warp times CoDL derives from Fine stage timings with its "
     "thread-pool and OpenCL work-group helpers",
 }
+_MEM_NAMES = {0: "cpu_buffer", 1: "gpu_buffer", 2: "gpu_image"}
 _OP_STEMS = {"conv2d": "conv2d", "fullyconnected": "fc", "pooling": "pooling"}
 _WAVE_BY_FAMILY = (("adreno", 64), ("mali", 8))
 _OPENCL_FP = ("fp_opencl_global_mem_cache_size", "fp_opencl_compute_units", "fp_opencl_max_wgp_size")
@@ -131,6 +135,7 @@ class OpRun:
     sh: int
     sw: int
     pooling_type: int
+    mem: int  # --gpu_memory_type: 0 CPU buffer, 1 GPU buffer, 2 GPU image
 
     def out_hw(self) -> tuple[int, int]:
         if self.op == "pooling":
@@ -178,13 +183,16 @@ def op_run(row: Row, soc_column: str | None = None) -> OpRun:
         sh=strides[0],
         sw=strides[-1],
         pooling_type=int(float(value("pooling_type", "1"))),
+        mem=int(float(value("gpu_memory_type", "0"))),
     )
 
 
 def _cost(row: Row) -> tuple[float | None, float | None]:
     """The run's latency (the tool's Stat mean, else the adapter's) and its SD in percent."""
-    cost = finite([row.get("codl_stat_0_ms")]) or finite([row.get("latency_ms")])
-    sd = finite([row.get("codl_std_pct_0")])
+    # One Stat entry (Coarse) is the round latency; several (Fine) are stages: then the rounds' mean is the cost.
+    coarse = not finite([row.get("codl_stat_1_ms")])
+    cost = (finite([row.get("codl_stat_0_ms")]) if coarse else []) or finite([row.get("latency_ms")])
+    sd = finite([row.get("codl_std_pct_0")]) if coarse else []
     if not sd and cost and (std := finite([row.get("latency_std_ms")])) and cost[0] > 0:
         sd = [100.0 * std[0] / cost[0]]
     return (cost[0] if cost else None), (sd[0] if sd else None)
@@ -302,8 +310,12 @@ def export_codl_dataset(
     if not groups:
         reasons = "; ".join(f"{n} × {why}" for why, n in skipped.items()) or "no ok measurements"
         raise ConfigError.single(source, "job", f"job {data.job!r}: no row fits a CoDL dataset file ({reasons})")
+    mems: dict[str, set[int]] = {}
+    for soc, _, _, run in groups:
+        mems.setdefault(soc, set()).add(run.mem)
     files: dict[Path, tuple[list[str], list[tuple[OpRun, list[Any]]]]] = {}
     for (soc, name, header, run), rows in groups.items():
+        folder = _slug(soc) if len(mems[soc]) == 1 else f"{_slug(soc)}-{_MEM_NAMES.get(run.mem, f'mem{run.mem}')}"
         if name == "t_data_sharing.csv":
             stages = [_stages(r) for r in rows]
             line = _data_sharing_row(run, [median([s[k] for s in stages if s]) for k in range(DATA_SHARING_STAGES)])
@@ -313,7 +325,7 @@ def export_codl_dataset(
             sds = [s for _, s in costs if s is not None]
             sd = median(sds) if sds else None
             line = _pooling_row(run, cost, sd) if name.startswith("t_pooling_") else _mulayer_row(run, cost, sd)
-        entry = files.setdefault(out_dir / _slug(soc) / name, (list(header), []))
+        entry = files.setdefault(out_dir / folder / name, (list(header), []))
         entry[1].append((run, line))
     written: dict[Path, int] = {}
     for path, (header, lines) in sorted(files.items()):

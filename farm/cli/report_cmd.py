@@ -267,6 +267,12 @@ def run_bound(args: argparse.Namespace) -> int:
             Text(row.reason),
         )
     console.print(table)
+    for row in result.rows:
+        where = f"{row.device}, {bound.point_label(row)}"
+        console.print(f"{where}: T_enc, T_dec from {len(row.off_runs)} loading-off run(s) [{row.off_env}]: "
+                      f"{' '.join(row.off_runs) or 'none'}", markup=False)  # fmt: skip
+        console.print(f"{where}: T'_dec from {len(row.on_runs)} loading-on run(s) [{row.on_env}]: "
+                      f"{' '.join(row.on_runs) or 'none'}", markup=False)  # fmt: skip
     _synthetic_note(console, result.synthetic)
     return 0
 
