@@ -26,9 +26,10 @@ that GPU family (Adreno 64, Mali 8) and the yaml says so in a comment.
 
 Values: ``COST`` is the median over repeats of the tool's own ``Stat`` mean (``codl_stat_0_ms`` when the Stat
 line holds one entry, else ``latency_ms``, the mean of the rounds after ``si``), ms; ``SD_COST`` the median of its
-``std_pect`` (percent; else the rounds' SD in percent), which the trainer filters on (``SD_COST < 5``). ``PDIM``/``PRATIO`` are ``--part_dim``/``--part_ratio``; ``CNN`` is the ``cnn`` grid value, else
-``FARM``. Output shapes: convolutions SAME (``ceil(in / stride)``), pooling VALID (``(in − k) // stride + 1``),
-as in CoDL's op datasets. Every value comes from the grid parameter ``p_<flag>`` or the flag in the row's
+``std_pect`` (percent; else the rounds' SD in percent), which the trainer filters on (``SD_COST < 5``).
+``PDIM``/``PRATIO`` are ``--part_dim``/``--part_ratio``; ``CNN`` is the ``cnn`` grid value, else ``FARM``.
+Output shapes: convolutions SAME (``ceil(in / stride)``), pooling VALID (``(in − k) // stride + 1``), as in
+CoDL's op datasets. Every value comes from the grid parameter ``p_<flag>`` or the flag in the row's
 ``command``.
 
 Not written: CoDL's per-implementation conv/fc files (``t_conv2d_cpu_{direct,gemm,winograd…}``,
@@ -55,14 +56,19 @@ from farm.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
+
+def _columns(header: str) -> list[str]:
+    return header.split(",")
+
+
 #: Columns tried, in order, for a row's SoC name.
 SOC_COLUMNS = ("fp_soc", "p_soc", "fp_label_soc", "fp_board_platform", "fp_ro_board_platform")
-MULAYER_COLUMNS = "COST,SD_COST,PDIM,PRATIO,FLOPS,F0,F1".split(",")
-MULAYER_POOLING_COLUMNS = "COST,SD_COST,PDIM,PRATIO,F0,F1".split(",")
-POOLING_COLUMNS = "CNN,COST,T_COST,SD_COST,PDIM,PRATIO,IH,IW,IC,OC,KH,KW,SH,SW".split(",")
-DATA_SHARING_COLUMNS = (
+MULAYER_COLUMNS = _columns("COST,SD_COST,PDIM,PRATIO,FLOPS,F0,F1")
+MULAYER_POOLING_COLUMNS = _columns("COST,SD_COST,PDIM,PRATIO,F0,F1")
+POOLING_COLUMNS = _columns("CNN,COST,T_COST,SD_COST,PDIM,PRATIO,IH,IW,IC,OC,KH,KW,SH,SW")
+DATA_SHARING_COLUMNS = _columns(
     "T_DT_IN,T_MAP_IN,T_MAP_OUT,T_SYNC,T_UNMAP_IN,T_UNMAP_OUT,T_DT_OUT,T_SYNC_2,IH,IW,IC,OH,OW,OC,DATA_IN,DATA_OUT"
-).split(",")
+)
 DATA_SHARING_STAGES = 8
 #: CoDL's trainer files this export cannot fill, and why.
 NOT_EXPORTED = {
@@ -314,7 +320,7 @@ def export_codl_dataset(
     for soc, _, _, run in groups:
         mems.setdefault(soc, set()).add(run.mem)
     files: dict[Path, tuple[list[str], list[tuple[OpRun, list[Any]]]]] = {}
-    for (soc, name, header, run), rows in groups.items():
+    for (soc, name, columns, run), rows in groups.items():
         folder = _slug(soc) if len(mems[soc]) == 1 else f"{_slug(soc)}-{_MEM_NAMES.get(run.mem, f'mem{run.mem}')}"
         if name == "t_data_sharing.csv":
             stages = [_stages(r) for r in rows]
@@ -325,7 +331,7 @@ def export_codl_dataset(
             sds = [s for _, s in costs if s is not None]
             sd = median(sds) if sds else None
             line = _pooling_row(run, cost, sd) if name.startswith("t_pooling_") else _mulayer_row(run, cost, sd)
-        entry = files.setdefault(out_dir / folder / name, (list(header), []))
+        entry = files.setdefault(out_dir / folder / name, (list(columns), []))
         entry[1].append((run, line))
     written: dict[Path, int] = {}
     for path, (header, lines) in sorted(files.items()):

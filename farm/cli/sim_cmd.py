@@ -80,7 +80,9 @@ def _check(args: argparse.Namespace) -> list[int]:
     storages = [s.strip() for s in args.storage.split(",") if s.strip()]
     unknown = [s for s in storages if s not in STORAGE_PROFILES]
     if unknown or not storages:
-        issues.append(("--storage", f"unknown profile(s) {unknown or [args.storage]}; known: {', '.join(STORAGE_PROFILES)}"))
+        issues.append(
+            ("--storage", f"unknown profile(s) {unknown or [args.storage]}; known: {', '.join(STORAGE_PROFILES)}")
+        )
     if issues:
         raise ConfigError(SOURCE, issues)
     args.storages = storages
@@ -112,7 +114,9 @@ def run_phones(args: argparse.Namespace) -> int:
         sys.stdout.write(f"# synthetic devices from `farm sim phones`; serving until Ctrl-C (pid {os.getpid()})\n")
         for phone in phones:
             profile = phone.state.storage.name
-            sys.stdout.write(f"# {phone.name}: storage profile {profile!r} (elastic-infer stand-in: {profile} regime)\n")
+            sys.stdout.write(
+                f"# {phone.name}: storage profile {profile!r} (elastic-infer stand-in: {profile} regime)\n"
+            )
         sys.stdout.write(yaml.safe_dump(inventory, sort_keys=False, default_flow_style=None))
         sys.stdout.flush()
         while not stop.wait(0.5):

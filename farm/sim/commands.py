@@ -370,9 +370,7 @@ def parse(line: str) -> list[tuple[str, Pipeline]]:
     return result
 
 
-_VAR = re.compile(
-    r"\\\$|\$(\$|\?|!|#|[0-9]|[A-Za-z_][A-Za-z0-9_]*|\{[A-Za-z_][A-Za-z0-9_]*(?::?[-+][^}]*)?\})"
-)
+_VAR = re.compile(r"\\\$|\$(\$|\?|!|#|[0-9]|[A-Za-z_][A-Za-z0-9_]*|\{[A-Za-z_][A-Za-z0-9_]*(?::?[-+][^}]*)?\})")
 # ${NAME}, ${NAME:+word} / ${NAME+word} (word if set), ${NAME:-word} / ${NAME-word} (word if unset)
 _BRACED = re.compile(r"\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?:(?P<colon>:?)(?P<op>[-+])(?P<word>[^}]*))?\}")
 

@@ -254,9 +254,7 @@ async def llama_binary(ctx: CommandContext) -> int:
     """``mymain*`` / ``llama-*``: a llama.cpp run with modelled speed (see the module docstring)."""
     binary = ctx.argv[0]
     if ELASTIC_BINARY.match(posixpath.basename(binary)) and (lib := _missing_library(ctx)) is not None:
-        await ctx.err(
-            f'CANNOT LINK EXECUTABLE "{binary}": library "{lib}" not found: needed by main executable\n'
-        )
+        await ctx.err(f'CANNOT LINK EXECUTABLE "{binary}": library "{lib}" not found: needed by main executable\n')
         return 1
     await ctx.err(f"{SYNTHETIC_BANNER}\n")
     try:

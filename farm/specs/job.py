@@ -3,9 +3,18 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    PrivateAttr,
+    Tag,
+    field_validator,
+    model_validator,
+)
 
 from farm import templates
 from farm.errors import ConfigError
@@ -38,6 +47,16 @@ class EnvPrependSpec(_Spec):
     @classmethod
     def _number_as_string(cls, value: object) -> object:
         return str(value) if isinstance(value, int | float) and not isinstance(value, bool) else value
+
+
+def _env_kind(value: object) -> str:
+    return "tag:prepend" if isinstance(value, dict | EnvPrependSpec) else "tag:text"
+
+
+# A plain value or a prepend; the tag picks the member so an error names the field, not every union member.
+EnvValue = Annotated[
+    Annotated[str, Tag("tag:text")] | Annotated[EnvPrependSpec, Tag("tag:prepend")], Discriminator(_env_kind)
+]
 
 
 class DeviceSelector(_Spec):
@@ -83,7 +102,7 @@ class JobSpec(_Spec):
     devices: DeviceSelector = Field(default_factory=DeviceSelector)
     artifacts: list[Artifact] = Field(default_factory=list)
     workdir: str | None = None
-    env: dict[str, str | EnvPrependSpec] = Field(default_factory=dict)
+    env: dict[str, EnvValue] = Field(default_factory=dict)
     command: list[str] = Field(min_length=1)
     axis_args: dict[str, list[str]] = Field(
         default_factory=dict, description="arguments appended to the command only when the grid has that axis"
@@ -113,7 +132,7 @@ class JobSpec(_Spec):
 
     @field_validator("env")
     @classmethod
-    def _env_names(cls, value: dict[str, str | EnvPrependSpec]) -> dict[str, str | EnvPrependSpec]:
+    def _env_names(cls, value: dict[str, EnvValue]) -> dict[str, EnvValue]:
         import re
 
         for key in value:

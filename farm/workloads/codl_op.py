@@ -33,7 +33,9 @@ from farm.workloads.base import Metrics
 from farm.workloads.textscan import NUMBER, to_float
 
 _ROUND = re.compile(rf"\bRound\s+(?P<index>\d+)\s*,\s*latency\s+(?P<ms>{NUMBER})\s*ms\b")
-_STAT = re.compile(r"\bStat:\s*si\s+(?P<si>\d+)\s*,\s*stat\s*(?P<stat>\[[^\]]*\])?\s*,\s*std_pect\s*(?P<sd>\[[^\]]*\])?")
+_STAT = re.compile(
+    r"\bStat:\s*si\s+(?P<si>\d+)\s*,\s*stat\s*(?P<stat>\[[^\]]*\])?\s*,\s*std_pect\s*(?P<sd>\[[^\]]*\])?"
+)
 _STAT_SI = re.compile(r"\bStat:\s*si\s+(?P<si>\d+)")
 _CL_RUNTIME = re.compile(r"\bOpenCLRuntime:\s*(?P<pairs>global_mem_cacheline_size.*)$")
 _CL_TEXT = {

@@ -22,8 +22,13 @@ from tests.analysis.codl_trainer import load
 from tests.analysis.jobs import job
 
 BASE = "./codl_op_run --compute --cpu_affinity_policy=1 --rounds=21 --num_threads=4 --part_dim=4"
-OPENCL = {"fp_opencl_global_mem_cache_size": "1048576", "fp_opencl_compute_units": "9",
-          "fp_opencl_max_wgp_size": "512", "fp_opencl_warp_size": "0", "fp_opencl_device": "Mali-G77 MC9 r0p1"}  # fmt: skip
+OPENCL = {
+    "fp_opencl_global_mem_cache_size": "1048576",
+    "fp_opencl_compute_units": "9",
+    "fp_opencl_max_wgp_size": "512",
+    "fp_opencl_warp_size": "0",
+    "fp_opencl_device": "Mali-G77 MC9 r0p1",
+}
 
 
 def op_row(op: str, shapes: str, ratio: float, hint: int, stat: float, sd: float, **extra: Any) -> dict[str, Any]:
@@ -80,9 +85,24 @@ def test_collector_file_set_values_and_trainer_reader(tmp_path: Path) -> None:
     # COST median of the Stat means, SD_COST median of std_pect; OH = OW = ceil(56/2) = 28;
     # FLOPS = 28·28·128·(2·3·3·64+1); F0 = 56·56·64; F1 = (3/2)²·128
     assert conv_cpu[1] == ["5.0", "2.0", "4", "0.0", str(28 * 28 * 128 * (2 * 9 * 64 + 1)), str(56 * 56 * 64), "288.0"]
-    assert _read(soc / "t_mulayer_fc_gpu.csv")[1] == ["1.5", "0.2", "4", "1.0", str(7 * 7 * 512 * 1000), "25088", "1000"]
+    assert _read(soc / "t_mulayer_fc_gpu.csv")[1] == [
+        "1.5",
+        "0.2",
+        "4",
+        "1.0",
+        str(7 * 7 * 512 * 1000),
+        "25088",
+        "1000",
+    ]
     # pooling: VALID output (104 − 2) // 2 + 1 = 52; the direct file repeats IC as OC and writes T_COST 0
-    assert _read(soc / "t_mulayer_pooling_cpu.csv")[1] == ["0.9", "2.0", "4", "0.0", str(104 * 104 * 128), str(52 * 52 * 128)]
+    assert _read(soc / "t_mulayer_pooling_cpu.csv")[1] == [
+        "0.9",
+        "2.0",
+        "4",
+        "0.0",
+        str(104 * 104 * 128),
+        str(52 * 52 * 128),
+    ]
     pool = _read(soc / "t_pooling_cpu_direct_max.csv")
     assert pool[0] == POOLING_COLUMNS
     assert pool[1] == ["YOLO-V2", "0.9", "0", "2.0", "4", "0.0", "104", "104", "128", "128", "2", "2", "2", "2"]
@@ -122,7 +142,14 @@ def test_flags_from_the_command_and_grid_parameters_win() -> None:
         "debug": "true",
     }
     run = op_run({"device_id": "d", "command": f"{BASE} --part_ratio=0 --op_type=Pooling {POOL}", "p_part_ratio": 1.0})
-    assert (run.soc, run.op, run.device, run.pratio, run.pooling_type, run.out_hw()) == ("d", "pooling", "gpu", 1.0, 2, (52, 52))
+    assert (run.soc, run.op, run.device, run.pratio, run.pooling_type, run.out_hw()) == (
+        "d",
+        "pooling",
+        "gpu",
+        1.0,
+        2,
+        (52, 52),
+    )
     with pytest.raises(ValueError, match="weight_shape"):
         op_run({"device_id": "d", "command": "./codl_op_run --op_type=Conv2D --input_shape=1,2,2,3"})
 

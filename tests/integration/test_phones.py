@@ -52,7 +52,11 @@ def inventory(server: AdbServer, phones: list[VirtualPhone], **overrides: Any) -
 
 def phone_jobs() -> list[Path]:
     """The job files of ``jobs/`` that select Android phones."""
-    return [p for p in sorted(JOBS.glob("*.yaml")) if (yaml.safe_load(p.read_text()).get("devices") or {}).get("kind") == "android"]
+    return [
+        p
+        for p in sorted(JOBS.glob("*.yaml"))
+        if (yaml.safe_load(p.read_text()).get("devices") or {}).get("kind") == "android"
+    ]
 
 
 ANALYSIS = re.compile(r"^# analysis: (farm .+)$", re.M)
@@ -238,7 +242,10 @@ def test_every_phone_job_as_shipped_then_its_analysis(
             assert {row.verdict: regime[row.device] for row in result.rows} == {
                 "synchronization-bound": "sync", "Flash-IO-bound": "flash", "RAM-IO-bound": "ram"
             }, out  # fmt: skip
-            assert "loading-off run(s) [load_sparse=0 step=4-1]" in out and "loading-on run(s) [load_sparse=1 step=4-2]" in out
+            assert (
+                "loading-off run(s) [load_sparse=0 step=4-1]" in out
+                and "loading-on run(s) [load_sparse=1 step=4-2]" in out
+            )
         if command.startswith("farm export codl-dataset"):
             out_dir = tmp_path / shlex.split(command)[shlex.split(command).index("--out") + 1]
             written = sorted(out_dir.glob("sm8550*/t_*.csv"))

@@ -96,9 +96,8 @@ def test_same_seed_same_numbers_repeats_differ() -> None:
 
 def test_codl_rounds_and_partition_effects(phone: VirtualPhone) -> None:
     def mean_latency(args: str) -> float:
-        r = phone.shell(
-            f"MACE_DURATION_COLLECT_GRANULARITY=Coarse /data/local/tmp/b/codl_op_run --op_type Conv2D --rounds 12 {args}"
-        )
+        coarse = "MACE_DURATION_COLLECT_GRANULARITY=Coarse"
+        r = phone.shell(f"{coarse} /data/local/tmp/b/codl_op_run --op_type Conv2D --compute --rounds 12 {args}")
         assert r.exit_code == 0, r.stderr
         rounds = ROUND.findall(r.stderr)
         assert [int(i) for i, _ in rounds] == list(range(12))
@@ -137,7 +136,12 @@ def _elastic_phone(storage: str = "flash") -> VirtualPhone:
     for name in ("mymain-t-aarch64", "mymain-nt-aarch64"):
         fs.write_bytes(f"{ELASTIC}/{name}", b"FARM SYNTHETIC PLACEHOLDER")
         fs.chmod(f"{ELASTIC}/{name}", 0o755)
-    for name in ("libc++_shared.so", "liburing.so.2.8", "Llama-2-7b-chat-hf-t-Q4_0.gguf", "Llama-2-7b-chat-hf-nt-Q4_0.gguf"):
+    for name in (
+        "libc++_shared.so",
+        "liburing.so.2.8",
+        "Llama-2-7b-chat-hf-t-Q4_0.gguf",
+        "Llama-2-7b-chat-hf-nt-Q4_0.gguf",
+    ):
         fs.write_bytes(f"{ELASTIC}/{name}", b"FARM SYNTHETIC PLACEHOLDER")
     return p
 

@@ -38,7 +38,9 @@ def test_prepend_renders_as_an_env_prepend_with_its_template_filled() -> None:
     argv, env = first_rendered(job())
     value = env["LD_LIBRARY_PATH"]
     assert isinstance(value, EnvPrepend) and value == "/data/local/tmp/elastic" and value.sep == ":"
-    assert env["LLAMA_LOADING_THREAD_CPU_CORE_ID"] == "0" and not isinstance(env["LLAMA_LOADING_THREAD_CPU_CORE_ID"], EnvPrepend)
+    assert env["LLAMA_LOADING_THREAD_CPU_CORE_ID"] == "0" and not isinstance(
+        env["LLAMA_LOADING_THREAD_CPU_CORE_ID"], EnvPrepend
+    )
     # the axis is not in the grid: its arguments are left out, unchecked
     assert argv == ["./mymain-t-aarch64", "-t", "4"]
 
@@ -54,7 +56,7 @@ def test_axis_args_appear_once_the_grid_has_the_axis() -> None:
     [
         ({"env": {"P": {"prepend": "/x", "sep": "$"}}}, "env.P.sep", "':'"),
         ({"env": {"P": {"prepend": ""}}}, "env.P.prepend", "at least 1"),
-        ({"env": {"P": {"prepend": "/x", "append": "/y"}}}, "env.P.append", "Extra inputs"),
+        ({"env": {"P": {"prepend": "/x", "append": "/y"}}}, "env.P.append", "unknown key"),
         ({"env": {"P": {"prepend": "/{nope}"}}}, "env.P", "'{nope}' is not a grid axis"),
         ({"axis_args": {"bad-name": ["--x"]}}, "axis_args", "not an axis name"),
         ({"axis_args": {"threads": []}}, "axis_args", "at least one argument"),

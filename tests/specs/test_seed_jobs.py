@@ -98,10 +98,17 @@ def test_elastic_infer_jobs_are_the_recipe() -> None:
         points = list(jobs[name].grid_spec.points())
         assert {(p["threads"], p["compute_cores"]) for p in points} == set(CORES.items())
     assert sorted({p["sparsity"] for p in jobs["sparsity"].grid_spec.points()}) == [0.5, 0.7, 0.8]
-    assert jobs["sparsity"].env["LLAMA_LOAD_SPARSE_TENSOR"] == jobs["sparsity"].env["LLAMA_USE_OUT_DIM_INDEX_CACHE"] == "1"
+    assert (
+        jobs["sparsity"].env["LLAMA_LOAD_SPARSE_TENSOR"] == jobs["sparsity"].env["LLAMA_USE_OUT_DIM_INDEX_CACHE"] == "1"
+    )
     bound = jobs["bound"]
-    assert [(p["step"], p["load_sparse"], p["sparsity"]) for p in bound.grid_spec.points()] == [("4-1", 0, 0.5), ("4-2", 1, 0.5)]
-    assert bound.env["LLAMA_USE_OUT_DIM_INDEX_CACHE"] == "1" and bound.env["LLAMA_LOAD_SPARSE_TENSOR"] == "{load_sparse}"
+    assert [(p["step"], p["load_sparse"], p["sparsity"]) for p in bound.grid_spec.points()] == [
+        ("4-1", 0, 0.5),
+        ("4-2", 1, 0.5),
+    ]
+    assert (
+        bound.env["LLAMA_USE_OUT_DIM_INDEX_CACHE"] == "1" and bound.env["LLAMA_LOAD_SPARSE_TENSOR"] == "{load_sparse}"
+    )
 
 
 def test_num_cross_layers_turns_on_with_one_line() -> None:
@@ -119,7 +126,10 @@ def test_num_cross_layers_turns_on_with_one_line() -> None:
         argv = render(job_on, run, next(s for s in slots if s.slot_id == run.slot_id)).argv
         assert argv[-2:] == ["--num-cross-layers", str(run.params["num_cross_layers"])]
         run_off = next(iter(plan_runs(job, slots)))
-        assert "--num-cross-layers" not in render(job, run_off, next(s for s in slots if s.slot_id == run_off.slot_id)).argv
+        assert (
+            "--num-cross-layers"
+            not in render(job, run_off, next(s for s in slots if s.slot_id == run_off.slot_id)).argv
+        )
 
 
 CODL_FLAGS = {"compute", "cpu_affinity_policy", "rounds", "gpu_memory_type", "num_threads", "part_dim", "part_ratio",
@@ -144,7 +154,7 @@ def test_codl_jobs_pass_only_flags_codl_op_run_takes_with_their_types() -> None:
             seen_flags |= {a[2:].split("=")[0] for a in argv[1:]}
             seen_ops.add(values["op_type"])
             seen_mem.add(values["gpu_memory_type"])
-    assert CODL_FLAGS <= seen_flags
+    assert seen_flags >= CODL_FLAGS
     assert seen_ops >= {"Conv2D", "FullyConnected", "Pooling"} and seen_mem >= {"1", "2"}
 
 

@@ -75,8 +75,8 @@ def test_codl_op_fewer_rounds_than_si_uses_the_tools_statistics_and_reads_opencl
     assert m["latency_std_ms"] == pytest.approx(38.5 * 0.0125)
     fp = adapter.fingerprint(text)  # type: ignore[attr-defined]
     assert fp == {
-        "fp_opencl_platform": "ARM Platform, FULL_PROFILE, OpenCL 3.0 v1.r32p1-01eac0.efd03ef21f136842c0935bd4f493fe81, "
-        "unknown",
+        "fp_opencl_platform": "ARM Platform, FULL_PROFILE, "
+        "OpenCL 3.0 v1.r32p1-01eac0.efd03ef21f136842c0935bd4f493fe81, unknown",
         "fp_opencl_device": "Mali-G77 MC9 r0p1",
         "fp_opencl_device_version": "OpenCL 3.0 v1.r32p1-01eac0.efd03ef21f136842c0935bd4f493fe81",
         "fp_opencl_global_mem_cacheline_size": "64",
@@ -98,4 +98,6 @@ def test_codl_op_empty_statistics_without_enough_rounds_is_a_parse_error():
     with pytest.raises(OutputParseError, match="no 'Round"):
         make_adapter("codl_op").parse("I x.cc:213] Stat: si 10, stat , std_pect \n")
     with pytest.raises(OutputParseError, match="give --rounds above 10"):
-        make_adapter("codl_op").parse("I x.cc:1] Round 0, latency 3 ms\nI x.cc:2] Stat: si 10, stat [0], std_pect [nan]\n")
+        make_adapter("codl_op").parse(
+            "I x.cc:1] Round 0, latency 3 ms\nI x.cc:2] Stat: si 10, stat [0], std_pect [nan]\n"
+        )
