@@ -148,7 +148,7 @@ def placeholder_text(job: str, name: str) -> str:
 def run_artifacts(args: argparse.Namespace) -> int:
     job = load_job(args.job)
     for art in job.artifacts:
-        path = job.artifact_path(art)
+        path = job.artifact_path(art).resolve()
         if path.exists():
             sys.stdout.write(f"kept     {path}\n")
             continue
