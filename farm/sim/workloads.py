@@ -11,7 +11,7 @@
   ``llm_load_tensors``/``llama_print_timings:`` lines on stderr.
 * **CoDL** — basename ``codl_op_run``: parses its flags as gflags does with the tool's own definitions
   (:data:`CODL_FLAGS`; ``ERROR: unknown command line flag``, ``illegal value '2' specified for bool flag``);
-  prints the OpenCL runtime lines when the GPU takes part, MACE-style ``Round <i>, latency <ms> ms`` lines and
+  prints the OpenCL runtime lines (as the tool does on every run, CPU-only included), MACE-style ``Round <i>, latency <ms> ms`` lines and
   ``Stat: si 10, stat [..], std_pect [..]`` whose vectors follow ``MACE_DURATION_COLLECT_GRANULARITY``
   (empty unset, the round latency for ``Coarse``, the stages for ``Fine``: 8 data-sharing stages and the
   compute with ``--data_transform``).
@@ -519,8 +519,8 @@ async def codl_op_run(ctx: CommandContext) -> int:
     ctx.proc.threads = max(1, int(opts["num_threads"])) + 2
     ctx.state.thermal.set_load(ctx.proc.pid, cpu=(1.0 - gpu_share) * 0.6, gpu=gpu_share)
     try:
-        if gpu_share > 0 or int(opts["cu_hint"]) != 1:
-            await ctx.err(_opencl_lines(ctx))
+        # The tool creates its OpenCL runtime whatever the split (the recipe's CPU-only run prints it too).
+        await ctx.err(_opencl_lines(ctx))
         await _sleep_in_steps(ctx, wall * 0.1, 2, ctx.proc.vm_rss_kb, 96_000)
         for i, lat in enumerate(lats):
             await ctx.err(f"{where}:197] Round {i}, latency {lat:.6g} ms\n")

@@ -10,7 +10,8 @@ What the tool prints (``test/codl_run/conv2d_test_v2.cc`` in csu-eis/CoDL):
   are empty (``stat , std_pect``). This line is what CoDL's own latency collector greps for and reads.
 - the OpenCL runtime (``Using platform: …``, ``OpenCL device: …``, ``OpenCL device version: …`` and
   ``OpenCLRuntime: global_mem_cacheline_size N, global_mem_cache_size N, compute_units N, warp_size N,
-  max_wgp_size N, kwg_size N``): these go into the row's fingerprint (``fp_opencl_*``).
+  max_wgp_size N, kwg_size N``), printed on every run (the runtime is created even for a CPU-only split): these
+  go into the row's fingerprint (``fp_opencl_*``).
 
 Metrics: ``latency_*`` over the rounds after ``si`` (``si`` from the Stat line, else the ``warmup_rounds``
 option); ``codl_stat_<k>_ms`` and ``codl_std_pct_<k>`` for every entry of the tool's own vectors. When fewer
