@@ -49,6 +49,13 @@ class EnvPrependSpec(_Spec):
         return str(value) if isinstance(value, int | float) and not isinstance(value, bool) else value
 
 
+def _numbers_as_strings(value: object) -> object:
+    """A list of arguments with numbers written as strings (``-t 4`` in YAML is an int)."""
+    if isinstance(value, list):
+        return [str(v) if isinstance(v, int | float) and not isinstance(v, bool) else v for v in value]
+    return value
+
+
 def _env_kind(value: object) -> str:
     return "tag:prepend" if isinstance(value, dict | EnvPrependSpec) else "tag:text"
 
@@ -145,21 +152,12 @@ class JobSpec(_Spec):
     def _command_is_argv(cls, value: object) -> object:
         if isinstance(value, str):
             raise ValueError("command must be a list of arguments (argv), not one shell string")
-        if isinstance(value, list):
-            return [str(v) if isinstance(v, int | float) and not isinstance(v, bool) else v for v in value]
-        return value
+        return _numbers_as_strings(value)
 
     @field_validator("axis_args", mode="before")
     @classmethod
     def _axis_args_are_argv(cls, value: object) -> object:
-        if isinstance(value, dict):
-            return {
-                k: [str(a) if isinstance(a, int | float) and not isinstance(a, bool) else a for a in v]
-                if isinstance(v, list)
-                else v
-                for k, v in value.items()
-            }
-        return value
+        return {k: _numbers_as_strings(v) for k, v in value.items()} if isinstance(value, dict) else value
 
     @field_validator("axis_args")
     @classmethod
