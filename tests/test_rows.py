@@ -49,3 +49,17 @@ def test_fingerprint_lines_become_columns_but_never_override_the_device() -> Non
     assert row["fp_model_sha256"] == "abc123" and row["fp_cpu_model"] == "Real CPU"
     assert row["p_threads"] == 4 and row["p_sp"] == 0.5 and row["attempt"] == 2
     assert row["command"] == "bench -t 4" and row["started_at"].timestamp() == 1_700_000_000.0
+
+
+def test_an_adapter_reads_facts_from_the_tool_log_into_the_fingerprint() -> None:
+    text = (
+        "I mace/core/runtime/opencl/opencl_runtime.cc:604] OpenCL device: Mali-G77 MC9 r0p1\n"
+        "I x.cc:1] Stat: si 10, stat [2.5], std_pect [1]\n"
+    )
+    res = RunResult(exit_code=0, stderr=text, fingerprint={"fp_soc": "mt6983"})
+    adapter = make_adapter("codl_op")
+    status, error, metrics = classify(res, adapter)
+    fixed = {"job": "j", "req": _req(), "params": {}, "repeat": 0, "warmup": False, "device_kind": "android"}
+    row = build_row(**fixed, res=res, status=status, error=error, metrics=metrics, log_path="/l", synthetic=False,
+                    adapter=adapter)  # fmt: skip
+    assert row["fp_opencl_device"] == "Mali-G77 MC9 r0p1" and row["fp_soc"] == "mt6983" and row["latency_ms"] == 2.5

@@ -11,7 +11,8 @@
   ``llm_load_tensors``/``llama_print_timings:`` lines on stderr.
 * **CoDL** — basename ``codl_op_run``: parses its flags as gflags does with the tool's own definitions
   (:data:`CODL_FLAGS`; ``ERROR: unknown command line flag``, ``illegal value '2' specified for bool flag``);
-  prints the OpenCL runtime lines (as the tool does on every run, CPU-only included), MACE-style ``Round <i>, latency <ms> ms`` lines and
+  prints the OpenCL runtime lines (as the tool does on every run, CPU-only included), MACE-style
+  ``Round <i>, latency <ms> ms`` lines and
   ``Stat: si 10, stat [..], std_pect [..]`` whose vectors follow ``MACE_DURATION_COLLECT_GRANULARITY``
   (empty unset, the round latency for ``Coarse``, the stages for ``Fine``: 8 data-sharing stages and the
   compute with ``--data_transform``).

@@ -79,7 +79,9 @@ def field_path(loc: tuple[int | str, ...] | list[int | str]) -> str:
     for part in loc:
         if isinstance(part, int):
             out += f"[{part}]"
-        elif part.startswith(("function-", "tag:")) or (part in {"android", "sophgo", "ascend", "host"} and out.endswith("]")):
+        elif part.startswith(("function-", "tag:")) or (
+            part in {"android", "sophgo", "ascend", "host"} and out.endswith("]")
+        ):
             continue
         else:
             out += f".{part}" if out else part
