@@ -14,8 +14,8 @@
   prints the OpenCL runtime lines (as the tool does on every run, CPU-only included), MACE-style
   ``Round <i>, latency <ms> ms`` lines and
   ``Stat: si 10, stat [..], std_pect [..]`` whose vectors follow ``MACE_DURATION_COLLECT_GRANULARITY``
-  (empty unset, the round latency for ``Coarse``, the stages for ``Fine``: 8 data-sharing stages and the
-  compute with ``--data_transform``).
+  (empty unset, the round latency for ``Coarse``; for ``Fine`` the 8 data-sharing stages and the compute with
+  ``--data_transform``, else the round latency as one stage — the real tool splits some ops further).
 
 The numbers are a model, not a measurement, and every run says so on stderr (``# synthetic output from farm
 virtual phone``). They are reproducible for a phone seed: the n-th run of a command line draws the same noise.
