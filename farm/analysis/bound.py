@@ -188,9 +188,9 @@ def side_env(rows: Sequence[Row], axes: Sequence[str]) -> str:
     """How one side of the comparison was configured: its distinct recorded envs, else its axis values."""
     envs = {json.dumps(e, sort_keys=True) for e in (_env_of(r) for r in rows) if e is not None}
     if envs:
-        return " | ".join(" ".join(f"{k}={v}" for k, v in json.loads(e).items()) for e in sorted(envs))
+        return "env " + " | ".join(" ".join(f"{k}={v}" for k, v in json.loads(e).items()) for e in sorted(envs))
     values = {tuple((axis_name(a), r.get(a)) for a in axes) for r in rows}
-    return " | ".join(" ".join(f"{k}={v}" for k, v in combo) for combo in sorted(values, key=str))
+    return "axes " + " | ".join(" ".join(f"{k}={v}" for k, v in combo) for combo in sorted(values, key=str))
 
 
 def analyze_bound(

@@ -125,12 +125,12 @@ def test_each_verdict_names_the_runs_and_env_it_compared(tmp_path: Path) -> None
     ]
     (row,) = analyze_bound(job(tmp_path / "a", "axes", rows)).rows
     assert (row.off_runs, row.on_runs) == (["0-0", "0-1"], ["1-0", "1-1"])
-    assert (row.off_env, row.on_env) == ("load_sparse=0 index_cache=0", "load_sparse=1 index_cache=1")
+    assert (row.off_env, row.on_env) == ("axes load_sparse=0 index_cache=0", "axes load_sparse=1 index_cache=1")
     # rows that record their env: its LLAMA_* variables are what the verdict names
     env = {
         load: f'{{"LLAMA_LOAD_SPARSE_TENSOR": "{load}", "LLAMA_USE_OUT_DIM_INDEX_CACHE": "1", "LD_LIBRARY_PATH": "/x"}}'
         for load in (0, 1)
     }
     (row,) = analyze_bound(job(tmp_path / "b", "env", [{**r, "env": env[r["p_load_sparse"]]} for r in rows])).rows
-    assert row.off_env == "LLAMA_LOAD_SPARSE_TENSOR=0 LLAMA_USE_OUT_DIM_INDEX_CACHE=1"
-    assert row.on_env == "LLAMA_LOAD_SPARSE_TENSOR=1 LLAMA_USE_OUT_DIM_INDEX_CACHE=1"
+    assert row.off_env == "env LLAMA_LOAD_SPARSE_TENSOR=0 LLAMA_USE_OUT_DIM_INDEX_CACHE=1"
+    assert row.on_env == "env LLAMA_LOAD_SPARSE_TENSOR=1 LLAMA_USE_OUT_DIM_INDEX_CACHE=1"

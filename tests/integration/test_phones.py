@@ -248,8 +248,8 @@ def test_every_phone_job_as_shipped_then_its_analysis(
                 "synchronization-bound": "sync", "Flash-IO-bound": "flash", "RAM-IO-bound": "ram"
             }, out  # fmt: skip
             assert (
-                "loading-off run(s) [load_sparse=0 step=4-1]" in out
-                and "loading-on run(s) [load_sparse=1 step=4-2]" in out
+                "loading-off run(s) [axes load_sparse=0 step=4-1]" in out
+                and "loading-on run(s) [axes load_sparse=1 step=4-2]" in out
             )
         if command.startswith("farm export codl-dataset"):
             out_dir = tmp_path / shlex.split(command)[shlex.split(command).index("--out") + 1]
