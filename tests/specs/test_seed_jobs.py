@@ -162,3 +162,10 @@ def test_codl_ratio_axis_has_eleven_values() -> None:
     job = load_job(REPO / "jobs" / "codl-split-ratio.yaml")
     ratios = sorted({p["part_ratio"] for p in job.grid_spec.points()})
     assert ratios == [round(i / 10, 1) for i in range(11)]
+
+
+def test_each_phone_job_names_its_analysis() -> None:
+    for path in JOBS:
+        if (yaml.safe_load(path.read_text()).get("devices") or {}).get("kind") == "android":
+            lines = [ln for ln in path.read_text().splitlines() if ln.startswith("# analysis: farm ")]
+            assert len(lines) == 1, f"{path.name}: one '# analysis: farm …' header line"
