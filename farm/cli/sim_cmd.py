@@ -22,7 +22,7 @@ import yaml
 from farm.errors import ConfigError
 from farm.sim.adb_server import AdbServer
 from farm.sim.phone import VirtualPhone
-from farm.sim.soc import DEFAULT_STORAGE, SOC_PROFILES, STORAGE_PROFILES
+from farm.sim.soc import SOC_PROFILES, STORAGE_PROFILES
 from farm.specs.job import load_job
 
 SOURCE = "command line"
@@ -103,7 +103,7 @@ def run_phones(args: argparse.Namespace) -> int:
     previous = signal.signal(signal.SIGTERM, on_term)
     try:
         for k in range(args.count):
-            storage = args.storages[k % len(args.storages)] if args.storages else DEFAULT_STORAGE
+            storage = args.storages[k % len(args.storages)]
             phone = VirtualPhone(
                 f"vphone-{k}", port=ports[k] if ports else 0, seed=args.seed + k, soc=args.soc, storage=storage
             ).start()
