@@ -34,7 +34,7 @@ CoDL's op datasets. Every value comes from the grid parameter ``p_<flag>`` or th
 
 Not written: CoDL's per-implementation conv/fc files (``t_conv2d_cpu_{direct,gemm,winograd…}``,
 ``t_conv2d_gpu_direct``, ``t_fc_cpu_gemv``, ``t_fc_gpu_direct``): their labels are per-tile and per-warp times
-derived with CoDL's thread-pool and OpenCL work-group helpers from ``Fine`` stage timings; the summary names
+derived with CoDL's thread-pool and OpenCL work-group calculations from ``Fine`` stage timings; the summary names
 them with the reason. Co-execution runs (``0 < part_ratio < 1``) are not in any trainer file.
 """
 
@@ -74,7 +74,7 @@ DATA_SHARING_STAGES = 8
 NOT_EXPORTED = {
     "t_conv2d_cpu_{direct,gemm,winograd,winograd_gemm}.csv, t_conv2d_gpu_direct.csv, t_fc_cpu_gemv.csv, "
     "t_fc_gpu_direct.csv": "labels are per-tile / per-warp times CoDL derives from Fine stage timings with its "
-    "thread-pool and OpenCL work-group helpers",
+    "thread-pool and OpenCL work-group calculations",
 }
 _MEM_NAMES = {0: "cpu_buffer", 1: "gpu_buffer", 2: "gpu_image"}
 _OP_STEMS = {"conv2d": "conv2d", "fullyconnected": "fc", "pooling": "pooling"}
