@@ -441,6 +441,7 @@ class Controller:
             log_path=log_path,
             synthetic=rec.spec.synthetic or (slot is not None and slot.device_id in self.synthetic_devices),
             settings=rec.settings,
+            adapter=rec.adapter,
         )
         if not row["node"] and slot is not None:
             row["node"] = self.device_info.get(slot.device_id, {}).get("hostname", slot.node or "")

@@ -19,10 +19,11 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from farm import templates
+from farm.envvars import EnvPrepend
 from farm.errors import ConfigError
 from farm.grid import Point, Scalar
 from farm.specs.inventory import Slot
-from farm.specs.job import JobSpec
+from farm.specs.job import EnvPrependSpec, JobSpec
 
 ANY_SLOT = "*"
 
@@ -175,7 +176,12 @@ def render(job: JobSpec, run: RunSpec, slot: Slot, source: str = "<job>") -> Ren
             raise ConfigError.single(source, path, f"{exc} on device {slot.slot_id}") from exc
 
     argv = [one(f"command[{i}]", a) for i, a in enumerate(job.command)]
-    env = {k: one(f"env.{k}", v) for k, v in job.env.items()}
+    for axis, extra in job.axis_args.items():
+        if axis in job.grid_spec.names:  # arguments of an axis the grid leaves out are left out too
+            argv += [one(f"axis_args.{axis}[{i}]", a) for i, a in enumerate(extra)]
+    env: dict[str, str] = {}
+    for k, v in job.env.items():
+        env[k] = EnvPrepend(one(f"env.{k}", v.prepend), v.sep) if isinstance(v, EnvPrependSpec) else one(f"env.{k}", v)
     workdir = one("workdir", job.workdir) if job.workdir is not None else None
     artifacts = [
         (str(job.artifact_path(a)), one(f"artifacts[{i}].dst", a.remote_path()), a.mode)

@@ -103,6 +103,7 @@ def build_row(
     log_path: str,
     synthetic: bool,
     settings: Mapping[str, Any] | None = None,
+    adapter: WorkloadAdapter | None = None,
 ) -> dict[str, Any]:
     started = res.started_at or req.dispatched_at
     row: dict[str, Any] = {
@@ -132,6 +133,10 @@ def build_row(
     row.update({k: float(v) for k, v in metrics.items()})
     row.update(run_columns(req, res, settings))
     row.update(output_fingerprint(res.stdout + "\n" + res.stderr) if status != "infra_error" else {})
+    # An adapter may read facts about the environment from the tool's own log (codl_op: the OpenCL runtime).
+    tool_fingerprint = getattr(adapter, "fingerprint", None)
+    if callable(tool_fingerprint) and status != "infra_error":
+        row.update(tool_fingerprint(res.stdout + "\n" + res.stderr))
     row.update(res.fingerprint)  # the device's own facts win over what the benchmark printed
     return row
 

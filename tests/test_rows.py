@@ -104,3 +104,17 @@ def test_a_run_that_never_started_records_its_rendered_command_and_env() -> None
     row = _row(req, RunResult(cancelled=True))
     assert json.loads(row["argv"]) == ["bench"] and json.loads(row["env"]) == {"API_KEY": REDACTED, "X": "1"}
     assert row["workdir"] is None and row["artifacts"] == "[]" and row["settings"] is None
+
+
+def test_an_adapter_reads_facts_from_the_tool_log_into_the_fingerprint() -> None:
+    text = (
+        "I mace/core/runtime/opencl/opencl_runtime.cc:604] OpenCL device: Mali-G77 MC9 r0p1\n"
+        "I x.cc:1] Stat: si 10, stat [2.5], std_pect [1]\n"
+    )
+    res = RunResult(exit_code=0, stderr=text, fingerprint={"fp_soc": "mt6983"})
+    adapter = make_adapter("codl_op")
+    status, error, metrics = classify(res, adapter)
+    fixed = {"job": "j", "req": _req(), "params": {}, "repeat": 0, "warmup": False, "device_kind": "android"}
+    row = build_row(**fixed, res=res, status=status, error=error, metrics=metrics, log_path="/l", synthetic=False,
+                    adapter=adapter)  # fmt: skip
+    assert row["fp_opencl_device"] == "Mali-G77 MC9 r0p1" and row["fp_soc"] == "mt6983" and row["latency_ms"] == 2.5

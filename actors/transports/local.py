@@ -5,7 +5,8 @@ Choices a caller may rely on:
 * Each command runs in its own session (``start_new_session``), so its pid is also its process-group id;
   timeout and cancel kill the whole group (SIGTERM, ``kill_grace_s``, SIGKILL). When the command itself exits,
   stray processes it left in its group are killed too, so nothing from one run lingers into the next.
-* ``env`` is merged over ``os.environ`` (the given keys win).
+* ``env`` is merged over ``os.environ`` (the given keys win; an :class:`~farm.envvars.EnvPrepend` goes in front of
+  the inherited value).
 * ``workdir`` must exist: a missing one is a setup mistake the transport will not paper over by creating it.
   Like a missing executable it yields a :class:`Completed` with exit code 127 (126: not executable) and the
   reason on stderr, the shell's convention, so the run is recorded as failed, not retried as an infra fault.
@@ -30,6 +31,7 @@ from pathlib import Path
 
 from actors.host_probe import file_sha256, group_members
 from actors.transports.base import Completed, OnStart, PushResult
+from farm.envvars import apply_env
 from farm.errors import InfraError
 
 log = logging.getLogger(__name__)
@@ -129,7 +131,7 @@ class LocalTransport:
         if not argv:
             raise ValueError("argv is empty")
         args = taskset_argv(cores, argv) if cores is not None else list(argv)
-        full_env = {**os.environ, **env} if env else None
+        full_env = apply_env(os.environ, env) if env else None
         if workdir is not None and not Path(workdir).is_dir():
             return Completed(127, "", f"farm: workdir does not exist: {workdir}\n", 0.0)
         if cancel is not None and cancel.is_set():

@@ -3,7 +3,8 @@
 A remote command is started as ``export K=V; cd DIR || exit; … echo <marker>$$; exec argv`` so the farm learns
 the device-side pid (for samplers and for killing the process group) without a second round trip; the marker
 line is then taken out of the command's stdout. Every argument and env value is quoted: env values are literal
-(``$HOME`` is not expanded), quoting is what keeps arguments from being code.
+(``$HOME`` is not expanded), quoting is what keeps arguments from being code. The one expansion is the device's
+own variable under a prepend (:class:`farm.envvars.EnvPrepend`): ``export K='value'"${K:+:$K}"``.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ import shlex
 import time
 from collections.abc import Mapping
 
+from farm.envvars import EnvPrepend
+
 _ENV_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 
 
@@ -23,7 +26,8 @@ def prelude(env: Mapping[str, str] | None, workdir: str | None, cd: str = "cd") 
     for key, value in (env or {}).items():
         if not _ENV_KEY.match(key):
             raise ValueError(f"invalid environment variable name {key!r}")
-        lines.append(f"export {key}={shlex.quote(value)}")
+        tail = value.shell_suffix(key) if isinstance(value, EnvPrepend) else ""
+        lines.append(f"export {key}={shlex.quote(value)}{tail}")
     if workdir is not None:
         lines.append(f"{cd} {shlex.quote(workdir)} || exit 127")
     return lines

@@ -9,16 +9,21 @@ The method (from the elastic-infer seed), per device × grid point (typically ×
    ``T'_dec / T_dec ≥ ram_ratio`` (T'_dec ≫ T_dec) fetching weights from storage dominates:
    **Flash-IO-bound**; else (T'_dec ≈ T_dec) the weights come from memory fast enough: **RAM-IO-bound**.
 
-Times are medians over repeats of ``prefill_ms_per_token`` / ``decode_ms_per_token`` (or ``1000 /
-*_tokens_per_s`` where a row has only the rate). The loading axis is the grid axis that sets
-``LLAMA_LOAD_SPARSE_TENSOR``; axes that only restate it (such as ``index_cache``, zipped with it) are folded
-into it. A Welch t-test p-value of T'_dec against T_dec is given for context, not used by the verdict.
+In the recipe, step 4-1 is the step-3 pipeline (``mymain-t-aarch64``, 50 % sparsity, the index cache as in
+step 3) with loading off; step 4-2 the same with loading and cache on (``jobs/elastic-infer-bound.yaml``).
+``T_enc``/``T_dec`` are llama.cpp's ``prompt eval time`` / ``eval time`` per token (``prefill_ms_per_token`` /
+``decode_ms_per_token``, or ``1000 / *_tokens_per_s`` where a row has only the rate), medians over repeats.
+The loading axis is the grid axis that sets ``LLAMA_LOAD_SPARSE_TENSOR``; axes that only restate it (``step``,
+or an ``index_cache`` zipped with it) are folded into it. Every verdict names the runs behind each side and
+their env (the row's ``env`` column when the results have one, else the loading axis and its folded axes). A
+Welch t-test p-value of T'_dec against T_dec is given for context, not used by the verdict.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from farm.analysis.jobdata import (
@@ -107,6 +112,10 @@ class BoundRow:
     load_p_value: float | None
     verdict: str
     reason: str
+    off_runs: list[str] = field(default_factory=list)  # run ids behind T_enc and T_dec (loading off)
+    on_runs: list[str] = field(default_factory=list)  # run ids behind T'_dec (loading on)
+    off_env: str = ""  # the env (or axis values) of the loading-off runs
+    on_env: str = ""
 
 
 @dataclass(frozen=True)
@@ -156,6 +165,34 @@ def classify(
     return RAM, f"{enc_text}; {load_text} < {ram_ratio:g}", enc_dec, load
 
 
+_ENV_PREFIXES = ("LLAMA_",)
+
+
+def _env_of(row: Row) -> dict[str, str] | None:
+    """The ``LLAMA_*`` variables of a row's recorded env (a mapping, JSON object or ``K=V`` lines), if any."""
+    raw = row.get("env")
+    if raw in (None, ""):
+        return None
+    env: object = raw
+    if isinstance(raw, str):
+        try:
+            env = json.loads(raw)
+        except ValueError:
+            env = dict(part.split("=", 1) for part in raw.replace(";", "\n").splitlines() if "=" in part)
+    if not isinstance(env, dict):
+        return None
+    return {str(k): str(v) for k, v in sorted(env.items()) if str(k).startswith(_ENV_PREFIXES)}
+
+
+def side_env(rows: Sequence[Row], axes: Sequence[str]) -> str:
+    """How one side of the comparison was configured: its distinct recorded envs, else its axis values."""
+    envs = {json.dumps(e, sort_keys=True) for e in (_env_of(r) for r in rows) if e is not None}
+    if envs:
+        return "env " + " | ".join(" ".join(f"{k}={v}" for k, v in json.loads(e).items()) for e in sorted(envs))
+    values = {tuple((axis_name(a), r.get(a)) for a in axes) for r in rows}
+    return "axes " + " | ".join(" ".join(f"{k}={v}" for k, v in combo) for combo in sorted(values, key=str))
+
+
 def analyze_bound(
     data: JobData,
     loading_axis: str | None = None,
@@ -202,6 +239,10 @@ def analyze_bound(
                 load_p_value=test.p if test else None,
                 verdict=verdict,
                 reason=reason,
+                off_runs=sorted({str(r["run_id"]) for r in off}),
+                on_runs=sorted({str(r["run_id"]) for r in on}),
+                off_env=side_env(off, [axis, *folded]),
+                on_env=side_env(on, [axis, *folded]),
             )
         )
     return BoundAnalysis(

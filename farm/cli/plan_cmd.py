@@ -14,6 +14,7 @@ from typing import Any
 from rich.table import Table
 
 from farm.cli.common import inventory_from, stdout
+from farm.envvars import describe_env
 from farm.errors import ConfigError
 from farm.plan import ANY_SLOT, RunSpec, count_runs, plan_runs, render
 from farm.specs.inventory import Slot
@@ -93,7 +94,7 @@ def _write_json(
             "repeat": r.repeat,
             "warmup": r.warmup,
             "command": rendered.argv,
-            "env": rendered.env,
+            "env": describe_env(rendered.env),
         }
         out.write(json.dumps(obj, separators=(",", ":")) + "\n")
     out.flush()

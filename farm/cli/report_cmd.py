@@ -134,7 +134,8 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     c = esub.add_parser(
         "codl-dataset",
         help="per-SoC CSV latency datasets in the layout CoDL's latency predictors train on",
-        description="Write <out>/<soc>/t_<op>_op.csv; see docs/analysis.md for the column mapping.",
+        description="Write the files CoDL's latency collector writes for a SoC (<out>/<soc>/t_*.csv) and its "
+        "SoC yaml (<out>/soc/<soc>.yaml); see docs/analysis.md for the column mapping.",
     )
     c.add_argument("job", help="job name")
     c.add_argument("--out", metavar="DIR", required=True, help="output directory")
@@ -278,6 +279,12 @@ def run_bound(args: argparse.Namespace) -> int:
             Text(row.reason),
         )
     console.print(table)
+    for row in result.rows:
+        where = f"{row.device}, {bound.point_label(row)}"
+        console.print(f"{where}: T_enc, T_dec from {len(row.off_runs)} loading-off run(s) [{row.off_env}]: "
+                      f"{' '.join(row.off_runs) or 'none'}", markup=False)  # fmt: skip
+        console.print(f"{where}: T'_dec from {len(row.on_runs)} loading-on run(s) [{row.on_env}]: "
+                      f"{' '.join(row.on_runs) or 'none'}", markup=False)  # fmt: skip
     _synthetic_note(console, result.synthetic)
     return 0
 
@@ -332,8 +339,14 @@ def run_export_codl(args: argparse.Namespace) -> int:
     console = _console()
     for path, n in result.files.items():
         console.print(f"wrote {path} ({n} rows)", markup=False)
+    for path, source in result.soc_files.items():
+        console.print(f"wrote {path} (kernel_wave_size: {source})", markup=False)
+    for soc in result.no_soc_file:
+        console.print(f"no SoC yaml for {soc}: its runs printed no OpenCL runtime line", markup=False, style="yellow")
     for reason, n in result.skipped.items():
         console.print(f"skipped {n} measurement row(s): {reason}", markup=False, style="yellow")
+    for files, why in result.not_exported.items():
+        console.print(f"not exported: {files}: {why}", markup=False, style="dim")
     _synthetic_note(console, result.synthetic)
     return 0
 

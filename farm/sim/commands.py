@@ -1,7 +1,8 @@
 """The virtual phone's shell: a tiny ``sh`` interpreter and the programmable table of Python command handlers.
 
 Nothing here runs a host program. Supported syntax (enough for what the farm sends): words with ``'…'``,
-``"…"`` and ``\\`` quoting; ``$VAR``, ``${VAR}``, ``$$``, ``$?``; ``NAME=value`` prefixes and bare
+``"…"`` and ``\\`` quoting; ``$VAR``, ``${VAR}``, ``${VAR:+word}``, ``${VAR:-word}`` (and without the colon),
+``$$``, ``$?``; ``NAME=value`` prefixes and bare
 assignments; ``;``, ``&&``, ``||``, newlines; ``|`` (stages run one after another, the output of one fed to
 the next); redirections ``>``, ``>>``, ``<``, ``2>``, ``2>>``, ``2>&1``, ``>&2``; globs (``*``, ``?``,
 ``[…]``) on unquoted words; the builtins ``cd``, ``export``, ``unset``, ``exec``, ``exit``, ``sh -c``,
@@ -369,7 +370,9 @@ def parse(line: str) -> list[tuple[str, Pipeline]]:
     return result
 
 
-_VAR = re.compile(r"\\\$|\$(\$|\?|!|#|[0-9]|[A-Za-z_][A-Za-z0-9_]*|\{[A-Za-z_][A-Za-z0-9_]*\})")
+_VAR = re.compile(r"\\\$|\$(\$|\?|!|#|[0-9]|[A-Za-z_][A-Za-z0-9_]*|\{[A-Za-z_][A-Za-z0-9_]*(?::?[-+][^}]*)?\})")
+# ${NAME}, ${NAME:+word} / ${NAME+word} (word if set), ${NAME:-word} / ${NAME-word} (word if unset)
+_BRACED = re.compile(r"\{(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?:(?P<colon>:?)(?P<op>[-+])(?P<word>[^}]*))?\}")
 
 
 def _has_glob(word: Word) -> bool:
@@ -444,6 +447,13 @@ class ShellSession:
             if name.isdigit():
                 k = int(name)
                 return self.args[k - 1] if 0 < k <= len(self.args) else (SH if k == 0 else "")
+            braced = _BRACED.fullmatch(m[1])
+            if braced is not None and braced["op"]:
+                value = self.vars.get(braced["name"])
+                is_set = bool(value) if braced["colon"] else value is not None
+                if braced["op"] == "+":
+                    return self._expand_text(braced["word"]) if is_set else ""
+                return (value or "") if is_set else self._expand_text(braced["word"])
             return self.vars.get(name, "")
 
         return _VAR.sub(sub, text)

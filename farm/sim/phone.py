@@ -32,7 +32,7 @@ from farm.sim.commands import BufferSink, CommandTable, InputPipe, default_table
 from farm.sim.filesystem import VirtualFS
 from farm.sim.processes import ProcessTable
 from farm.sim.shell_service import parse_shell_service, shell_service
-from farm.sim.soc import SOC_PROFILES
+from farm.sim.soc import DEFAULT_STORAGE, SOC_PROFILES, STORAGE_PROFILES
 from farm.sim.state import PhoneState, SimConfig
 from farm.sim.sync_service import sync_service
 from farm.sim.thermal import ThermalModel
@@ -86,6 +86,7 @@ class VirtualPhone:
         port: int = 0,
         seed: int = 0,
         soc: str = "sm8550",
+        storage: str = DEFAULT_STORAGE,
         model: str = DEFAULT_MODEL,
         refuse_auth: bool = False,
         require_auth: bool = False,
@@ -95,6 +96,8 @@ class VirtualPhone:
     ) -> None:
         if soc not in SOC_PROFILES:
             raise ValueError(f"unknown SoC {soc!r}; known: {', '.join(sorted(SOC_PROFILES))}")
+        if storage not in STORAGE_PROFILES:
+            raise ValueError(f"unknown storage profile {storage!r}; known: {', '.join(sorted(STORAGE_PROFILES))}")
         if port in _EMULATOR_PORTS:
             raise ValueError(f"port {port} is in adb's emulator range 5554-5585; the phone would be listed twice")
         self.name = name
@@ -117,7 +120,9 @@ class VirtualPhone:
             thermal=ThermalModel(heat_tau_s=config.heat_tau_s, cool_tau_s=config.cool_tau_s, clock=clock),
             config=config,
             on_command=self._on_command,
+            storage=STORAGE_PROFILES[storage],
         )
+        self.state.props["ro.farm.sim.storage"] = storage  # which elastic-infer regime the stand-in models
         fs.lookup = functools.partial(procfs.lookup, self.state)
         self.commands: CommandTable = default_table()
         self.identity = DeviceIdentity(self.state.props, FEATURES)

@@ -92,3 +92,57 @@ SOC_PROFILES: dict[str, SocProfile] = {
         ),
     )
 }
+
+
+@dataclass(frozen=True)
+class StorageProfile:
+    """Flash and loading-thread facts behind the elastic-infer stand-in's decode model.
+
+    Each named profile puts a sparse-loading decode (``LLAMA_LOAD_SPARSE_TENSOR=1``) in one of the three regimes
+    of the elastic-infer bound analysis: ``flash`` (slow flash, the loading thread waits on reads: Flash-IO-bound),
+    ``ram`` (fast flash and a high index-cache hit rate: RAM-IO-bound), ``sync`` (a costly handshake between the
+    compute and loading threads on every decoded token: synchronization-bound). Synthetic settings, chosen so
+    the regimes are far apart, not measurements of any phone.
+    """
+
+    name: str
+    flash_gbps: float  # sequential read bandwidth of the weights file
+    cache_hit: float  # share of the active weights LLAMA_USE_OUT_DIM_INDEX_CACHE serves from RAM
+    sync_ms_per_thread: float  # compute ↔ loading thread handshake per decoded token, per compute thread
+
+
+STORAGE_PROFILES: dict[str, StorageProfile] = {
+    p.name: p
+    for p in (
+        StorageProfile("flash", flash_gbps=1.4, cache_hit=0.85, sync_ms_per_thread=2.5),
+        StorageProfile("ram", flash_gbps=4.2, cache_hit=0.97, sync_ms_per_thread=2.5),
+        StorageProfile("sync", flash_gbps=1.4, cache_hit=0.85, sync_ms_per_thread=150.0),
+    )
+}
+DEFAULT_STORAGE = "flash"
+
+
+@dataclass(frozen=True)
+class OpenClFacts:
+    """What MACE's OpenCL runtime reports for a GPU (``OpenCLRuntime: global_mem_cache_size …``)."""
+
+    platform: str
+    version: str
+    global_mem_cache_size: int
+    compute_units: int
+    max_wgp_size: int
+
+
+def opencl_facts(gpu: str) -> OpenClFacts:
+    """Synthetic but plausible OpenCL facts for a GPU name of :data:`SOC_PROFILES`."""
+    if gpu.startswith("Mali"):
+        units = int(gpu.rsplit("MC", 1)[-1]) if "MC" in gpu else 8
+        return OpenClFacts(
+            "ARM Platform, FULL_PROFILE, OpenCL 3.0 v1.r40p0-farm-sim, unknown",
+            "OpenCL 3.0 v1.r40p0-farm-sim",
+            1048576,
+            units,
+            512,
+        )
+    return OpenClFacts("QUALCOMM Snapdragon(TM), FULL_PROFILE, OpenCL 3.0 , unknown",
+                       "OpenCL 3.0 Adreno(TM) 7xx farm-sim", 131072, 6, 1024)  # fmt: skip

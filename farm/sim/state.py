@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 from farm.sim.filesystem import VirtualFS
 from farm.sim.processes import ProcessTable
-from farm.sim.soc import SocProfile
+from farm.sim.soc import DEFAULT_STORAGE, STORAGE_PROFILES, SocProfile, StorageProfile
 from farm.sim.thermal import ThermalModel
 
 SYNTHETIC_BANNER = "# synthetic output from farm virtual phone"
@@ -47,6 +47,7 @@ class PhoneState:
     config: SimConfig
     # Called with each shell command line before it runs (fault injection hooks in here).
     on_command: Callable[[str], None] | None = None
+    storage: StorageProfile = STORAGE_PROFILES[DEFAULT_STORAGE]
     _runs: dict[str, int] = field(default_factory=dict)
 
     def rng_for(self, label: str) -> random.Random:

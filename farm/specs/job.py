@@ -3,9 +3,18 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Discriminator,
+    Field,
+    PrivateAttr,
+    Tag,
+    field_validator,
+    model_validator,
+)
 
 from farm import templates
 from farm.errors import ConfigError
@@ -26,6 +35,35 @@ class Artifact(_Spec):
 
     def remote_path(self) -> str:
         return self.dst + Path(self.src).name if self.dst.endswith("/") else self.dst
+
+
+class EnvPrependSpec(_Spec):
+    """``{prepend: VALUE, sep: ":"}``: VALUE in front of the device's existing value of the variable."""
+
+    prepend: str = Field(min_length=1, description="the part put first; a template")
+    sep: Literal[":", ";", ","] = ":"
+
+    @field_validator("prepend", mode="before")
+    @classmethod
+    def _number_as_string(cls, value: object) -> object:
+        return str(value) if isinstance(value, int | float) and not isinstance(value, bool) else value
+
+
+def _numbers_as_strings(value: object) -> object:
+    """A list of arguments with numbers written as strings (``-t 4`` in YAML is an int)."""
+    if isinstance(value, list):
+        return [str(v) if isinstance(v, int | float) and not isinstance(v, bool) else v for v in value]
+    return value
+
+
+def _env_kind(value: object) -> str:
+    return "tag:prepend" if isinstance(value, dict | EnvPrependSpec) else "tag:text"
+
+
+# A plain value or a prepend; the tag picks the member so an error names the field, not every union member.
+EnvValue = Annotated[
+    Annotated[str, Tag("tag:text")] | Annotated[EnvPrependSpec, Tag("tag:prepend")], Discriminator(_env_kind)
+]
 
 
 class DeviceSelector(_Spec):
@@ -71,8 +109,11 @@ class JobSpec(_Spec):
     devices: DeviceSelector = Field(default_factory=DeviceSelector)
     artifacts: list[Artifact] = Field(default_factory=list)
     workdir: str | None = None
-    env: dict[str, str] = Field(default_factory=dict)
+    env: dict[str, EnvValue] = Field(default_factory=dict)
     command: list[str] = Field(min_length=1)
+    axis_args: dict[str, list[str]] = Field(
+        default_factory=dict, description="arguments appended to the command only when the grid has that axis"
+    )
     grid: dict[str, Any] | None = None
     repeat: int = Field(default=1, ge=1, le=10_000)
     warmup: int = Field(default=0, ge=0, le=100)
@@ -98,7 +139,7 @@ class JobSpec(_Spec):
 
     @field_validator("env")
     @classmethod
-    def _env_names(cls, value: dict[str, str]) -> dict[str, str]:
+    def _env_names(cls, value: dict[str, EnvValue]) -> dict[str, EnvValue]:
         import re
 
         for key in value:
@@ -111,8 +152,23 @@ class JobSpec(_Spec):
     def _command_is_argv(cls, value: object) -> object:
         if isinstance(value, str):
             raise ValueError("command must be a list of arguments (argv), not one shell string")
-        if isinstance(value, list):
-            return [str(v) if isinstance(v, int | float) and not isinstance(v, bool) else v for v in value]
+        return _numbers_as_strings(value)
+
+    @field_validator("axis_args", mode="before")
+    @classmethod
+    def _axis_args_are_argv(cls, value: object) -> object:
+        return {k: _numbers_as_strings(v) for k, v in value.items()} if isinstance(value, dict) else value
+
+    @field_validator("axis_args")
+    @classmethod
+    def _axis_args_names(cls, value: dict[str, list[str]]) -> dict[str, list[str]]:
+        import re
+
+        for key, extra in value.items():
+            if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", key):
+                raise ValueError(f"{key!r} is not an axis name")
+            if not extra:
+                raise ValueError(f"{key!r}: give at least one argument")
         return value
 
     @field_validator("workload")
@@ -137,7 +193,10 @@ class JobSpec(_Spec):
         self._grid = grid
         axes = set(grid.names)
         fields: list[tuple[str, str]] = [(f"command[{i}]", a) for i, a in enumerate(self.command)]
-        fields += [(f"env.{k}", v) for k, v in self.env.items()]
+        fields += [(f"env.{k}", v.prepend if isinstance(v, EnvPrependSpec) else v) for k, v in self.env.items()]
+        for axis, extra in self.axis_args.items():
+            if axis in axes:  # an axis that is not in the grid leaves its arguments out, unchecked
+                fields += [(f"axis_args.{axis}[{i}]", a) for i, a in enumerate(extra)]
         if self.workdir is not None:
             fields.append(("workdir", self.workdir))
         fields += [(f"artifacts[{i}].dst", a.dst) for i, a in enumerate(self.artifacts)]

@@ -74,12 +74,14 @@ def validate_model(model: type[M], data: Mapping[str, Any], source: str, context
 
 
 def field_path(loc: tuple[int | str, ...] | list[int | str]) -> str:
-    """``("grid", "threads", 2)`` → ``grid.threads[2]``; pydantic's union tags are dropped."""
+    """``("grid", "threads", 2)`` → ``grid.threads[2]``; pydantic's union tags (and ``tag:*`` tags) are dropped."""
     out = ""
     for part in loc:
         if isinstance(part, int):
             out += f"[{part}]"
-        elif part.startswith("function-") or (part in {"android", "sophgo", "ascend", "host"} and out.endswith("]")):
+        elif part.startswith(("function-", "tag:")) or (
+            part in {"android", "sophgo", "ascend", "host"} and out.endswith("]")
+        ):
             continue
         else:
             out += f".{part}" if out else part

@@ -116,3 +116,21 @@ def test_classify_and_loading_state() -> None:
         None,
         None,
     ]
+
+
+def test_each_verdict_names_the_runs_and_env_it_compared(tmp_path: Path) -> None:
+    rows = [
+        {**r, "run_id": f"{r['p_load_sparse']}-{r['repeat']}"}
+        for r in _runs("phone-1", 0.5, 0, [50, 50], [100, 100]) + _runs("phone-1", 0.5, 1, [50, 50], [150, 160])
+    ]
+    (row,) = analyze_bound(job(tmp_path / "a", "axes", rows)).rows
+    assert (row.off_runs, row.on_runs) == (["0-0", "0-1"], ["1-0", "1-1"])
+    assert (row.off_env, row.on_env) == ("axes load_sparse=0 index_cache=0", "axes load_sparse=1 index_cache=1")
+    # rows that record their env: its LLAMA_* variables are what the verdict names
+    env = {
+        load: f'{{"LLAMA_LOAD_SPARSE_TENSOR": "{load}", "LLAMA_USE_OUT_DIM_INDEX_CACHE": "1", "LD_LIBRARY_PATH": "/x"}}'
+        for load in (0, 1)
+    }
+    (row,) = analyze_bound(job(tmp_path / "b", "env", [{**r, "env": env[r["p_load_sparse"]]} for r in rows])).rows
+    assert row.off_env == "env LLAMA_LOAD_SPARSE_TENSOR=0 LLAMA_USE_OUT_DIM_INDEX_CACHE=1"
+    assert row.on_env == "env LLAMA_LOAD_SPARSE_TENSOR=1 LLAMA_USE_OUT_DIM_INDEX_CACHE=1"

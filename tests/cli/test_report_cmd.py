@@ -105,10 +105,12 @@ def test_analyze_split(results: Path, capsys: pytest.CaptureFixture[str]) -> Non
 
 def test_export_codl_dataset(results: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert cli_main.main(["export", "codl-dataset", "codl", "--out", str(tmp_path), "--results", str(results)]) == 0
-    path = tmp_path / "sm8550" / "t_conv2d_op.csv"
-    assert f"wrote {path} (6 rows)" in capsys.readouterr().out
+    path = tmp_path / "sm8550" / "t_mulayer_conv2d_cpu.csv"  # the two shapes at part_ratio 0
+    out = capsys.readouterr().out
+    assert f"wrote {path} (2 rows)" in out and "skipped 6 measurement row(s): co-execution run" in out
+    assert "not exported: t_conv2d_cpu_{direct,gemm,winograd,winograd_gemm}.csv" in out
     with path.open(encoding="utf-8") as fh:
-        assert len(list(csv.DictReader(fh))) == 6
+        assert len(list(csv.DictReader(fh))) == 2
     assert cli_main.main(["export", "codl-dataset", "sweep", "--out", str(tmp_path), "--results", str(results)]) == 2
 
 

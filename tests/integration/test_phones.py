@@ -1,16 +1,18 @@
 """Android phones end to end: the Phone device and the farm on a real local Ray, through the real adb server, on
 virtual phones (``tests/fixtures/adb.py``).
 
-The three phone jobs of ``jobs/`` are copied into ``tmp_path`` with dummy artifact files beside them; the
-virtual phone's scripted binaries key on the basename (``codl_op_run``, ``llama*``/``mymain*``; the elastic-infer
-fork's ``main`` is registered on each phone's command table). Their grids are trimmed to a few points so the
-module stays within a few minutes; everything else (command, env, artifacts, workdir, cooldown) is as shipped.
+Every phone job of ``jobs/`` runs as shipped: its file copied byte for byte into ``tmp_path/jobs``, its artifacts
+stood in for by ``farm sim artifacts`` (labelled placeholders; the virtual phone's scripted binaries go by the
+recipe's own file names), on three virtual phones with the three storage profiles, then the analysis its header
+comment names (``# analysis: farm …``).
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import re
+import shlex
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -25,14 +27,16 @@ from actors.host_probe import file_sha256
 from actors.messages import ArtifactRef, RunRequest
 from actors.phone import Phone, relevant_zones
 from farm import runtime
+from farm.analysis.bound import analyze_bound
+from farm.analysis.jobdata import load_job as load_job_data
 from farm.cli.main import main
 from farm.controller import ControllerOptions
 from farm.discover import discover_on_cluster, discover_phones
 from farm.sim.adb_server import AdbServer
 from farm.sim.phone import VirtualPhone
-from farm.sim.workloads import llama_binary
 from farm.specs.inventory import AndroidDevice, Inventory
 from farm.specs.job import load_job
+from tests.analysis.codl_trainer import load as load_trainer_file
 from tests.fixtures.adb import PhoneFactory
 from tests.runtime.helpers import device_states, rows, submit_and_wait, wait_until
 
@@ -46,27 +50,16 @@ def inventory(server: AdbServer, phones: list[VirtualPhone], **overrides: Any) -
     return Inventory.model_validate({"devices": entries})
 
 
-def with_fork_binary(phones: list[VirtualPhone]) -> list[VirtualPhone]:
-    """The elastic-infer jobs push the fork's binary as ``main``: run the llama stand-in for that name."""
-    for phone in phones:
-        phone.commands.register_binary("main", llama_binary)
-    return phones
+def phone_jobs() -> list[Path]:
+    """The job files of ``jobs/`` that select Android phones."""
+    return [
+        p
+        for p in sorted(JOBS.glob("*.yaml"))
+        if (yaml.safe_load(p.read_text()).get("devices") or {}).get("kind") == "android"
+    ]
 
 
-def copy_job(tmp: Path, name: str, **changes: Any) -> Path:
-    """``jobs/<name>.yaml`` under ``tmp/jobs`` with ``changes`` applied and dummy artifact files created."""
-    data = yaml.safe_load((JOBS / f"{name}.yaml").read_text())
-    data.update(changes)
-    jobs = tmp / "jobs"
-    jobs.mkdir(exist_ok=True)
-    path = jobs / f"{data['name']}.yaml"
-    path.write_text(yaml.safe_dump(data, sort_keys=False))
-    for art in data.get("artifacts", []):
-        src = (jobs / art["src"]).resolve()
-        src.parent.mkdir(parents=True, exist_ok=True)
-        if not src.exists():
-            src.write_bytes(os.urandom(256 << 10) if src.suffix == ".gguf" else b"\x7fELF scripted on the phone")
-    return path
+ANALYSIS = re.compile(r"^# analysis: (farm .+)$", re.M)
 
 
 # -- the Phone device without Ray -------------------------------------------------------------------------------
@@ -80,19 +73,19 @@ def request(run_id: str, argv: list[str], **kw: Any) -> RunRequest:
 def test_phone_run_samples_fingerprint_and_binding(
     adb_server: AdbServer, virtual_phones: PhoneFactory, tmp_path: Path
 ) -> None:
-    (vp,) = with_fork_binary(virtual_phones(1))
+    (vp,) = virtual_phones(1)
     spec = inventory(adb_server, [vp]).devices[0]
     assert isinstance(spec, AndroidDevice)
     phone = Phone(spec)
     model = tmp_path / "llama-2-7b.Q4_0.gguf"
     model.write_bytes(os.urandom(1 << 20))
-    binary = tmp_path / "main"
+    binary = tmp_path / "mymain"
     binary.write_bytes(b"scripted")
     arts = [
         ArtifactRef(p.name, file_sha256(p), p.stat().st_size, f"/data/local/tmp/e/{p.name}", m, str(p))
         for p, m in ((binary, 0o755), (model, None))
     ]
-    argv = ["./main", "-m", model.name, "-p", "Once upon a time", "-n", "64", "-t", "4"]
+    argv = ["./mymain", "-m", model.name, "-p", "Once upon a time", "-n", "64", "-t", "4"]
     req = request("r1", argv, slot_id=vp.name, workdir="/data/local/tmp/e", artifacts=arts, cores="4,5,6,7")
     res = phone.execute(req)
     assert res.infra_error is None and res.exit_code == 0, res.stderr
@@ -231,49 +224,65 @@ def farm(local_ray: None, tmp_path: Path) -> Iterator[Any]:
 
 
 @pytest.mark.ray
-def test_the_three_phone_jobs_end_to_end(
-    adb_server: AdbServer, virtual_phones: PhoneFactory, farm: Any, tmp_path: Path
+def test_every_phone_job_as_shipped_then_its_analysis(
+    adb_server: AdbServer,
+    virtual_phones: PhoneFactory,
+    farm: Any,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
-    phones = with_fork_binary(virtual_phones(3))
+    shipped = phone_jobs()
+    assert {p.stem for p in shipped} >= {"elastic-infer-baseline", "elastic-infer-sparsity", "elastic-infer-bound",
+                                         "codl-op-latency", "codl-split-ratio", "codl-data-sharing"}  # fmt: skip
+    # one phone per storage profile: the elastic-infer stand-in is sync-, Flash-IO- and RAM-IO-bound on them
+    phones = [virtual_phones(1, storage=storage)[0] for storage in ("sync", "flash", "ram")]
+    regime = {p.name: p.state.storage.name for p in phones}
     handle = farm(inventory(adb_server, phones))
-    sparsity = copy_job(
-        tmp_path,
-        "elastic-infer-sparsity",
-        grid={"sparsity": [0.0, 0.8], "batch": [8], "zip": [{"threads": 4, "cores": "4,5,6,7"}]},
-        repeat=1,
-        warmup=0,
-        cooldown={"margin_c": 2, "max_wait": "5s", "poll": "0.5s"},
-    )
-    bound = copy_job(tmp_path, "elastic-infer-bound", grid={"sparsity": [0.5], "zip": [
-        {"load_sparse": 0, "index_cache": 0}, {"load_sparse": 1, "index_cache": 1}]}, repeat=1, warmup=0,
-        cooldown={"margin_c": 2, "max_wait": "5s", "poll": "0.5s"})  # fmt: skip
-    codl = copy_job(tmp_path, "codl-split-ratio", grid={"part_ratio": [0.0, 0.5], "part_dim": [4],
-        "gpu_memory_type": [2], "zip": [{"input_shape": "1,28,28,128", "weight_shape": "128,128,3,3",
-        "strides": "1,1"}]}, repeat=1)  # fmt: skip
-    for path, metric in ((sparsity, "decode_tokens_per_s"), (bound, "decode_tokens_per_s"), (codl, "latency_ms")):
-        name = load_job(path).name
-        st = submit_and_wait(handle, path, timeout=120)
-        got = rows(tmp_path / "res", name)
-        assert st["statuses"] == {"ok": 6} and len(got) == 6, (name, [r["error"] for r in got])
-        assert Counter(r["device_id"] for r in got) == {p.name: 2 for p in phones}
-        for r in got:
-            assert r["status"] == "ok" and r["synthetic"] is True and r["device_kind"] == "android"
-            assert r[metric] > 0 and r["peak_rss_mib"] > 0 and r["sampler_polls"] >= 1
-            assert r["temp_start_c"] > 0 and r["temp_max_c"] > 0 and r["temp_end_c"] > 0
-            assert r["fp_model"] == "Farm Virtual Phone" and r["fp_soc"] == "sm8550" and r["fp_synthetic"] == "1"
-            assert any(k.startswith("fp_sha256_") and r[k] for k in r)
-        if name == "elastic-infer-sparsity":
-            assert {r["p_sparsity"] for r in got} == {0.0, 0.8} and {r["p_cores"] for r in got} == {"4,5,6,7"}
-            assert all("cooldown_wait_s" in r for r in got)
-            # each phone pushed the binary and the model once, for its first run only
-            assert sorted(r["bytes_pushed"] for r in got) == [0, 0, 0] + [(256 << 10) + 26] * 3
+    results = tmp_path / "res"
+    (tmp_path / "jobs").mkdir()
+    monkeypatch.chdir(tmp_path)  # relative --out paths of the analyses land here
+    for src in shipped:
+        path = tmp_path / "jobs" / src.name
+        path.write_bytes(src.read_bytes())
+        assert main(["sim", "artifacts", str(path)]) == 0
+        job = load_job(path)
+        name = job.name
+        status = submit_and_wait(handle, path, timeout=900)
+        got = rows(results, name)
+        assert Counter(r["status"] for r in got) == {"ok": len(got)}, (name, [r["error"] for r in got][:3])
+        # every planned run ended ok; warm-ups are not stored
+        assert status["statuses"] == {"ok": len(got) * (job.repeat + job.warmup) // job.repeat}
+        assert len(got) == job.grid_spec.count() * job.repeat * len(phones) and {r["device_id"] for r in got} == set(
+            regime
+        )
+        assert all(r["synthetic"] is True and r["fp_synthetic"] == "1" for r in got)
+        if name.startswith("elastic-infer"):
+            assert all(r["prefill_ms_per_token"] > 0 and r["decode_ms_per_token"] > 0 for r in got)
+        else:
+            assert all(r["latency_ms"] > 0 for r in got)
+        # the analysis its header names, on these results
+        (command,) = ANALYSIS.findall(src.read_text())
+        capsys.readouterr()
+        assert main([*shlex.split(command)[1:], "--results", str(results)]) == 0, command
+        out = capsys.readouterr().out
+        if name == "elastic-infer-bound":
+            result = analyze_bound(load_job_data(str(results), name))
+            assert {row.verdict: regime[row.device] for row in result.rows} == {
+                "synchronization-bound": "sync", "Flash-IO-bound": "flash", "RAM-IO-bound": "ram"
+            }, out  # fmt: skip
+            assert (
+                "loading-off run(s) [axes load_sparse=0 step=4-1]" in out
+                and "loading-on run(s) [axes load_sparse=1 step=4-2]" in out
+            )
+        if command.startswith("farm export codl-dataset"):
+            out_dir = tmp_path / shlex.split(command)[shlex.split(command).index("--out") + 1]
+            written = sorted(out_dir.glob("sm8550*/t_*.csv"))
+            assert written and all(load_trainer_file(p).rows > 0 for p in written), written
+            soc_yaml = (out_dir / "soc" / "sm8550.yaml").read_text()
+            assert "compute_units: 6" in soc_yaml and "kernel_wave_size: 64" in soc_yaml
         if name == "codl-split-ratio":
-            assert {r["p_part_ratio"] for r in got} == {0.0, 0.5}
-
-    # resubmitted with --rerun: every run again, nothing pushed
-    submit_and_wait(handle, sparsity, rerun=True, timeout=120)
-    again = [r for r in rows(tmp_path / "res", "elastic-infer-sparsity") if r["attempt"] > 1]
-    assert len(again) == 6 and all(r["status"] == "ok" and r["bytes_pushed"] == 0 for r in again)
+            assert "best part_ratio" in out
 
 
 def _sleep_job(tmp: Path, name: str, n: int, seconds: float, **extra: Any) -> Path:

@@ -56,6 +56,9 @@ def test_sim_phones_serves_prints_inventory_and_stops_on_ctrl_c(tmp_path: Path) 
         states = server.states()
         assert [states.get(s) for s in serials] == ["device", "device"]
         assert server.run("-s", serials[1], "shell", "getprop ro.farm.seed").stdout == "6\n"
+        # the storage profiles go to the phones in turn and are named in the output
+        assert "# vphone-0: storage profile 'flash'" in "".join(lines)
+        assert server.run("-s", serials[1], "shell", "getprop ro.farm.sim.storage").stdout == "ram\n"
     finally:
         proc.send_signal(signal.SIGINT)
         rc = proc.wait(timeout=20)
@@ -65,8 +68,9 @@ def test_sim_phones_serves_prints_inventory_and_stops_on_ctrl_c(tmp_path: Path) 
 
 
 def test_sim_phones_rejects_bad_arguments() -> None:
-    proc = _farm("sim", "phones", "--count", "2", "--base-port", "5560", "--soc", "nope")
+    proc = _farm("sim", "phones", "--count", "2", "--base-port", "5560", "--soc", "nope", "--storage", "ram,ssd")
     _, err = proc.communicate(timeout=30)
     assert proc.returncode == 2
     assert "command line: --soc: unknown SoC 'nope'" in err
+    assert "command line: --storage: unknown profile(s) ['ssd']" in err
     assert "command line: --base-port: ports 5554-5585" in err

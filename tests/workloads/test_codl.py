@@ -58,3 +58,46 @@ def test_codl_chain_eval_verbose_lines_average_last_pair():
 def test_codl_chain_nothing():
     with pytest.raises(OutputParseError):
         make_adapter("codl_chain").parse("I x.cc:1] total_raw_size 10 bytes, total_size 0.01 MB\n")
+
+
+def test_codl_op_keeps_the_tools_stat_vectors():
+    m = make_adapter("codl_op").parse(read("codl_op", "handmade_conv2d_15_rounds.txt"))
+    assert [m[f"codl_stat_{k}_ms"] for k in range(5)] == [0.0, 3.6, 1.8, 1.75, 0.05]
+    assert [m[f"codl_std_pct_{k}"] for k in range(5)] == [0.0, 0.07, 0.05, 0.06, 0.1]
+    assert m["latency_from_stat"] == 0.0
+
+
+def test_codl_op_fewer_rounds_than_si_uses_the_tools_statistics_and_reads_opencl():
+    adapter = make_adapter("codl_op")
+    text = read("codl_op", "seed_opencl_runtime_mali_g77.txt")
+    m = adapter.parse(text)
+    assert m["latency_ms"] == 38.5 and m["latency_from_stat"] == 1.0 and m["warmup_rounds_count"] == 10
+    assert m["latency_std_ms"] == pytest.approx(38.5 * 0.0125)
+    fp = adapter.fingerprint(text)  # type: ignore[attr-defined]
+    assert fp == {
+        "fp_opencl_platform": "ARM Platform, FULL_PROFILE, "
+        "OpenCL 3.0 v1.r32p1-01eac0.efd03ef21f136842c0935bd4f493fe81, unknown",
+        "fp_opencl_device": "Mali-G77 MC9 r0p1",
+        "fp_opencl_device_version": "OpenCL 3.0 v1.r32p1-01eac0.efd03ef21f136842c0935bd4f493fe81",
+        "fp_opencl_global_mem_cacheline_size": "64",
+        "fp_opencl_global_mem_cache_size": "1048576",
+        "fp_opencl_compute_units": "9",
+        "fp_opencl_warp_size": "0",
+        "fp_opencl_max_wgp_size": "512",
+        "fp_opencl_kwg_size": "0",
+    }
+
+
+def test_codl_op_stat_only_output_as_the_collector_greps_it():
+    m = make_adapter("codl_op").parse("I x.cc:213] Stat: si 10, stat [2.5,1.5], std_pect [3,4]\n")
+    assert m["latency_ms"] == 4.0 and m["codl_stat_1_ms"] == 1.5 and "latency_std_ms" not in m
+
+
+def test_codl_op_empty_statistics_without_enough_rounds_is_a_parse_error():
+    # granularity unset: the tool prints empty vectors; rounds <= si: its statistics are 0 and nan
+    with pytest.raises(OutputParseError, match="no 'Round"):
+        make_adapter("codl_op").parse("I x.cc:213] Stat: si 10, stat , std_pect \n")
+    with pytest.raises(OutputParseError, match="give --rounds above 10"):
+        make_adapter("codl_op").parse(
+            "I x.cc:1] Round 0, latency 3 ms\nI x.cc:2] Stat: si 10, stat [0], std_pect [nan]\n"
+        )
