@@ -190,14 +190,17 @@ class SshDevice(Device):
         super()._execute(req, res, cancel)
 
     def with_home(self, req: RunRequest) -> RunRequest:
-        """``req`` with a leading ``~`` of its workdir and artifact destinations replaced by the box's $HOME."""
-        if not (_needs_home(req.workdir) or any(_needs_home(a.dst) for a in req.artifacts)):
+        """``req`` with a leading ``~`` of its workdir, artifact destinations and inputs replaced by the box's $HOME."""
+        if not (
+            _needs_home(req.workdir) or any(_needs_home(a.dst) for a in req.artifacts) or any(map(_needs_home, req.inputs))
+        ):
             return req
         home = self.remote_home()
         return dataclasses.replace(
             req,
             workdir=expand_home(req.workdir, home) if req.workdir is not None else None,
             artifacts=[dataclasses.replace(a, dst=expand_home(a.dst, home)) for a in req.artifacts],
+            inputs=[expand_home(p, home) for p in req.inputs],
         )
 
     def remote_home(self) -> str:

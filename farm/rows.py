@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import re
 import shlex
 from collections.abc import Mapping
@@ -84,6 +85,18 @@ def build_row(
     row.update(output_fingerprint(res.stdout + "\n" + res.stderr) if status != "infra_error" else {})
     row.update(res.fingerprint)  # the device's own facts win over what the benchmark printed
     return row
+
+
+def collected_columns(res: RunResult, folder: str | None) -> dict[str, Any]:
+    """Columns listing the files copied back from the device: where they are stored, and each one's hash."""
+    cols: dict[str, Any] = {}
+    if res.collected:
+        listing = [{"path": f.path, "sha256": f.sha256, "size_bytes": f.size} for f in res.collected]
+        cols["collected_files"] = json.dumps(listing, separators=(",", ":"))
+        cols["collected_dir"] = folder or ""
+    if res.collect_error:
+        cols["collect_error"] = res.collect_error
+    return cols
 
 
 def log_text(req: RunRequest, res: RunResult) -> str:

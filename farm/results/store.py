@@ -4,6 +4,7 @@ Layout under the root (a local directory or any ``pyarrow.fs`` URI such as ``fil
 
     <root>/runs/job=<job>/part-<utc timestamp>-<uuid>.parquet    one file per writer flush (or per compaction)
     <root>/logs/<job>/<run_id>-<attempt>.log                     the raw output of each run
+    <root>/files/<job>/<run_id>-<attempt>/<path>                 files a run left on the device (``collect:``)
 
 A part file is written as ``.part-….tmp`` and renamed into place only once complete (fsynced on local
 disks), so a crash leaves at worst a dot-file that every reader skips, never a torn ``.parquet``. The ``job``
@@ -25,7 +26,7 @@ import re
 import threading
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from types import TracebackType
@@ -217,6 +218,22 @@ class ResultsStore:
         data = text.encode("utf-8", errors="replace")
         path = self._write_atomic(f"{self._base}/logs/{job}", f"{run_id}-{attempt}.log", lambda sink: sink.write(data))
         return self.uri(path)
+
+    def write_files(self, job: str, run_id: str, attempt: int, files: Sequence[tuple[str, bytes]]) -> str | None:
+        """Store the files collected from one run (relative paths → bytes); return their folder, None if none."""
+        if not files:
+            return None
+        check_job_name(job)
+        if not _RUN_ID.match(run_id) or isinstance(attempt, bool) or attempt < 1:
+            raise ResultsError(f"cannot name a folder after run_id={run_id!r} attempt={attempt!r}")
+        base = f"{self._base}/files/{job}/{run_id}-{attempt}"
+        for rel, data in files:
+            parts = rel.split("/")
+            if not rel or rel.startswith("/") or any(p in ("", ".", "..") for p in parts):
+                raise ResultsError(f"collected file {rel!r} is not a plain relative path")
+            folder = "/".join([base, *parts[:-1]])
+            self._write_atomic(folder, parts[-1], lambda sink, data=data: sink.write(data))
+        return self.uri(base)
 
     # -- reading ---------------------------------------------------------------------------------------------
 

@@ -17,6 +17,7 @@ _REGISTRY: dict[str, str] = {
     "ais_bench": "farm.workloads.ais_bench:make",
     "msame": "farm.workloads.msame:make",
     "lightcode": "farm.workloads.lightcode:make",
+    "ascend_llama_adapter": "farm.workloads.llama_adapter_demo:make",
     "regex": "farm.workloads.regex_metrics:make",
     "json": "farm.workloads.json_metrics:make",
 }
