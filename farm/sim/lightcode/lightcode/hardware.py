@@ -45,7 +45,8 @@ class PHU(Hardware):
         self.num_multiplex = int(num_multiplex)
 
     def unit(self) -> Unit:
-        return Unit("phu", self.clock_speed * self.num_cores * self.num_multiplex * 2, 0.4, 4e-4, 1.5e7)
+        # an optical matrix-vector engine: 2048 multiply-adds per multiplexed channel per cycle
+        return Unit("phu", self.clock_speed * self.num_cores * self.num_multiplex * 2 * 2048, 0.4, 5e-5, 1.5e7)
 
 
 class GPU(Hardware):
@@ -56,7 +57,7 @@ class GPU(Hardware):
         self.tensor_cores = int(gpc) * int(tpc_per_gpc) * int(sm_per_tpc) * int(tc_per_sm)
 
     def unit(self) -> Unit:
-        return Unit("gpu", self.clock_speed * (self.cores * 2 + self.tensor_cores * 64), 3.0, 2e-5, 5e5)
+        return Unit("gpu", self.clock_speed * (self.cores * 2 + self.tensor_cores * 16), 3.0, 2e-5, 5e5)
 
 
 def initilize_hardware(hardware: list[Hardware]) -> dict[str, Unit]:  # sic: the real package's spelling

@@ -12,7 +12,7 @@ from __future__ import annotations
 from lightcode.hardware import Unit
 from lightcode.models import Model
 
-TRANSFER_S_PER_BYTE = 1 / 16e9
+TRANSFER_S_PER_BYTE = 1 / 256e9
 TRANSFER_PJ_PER_BYTE = 40.0
 _MAX_SEQ = 1 << 16
 
