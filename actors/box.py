@@ -192,7 +192,9 @@ class SshDevice(Device):
     def with_home(self, req: RunRequest) -> RunRequest:
         """``req`` with a leading ``~`` of its workdir, artifact destinations and inputs replaced by the box's $HOME."""
         if not (
-            _needs_home(req.workdir) or any(_needs_home(a.dst) for a in req.artifacts) or any(map(_needs_home, req.inputs))
+            _needs_home(req.workdir)
+            or any(_needs_home(a.dst) for a in req.artifacts)
+            or any(map(_needs_home, req.inputs))
         ):
             return req
         home = self.remote_home()

@@ -28,7 +28,7 @@ _KILL = (
 
 
 def pid_file(run_id: str, attempt: int) -> str:
-    return f"/tmp/farm-exec-{run_id}-{attempt}.pid"
+    return f"/tmp/farm-exec-{run_id}-{attempt}.pid"  # noqa: S108 - inside the container, one name per run
 
 
 def docker_argv(

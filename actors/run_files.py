@@ -129,7 +129,10 @@ def glob_matches(pattern: str, path: str) -> bool:
     parts, names = pattern.split("/"), path.split("/")
     if len(parts) != len(names):
         return False
-    return all(fnmatch.fnmatchcase(n, p) and (p.startswith(".") or not n.startswith(".")) for p, n in zip(parts, names))
+    return all(
+        fnmatch.fnmatchcase(n, p) and (p.startswith(".") or not n.startswith("."))
+        for p, n in zip(parts, names, strict=True)
+    )
 
 
 def list_matches(transport: Transport, workdir: str, globs: Sequence[str]) -> Listing:
@@ -160,7 +163,9 @@ def clear(transport: Transport, workdir: str, listing: Listing) -> None:
     log.info("removed %d stale file(s) in %s before the run", len(listing), workdir)
 
 
-def collect(transport: Transport, workdir: str, globs: Sequence[str], before: Listing) -> tuple[list[CollectedFile], str]:
+def collect(
+    transport: Transport, workdir: str, globs: Sequence[str], before: Listing
+) -> tuple[list[CollectedFile], str]:
     """Pull the files the run created or changed; (files, problem text or '')."""
     after = list_matches(transport, workdir, globs)
     fresh = sorted(rel for rel, stat in after.items() if before.get(rel) != stat)

@@ -61,7 +61,9 @@ _DRIVER = re.compile(r"Driver Version\s*:\s*(\S+)", re.IGNORECASE)
 
 
 _SPLIT = {
-    name: re.compile(rf"\b{name}\b[^:=\n]{{0,20}}[:=]\s*(0x[0-9a-fA-F]+|\d+(?:\.\d+)?)\s*(MiB|MB|M|bytes|B)?", re.IGNORECASE)
+    name: re.compile(
+        rf"\b{name}\b[^:=\n]{{0,20}}[:=]\s*(0x[0-9a-fA-F]+|\d+(?:\.\d+)?)\s*(MiB|MB|M|bytes|B)?", re.IGNORECASE
+    )
     for name in ("npu", "vpu", "vpp")
 }
 

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from actors.messages import ArtifactRef, RunRequest, RunResult, ThermalGate
-from farm.errors import ConfigError, ControllerError
+from farm.errors import ConfigError, ControllerError, ResultsError
 from farm.metrics import DeviceSnapshot, FarmMetrics, FarmSnapshot
 from farm.plan import ANY_SLOT, RunSpec, count_runs, plan_runs, render
 from farm.results import ResultsStore, ResultsWriter
@@ -401,7 +401,12 @@ class Controller:
             return
         if log_path is None:
             log_path = self.store.write_log(rec.spec.name, req.run_id, req.attempt, log_text(req, res))
-        files = self.store.write_files(rec.spec.name, req.run_id, req.attempt, [(f.path, f.data) for f in res.collected])
+        try:
+            files = self.store.write_files(
+                rec.spec.name, req.run_id, req.attempt, [(f.path, f.data) for f in res.collected]
+            )
+        except ResultsError as exc:  # the row is still written, saying the files are missing
+            files, res.collect_error = None, f"collected files not stored: {exc}"
         slot = self.slots.get(req.slot_id)
         row = build_row(
             job=rec.spec.name,

@@ -185,7 +185,8 @@ def render(job: JobSpec, run: RunSpec, slot: Slot, source: str = "<job>") -> Ren
         for i, a in enumerate(job.artifacts)
     ]
     constants = [
-        {k: one(f"artifacts[{i}].constants.{k}", v) for k, v in a.constants.items()} for i, a in enumerate(job.artifacts)
+        {k: one(f"artifacts[{i}].constants.{k}", v) for k, v in a.constants.items()}
+        for i, a in enumerate(job.artifacts)
     ]
     inputs = [one(f"inputs[{i}]", p) for i, p in enumerate(job.inputs)]
     collect = [one(f"collect[{i}]", p) for i, p in enumerate(job.collect)]

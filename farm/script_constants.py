@@ -31,7 +31,8 @@ def render_constants(text: str, constants: Mapping[str, str], what: str = "file"
         if found != 1:
             where = "is not assigned" if found == 0 else f"is assigned {found} times"
             raise ConfigError.single(what, f"constants.{name}", f"{name} {where} at the start of a line")
-        text = pattern.sub(lambda _m, n=name, v=value: constant_line(n, v), text)
+        # backslashes doubled: re.sub reads escapes in a replacement, the value must go in literally
+        text = pattern.sub(constant_line(name, value).replace("\\", "\\\\"), text)
     return text
 
 

@@ -88,8 +88,14 @@ def register_hardware(hardware: Any, args: argparse.Namespace) -> Any:
     ]
     if args.gpu_clock_ghz is not None:
         units.append(
-            hardware.GPU(args.gpu_clock_ghz * _GHZ, args.gpc, args.tpc_per_gpc, args.sm_per_tpc, args.cores_per_sm,
-                         args.tc_per_sm)  # fmt: skip
+            hardware.GPU(
+                args.gpu_clock_ghz * _GHZ,
+                args.gpc,
+                args.tpc_per_gpc,
+                args.sm_per_tpc,
+                args.cores_per_sm,
+                args.tc_per_sm,
+            )
         )
     return hardware.initilize_hardware(units)
 

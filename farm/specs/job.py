@@ -35,7 +35,9 @@ class Artifact(_Spec):
     @classmethod
     def _constants_as_strings(cls, value: object) -> object:
         if isinstance(value, dict):
-            return {k: str(v) if isinstance(v, int | float) and not isinstance(v, bool) else v for k, v in value.items()}
+            return {
+                k: str(v) if isinstance(v, int | float) and not isinstance(v, bool) else v for k, v in value.items()
+            }
         return value
 
     @field_validator("constants")

@@ -275,7 +275,11 @@ def test_monitor_current_reuses_a_fresh_poll() -> None:
 
 def test_memory_split_from_memory_edit_print() -> None:
     summary = "Info: chip is bm1684x\nInfo: npu:7615 MiB vpu:3072 MiB vpp:4096 MiB\n"
-    assert memory_split(summary) == {"fp_tpu_mem_npu_mib": "7615", "fp_tpu_mem_vpu_mib": "3072", "fp_tpu_mem_vpp_mib": "4096"}
+    assert memory_split(summary) == {
+        "fp_tpu_mem_npu_mib": "7615",
+        "fp_tpu_mem_vpu_mib": "3072",
+        "fp_tpu_mem_vpp_mib": "4096",
+    }
     hexa = "heap npu size: 0x193e00000\nheap vpu size: 0x0\nheap vpp size = 0xfd200000\n"
     assert memory_split(hexa) == {"fp_tpu_mem_npu_mib": "6462", "fp_tpu_mem_vpu_mib": "0", "fp_tpu_mem_vpp_mib": "4050"}
     assert memory_split("usage: memory_edit.sh -p | -c") == {}

@@ -35,9 +35,9 @@ def main():
 def test_render_constants_rewrites_only_module_level_assignments() -> None:
     out = render_constants(DEMO, {"BATCH_SIZE": "1", "INFER_LOOP": "25", "LLAMA_DIR": "/data/llama's"})
     assert "\nBATCH_SIZE = 1\n" in out and "\nINFER_LOOP = 25\n" in out
-    assert "\nLLAMA_DIR = \"/data/llama's\"\n" in out and "    BATCH_SIZE = 3" in out
+    assert '\nLLAMA_DIR = "/data/llama\'s"\n' in out and "    BATCH_SIZE = 3" in out
     namespace: dict[str, object] = {}
-    exec(compile(out, "demo", "exec"), namespace)  # noqa: S102 - the rendered text must stay valid Python
+    exec(compile(out, "demo", "exec"), namespace)
     assert (namespace["BATCH_SIZE"], namespace["LLAMA_DIR"]) == (1, "/data/llama's")
 
 
@@ -55,7 +55,7 @@ def test_rendered_copy_is_cached_by_content(tmp_path: Path) -> None:
     src = tmp_path / "demo.py"
     src.write_text(DEMO)
     a, sha_a = run_files.rendered_copy(src, {"BATCH_SIZE": "1"}, tmp_path / "cache", "demo.py")
-    b, sha_b = run_files.rendered_copy(src, {"BATCH_SIZE": "5"}, tmp_path / "cache", "demo.py")
+    _b, sha_b = run_files.rendered_copy(src, {"BATCH_SIZE": "5"}, tmp_path / "cache", "demo.py")
     again, sha_again = run_files.rendered_copy(src, {"BATCH_SIZE": "1"}, tmp_path / "cache", "demo.py")
     assert sha_a != sha_b and (again, sha_again) == (a, sha_a)
     assert hashlib.sha256(a.read_bytes()).hexdigest() == sha_a and a.suffix == ".py"
@@ -85,9 +85,10 @@ def test_inputs_are_hashed_once_per_version(tmp_path: Path) -> None:
     assert got == {"a b.bmodel": hashlib.sha256(model.read_bytes()).hexdigest()}
     assert len(hasher._cache) == 1
     model.write_bytes(os.urandom(4097))  # changed on the device: size differs → hashed again
-    assert hasher.hashes(transport, ["a b.bmodel"], str(tmp_path))["a b.bmodel"] == hashlib.sha256(
-        model.read_bytes()
-    ).hexdigest()
+    assert (
+        hasher.hashes(transport, ["a b.bmodel"], str(tmp_path))["a b.bmodel"]
+        == hashlib.sha256(model.read_bytes()).hexdigest()
+    )
     with pytest.raises(FarmError, match=r"input gone\.bmodel \(relative to .*\) is not a file"):
         hasher.hashes(transport, ["gone.bmodel"], str(tmp_path))
 
@@ -106,7 +107,10 @@ def test_collect_takes_new_and_changed_files_only(tmp_path: Path) -> None:
     (tmp_path / "dumps" / "x.npz").write_bytes(b"x" * 10)
     files, problem = run_files.collect(transport, str(tmp_path), globs, before)
     assert problem == ""
-    assert [(f.path, f.data, f.size) for f in files] == [("dumps/x.npz", b"x" * 10, 10), ("output_0.npz", b"rewritten", 9)]
+    assert [(f.path, f.data, f.size) for f in files] == [
+        ("dumps/x.npz", b"x" * 10, 10),
+        ("output_0.npz", b"rewritten", 9),
+    ]
     assert files[1].sha256 == hashlib.sha256(b"rewritten").hexdigest()
     run_files.clear(transport, str(tmp_path), run_files.list_matches(transport, str(tmp_path), ["output_*.npz"]))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["dumps", "readme.txt"]

@@ -4,12 +4,14 @@ local Ray.
 
 The module's own sshd (``box``) differs from the session's ``sshd_box`` in what the box's sessions see, set
 server-side like the PATH: ``FARM_SIM_TPU_COUNT=2`` (``bm-smi`` and ``pipeline.py`` act as a two-chip box;
-``npu-smi`` already lists two NPUs), a private ``FARM_SIM_STATE`` (the stand-ins' "device memory" is not
-shared with other test processes using the same tools), a CANN toolkit version file and torch / torch_npu
-package metadata (what the Ascend fingerprint reads), and the one container the ``docker`` stand-in knows. The one sshd plays a 2-chip Sophgo box, a 2-NPU Ascend
-server and a plain host at once. The shipped jobs are copied into ``tmp_path`` with their workdir moved to a
-scratch folder on the box (holding links to the demo stand-ins), dummy bmodels as artifacts, and grids trimmed
-so the module stays within a few minutes; commands and templates are as shipped.
+``npu-smi`` already lists two NPUs), a private ``FARM_SIM_STATE`` (the stand-ins' "device memory" is not shared
+with other test processes using the same tools), a CANN toolkit version file and torch / torch_npu package metadata
+(what the Ascend fingerprint reads), and the one container the ``docker`` stand-in knows. The one sshd plays a
+2-chip Sophgo box, a 2-NPU Ascend server and a plain host at once; the LightCode jobs run on this machine as a
+local host with the stand-in ``lightcode`` package on PYTHONPATH. The shipped jobs are copied into ``tmp_path``
+with their workdir moved to a scratch folder on the box (holding links to the demo stand-ins, dummy bmodels kept
+there), the stand-in demo as the artifact, and grids trimmed so the module stays within a few minutes; commands and
+templates are as shipped.
 """
 
 from __future__ import annotations
@@ -70,7 +72,9 @@ def box(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SshdBox]:
     # sshd honours only the first SetEnv line: the variables join the one that sets PATH
     toolkit = sshd.root / "toolkit"  # what `source set_env.sh` points ASCEND_TOOLKIT_HOME at
     (toolkit / "aarch64-linux").mkdir(parents=True)
-    (toolkit / "aarch64-linux" / "ascend_toolkit_install.info").write_text("package_name=Ascend-cann-toolkit\nversion=7.0.T3\n")
+    (toolkit / "aarch64-linux" / "ascend_toolkit_install.info").write_text(
+        "package_name=Ascend-cann-toolkit\nversion=7.0.T3\n"
+    )
     site = sshd.root / "site"  # installed-package metadata only (no modules): what importlib.metadata reads
     for name, version in (("torch", "1.11.0"), ("torch_npu", "1.11.0.post4")):
         info = site / f"{name}-{version}.dist-info"
@@ -169,7 +173,11 @@ def test_sophgo_box_runs_both_chips_at_once(box: SshdBox, tmp_path: Path) -> Non
             assert fp["fp_tpu_name"] == "1684X-SC7" and fp["fp_tpu_chips"] == "2" and fp["fp_tpu_sdk"]
             assert fp["fp_kernel"] == os.uname().release  # the box is this machine
             # memory_edit.sh -p, read only (the stand-in refuses -c)
-            assert (fp["fp_tpu_mem_npu_mib"], fp["fp_tpu_mem_vpu_mib"], fp["fp_tpu_mem_vpp_mib"]) == ("7615", "3072", "4096")
+            assert (fp["fp_tpu_mem_npu_mib"], fp["fp_tpu_mem_vpu_mib"], fp["fp_tpu_mem_vpp_mib"]) == (
+                "7615",
+                "3072",
+                "4096",
+            )
             assert s["bmodel_weight_bytes"] == models[chip].stat().st_size  # exact, not rounded MiB
         assert overlap(interval(results[0]), interval(results[1])) > 0.2
 
@@ -464,7 +472,9 @@ def test_lightcode_jobs_on_the_local_host(farm: tuple[Any, Path], tmp_path: Path
     got = rows(results, "lightcode-search")
     assert st["statuses"] == {"ok": 9} and len(got) == 9, [r["error"] for r in got]
     for r in got:
-        assert r["device_id"] == "local" and r["synthetic"] is True and r["fp_lightcode_path"].startswith(str(LIGHTCODE))
+        assert (
+            r["device_id"] == "local" and r["synthetic"] is True and r["fp_lightcode_path"].startswith(str(LIGHTCODE))
+        )
         assert r["makespan_s"] > 0 and r["energy_pj"] > 0 and r["num_nodes"] == 108 and 0 <= r["phu_nodes"] <= 72
     cell = {(r["p_optimization"], r["p_seq_len"]): r for r in got}
     # the optimizations differ: energy puts more on the photonic unit than time at short sequences, and the
@@ -475,7 +485,9 @@ def test_lightcode_jobs_on_the_local_host(farm: tuple[Any, Path], tmp_path: Path
     assert cell[("time", 8)]["makespan_s"] < cell[("always_phu", 8)]["makespan_s"]
     assert report_plots(results, "lightcode-search")
 
-    st = submit_and_wait(handle, lightcode_job(tmp_path, "lightcode-thresholds", grid={"optimization": ["time", "energy"]}))
+    st = submit_and_wait(
+        handle, lightcode_job(tmp_path, "lightcode-thresholds", grid={"optimization": ["time", "energy"]})
+    )
     found = {r["p_optimization"]: r for r in rows(results, "lightcode-thresholds")}
     assert st["statuses"] == {"ok": 2}
     assert all(r["threshold_count"] >= 1 and r["threshold_min_seq_len"] >= 1 for r in found.values())

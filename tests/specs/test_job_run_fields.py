@@ -31,7 +31,9 @@ def test_fields_render_per_run() -> None:
             "collect": ["out_{device.chip}_*.npz"],
             "collect_clear": True,
             "exec": {"docker": "cann-7.0"},
-            "artifacts": [{"src": "d.py", "dst": "~/demo/d_{batch}.py", "constants": {"BATCH_SIZE": "{batch}", "N": 5}}],
+            "artifacts": [
+                {"src": "d.py", "dst": "~/demo/d_{batch}.py", "constants": {"BATCH_SIZE": "{batch}", "N": 5}}
+            ],
             "grid": {"model": ["a.bmodel"], "batch": [1, 5]},
         }
     )
@@ -54,7 +56,11 @@ def test_fields_render_per_run() -> None:
         ({"exec": {"docker": "bad name; rm -rf /"}}, "exec.docker", "pattern"),
         ({"exec": {"podman": "x"}}, "exec.podman", "Extra inputs"),
         ({"artifacts": [{"src": "a", "dst": "/b", "constants": {"1X": "1"}}]}, "artifacts[0].constants", "identifier"),
-        ({"artifacts": [{"src": "a", "dst": "/b", "constants": {"X": "{nope}"}}]}, "artifacts[0].constants.X", "grid axis"),
+        (
+            {"artifacts": [{"src": "a", "dst": "/b", "constants": {"X": "{nope}"}}]},
+            "artifacts[0].constants.X",
+            "grid axis",
+        ),
     ],
 )
 def test_bad_fields_name_their_path(fields: dict[str, Any], path: str, reason: str) -> None:

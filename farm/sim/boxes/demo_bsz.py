@@ -58,7 +58,7 @@ def main() -> int:
     visible = [int(v) for v in os.environ.get("ASCEND_RT_VISIBLE_DEVICES", "").split(",") if v.strip()]
     cards = device_count("FARM_SIM_NPU_COUNT", 2)
     physical = visible or list(range(cards))
-    if DEVICE_ID >= len(physical) or physical[DEVICE_ID] >= cards:
+    if len(physical) <= DEVICE_ID or physical[DEVICE_ID] >= cards:
         print(f"[ERROR] aclrtSetDevice({DEVICE_ID}) failed, error code 107001 (visible: {physical})", file=sys.stderr)
         return 1
     card = physical[DEVICE_ID]

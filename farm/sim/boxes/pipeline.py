@@ -1,17 +1,17 @@
 #!/usr/bin/env python3
 """Scripted stand-in for an LLM-TPU ``python_demo/pipeline.py`` (Sophgo BM1684X) on a simulated TPU box.
 
-Takes the demos' flags (``-m/--model_path`` one or more comma-separated bmodels, ``-d/--devid``,
-``-p/--prompt``, ``-c/--config_path``, ``-t/--tokenizer_path``, ``--generation_mode``; unknown flags are
-ignored as some demos add their own), loads the bmodel (it must exist: push a dummy file), then answers each
-question and prints the demos' ``FTL: <s> s`` and ``TPS: <x> token/s`` lines. Questions come from
-``--prompt``, else stdin lines until ``exit``/``q``/EOF, else one built-in question. Decode speed follows the
-parameter count in the model's name (``7b``, ``1.8b``) and its quantisation; the printed FTL/TPS are measured
-on this script's own simulated work with the demos' formulas. ``--memory_prealloc`` (weight reuse, with
-``--is_decrypt`` as the real demo requires) refuses bmodels of different sizes; ``--mode debug`` writes
-``output_0.npz`` and ``output_1.npz`` (per-block tensors, like a ``-DCMAKE_TYPE=DUMP`` build) into the cwd. Device memory is held on ``--devid`` while it
-runs (``bm-smi`` shows it). Output is labelled synthetic. ``FARM_SIM_TPU_COUNT`` chips exist; another
-``--devid`` fails like ``bm_dev_request``.
+Takes the demos' flags (``-m/--model_path`` one or more comma-separated bmodels, ``-d/--devid``, ``-p/--prompt``,
+``-c/--config_path``, ``-t/--tokenizer_path``, ``--generation_mode``; unknown flags are ignored as some demos add
+their own), loads the bmodel (it must exist: push a dummy file), then answers each question and prints the demos'
+``FTL: <s> s`` and ``TPS: <x> token/s`` lines. Questions come from ``--prompt``, else stdin lines until
+``exit``/``q``/EOF, else one built-in question. Decode speed follows the parameter count in the model's name
+(``7b``, ``1.8b``) and its quantisation; the printed FTL/TPS are measured on this script's own simulated work with
+the demos' formulas. ``--memory_prealloc`` (weight reuse, with ``--is_decrypt`` as the real demo requires) refuses
+bmodels of different sizes; ``--mode debug`` writes ``output_0.npz`` and ``output_1.npz`` (per-block tensors, like
+a ``-DCMAKE_TYPE=DUMP`` build) into the cwd. Device memory is held on ``--devid`` while it runs (``bm-smi`` shows
+it). Output is labelled synthetic. ``FARM_SIM_TPU_COUNT`` chips exist; another ``--devid`` fails like
+``bm_dev_request``.
 """
 
 from __future__ import annotations
@@ -102,7 +102,12 @@ def npy(shape: tuple[int, ...], values: list[float]) -> bytes:
     """One float32 array in NumPy's .npy format (version 1.0), standard library only."""
     header = f"{{'descr': '<f4', 'fortran_order': False, 'shape': {shape}, }}"
     header += " " * (-(len(header) + 11) % 64) + "\n"
-    return b"\x93NUMPY\x01\x00" + struct.pack("<H", len(header)) + header.encode() + struct.pack(f"<{len(values)}f", *values)
+    return (
+        b"\x93NUMPY\x01\x00"
+        + struct.pack("<H", len(header))
+        + header.encode()
+        + struct.pack(f"<{len(values)}f", *values)
+    )
 
 
 def dump_npz(path: Path, model: str, idx: int) -> None:
@@ -110,7 +115,11 @@ def dump_npz(path: Path, model: str, idx: int) -> None:
     if path.exists():  # cnpy appends to an existing archive: the recipe says to remove old dumps first
         print(f"warning: {path} exists; dumps are appended to it", file=sys.stderr)
     with zipfile.ZipFile(path, "a") as zf:
-        for name, shape in (("hidden_states", (1, 8, 16)), ("present_key", (1, 8, 2, 8)), ("present_value", (1, 8, 2, 8))):
+        for name, shape in (
+            ("hidden_states", (1, 8, 16)),
+            ("present_key", (1, 8, 2, 8)),
+            ("present_value", (1, 8, 2, 8)),
+        ):
             n = 1
             for d in shape:
                 n *= d

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 
 @dataclass
@@ -15,7 +16,7 @@ class Unit:
 
 
 class Hardware:
-    registered: list[Hardware] = []
+    registered: ClassVar[list[Hardware]] = []
 
     def __init__(self, clock_speed: float) -> None:
         self.clock_speed = float(clock_speed)

@@ -9,8 +9,8 @@ unit changes.
 
 from __future__ import annotations
 
-from lightcode.hardware import Unit
-from lightcode.models import Model
+from .hardware import Unit
+from .models import Model
 
 TRANSFER_S_PER_BYTE = 1 / 256e9
 TRANSFER_PJ_PER_BYTE = 40.0
