@@ -54,7 +54,7 @@ def test_fields_render_per_run() -> None:
         ({"workdir": "/w", "collect_clear": True}, "collect_clear", "needs collect"),
         ({"inputs": ["{nope}"]}, "inputs[0]", "not a grid axis"),
         ({"exec": {"docker": "bad name; rm -rf /"}}, "exec.docker", "pattern"),
-        ({"exec": {"podman": "x"}}, "exec.podman", "Extra inputs"),
+        ({"exec": {"podman": "x"}}, "exec.podman", "unknown key"),
         ({"artifacts": [{"src": "a", "dst": "/b", "constants": {"1X": "1"}}]}, "artifacts[0].constants", "identifier"),
         (
             {"artifacts": [{"src": "a", "dst": "/b", "constants": {"X": "{nope}"}}]},
