@@ -34,11 +34,7 @@ class Artifact(_Spec):
     @field_validator("constants", mode="before")
     @classmethod
     def _constants_as_strings(cls, value: object) -> object:
-        if isinstance(value, dict):
-            return {
-                k: str(v) if isinstance(v, int | float) and not isinstance(v, bool) else v for k, v in value.items()
-            }
-        return value
+        return JobSpec._env_as_strings(value)  # numbers written as they would be typed
 
     @field_validator("constants")
     @classmethod
