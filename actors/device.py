@@ -160,7 +160,8 @@ class Device(ABC):
         env = {**self.slot_env(slot), **req.env}  # the job's explicit env wins
         workdir = req.workdir
         pidfile = exec_wrap.pid_file(req.run_id, req.attempt)
-        if req.docker is not None:  # env and workdir apply inside the container
+        if req.docker is not None:  # env and workdir apply inside the container, which keeps its own PATH
+            env = {k: v for k, v in env.items() if k != "PATH" or "PATH" in req.env}
             argv, env, workdir = exec_wrap.docker_argv(req.docker, argv, env, workdir, pidfile), {}, None
         sampler = self.sampler(req.slot_id)
         if "temp_start_c" not in res.samples:  # the thermal gate already read it
@@ -185,7 +186,10 @@ class Device(ABC):
         res.samples.update(samples)
         if started and req.docker is not None and (completed.timed_out or completed.cancelled):
             # docker exec does not forward signals: the command is still running inside the container
-            transport.run(exec_wrap.kill_argv(req.docker, pidfile), timeout=30.0)
+            killed = transport.run(exec_wrap.kill_argv(req.docker, pidfile), timeout=30.0)
+            if killed.exit_code != 0:
+                log.warning("%s: could not stop run %s inside container %s: %s", self.spec.id, req.run_id,
+                            req.docker, killed.stderr.strip()[-200:])  # fmt: skip
         if started and req.collect and req.workdir:
             self._collect(transport, req, before, res)
         if started:
