@@ -10,11 +10,16 @@ What an Ascend server adds to an SSH device (:mod:`actors.box`):
 * **Sampler** — one ``npu-smi info`` per poll for the whole server (:class:`~actors.box.BoxMonitor`), each
   run keeping its own NPU's maxima: ``npu_mem_peak_mb`` (``Memory-Usage`` used, MB: the DDR of a 310P, the
   small control memory of a 910), ``npu_hbm_peak_mb`` (``HBM-Usage`` used; 910 only), ``npu_aicore_max_pct``
-  (``AICore(%)``), ``temp_max_c``, plus ``sampler_polls`` / ``sampler_poll_ms``.
+  (``AICore(%)``), ``npu_power_max_w`` (``Power(W)``, where the card reports it), ``temp_max_c``, plus
+  ``sampler_polls`` / ``sampler_poll_ms``.
 * **Fingerprint** — the remote host's (:meth:`~actors.box.SshDevice.host_fingerprint`) plus ``fp_npu_name``
   (``310P3``), ``fp_npu_count``, ``fp_npu_smi`` and ``fp_npu_driver`` from the ``npu-smi info`` header, and
   from ``npu-smi info -t board -i <npu>`` ``fp_npu_driver`` (``Software Version``) and ``fp_npu_firmware``
-  (``Firmware Version``) when the server prints them.
+  (``Firmware Version``) when the server prints them; per run, where the run executes (the host or the job's
+  ``exec: {docker: …}`` container, asked once per container): ``fp_cann`` (the toolkit's
+  ``ascend_toolkit_install.info`` under ``$ASCEND_TOOLKIT_HOME``, default
+  ``/usr/local/Ascend/ascend-toolkit/latest``), ``fp_torch``, ``fp_torch_npu`` (installed versions), and
+  ``fp_container``.
 * **Temperature** — the hottest NPU (a reading under 2 s old is reused), for the thermal gate.
 """
 
@@ -24,6 +29,7 @@ import logging
 import re
 
 from actors.box import AcceleratorBox, Reading
+from actors.messages import RunRequest
 from farm.errors import OutputParseError
 from farm.probes.npu_smi import NpuChip, NpuSmiReport, parse_npu_smi
 from farm.specs.inventory import AscendDevice, Slot
@@ -36,8 +42,27 @@ COLUMNS = {
     "mem_used_mb": "npu_mem_peak_mb",
     "hbm_used_mb": "npu_hbm_peak_mb",
     "aicore_pct": "npu_aicore_max_pct",
+    "power_w": "npu_power_max_w",
     "temp_c": "temp_max_c",
 }
+# CANN toolkit and PyTorch adapter versions where the run executes (the host, or inside the job's container).
+# importlib.metadata reads the installed versions without importing torch_npu (which would initialise an NPU).
+_RUNTIME_SCRIPT = r"""
+d=${ASCEND_TOOLKIT_HOME:-/usr/local/Ascend/ascend-toolkit/latest}
+echo __farm_section__cann; cat "$d"/*/ascend_toolkit_install.info 2>/dev/null
+echo __farm_section__python
+for py in python3 python; do
+  command -v "$py" >/dev/null 2>&1 || continue
+  "$py" -c 'import importlib.metadata as m
+for n in ("torch", "torch_npu"):
+    try:
+        print(n, m.version(n))
+    except Exception:
+        pass' 2>/dev/null
+  break
+done
+exit 0
+"""
 _HEADER = re.compile(r"npu-smi\s+(?P<tool>\S+)\s+Version\s*:\s*(?P<driver>\S+)", re.IGNORECASE)
 _KEY_VALUE = re.compile(r"^\s*(?P<key>[A-Za-z][^:]*?)\s*:\s*(?P<value>.*?)\s*$")
 
@@ -55,10 +80,25 @@ def npu_readings(report: NpuSmiReport) -> dict[int, Reading]:
             "mem_used_mb": chip.memory_used_mb,
             "hbm_used_mb": chip.hbm_used_mb,
             "aicore_pct": chip.aicore_pct,
+            "power_w": chip.power_w,
             "temp_c": chip.temp_c,
         }
         out[npu_index(chip)] = {k: v for k, v in values.items() if v is not None}
     return out
+
+
+def runtime_fingerprint(text: str) -> dict[str, str]:
+    """``fp_cann`` (``version=`` of the toolkit's install info), ``fp_torch``, ``fp_torch_npu``."""
+    fp: dict[str, str] = {}
+    section = ""
+    for line in text.splitlines():
+        if line.startswith("__farm_section__"):
+            section = line.removeprefix("__farm_section__").strip()
+        elif section == "cann" and line.startswith("version=") and "fp_cann" not in fp:
+            fp["fp_cann"] = line.partition("=")[2].strip()
+        elif section == "python" and len(parts := line.split()) == 2 and parts[0] in ("torch", "torch_npu"):
+            fp[f"fp_{parts[0]}"] = parts[1]
+    return fp
 
 
 def npu_smi_fingerprint(text: str) -> dict[str, str]:
@@ -98,6 +138,7 @@ class AscendServer(AcceleratorBox):
     def __init__(self, spec: AscendDevice) -> None:
         super().__init__(spec)
         self.ascend = spec
+        self._runtimes: dict[str, dict[str, str]] = {}  # container name ("" = the host) → versions
         self._watch_accelerators(self._read_npus, spec.npus, "npus", "npu-smi", "NPUs")
 
     def _report(self) -> NpuSmiReport:
@@ -109,6 +150,23 @@ class AscendServer(AcceleratorBox):
     # -- hooks ------------------------------------------------------------------------------------------------
     def slot_env(self, slot: Slot) -> dict[str, str]:
         return {VISIBLE_DEVICES: str(slot.index or 0)}
+
+    def run_fingerprint(self, req: RunRequest) -> dict[str, str]:
+        """CANN, torch and torch_npu versions where the run executes (asked once per container)."""
+        where = req.docker or ""
+        if where not in self._runtimes:
+            argv = ["sh", "-c", _RUNTIME_SCRIPT]
+            if req.docker is not None:
+                argv = ["docker", "exec", req.docker, *argv]
+            done = self.probe(argv)
+            self._runtimes[where] = runtime_fingerprint(done.stdout) if done.exit_code == 0 else {}
+            if done.exit_code != 0:
+                log.warning("%s: cannot read CANN/torch_npu versions in %s: %s", self.spec.id, where or "the host",
+                            done.stderr.strip()[-200:])  # fmt: skip
+        fp = dict(self._runtimes[where])
+        if where:
+            fp["fp_container"] = where
+        return fp
 
     def device_fingerprint(self) -> dict[str, str]:
         fp = self.host_fingerprint()

@@ -185,9 +185,7 @@ class SshDevice(Device):
 
     # -- the run ----------------------------------------------------------------------------------------------
     def execute(self, req: RunRequest) -> RunResult:
-        res = super().execute(req)
-        if says_synthetic(res.stdout, res.stderr):
-            res.synthetic = True
+        res = super().execute(req)  # a run whose output carries the stand-ins' label is marked there
         res.synthetic = res.synthetic or self.synthetic  # the first probes may have found a stand-in box
         return res
 
@@ -197,14 +195,19 @@ class SshDevice(Device):
         super()._execute(req, res, cancel)
 
     def with_home(self, req: RunRequest) -> RunRequest:
-        """``req`` with a leading ``~`` of its workdir and artifact destinations replaced by the box's $HOME."""
-        if not (_needs_home(req.workdir) or any(_needs_home(a.dst) for a in req.artifacts)):
+        """``req`` with a leading ``~`` of its workdir, artifact destinations and inputs replaced by the box's $HOME."""
+        if not (
+            _needs_home(req.workdir)
+            or any(_needs_home(a.dst) for a in req.artifacts)
+            or any(map(_needs_home, req.inputs))
+        ):
             return req
         home = self.remote_home()
         return dataclasses.replace(
             req,
             workdir=expand_home(req.workdir, home) if req.workdir is not None else None,
             artifacts=[dataclasses.replace(a, dst=expand_home(a.dst, home)) for a in req.artifacts],
+            inputs=[expand_home(p, home) for p in req.inputs],
         )
 
     def remote_home(self) -> str:

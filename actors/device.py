@@ -10,17 +10,21 @@ attached to its pid → collect output, samples and the environment fingerprint.
 from __future__ import annotations
 
 import logging
+import posixpath
 import threading
 import time
 from abc import ABC, abstractmethod
 from typing import Protocol
 
-from actors.artifacts import local_copy
+from actors import exec_wrap, run_files
+from actors.artifacts import CACHE_DIR, local_copy
 from actors.host_probe import column_suffix
 from actors.lease import SlotLease
 from actors.messages import RunRequest, RunResult, ThermalGate
+from actors.run_files import rendered_copy
 from actors.transports.base import Transport
 from farm.errors import FarmError, InfraError
+from farm.sim.boxes._boxsim import SYNTHETIC_LINE
 from farm.specs.inventory import DeviceSpec, Slot
 
 log = logging.getLogger(__name__)
@@ -55,6 +59,7 @@ class Device(ABC):
         self._fingerprint: dict[str, str] | None = None
         self._idle_temp_c: float | None = spec.idle_temp_c
         self.health_reason = ""  # why the last health check found the device unusable ("" when it was fine)
+        self._inputs = run_files.InputHasher()
 
     # ----- hooks for device kinds ----------------------------------------------------------------------
     @abstractmethod
@@ -76,6 +81,10 @@ class Device(ABC):
         return None
 
     def device_fingerprint(self) -> dict[str, str]:
+        return {}
+
+    def run_fingerprint(self, req: RunRequest) -> dict[str, str]:
+        """Facts that depend on where the run executes (e.g. inside a container), added to the device's."""
         return {}
 
     def bind_cores(self, argv: list[str], cores: str) -> list[str]:
@@ -135,6 +144,8 @@ class Device(ABC):
                 self._cancels.pop(req.run_id, None)
         if lease.waited_s >= 0.05:
             res.samples["lease_wait_s"] = round(lease.waited_s, 3)
+        if SYNTHETIC_LINE in res.stdout or SYNTHETIC_LINE in res.stderr:  # a stand-in tool or package ran
+            res.synthetic = True
         return res
 
     def _execute(self, req: RunRequest, res: RunResult, cancel: threading.Event) -> None:
@@ -143,10 +154,20 @@ class Device(ABC):
             raise InfraError(f"device {self.spec.id} has no slot {req.slot_id}")
         transport = self.transport(req.slot_id)
         res.fingerprint = self.fingerprint()
+        res.fingerprint.update(self.run_fingerprint(req))
         for art in req.artifacts:
-            pushed = transport.push(local_copy(art), art.dst, art.mode)
+            src, digest = local_copy(art), art.sha256
+            if art.constants:
+                src, digest = rendered_copy(src, dict(art.constants), CACHE_DIR, art.name)
+            pushed = transport.push(src, art.dst, art.mode)
             res.bytes_pushed += pushed.bytes_pushed
-            res.fingerprint[f"fp_sha256_{column_suffix(art.name)}"] = art.sha256
+            res.fingerprint[f"fp_sha256_{column_suffix(art.name)}"] = digest
+        for path, digest in self._inputs.hashes(transport, req.inputs, req.workdir).items():
+            res.fingerprint[f"fp_sha256_{column_suffix(posixpath.basename(path))}"] = digest
+        before = run_files.list_matches(transport, req.workdir, req.collect) if req.collect and req.workdir else {}
+        if req.collect_clear and req.workdir:
+            run_files.clear(transport, req.workdir, before)
+            before = {}
         if req.thermal is not None:
             res.samples.update(self._thermal_gate(req.thermal, cancel))
         if cancel.is_set():
@@ -154,6 +175,11 @@ class Device(ABC):
             return
         argv = self.bind_cores(list(req.argv), req.cores) if req.cores else list(req.argv)
         env = {**self.slot_env(slot), **req.env}  # the job's explicit env wins
+        workdir = req.workdir
+        pidfile = exec_wrap.pid_file(req.run_id, req.attempt)
+        if req.docker is not None:  # env and workdir apply inside the container, which keeps its own PATH
+            env = {k: v for k, v in env.items() if k != "PATH" or "PATH" in req.env}
+            argv, env, workdir = exec_wrap.docker_argv(req.docker, argv, env, workdir, pidfile), {}, None
         sampler = self.sampler(req.slot_id)
         if "temp_start_c" not in res.samples:  # the thermal gate already read it
             temp_start = self.temperature_c()
@@ -170,12 +196,20 @@ class Device(ABC):
         started = False
         try:
             completed = transport.run(
-                argv, env=env, workdir=req.workdir, timeout=req.timeout_s, cancel=cancel, on_start=on_start
+                argv, env=env, workdir=workdir, timeout=req.timeout_s, cancel=cancel, on_start=on_start
             )
             started = True
         finally:
             samples = sampler.stop()
         res.samples.update(samples)
+        if started and req.docker is not None and (completed.timed_out or completed.cancelled):
+            # docker exec does not forward signals: the command is still running inside the container
+            killed = transport.run(exec_wrap.kill_argv(req.docker, pidfile), timeout=30.0)
+            if killed.exit_code != 0:
+                log.warning("%s: could not stop run %s inside container %s: %s", self.spec.id, req.run_id,
+                            req.docker, killed.stderr.strip()[-200:])  # fmt: skip
+        if started and req.collect and req.workdir:
+            self._collect(transport, req, before, res)
         if started:
             res.exit_code = completed.exit_code
             res.stdout = completed.stdout
@@ -183,6 +217,15 @@ class Device(ABC):
             res.duration_s = completed.duration_s
             res.timed_out = completed.timed_out
             res.cancelled = completed.cancelled
+
+    def _collect(self, transport: Transport, req: RunRequest, before: run_files.Listing, res: RunResult) -> None:
+        assert req.workdir is not None
+        try:
+            res.collected, problem = run_files.collect(transport, req.workdir, req.collect, before)
+        except InfraError as exc:  # the run itself ended: its row stays, saying what could not be copied
+            res.collected, problem = [], f"collect failed: {exc}"
+        res.samples["collected_count"] = float(len(res.collected))
+        res.collect_error = problem or None
 
     def _thermal_gate(self, gate: ThermalGate, cancel: threading.Event) -> dict[str, float]:
         """Wait until the device is near its idle baseline (or below ``max_temp_c``), at most ``max_wait_s``."""

@@ -18,6 +18,7 @@ class ArtifactRef:
     mode: int | None
     local_path: str
     ref: Any = None
+    constants: tuple[tuple[str, str], ...] = ()  # set in a rendered copy (see actors.rendered_files)
 
 
 @dataclass(frozen=True)
@@ -42,6 +43,10 @@ class RunRequest:
     cores: str | None = None
     thermal: ThermalGate | None = None
     dispatched_at: float = 0.0  # controller's time.time() when the run was handed out
+    inputs: list[str] = field(default_factory=list)  # files already on the device whose sha256 the row records
+    collect: list[str] = field(default_factory=list)  # globs (relative to workdir) copied back after the run
+    collect_clear: bool = False  # remove files matching ``collect`` before the run
+    docker: str | None = None  # run the command inside this container (``docker exec``)
 
 
 @dataclass
@@ -66,3 +71,15 @@ class RunResult:
     # None when the command never started.
     argv: list[str] | None = None
     env: dict[str, str] | None = None
+    collected: list[CollectedFile] = field(default_factory=list)
+    collect_error: str | None = None
+
+
+@dataclass(frozen=True)
+class CollectedFile:
+    """A file a run left in its workdir, copied back from the device (``path`` relative to the workdir)."""
+
+    path: str
+    sha256: str
+    size: int
+    data: bytes

@@ -23,7 +23,10 @@ What a TPU box adds to an SSH device (:mod:`actors.box`):
   the shared weights once (``bmodel_count``, ``bmodel_weights_identical`` say what was checked). Variants of one
   model measured in separate runs are compared with a query instead (see ``docs/boxes.md``).
 * **Fingerprint** — the remote host's (:meth:`~actors.box.SshDevice.host_fingerprint`) plus ``fp_tpu_name``
-  (``1684X-SC7``), ``fp_tpu_chips``, ``fp_tpu_sdk``, ``fp_tpu_driver`` from the bm-smi header.
+  (``1684X-SC7``), ``fp_tpu_chips``, ``fp_tpu_sdk``, ``fp_tpu_driver`` from the bm-smi header, and the device
+  memory split ``fp_tpu_mem_npu_mib`` / ``_vpu_`` / ``_vpp_`` read with ``memory_edit.sh -p`` (the inventory's
+  ``memory_edit:``) — read, never changed: ``-c`` (set) is the researcher's, followed by a reboot.
+* **Exact weights** — ``bmodel_weight_bytes`` is the weight size ``model_tool --info`` printed, to the byte.
 * **Temperature** — the hottest chip's ``chipT`` (a reading under 2 s old is reused), for the thermal gate.
 """
 
@@ -55,6 +58,30 @@ COLUMNS = {"mem_used_mb": "tpu_mem_peak_mb", "util_pct": "tpu_util_max_pct", "te
 _MIB = float(1 << 20)
 _SDK = re.compile(r"SDK Version\s*:\s*(\S+)", re.IGNORECASE)
 _DRIVER = re.compile(r"Driver Version\s*:\s*(\S+)", re.IGNORECASE)
+
+
+_SPLIT = {
+    name: re.compile(
+        rf"\b{name}\b[^:=\n]{{0,20}}[:=]\s*(0x[0-9a-fA-F]+|\d+(?:\.\d+)?)\s*(MiB|MB|M|bytes|B)?", re.IGNORECASE
+    )
+    for name in ("npu", "vpu", "vpp")
+}
+
+
+def memory_split(text: str) -> dict[str, str]:
+    """``fp_tpu_mem_{npu,vpu,vpp}_mib`` from ``memory_edit.sh -p`` (the last figure printed for each heap:
+    hexadecimal and unit-less values of a million or more are bytes, anything else MiB)."""
+    fp = {}
+    for name, pattern in _SPLIT.items():
+        found = pattern.findall(strip_ansi(text))
+        if not found:
+            continue
+        raw, unit = found[-1]
+        value = float(int(raw, 16)) if raw.lower().startswith("0x") else float(raw)
+        if raw.lower().startswith("0x") or unit.lower() in ("bytes", "b") or (not unit and value >= 1e6):
+            value /= _MIB
+        fp[f"fp_tpu_mem_{name}_mib"] = f"{value:g}"
+    return fp
 
 
 def tpu_readings(report: BmSmiReport) -> dict[int, Reading]:
@@ -148,6 +175,7 @@ def bmodel_samples(sizes: Sequence[BmodelSize]) -> dict[str, float]:
     runtime = sum(s.runtime_bytes for s in sizes)
     device = weight + instruct + runtime if identical else sum(s.device_bytes for s in sizes)
     samples = {
+        "bmodel_weight_bytes": float(weight),  # exact: shared weights must match to the byte
         "bmodel_device_mem_mib": round(device / _MIB, 3),
         "bmodel_weight_mib": round(weight / _MIB, 3),
         "bmodel_instruct_mib": round(instruct / _MIB, 3),
@@ -185,6 +213,13 @@ class SophgoBox(AcceleratorBox):
             fp.update(bm_smi_fingerprint(self.probe_text(BM_SMI)))
         except OutputParseError as exc:
             log.warning("%s: bm-smi output not understood: %s", self.spec.id, exc)
+        # read only (-p): the split is set by hand (memory_edit.sh -c …, then a reboot), never by the farm
+        done = self.probe([self.sophgo.memory_edit, "-p"])
+        split = memory_split(done.stdout) if done.exit_code == 0 else {}
+        if not split:
+            log.warning("%s: memory split not read (%s -p exited %s): rows will lack fp_tpu_mem_*_mib",
+                        self.spec.id, self.sophgo.memory_edit, done.exit_code)  # fmt: skip
+        fp.update(split)
         return fp
 
     # -- bmodels ----------------------------------------------------------------------------------------------

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import time
 import uuid
@@ -19,11 +20,11 @@ from pathlib import Path
 from typing import Any
 
 from actors.messages import ArtifactRef, RunRequest, RunResult, ThermalGate
-from farm.errors import ConfigError, ControllerError
+from farm.errors import ConfigError, ControllerError, ResultsError
 from farm.metrics import DeviceSnapshot, FarmMetrics, FarmSnapshot
 from farm.plan import ANY_SLOT, RunSpec, count_runs, plan_runs, render
 from farm.results import ResultsStore, ResultsWriter
-from farm.rows import build_row, classify, job_settings, log_text
+from farm.rows import build_row, classify, collected_columns, job_settings, log_text
 from farm.scheduler import Final, Scheduler, SlotState
 from farm.specs.inventory import Inventory, Slot
 from farm.specs.job import JobSpec, job_from_dict
@@ -350,10 +351,11 @@ class Controller:
             rec.statuses["failed"] += 1
             return
         arts = [
-            ArtifactRef(a.name, a.sha256, a.size, dst, a.mode, a.local_path, a.ref)
-            for a, (_, dst, _) in zip(rec.artifacts, rendered.artifacts, strict=True)
+            ArtifactRef(a.name, a.sha256, a.size, dst, a.mode, a.local_path, a.ref, tuple(consts.items()))
+            for a, (_, dst, _), consts in zip(rec.artifacts, rendered.artifacts, rendered.constants, strict=True)
         ]
         req = _request(rec, run, slot_id, attempt, rendered.argv, rendered.env, rendered.workdir, arts)
+        req = dataclasses.replace(req, inputs=rendered.inputs, collect=rendered.collect)
         ref = self.devices[slot.device_id].execute.remote(req)
         self.inflight[slot_id] = _Inflight(job_id, run, req, ref)
         asyncio.get_running_loop().create_task(self._await_run(slot_id))
@@ -426,6 +428,12 @@ class Controller:
         if run.warmup and not rec.spec.record_warmup:
             return
         log_path = self.store.write_log(rec.spec.name, req.run_id, req.attempt, log_text(req, res))
+        try:
+            files = self.store.write_files(
+                rec.spec.name, req.run_id, req.attempt, [(f.path, f.data) for f in res.collected]
+            )
+        except ResultsError as exc:  # the row is still written, saying the files are missing
+            files, res.collect_error = None, f"collected files not stored: {exc}"
         slot = self.slots.get(req.slot_id)
         row = build_row(
             job=rec.spec.name,
@@ -443,6 +451,7 @@ class Controller:
             settings=rec.settings,
             adapter=rec.adapter,
         )
+        row.update(collected_columns(res, files))
         if not row["node"] and slot is not None:
             row["node"] = self.device_info.get(slot.device_id, {}).get("hostname", slot.node or "")
         rec.writer.add(row)
@@ -593,4 +602,6 @@ def _request(
         cores=str(cores) if cores is not None and not isinstance(cores, bool) else None,
         thermal=ThermalGate(cd.max_temp_c, cd.margin_c, cd.max_wait, cd.poll) if cd else None,
         dispatched_at=time.time(),
+        collect_clear=rec.spec.collect_clear,
+        docker=rec.spec.exec.docker if rec.spec.exec is not None else None,
     )

@@ -48,6 +48,9 @@ class Rendered:
     env: dict[str, str]
     workdir: str | None
     artifacts: list[tuple[str, str, int | None]]  # (local src, remote dst, mode)
+    constants: list[dict[str, str]] = field(default_factory=list)  # per artifact: constant name → value
+    inputs: list[str] = field(default_factory=list)
+    collect: list[str] = field(default_factory=list)
 
 
 def run_id(job: str, slot: str, params: Mapping[str, Scalar], repeat: int, warmup: bool = False) -> str:
@@ -187,7 +190,13 @@ def render(job: JobSpec, run: RunSpec, slot: Slot, source: str = "<job>") -> Ren
         (str(job.artifact_path(a)), one(f"artifacts[{i}].dst", a.remote_path()), a.mode)
         for i, a in enumerate(job.artifacts)
     ]
-    return Rendered(argv=argv, env=env, workdir=workdir, artifacts=artifacts)
+    constants = [
+        {k: one(f"artifacts[{i}].constants.{k}", v) for k, v in a.constants.items()}
+        for i, a in enumerate(job.artifacts)
+    ]
+    inputs = [one(f"inputs[{i}]", p) for i, p in enumerate(job.inputs)]
+    collect = [one(f"collect[{i}]", p) for i, p in enumerate(job.collect)]
+    return Rendered(argv, env, workdir, artifacts, constants, inputs, collect)
 
 
 def count_runs(job: JobSpec, slots: Sequence[Slot]) -> dict[str, int]:

@@ -141,6 +141,18 @@ def build_row(
     return row
 
 
+def collected_columns(res: RunResult, folder: str | None) -> dict[str, Any]:
+    """Columns listing the files copied back from the device: where they are stored, and each one's hash."""
+    cols: dict[str, Any] = {}
+    if res.collected:
+        listing = [{"path": f.path, "sha256": f.sha256, "size_bytes": f.size} for f in res.collected]
+        cols["collected_files"] = json.dumps(listing, separators=(",", ":"))
+        cols["collected_dir"] = folder or ""
+    if res.collect_error:
+        cols["collect_error"] = res.collect_error
+    return cols
+
+
 def log_text(req: RunRequest, res: RunResult) -> str:
     head = f"# run {req.run_id} attempt {req.attempt} on {req.slot_id}\n# command: {shlex.join(req.argv)}\n"
     if res.infra_error:

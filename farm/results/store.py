@@ -6,6 +6,7 @@ Layout under the root (a local directory or any ``pyarrow.fs`` URI such as ``fil
     <root>/logs/<job>/<run_id>-<attempt>.log                     the raw output of each run (never overwritten)
     <root>/jobs/<job>/<job_id>.json                              a record per cancelled submission
     <root>/locks/<job>.writer.lock                               held by the job's one writer
+    <root>/files/<job>/<run_id>-<attempt>/<path>                 files a run left on the device (``collect:``)
 
 A part file is written as ``.part-….tmp`` and renamed into place only once complete (fsynced on local
 disks), so a crash leaves at worst a dot-file that every reader skips, never a torn ``.parquet``. The ``job``
@@ -31,7 +32,7 @@ import re
 import threading
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from types import TracebackType
@@ -292,6 +293,22 @@ class ResultsStore:
             name = f"{run_id}-{attempt}.{uuid.uuid4().hex[:8]}.log"
             path = self._write_atomic(directory, name, lambda sink: sink.write(data), replace=False)
         return self.uri(path)
+
+    def write_files(self, job: str, run_id: str, attempt: int, files: Sequence[tuple[str, bytes]]) -> str | None:
+        """Store the files collected from one run (relative paths → bytes); return their folder, None if none."""
+        if not files:
+            return None
+        check_job_name(job)
+        if not _RUN_ID.match(run_id) or isinstance(attempt, bool) or attempt < 1:
+            raise ResultsError(f"cannot name a folder after run_id={run_id!r} attempt={attempt!r}")
+        base = f"{self._base}/files/{job}/{run_id}-{attempt}"
+        for rel, data in files:
+            parts = rel.split("/")
+            if not rel or rel.startswith("/") or any(p in ("", ".", "..") for p in parts):
+                raise ResultsError(f"collected file {rel!r} is not a plain relative path")
+            folder = "/".join([base, *parts[:-1]])
+            self._write_atomic(folder, parts[-1], lambda sink, data=data: sink.write(data))
+        return self.uri(base)
 
     # -- reading ---------------------------------------------------------------------------------------------
 

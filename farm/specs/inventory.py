@@ -113,6 +113,11 @@ def _unique(values: list[int] | None) -> list[int] | None:
 class SophgoDevice(_MultiSlotDevice):
     kind: Literal["sophgo"]
     chips: list[Annotated[int, Field(ge=0)]] | None = Field(default=None, min_length=1)
+    memory_edit: str = Field(
+        default="memory_edit.sh",
+        min_length=1,
+        description="the SDK's memory_edit.sh (path or name on the box's PATH); run with -p only, to read the split",
+    )
 
     @field_validator("chips")
     @classmethod

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -23,6 +24,8 @@ from farm.specs.inventory import Slot
 from farm.specs.loading import read_yaml, validate_model
 from farm.specs.types import Duration, FileMode, Ident
 
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
 
 class _Spec(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -32,6 +35,23 @@ class Artifact(_Spec):
     src: str = Field(min_length=1, description="local file, relative to the job file's folder")
     dst: str = Field(min_length=1, description="path on the device; a trailing '/' means into that folder")
     mode: FileMode | None = None
+    constants: dict[str, str] = Field(
+        default_factory=dict,
+        description="module constants to set in a rendered copy of this text file: NAME → template",
+    )
+
+    @field_validator("constants", mode="before")
+    @classmethod
+    def _constants_as_strings(cls, value: object) -> object:
+        return JobSpec._env_as_strings(value)  # numbers written as they would be typed
+
+    @field_validator("constants")
+    @classmethod
+    def _constant_names(cls, value: dict[str, str]) -> dict[str, str]:
+        for key in value:
+            if not _IDENTIFIER.fullmatch(key):
+                raise ValueError(f"{key!r} is not a constant name (a Python identifier such as BATCH_SIZE)")
+        return value
 
     def remote_path(self) -> str:
         return self.dst + Path(self.src).name if self.dst.endswith("/") else self.dst
@@ -64,6 +84,13 @@ def _env_kind(value: object) -> str:
 EnvValue = Annotated[
     Annotated[str, Tag("tag:text")] | Annotated[EnvPrependSpec, Tag("tag:prepend")], Discriminator(_env_kind)
 ]
+
+
+class ExecWrapper(_Spec):
+    """Where every command of the job runs on the device: ``docker: NAME`` runs it with ``docker exec`` inside
+    that (already running) container."""
+
+    docker: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$", description="container name or id")
 
 
 class DeviceSelector(_Spec):
@@ -124,6 +151,10 @@ class JobSpec(_Spec):
     cooldown: Cooldown | None = None
     retries: int = Field(default=2, ge=0, le=20)
     synthetic: bool = False
+    inputs: list[str] = Field(default_factory=list, description="files already on the device to sha256")
+    collect: list[str] = Field(default_factory=list, description="globs of files to copy back after each run")
+    collect_clear: bool = False
+    exec: ExecWrapper | None = None
 
     _grid: Grid = PrivateAttr(default_factory=single_point_grid)
     _base_dir: Path = PrivateAttr(default_factory=Path.cwd)
@@ -200,6 +231,10 @@ class JobSpec(_Spec):
         if self.workdir is not None:
             fields.append(("workdir", self.workdir))
         fields += [(f"artifacts[{i}].dst", a.dst) for i, a in enumerate(self.artifacts)]
+        for i, a in enumerate(self.artifacts):
+            fields += [(f"artifacts[{i}].constants.{k}", v) for k, v in a.constants.items()]
+        fields += [(f"inputs[{i}]", p) for i, p in enumerate(self.inputs)]
+        fields += [(f"collect[{i}]", p) for i, p in enumerate(self.collect)]
         for path, text in fields:
             try:
                 for name in templates.names(text):
@@ -208,6 +243,17 @@ class JobSpec(_Spec):
                         raise _PathError(path, f"'{{{name}}}' is not a grid axis (axes: {known}) or device field")
             except templates.TemplateError as exc:
                 raise _PathError(path, str(exc)) from exc
+        for i, pattern in enumerate(self.collect):
+            problem = collect_problem(pattern)
+            if problem:
+                raise _PathError(f"collect[{i}]", problem)
+        if self.collect and self.workdir is None:
+            raise _PathError("collect", "needs a workdir: files are collected from the run's working directory")
+        if self.collect_clear and not self.collect:
+            raise _PathError("collect_clear", "needs collect: globs naming the files to clear")
+        for i, path in enumerate(self.inputs):
+            if not path.strip():
+                raise _PathError(f"inputs[{i}]", "empty path")
         try:
             from farm import workloads
 
@@ -235,8 +281,28 @@ class JobSpec(_Spec):
             path = self.artifact_path(art)
             if not path.is_file():
                 issues.append((f"artifacts[{i}].src", f"no such file: {path}"))
+            elif art.constants:
+                from farm.script_constants import check_constants
+
+                try:
+                    check_constants(path, art.constants, str(path))
+                except (ConfigError, OSError, UnicodeDecodeError) as exc:
+                    issues.append((f"artifacts[{i}].constants", str(exc)))
         if issues:
             raise ConfigError(source, issues)
+
+
+def collect_problem(pattern: str) -> str | None:
+    """Why ``pattern`` cannot be a ``collect:`` glob (relative to the workdir, inside it), or None."""
+    if not pattern or not pattern.strip():
+        return "empty glob"
+    if pattern.startswith("/") or pattern.startswith("~"):
+        return "must be relative to the workdir (files are collected from the run's working directory)"
+    if ".." in pattern.split("/"):
+        return "must stay inside the workdir (no '..')"
+    if "**" in pattern:
+        return "'**' is not supported: name each folder level ('dumps/*/*.npz')"
+    return None
 
 
 class _PathError(ValueError):

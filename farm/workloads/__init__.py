@@ -17,6 +17,7 @@ _REGISTRY: dict[str, str] = {
     "ais_bench": "farm.workloads.ais_bench:make",
     "msame": "farm.workloads.msame:make",
     "lightcode": "farm.workloads.lightcode:make",
+    "ascend_llama_adapter": "farm.workloads.llama_adapter_demo:make",
     "regex": "farm.workloads.regex_metrics:make",
     "json": "farm.workloads.json_metrics:make",
 }
@@ -32,7 +33,8 @@ HEADLINES: dict[str, tuple[str, ...]] = {
     "sophgo_llm_tpu": ("decode_tokens_per_s", "first_token_latency_s"),
     "ais_bench": ("throughput_samples_per_s", "npu_compute_mean_ms"),
     "msame": ("latency_ms",),
-    "lightcode": ("makespan_s", "energy_pj"),
+    "ascend_llama_adapter": ("throughput_pictures_per_s", "avg_time_ms"),
+    "lightcode": ("makespan_s", "energy_pj", "threshold_count"),
 }
 
 

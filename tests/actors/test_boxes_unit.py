@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from actors.ascend import board_fingerprint, npu_readings, npu_smi_fingerprint
+from actors.ascend import board_fingerprint, npu_readings, npu_smi_fingerprint, runtime_fingerprint
 from actors.box import BoxMonitor, Reading, expand_home, host_fingerprint_script, parse_host_fingerprint
 from actors.sophgo import (
     BmodelSize,
@@ -17,6 +17,7 @@ from actors.sophgo import (
     bmodel_paths,
     bmodel_samples,
     bmodel_size,
+    memory_split,
     shared_weight_problem,
     tpu_readings,
 )
@@ -79,6 +80,7 @@ def test_bmodels_loaded_together_count_shared_weights_once() -> None:
     s = bmodel_samples([a, b])
     assert s["bmodel_weight_mib"] == 900 and s["bmodel_runtime_mib"] == 50 and s["bmodel_instruct_mib"] == 2
     assert s["bmodel_device_mem_mib"] == 952 and s["bmodel_count"] == 2 and s["bmodel_weights_identical"] == 1
+    assert s["bmodel_weight_bytes"] == 900 << 20  # exact bytes beside the rounded MiB
     single = bmodel_samples([a])
     assert single["bmodel_device_mem_mib"] == a.device_bytes / MIB and "bmodel_count" not in single
 
@@ -112,8 +114,8 @@ def test_bm_smi_readings_take_the_last_frame_per_chip() -> None:
 def test_npu_readings_310p_and_910() -> None:
     p310 = parse_npu_smi((DATA / "npu_smi" / "info_310p3_two_cards.txt").read_text())
     assert npu_readings(p310) == {
-        0: {"mem_used_mb": 1074.0, "aicore_pct": 0.0, "temp_c": 42.0},
-        1: {"mem_used_mb": 1070.0, "aicore_pct": 0.0, "temp_c": 43.0},
+        0: {"mem_used_mb": 1074.0, "aicore_pct": 0.0, "power_w": 15.8, "temp_c": 42.0},
+        1: {"mem_used_mb": 1070.0, "aicore_pct": 0.0, "power_w": 15.4, "temp_c": 43.0},
     }
     text910 = (DATA / "npu_smi" / "info_910_two_chips_issue2534.txt").read_text()
     r910 = npu_readings(parse_npu_smi(text910))
@@ -269,3 +271,22 @@ def test_monitor_current_reuses_a_fresh_poll() -> None:
     assert box.calls == 2
     with pytest.raises(ValueError):
         BoxMonitor(box.read, interval_s=0)
+
+
+def test_memory_split_from_memory_edit_print() -> None:
+    summary = "Info: chip is bm1684x\nInfo: npu:7615 MiB vpu:3072 MiB vpp:4096 MiB\n"
+    assert memory_split(summary) == {
+        "fp_tpu_mem_npu_mib": "7615",
+        "fp_tpu_mem_vpu_mib": "3072",
+        "fp_tpu_mem_vpp_mib": "4096",
+    }
+    hexa = "heap npu size: 0x193e00000\nheap vpu size: 0x0\nheap vpp size = 0xfd200000\n"
+    assert memory_split(hexa) == {"fp_tpu_mem_npu_mib": "6462", "fp_tpu_mem_vpu_mib": "0", "fp_tpu_mem_vpp_mib": "4050"}
+    assert memory_split("usage: memory_edit.sh -p | -c") == {}
+
+
+def test_cann_and_torch_npu_versions() -> None:
+    text = "__farm_section__cann\npackage_name=Ascend-cann-toolkit\nversion=7.0.T3\n__farm_section__python\n"
+    text += "torch 1.11.0\ntorch_npu 1.11.0.post4\n"
+    assert runtime_fingerprint(text) == {"fp_cann": "7.0.T3", "fp_torch": "1.11.0", "fp_torch_npu": "1.11.0.post4"}
+    assert runtime_fingerprint("__farm_section__cann\n__farm_section__python\n") == {}

@@ -23,27 +23,29 @@ def plan_json(capsys: pytest.CaptureFixture[str], job: Path, *extra: str) -> lis
 
 def test_json_lines_carry_every_field(capsys: pytest.CaptureFixture[str]) -> None:
     rows = plan_json(capsys, REPO / "jobs" / "ascend-llama-adapter.yaml", "--inventory", str(INVENTORY))
-    assert len(rows) == 2 * (5 + 1) * 2  # points × (repeats + warm-up) × NPUs
+    assert len(rows) == 2 * 3 * 2  # points × repeats × NPUs
     assert set(rows[0]) == {"run_id", "device_id", "params", "repeat", "warmup", "command", "env"}
+    point = {"batch_size": 1, "infer_loop": 25}
     assert rows[0] == {
-        "run_id": run_id("ascend-llama-adapter", "ascend-310p/npu0", {"batch_size": 1}, 0, True),
+        "run_id": run_id("ascend-llama-adapter", "ascend-310p/npu0", point, 0, False),
         "device_id": "ascend-310p/npu0",
-        "params": {"batch_size": 1},
+        "params": point,
         "repeat": 0,
-        "warmup": True,
-        "command": ["python3", "demo_bsz.py"],
-        "env": {"BATCH_SIZE": "1", "ASCEND_RT_VISIBLE_DEVICES": "0"},
+        "warmup": False,
+        "command": ["python3", "demo_bsz_farm_b1_npu0.py"],
+        "env": {"ASCEND_RT_VISIBLE_DEVICES": "0"},
     }
     assert rows[1]["device_id"] == "ascend-310p/npu1"
-    assert rows[1]["env"] == {"BATCH_SIZE": "1", "ASCEND_RT_VISIBLE_DEVICES": "1"}
+    assert rows[1]["env"] == {"ASCEND_RT_VISIBLE_DEVICES": "1"}
     assert len({r["run_id"] for r in rows}) == len(rows)
 
 
 def test_json_placement_any(capsys: pytest.CaptureFixture[str]) -> None:
     rows = plan_json(capsys, REPO / "jobs" / "lightcode-search.yaml", "--inventory", str(INVENTORY))
-    assert len(rows) == 15
+    assert len(rows) == 3 * 6 * 2
     assert {r["device_id"] for r in rows} == {"*"}
-    assert rows[0]["command"] == ["python3", "search.py", "--target", "time", "--seq-len", "128"]
+    assert rows[0]["command"][:8] == ["farm-lightcode", "graph", "--model", "gpt2_prefill", "--optimization", "time",
+                                      "--seq-len", "16"]  # fmt: skip
 
 
 def test_default_inventory_is_this_host(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
@@ -58,8 +60,8 @@ def test_table_summary(capsys: pytest.CaptureFixture[str]) -> None:
     out, _ = capsys.readouterr()
     assert code == 0
     assert out.splitlines()[0] == (
-        "llm-tpu-qwen: workload sophgo_llm_tpu, 4 points, repeat 3, warm-up 0, order interleave, "
-        "placement each → 24 runs"
+        "llm-tpu-qwen: workload sophgo_llm_tpu, 2 points, repeat 3, warm-up 0, order interleave, "
+        "placement each → 12 runs"
     )
     assert "sophgo-box/chip1" in out
 

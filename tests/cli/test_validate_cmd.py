@@ -149,8 +149,8 @@ def test_good_files_summarise(capsys: pytest.CaptureFixture[str]) -> None:
     assert (code, lines) == (0, [])
     assert out.splitlines() == [
         f"{inv}: ok: inventory, 6 devices (3 android, 1 ascend, 1 host, 1 sophgo), 8 slots",
-        f"{REPO / 'jobs' / 'llm-tpu-qwen.yaml'}: ok: job 'llm-tpu-qwen', 4 points × 3 repeats = 12 runs "
-        "on each of 2 devices (24 in all)",
+        f"{REPO / 'jobs' / 'llm-tpu-qwen.yaml'}: ok: job 'llm-tpu-qwen', 2 points × 3 repeats = 6 runs "
+        "on each of 2 devices (12 in all)",
     ]
 
 

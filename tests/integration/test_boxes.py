@@ -4,22 +4,28 @@ local Ray.
 
 The module's own sshd (``box``) differs from the session's ``sshd_box`` in what the box's sessions see, set
 server-side like the PATH: ``FARM_SIM_TPU_COUNT=2`` (``bm-smi`` and ``pipeline.py`` act as a two-chip box;
-``npu-smi`` already lists two NPUs) and a private ``FARM_SIM_STATE`` (the stand-ins' "device memory" is not
-shared with other test processes using the same tools). The one sshd plays a 2-chip Sophgo box, a 2-NPU Ascend
-server and a plain host at once. The shipped jobs are copied into ``tmp_path`` with their workdir moved to a
-scratch folder on the box (holding links to the demo stand-ins), dummy bmodels as artifacts, and grids trimmed
-so the module stays within a few minutes; commands and templates are as shipped.
+``npu-smi`` already lists two NPUs), a private ``FARM_SIM_STATE`` (the stand-ins' "device memory" is not shared
+with other test processes using the same tools), a CANN toolkit version file and torch / torch_npu package metadata
+(what the Ascend fingerprint reads), and the one container the ``docker`` stand-in knows. The one sshd plays a
+2-chip Sophgo box, a 2-NPU Ascend server and a plain host at once; the LightCode jobs run on this machine as a
+local host with the stand-in ``lightcode`` package on PYTHONPATH. The shipped jobs are copied into ``tmp_path``
+with their workdir moved to a scratch folder on the box (holding links to the demo stand-ins, dummy bmodels kept
+there), the stand-in demo as the artifact, and grids trimmed so the module stays within a few minutes; commands and
+templates are as shipped.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime as dt
+import json
 import logging
 import os
 import threading
 import time
 import uuid
+import zipfile
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -30,7 +36,7 @@ import ray
 import yaml
 
 from actors.ascend import AscendServer
-from actors.host_probe import file_sha256
+from actors.host_probe import column_suffix, file_sha256
 from actors.messages import ArtifactRef, RunRequest, RunResult
 from actors.sophgo import SophgoBox
 from actors.ssh_host import SshHost
@@ -53,6 +59,8 @@ QWEN = [
 ]
 BMODEL_BYTES = 192 << 10  # the model_tool stand-in reports a dummy file's size as its weight size
 LONGER = {"FARM_SIM_TOKENS": "96"}  # answers of 96 tokens, not 16: bm-smi polls see the run on a loaded VM
+CONTAINER = "llama-adapter"  # the container the docker stand-in knows (the name jobs/ascend-llama-adapter.yaml uses)
+LIGHTCODE = BOXES_DIR.parent / "lightcode"  # the stand-in lightcode package
 
 
 @pytest.fixture(scope="module")
@@ -62,7 +70,18 @@ def box(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SshdBox]:
     state.mkdir()
     config = sshd.sshd_config.read_text()
     # sshd honours only the first SetEnv line: the variables join the one that sets PATH
-    changed = config.replace("SetEnv PATH=", f"SetEnv FARM_SIM_TPU_COUNT=2 FARM_SIM_STATE={state} PATH=", 1)
+    toolkit = sshd.root / "toolkit"  # what `source set_env.sh` points ASCEND_TOOLKIT_HOME at
+    (toolkit / "aarch64-linux").mkdir(parents=True)
+    (toolkit / "aarch64-linux" / "ascend_toolkit_install.info").write_text(
+        "package_name=Ascend-cann-toolkit\nversion=7.0.T3\n"
+    )
+    site = sshd.root / "site"  # installed-package metadata only (no modules): what importlib.metadata reads
+    for name, version in (("torch", "1.11.0"), ("torch_npu", "1.11.0.post4")):
+        info = site / f"{name}-{version}.dist-info"
+        info.mkdir(parents=True)
+        info.joinpath("METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n")
+    extra = f"FARM_SIM_CONTAINERS={CONTAINER} ASCEND_TOOLKIT_HOME={toolkit} PYTHONPATH={site}"
+    changed = config.replace("SetEnv PATH=", f"SetEnv FARM_SIM_TPU_COUNT=2 FARM_SIM_STATE={state} {extra} PATH=", 1)
     assert changed != config
     sshd.stop()
     sshd.sshd_config.write_text(changed)
@@ -153,6 +172,13 @@ def test_sophgo_box_runs_both_chips_at_once(box: SshdBox, tmp_path: Path) -> Non
             fp = res.fingerprint
             assert fp["fp_tpu_name"] == "1684X-SC7" and fp["fp_tpu_chips"] == "2" and fp["fp_tpu_sdk"]
             assert fp["fp_kernel"] == os.uname().release  # the box is this machine
+            # memory_edit.sh -p, read only (the stand-in refuses -c)
+            assert (fp["fp_tpu_mem_npu_mib"], fp["fp_tpu_mem_vpu_mib"], fp["fp_tpu_mem_vpp_mib"]) == (
+                "7615",
+                "3072",
+                "4096",
+            )
+            assert s["bmodel_weight_bytes"] == models[chip].stat().st_size  # exact, not rounded MiB
         assert overlap(interval(results[0]), interval(results[1])) > 0.2
 
         # two bmodels loaded together must have identical weights: refused before the demo starts
@@ -172,26 +198,50 @@ def test_sophgo_box_runs_both_chips_at_once(box: SshdBox, tmp_path: Path) -> Non
         dev.close()
 
 
-def test_ascend_server_binds_each_run_to_its_npu(box: SshdBox) -> None:
+def test_ascend_server_binds_each_run_to_its_npu(box: SshdBox, tmp_path: Path) -> None:
     dev = AscendServer(AscendDevice.model_validate({"kind": "ascend", "id": "npu", "ssh": ssh_block(box)}))
     try:
         assert [s.slot_id for s in dev.slots()] == ["npu/npu0", "npu/npu1"] and dev.synthetic
-        argv = ["python3", "demo_bsz.py"]
-        env = {"BATCH_SIZE": "5", "FARM_SIM_ITERS": "2"}
-        res = dev.execute(request("a", "npu/npu1", argv, env=env, workdir=str(box.workdir)))
+        # the demo's constants set in a rendered copy of the pushed script, the way the job does it
+        remote = box.workdir / "ascend-direct"
+        demo = dataclasses.replace(
+            artifact(BOXES_DIR / "demo_bsz.py", f"{remote}/demo_b5.py"),
+            constants=(("DEVICE_ID", "0"), ("BATCH_SIZE", "5"), ("INFER_LOOP", "2")),
+        )
+        argv = ["python3", "demo_b5.py"]
+        res = dev.execute(request("a", "npu/npu1", argv, workdir=str(remote), artifacts=[demo]))
         assert res.exit_code == 0, res.stderr
-        assert "open device 1 success (ASCEND_RT_VISIBLE_DEVICES=1)" in res.stdout  # from the slot, not the job
-        s = res.samples
+        pushed = (remote / "demo_b5.py").read_text()
+        assert "\nBATCH_SIZE = 5\n" in pushed and "\nINFER_LOOP = 2\n" in pushed
+        assert res.fingerprint["fp_sha256_demo_bsz_py"] == file_sha256(remote / "demo_b5.py") != demo.sha256
+        metrics = make_adapter("ascend_llama_adapter").parse(res.stdout)
+        assert metrics["pictures_per_batch"] == 5 and metrics["trials_count"] == 2 and metrics["forward_time_ms"] > 0
+        s = res.samples  # npu-smi saw card 1 (the slot's) hold the demo: ASCEND_RT_VISIBLE_DEVICES=1, DEVICE_ID 0
         assert s["npu_mem_peak_mb"] > 6200 + 310 * 5 and s["npu_aicore_max_pct"] >= 60 and "npu_hbm_peak_mb" not in s
+        assert s["npu_power_max_w"] > 20  # 310P3: ~15 W idle, more while the demo runs
         fp = res.fingerprint
         assert fp["fp_npu_name"] == "310P3" and fp["fp_npu_count"] == "2" and fp["fp_npu_driver"] == "24.1.0"
-        # a job that sets the variable itself wins
-        env["ASCEND_RT_VISIBLE_DEVICES"] = "0"
-        pinned = dev.execute(request("b", "npu/npu1", argv, env=env, workdir=str(box.workdir)))
-        assert "open device 0 success" in pinned.stdout
+        assert (fp["fp_cann"], fp["fp_torch"], fp["fp_torch_npu"]) == ("7.0.T3", "1.11.0", "1.11.0.post4")
         # ~ in a workdir is the box's home, not a folder named "~"
         home = dev.execute(request("c", "npu/npu0", ["sh", "-c", 'pwd; printf "%s" "$HOME"'], workdir="~"))
         assert home.exit_code == 0 and home.stdout.splitlines()[0] == home.stdout.splitlines()[1]
+
+        # inside a container: argv, env and workdir reach the command quoted, as words
+        words = ["printf", "%s|", "a b", "$HOME", "it's", "*"]
+        inside = dev.execute(request("d", "npu/npu0", words, workdir=str(remote), docker=CONTAINER, env={"X": "1 2"}))
+        assert inside.exit_code == 0 and inside.stdout == "a b|$HOME|it's|*|", inside.stderr
+        assert inside.fingerprint["fp_container"] == CONTAINER and inside.fingerprint["fp_cann"] == "7.0.T3"
+        env = dev.execute(request("e", "npu/npu1", ["sh", "-c", 'echo "$X/$ASCEND_RT_VISIBLE_DEVICES/$PWD"'],
+                                  workdir=str(remote), docker=CONTAINER, env={"X": "1 2"}))  # fmt: skip
+        assert env.stdout.strip() == f"1 2/1/{remote}"
+        # a timeout kills the process inside the container too (docker exec forwards no signal)
+        marker = f"{uuid.uuid4().int % 10_000 + 1000}.{os.getpid()}"
+        stuck = dev.execute(request("f", "npu/npu0", ["sh", "-c", f"sleep {marker} & sleep {marker}"],
+                                    docker=CONTAINER, timeout_s=1.5))  # fmt: skip
+        assert stuck.timed_out
+        wait_until(lambda: box.remote_processes(f"sleep {marker}") == [], timeout=20)
+        unknown = dev.execute(request("g", "npu/npu0", ["true"], docker="no-such-container"))
+        assert unknown.exit_code == 1 and "No such container" in unknown.stderr
     finally:
         dev.close()
 
@@ -259,6 +309,7 @@ def farm(box: SshdBox, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tup
                 {"id": "npu-server", "kind": "ascend", "ssh": ssh_block(box)},
                 {"id": "sim-host", "kind": "host", "ssh": ssh_block(box)},
                 {"id": "intercepted", "kind": "host", "ssh": ssh_block(box, known_hosts=str(wrong))},
+                {"id": "local", "kind": "host"},  # this machine: the LightCode runner ships with Farm
             ]
         }
     )
@@ -279,65 +330,114 @@ def farm(box: SshdBox, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tup
         ray.shutdown()
 
 
-def copy_job(tmp: Path, name: str, **changes: Any) -> Path:
-    data = yaml.safe_load((JOBS / f"{name}.yaml").read_text())
+def copy_job(tmp: Path, shipped: str, **changes: Any) -> Path:
+    data = yaml.safe_load((JOBS / f"{shipped}.yaml").read_text())
     data.update(changes)
     path = tmp / f"{data['name']}.yaml"
     path.write_text(yaml.safe_dump(data, sort_keys=False))
     return path
 
 
+def report_plots(results: Path, job: str) -> list[Path]:
+    """``farm report JOB``: the job's analysis, as a user runs it; returns the plots it drew."""
+    from farm.cli.main import main as farm_main
+
+    assert farm_main(["report", job, "--results", str(results)]) == 0
+    out = results / "reports" / job
+    assert (out / "report.md").is_file() and (out / "stats.csv").is_file()
+    return sorted(out.glob("plots/*.png"))
+
+
+def bmodel_pair(folder: Path, names: tuple[str, str], size: int = BMODEL_BYTES) -> None:
+    """Two bmodels that share their weights (same size: the model_tool stand-in reports it as the weight)."""
+    for name in names:
+        bmodel(folder, name, size)
+
+
 @pytest.mark.ray
-def test_llm_tpu_job_on_a_two_chip_box(farm: tuple[Any, Path], box: SshdBox, tmp_path: Path) -> None:
+def test_llm_tpu_recipe_job_on_a_two_chip_box(farm: tuple[Any, Path], box: SshdBox, tmp_path: Path) -> None:
     handle, results = farm
     assert {k: v for k, v in device_states(handle).items() if k.startswith("tpu-box")} == {
         "tpu-box/chip0": "idle",
         "tpu-box/chip1": "idle",
     }  # discovered with bm-smi: the inventory lists no chips
-    remote = box.workdir / "llm-tpu"
+    shipped = yaml.safe_load((JOBS / "llm-tpu-qwen.yaml").read_text())
+    remote = box.workdir / "share_cache_demo"  # the demo folder, the bmodels already in it (not pushed)
     remote.mkdir()
     (remote / "pipeline.py").symlink_to(BOXES_DIR / "pipeline.py")
-    for name in QWEN:
-        bmodel(tmp_path / "bmodels", name)  # same size: variants of one model share its weights
-    path = copy_job(tmp_path, "llm-tpu-qwen", workdir=str(remote), repeat=1, env=LONGER,
-                    artifacts=[{"src": f"bmodels/{n}", "dst": f"{remote}/"} for n in QWEN])  # fmt: skip
+    pairs = [(v["model_a"], v["model_b"]) for v in shipped["grid"]["zip"][0]]
+    for i, pair in enumerate(pairs):
+        bmodel_pair(remote, pair, BMODEL_BYTES + 4096 * i)
+    path = copy_job(tmp_path, "llm-tpu-qwen", workdir=str(remote), repeat=1, env=LONGER)
     st = submit_and_wait(handle, path)
     got = rows(results, "llm-tpu-qwen")
-    assert st["statuses"] == {"ok": 8} and len(got) == 8, [r["error"] for r in got]
-    assert Counter(r["device_id"] for r in got) == {"tpu-box/chip0": 4, "tpu-box/chip1": 4}
+    assert st["statuses"] == {"ok": 4} and len(got) == 4, [r["error"] for r in got]
+    assert Counter(r["device_id"] for r in got) == {"tpu-box/chip0": 2, "tpu-box/chip1": 2}
     for r in got:
+        a, b = r["p_model_a"], r["p_model_b"]
         assert r["status"] == "ok" and r["device_kind"] == "sophgo" and r["synthetic"] is True
         assert r["first_token_latency_s"] > 0 and r["decode_tokens_per_s"] > 0 and r["load_s"] > 0
         assert r["tpu_mem_peak_mb"] > 0 and r["sampler_polls"] >= 1
-        assert r["bmodel_weight_mib"] == round(BMODEL_BYTES / (1 << 20), 3) and r["bmodel_device_mem_mib"] > 0
-        assert r["fp_tpu_name"] == "1684X-SC7" and r["fp_kernel"] == os.uname().release
-        assert f"--devid {r['device_id'][-1]}" in r["command"]
-    # bm-smi saw each chip's demo holding its weights (~0.8 GB over the idle ~1-1.3 GB); under heavy load a
-    # poll may still land in the demo's start-up, so the peak over each chip's runs is what is asserted
-    for chip in ("chip0", "chip1"):
-        assert max(r["tpu_mem_peak_mb"] for r in got if r["device_id"].endswith(chip)) > 1500
-    # the runtime buffer grows with the sequence length: 512 < 2048 < 2560 < 8704 (model_tool --info)
-    runtime_mb = {r["p_bmodel"]: r["bmodel_runtime_mib"] for r in got}
-    assert runtime_mb[QWEN[0]] < runtime_mb[QWEN[1]] < runtime_mb[QWEN[3]] < runtime_mb[QWEN[2]]
+        # the weight check, to the byte, on every row; both files' hashes although nothing was pushed
+        assert r["bmodel_weight_bytes"] == (remote / a).stat().st_size and r["bmodel_weights_identical"] == 1
+        assert r["bmodel_count"] == 2 and r["bytes_pushed"] == 0
+        assert r[f"fp_sha256_{column_suffix(a)}"] == file_sha256(remote / a)
+        assert r[f"fp_sha256_{column_suffix(b)}"] == file_sha256(remote / b)
+        assert r["fp_tpu_mem_npu_mib"] == "7615" and r["fp_tpu_mem_vpp_mib"] == "4096"
+        assert f"--devid {r['device_id'][-1]}" in r["command"] and "--memory_prealloc --is_decrypt" in r["command"]
     # the two chips ran at the same time over the box's one connection
     chip0 = [interval(r) for r in got if r["device_id"].endswith("chip0")]
     chip1 = [interval(r) for r in got if r["device_id"].endswith("chip1")]
-    assert max(overlap(a, b) for a in chip0 for b in chip1) > 0.3
-    assert sum(r["bytes_pushed"] for r in got) >= len(QWEN) * BMODEL_BYTES
+    assert max(overlap(a, b) for a in chip0 for b in chip1) > 0.1
+    assert report_plots(results, "llm-tpu-qwen")
 
-    # resubmitted with --rerun (the first variant only, to save time): the runs again, nothing uploaded
-    first = copy_job(tmp_path, "llm-tpu-qwen", workdir=str(remote), repeat=1, env=LONGER, grid={"bmodel": QWEN[:1]},
-                     artifacts=[{"src": f"bmodels/{n}", "dst": f"{remote}/"} for n in QWEN])  # fmt: skip
-    submit_and_wait(handle, first, rerun=True)
-    again = [r for r in rows(results, "llm-tpu-qwen") if r["attempt"] > 1]
-    assert {r["run_id"] for r in again} == {r["run_id"] for r in got if r["p_bmodel"] == QWEN[0]}
-    assert len(again) == 2 and all(r["status"] == "ok" and r["bytes_pushed"] == 0 for r in again)
+    # a pair whose weights differ by one byte is refused on every chip before the demo starts
+    bad = ("qwen-bad_int4_share6144_1dev.bmodel", "qwen-bad_int4_share2048_1dev.bmodel")
+    bmodel(remote, bad[0])
+    bmodel(remote, bad[1], BMODEL_BYTES + 1)
+    grid = {"question": ["hi"], "zip": [[{"variant": "bad", "model_a": bad[0], "model_b": bad[1]}]]}
+    odd = copy_job(tmp_path, "llm-tpu-qwen", name="llm-tpu-odd", workdir=str(remote), repeat=1, grid=grid)
+    st = submit_and_wait(handle, odd)
+    refused = rows(results, "llm-tpu-odd")
+    assert st["statuses"] == {"failed": 2} and st["retries"] == 0
+    assert all("must share identical weights" in r["error"] and r["bmodel_weights_identical"] == 0 for r in refused)
 
 
 @pytest.mark.ray
-def test_ascend_adapter_job_batch_sizes_on_two_npus(farm: tuple[Any, Path], box: SshdBox, tmp_path: Path) -> None:
+def test_llm_tpu_dump_job_collects_the_npz_files(farm: tuple[Any, Path], box: SshdBox, tmp_path: Path) -> None:
     handle, results = farm
-    path = copy_job(tmp_path, "ascend-llama-adapter", workdir=str(box.workdir), repeat=1, warmup=0)
+    remote = box.workdir / "dump_demo"
+    remote.mkdir()
+    (remote / "pipeline.py").symlink_to(BOXES_DIR / "pipeline.py")
+    shipped = yaml.safe_load((JOBS / "llm-tpu-qwen-dump.yaml").read_text())
+    bmodel(remote, shipped["grid"]["bmodel"][0])
+    (remote / "output_0.npz").write_bytes(b"stale dump from an earlier run")  # the recipe: rm *.npz first
+    (remote / "notes.txt").write_text("not matched by the glob")
+    st = submit_and_wait(handle, copy_job(tmp_path, "llm-tpu-qwen-dump", workdir=str(remote)))
+    (row,) = rows(results, "llm-tpu-qwen-dump")
+    assert st["statuses"] == {"ok": 1} and row["status"] == "ok", row["error"]
+    listing = json.loads(row["collected_files"])
+    assert [f["path"] for f in listing] == ["output_0.npz", "output_1.npz"] and row["collected_count"] == 2
+    folder = Path(row["collected_dir"].removeprefix("file://"))
+    assert folder.is_relative_to(results) and row["run_id"] in folder.name
+    for f in listing:
+        stored = folder / f["path"]
+        assert file_sha256(stored) == f["sha256"] == file_sha256(remote / f["path"])
+        with zipfile.ZipFile(stored) as npz:  # a real .npz (the stale bytes were cleared, not appended to)
+            assert npz.namelist() == ["hidden_states.npy", "present_key.npy", "present_value.npy"]
+            assert npz.read("hidden_states.npy").startswith(b"\x93NUMPY")
+    assert not (folder / "notes.txt").exists() and (remote / "notes.txt").exists()
+    report_plots(results, "llm-tpu-qwen-dump")  # one point: the report, maybe no plot
+
+
+@pytest.mark.ray
+def test_ascend_adapter_job_in_a_container_on_two_npus(farm: tuple[Any, Path], box: SshdBox, tmp_path: Path) -> None:
+    handle, results = farm
+    shipped = yaml.safe_load((JOBS / "ascend-llama-adapter.yaml").read_text())
+    remote = box.workdir / "llama_adapter_v2_multimodal7b"
+    (art,) = shipped["artifacts"]
+    art = {**art, "src": str(BOXES_DIR / "demo_bsz.py"), "dst": str(remote / Path(art["dst"]).name)}
+    path = copy_job(tmp_path, "ascend-llama-adapter", workdir=str(remote), repeat=1, artifacts=[art])
     st = submit_and_wait(handle, path)
     got = rows(results, "ascend-llama-adapter")
     assert st["statuses"] == {"ok": 4} and len(got) == 4, [r["error"] for r in got]
@@ -346,44 +446,72 @@ def test_ascend_adapter_job_batch_sizes_on_two_npus(farm: tuple[Any, Path], box:
     }
     for r in got:
         assert r["status"] == "ok" and r["device_kind"] == "ascend" and r["synthetic"] is True
-        assert r["throughput_pictures_per_s"] > 0 and r["npu_mem_peak_mb"] > 0 and r["sampler_polls"] >= 1
-        assert r["fp_npu_name"] == "310P3" and r["fp_npu_driver"] and r["fp_cpu_count"]
-        log = Path(r["log_path"]).read_text()
-        assert f"open device {r['device_id'][-1]} success" in log
-    # npu-smi saw each NPU's demo holding its memory and AI cores (peak over the NPU's runs: see the TPU job)
+        assert r["pictures_per_batch"] == r["p_batch_size"] and r["trials_count"] == r["p_infer_loop"]
+        assert r["throughput_pictures_per_s"] == pytest.approx(r["p_batch_size"] * 1000 / r["avg_time_ms"])
+        assert all(r[f"{stage}_time_ms"] > 0 for stage in ("clip", "pre", "forward", "post", "decode"))
+        assert r["npu_mem_peak_mb"] > 0 and r["npu_power_max_w"] > 0 and r["sampler_polls"] >= 1
+        assert r["fp_npu_name"] == "310P3" and r["fp_npu_driver"] and r["fp_container"] == CONTAINER
+        assert (r["fp_cann"], r["fp_torch_npu"]) == ("7.0.T3", "1.11.0.post4")
+        # the copy that ran: its own hash, its constants set from the grid
+        ran = remote / f"demo_bsz_farm_b{r['p_batch_size']}_npu{r['device_id'][-1]}.py"
+        assert r["fp_sha256_demo_bsz_py"] == file_sha256(ran)
+        assert f"\nBATCH_SIZE = {r['p_batch_size']}\nINFER_LOOP = {r['p_infer_loop']}\n" in ran.read_text()
+    # npu-smi saw each NPU's demo holding its memory (peak over the NPU's runs: a poll may land in start-up)
     for npu in ("npu0", "npu1"):
         mine = [r for r in got if r["device_id"].endswith(npu)]
         assert max(r["npu_mem_peak_mb"] for r in mine) > 6200 + 310 and max(r["npu_aicore_max_pct"] for r in mine) > 0
     rate = {(r["device_id"], r["p_batch_size"]): r["throughput_pictures_per_s"] for r in got}
     assert all(rate[(d, 5)] > 1.5 * rate[(d, 1)] for d in ("npu-server/npu0", "npu-server/npu1"))
+    assert report_plots(results, "ascend-llama-adapter")
+
+
+def lightcode_job(tmp: Path, shipped: str, **changes: Any) -> Path:
+    """A shipped LightCode job on this machine, with the stand-in simulator package on PYTHONPATH."""
+    return copy_job(tmp, shipped, devices={"ids": ["local"]}, env={"PYTHONPATH": str(LIGHTCODE)}, **changes)
 
 
 @pytest.mark.ray
-def test_lightcode_search_on_a_host_over_ssh(farm: tuple[Any, Path], box: SshdBox, tmp_path: Path) -> None:
+def test_lightcode_jobs_on_the_local_host(farm: tuple[Any, Path], tmp_path: Path) -> None:
     handle, results = farm
-    search = tmp_path / "artifacts" / "lightcode" / "search.py"
-    search.parent.mkdir(parents=True)
-    # the job's entry point, delegating to the simulator stand-in (which spells the flag --seq_len)
-    search.write_text(
-        "import runpy, sys\n"
-        "sys.argv = [a.replace('--seq-len', '--seq_len') for a in sys.argv]\n"
-        f"runpy.run_path({str(BOXES_DIR / 'lightcode_sim.py')!r}, run_name='__main__')\n"
-    )
-    remote = box.workdir / "lightcode"
-    shipped = yaml.safe_load((JOBS / "lightcode-search.yaml").read_text())
-    (tmp_path / "jobs").mkdir()
-    path = copy_job(tmp_path / "jobs", "lightcode-search", workdir=str(remote), devices={"ids": ["sim-host"]},
-                    artifacts=[{**a, "dst": f"{remote}/"} for a in shipped["artifacts"]],
-                    grid={"target": ["time", "energy"], "seq_len": [128, 512]})  # fmt: skip
-    st = submit_and_wait(handle, path)
+    grid = {"optimization": ["time", "energy", "always_phu"], "seq_len": [8, 64, 1024], "phu_multiplex": [20]}
+    st = submit_and_wait(handle, lightcode_job(tmp_path, "lightcode-search", grid=grid))
     got = rows(results, "lightcode-search")
-    assert st["statuses"] == {"ok": 4} and len(got) == 4, [r["error"] for r in got]
+    assert st["statuses"] == {"ok": 9} and len(got) == 9, [r["error"] for r in got]
     for r in got:
-        assert r["device_id"] == "sim-host" and r["device_kind"] == "host" and r["synthetic"] is True
-        assert r["makespan_s"] > 0 and r["energy_pj"] > 0 and r["nodes_count"] == 144
-        assert r["fp_kernel"] == os.uname().release and r["fp_cpu_model"] and r["fp_sha256_search_py"]
-    makespan = {(r["p_target"], r["p_seq_len"]): r["makespan_s"] for r in got}
-    assert makespan[("time", 512)] > makespan[("time", 128)]
+        assert (
+            r["device_id"] == "local" and r["synthetic"] is True and r["fp_lightcode_path"].startswith(str(LIGHTCODE))
+        )
+        assert (
+            r["makespan_s"] > 0 and r["energy_pj"] > 0 and r["nodes_count"] == 108 and 0 <= r["phu_nodes_count"] <= 72
+        )
+    cell = {(r["p_optimization"], r["p_seq_len"]): r for r in got}
+    # the optimizations differ: energy puts more on the photonic unit than time at short sequences, and the
+    # time optimizer moves nodes to the PHU as the sequence grows (a switching point lies in between)
+    assert cell[("energy", 8)]["phu_nodes_count"] > cell[("time", 8)]["phu_nodes_count"]
+    assert cell[("time", 8)]["phu_nodes_count"] < cell[("time", 1024)]["phu_nodes_count"]
+    assert cell[("energy", 8)]["energy_pj"] < cell[("time", 8)]["energy_pj"]
+    assert cell[("time", 8)]["makespan_s"] < cell[("always_phu", 8)]["makespan_s"]
+    assert report_plots(results, "lightcode-search")
+
+    st = submit_and_wait(
+        handle,
+        lightcode_job(
+            tmp_path, "lightcode-thresholds", grid={"optimization": ["time", "energy"], "phu_multiplex": [20]}
+        ),
+    )
+    found = {r["p_optimization"]: r for r in rows(results, "lightcode-thresholds")}
+    assert st["statuses"] == {"ok": 2}
+    assert all(r["threshold_count"] >= 1 and r["threshold_min_seq_len"] >= 1 for r in found.values())
+    assert found["time"]["threshold_max_seq_len"] != found["energy"]["threshold_max_seq_len"]
+    assert "thresholds" in Path(found["time"]["log_path"].removeprefix("file://")).read_text()
+    assert report_plots(results, "lightcode-thresholds")
+
+    # without the simulator the runner says so, and the row says why
+    missing = copy_job(tmp_path, "lightcode-thresholds", name="lightcode-missing", devices={"ids": ["local"]},
+                       grid={"optimization": ["time"], "phu_multiplex": [20]}, retries=0)  # fmt: skip
+    st = submit_and_wait(handle, missing)
+    (row,) = rows(results, "lightcode-missing")
+    assert row["status"] == "failed" and "the lightcode package is not installed" in row["error"]
 
 
 def _sleep_job(tmp: Path, name: str, command: str, **extra: Any) -> Path:

@@ -437,3 +437,16 @@ def test_job_records_are_stored_and_queryable(tmp_path: Path) -> None:
     assert query(ResultsStore(str(tmp_path / "empty")), "SELECT count(*) AS n FROM cancellations").to_pylist() == [
         {"n": 0}
     ]
+
+
+def test_collected_files_are_stored_per_run_and_paths_stay_inside(tmp_path: Path) -> None:
+    store = ResultsStore(str(tmp_path))
+    assert store.write_files("j", "r1", 1, []) is None
+    folder = store.write_files("j", "r1", 2, [("output_0.npz", b"a"), ("dumps/x.npz", b"bb")])
+    assert folder == str(tmp_path / "files" / "j" / "r1-2")
+    assert (tmp_path / "files/j/r1-2/output_0.npz").read_bytes() == b"a"
+    assert (tmp_path / "files/j/r1-2/dumps/x.npz").read_bytes() == b"bb"
+    for bad in ("../escape.npz", "/etc/passwd", "a//b", ""):
+        with pytest.raises(ResultsError, match="not a plain relative path"):
+            store.write_files("j", "r1", 3, [(bad, b"x")])
+    assert not (tmp_path / "files" / "escape.npz").exists()

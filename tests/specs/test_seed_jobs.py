@@ -28,6 +28,8 @@ SEED_JOBS = {
     "llm-tpu-qwen.yaml",
     "ascend-llama-adapter.yaml",
     "lightcode-search.yaml",
+    "lightcode-thresholds.yaml",
+    "llm-tpu-qwen-dump.yaml",
 }
 
 

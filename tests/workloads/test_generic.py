@@ -13,6 +13,7 @@ def test_registry_lists_every_adapter():
     assert available() == sorted(
         [
             "ais_bench",
+            "ascend_llama_adapter",
             "codl_chain",
             "codl_op",
             "json",

@@ -1,15 +1,17 @@
 #!/usr/bin/env python3
 """Scripted stand-in for an LLM-TPU ``python_demo/pipeline.py`` (Sophgo BM1684X) on a simulated TPU box.
 
-Takes the demos' flags (``-m/--model_path`` one or more comma-separated bmodels, ``-d/--devid``,
-``-p/--prompt``, ``-c/--config_path``, ``-t/--tokenizer_path``, ``--generation_mode``; unknown flags are
-ignored as some demos add their own), loads the bmodel (it must exist: push a dummy file), then answers each
-question and prints the demos' ``FTL: <s> s`` and ``TPS: <x> token/s`` lines. Questions come from
-``--prompt``, else stdin lines until ``exit``/``q``/EOF, else one built-in question. Decode speed follows the
-parameter count in the model's name (``7b``, ``1.8b``) and its quantisation; the printed FTL/TPS are measured
-on this script's own simulated work with the demos' formulas. Device memory is held on ``--devid`` while it
-runs (``bm-smi`` shows it). Output is labelled synthetic. ``FARM_SIM_TPU_COUNT`` chips exist; another
-``--devid`` fails like ``bm_dev_request``.
+Takes the demos' flags (``-m/--model_path`` one or more comma-separated bmodels, ``-d/--devid``, ``-p/--prompt``,
+``-c/--config_path``, ``-t/--tokenizer_path``, ``--generation_mode``; unknown flags are ignored as some demos add
+their own), loads the bmodel (it must exist: push a dummy file), then answers each question and prints the demos'
+``FTL: <s> s`` and ``TPS: <x> token/s`` lines. Questions come from ``--prompt``, else stdin lines until
+``exit``/``q``/EOF, else one built-in question. Decode speed follows the parameter count in the model's name
+(``7b``, ``1.8b``) and its quantisation; the printed FTL/TPS are measured on this script's own simulated work with
+the demos' formulas. ``--memory_prealloc`` (weight reuse, with ``--is_decrypt`` as the real demo requires) refuses
+bmodels of different sizes; ``--mode debug`` writes ``output_0.npz`` and ``output_1.npz`` (per-block tensors, like
+a ``-DCMAKE_TYPE=DUMP`` build) into the cwd. Device memory is held on ``--devid`` while it runs (``bm-smi`` shows
+it). Output is labelled synthetic. ``FARM_SIM_TPU_COUNT`` chips exist; another ``--devid`` fails like
+``bm_dev_request``.
 """
 
 from __future__ import annotations
@@ -17,8 +19,10 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import struct
 import sys
 import time
+import zipfile
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -46,14 +50,20 @@ def speeds(model: str) -> tuple[float, float, int]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(prog="pipeline.py")
-    parser.add_argument("-m", "--model_path", required=True)
+    parser.add_argument("-m", "--model_path", "--model_path_list", dest="model_path", required=True)
     parser.add_argument("-c", "--config_path", default="../support/processor")
     parser.add_argument("-t", "--tokenizer_path", default="../support/token_config")
     parser.add_argument("-d", "--devid", default="0")
     parser.add_argument("-p", "--prompt", default=None)
     parser.add_argument("--generation_mode", default="greedy")
+    parser.add_argument("--memory_prealloc", action="store_true")
+    parser.add_argument("--is_decrypt", action="store_true")
+    parser.add_argument("--mode", default="normal", choices=["normal", "debug"])
     args, _unknown = parser.parse_known_args()
     label_synthetic()
+    if args.memory_prealloc != args.is_decrypt:
+        print("memory_prealloc and is_decrypt are only supported together", file=sys.stderr)
+        return 2
     devids = [int(d) for d in str(args.devid).split(",") if d.strip()]
     chips = device_count("FARM_SIM_TPU_COUNT", 1)
     for devid in devids:
@@ -66,6 +76,9 @@ def main() -> int:
             print(f"[BMRT][load_bmodel:1084] FATAL:can not open bmodel file [{model}]", file=sys.stderr)
             return 1
 
+    if args.memory_prealloc and len({Path(m).stat().st_size for m in models}) > 1:
+        print("[BMRT] FATAL: weight reuse needs identical weights in every bmodel", file=sys.stderr)
+        return 1
     tps, prefill_s, weight_mb = speeds(models[0])
     with holding_all(devids, weight_mb):  # device memory is taken as the weights load
         load_start = time.time()
@@ -79,7 +92,39 @@ def main() -> int:
         print(f"Load Time: {time.time() - load_start:.3f} s", flush=True)
         for question in questions(args.prompt):
             answer(question, prefill_s, tps)
+        if args.mode == "debug":  # chat.cpp built with -DCMAKE_TYPE=DUMP: per-block outputs in the cwd
+            for idx in range(2):
+                dump_npz(Path(f"output_{idx}.npz"), models[0], idx)
     return 0
+
+
+def npy(shape: tuple[int, ...], values: list[float]) -> bytes:
+    """One float32 array in NumPy's .npy format (version 1.0), standard library only."""
+    header = f"{{'descr': '<f4', 'fortran_order': False, 'shape': {shape}, }}"
+    header += " " * (-(len(header) + 11) % 64) + "\n"
+    return (
+        b"\x93NUMPY\x01\x00"
+        + struct.pack("<H", len(header))
+        + header.encode()
+        + struct.pack(f"<{len(values)}f", *values)
+    )
+
+
+def dump_npz(path: Path, model: str, idx: int) -> None:
+    """``output_<idx>.npz`` holding hidden_states / present_key / present_value (small, synthetic values)."""
+    if path.exists():  # cnpy appends to an existing archive: the recipe says to remove old dumps first
+        print(f"warning: {path} exists; dumps are appended to it", file=sys.stderr)
+    with zipfile.ZipFile(path, "a") as zf:
+        for name, shape in (
+            ("hidden_states", (1, 8, 16)),
+            ("present_key", (1, 8, 2, 8)),
+            ("present_value", (1, 8, 2, 8)),
+        ):
+            n = 1
+            for d in shape:
+                n *= d
+            values = [stable_fraction(model, idx, name, i) - 0.5 for i in range(n)]
+            zf.writestr(f"{name}.npy", npy(shape, values))
 
 
 def questions(prompt: str | None) -> list[str]:
