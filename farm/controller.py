@@ -22,7 +22,7 @@ from typing import Any
 from actors.messages import ArtifactRef, RunRequest, RunResult, ThermalGate
 from farm.errors import ConfigError, ControllerError
 from farm.metrics import DeviceSnapshot, FarmMetrics, FarmSnapshot
-from farm.plan import ANY_SLOT, RunSpec, count_runs, plan_runs, render
+from farm.plan import ANY_SLOT, RunSpec, check_job_on, count_runs, plan_runs, render
 from farm.results import ResultsStore, ResultsWriter
 from farm.rows import build_row, classify, log_text
 from farm.scheduler import Final, Scheduler, SlotState
@@ -197,9 +197,8 @@ class Controller:
         if active:
             raise ControllerError(f"job {spec.name!r} is already running as {active[0].job_id}")
         slot_list = list(self.slots.values())
+        check_job_on(spec, slot_list, source, "the farm")
         counts = count_runs(spec, slot_list)
-        if not counts:
-            raise ConfigError.single(source, "devices", "matches no device of the farm")
         job_id = f"{spec.name}-{uuid.uuid4().hex[:8]}"
         done = set() if rerun else await asyncio.to_thread(self.store.done_run_ids, spec.name)
         attempt_base = await asyncio.to_thread(self.store.attempts, spec.name)

@@ -18,6 +18,7 @@ from rich.progress import (
 
 from farm.cli.common import inventory_from, results_root, stderr
 from farm.cli.summary import print_summary
+from farm.plan import check_job_on
 from farm.specs.job import load_job
 
 
@@ -37,6 +38,7 @@ def register(sub: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     job = load_job(args.job, check_artifacts=True)  # bad input: exit 2 before anything starts
     inv = inventory_from(args.inventory)
+    check_job_on(job, inv.slots(), args.job)
     root = results_root(args.results)
     err = stderr()
     err.print(f"[dim]starting local Ray and {len(inv.devices)} device(s)…[/]")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, Literal
 
@@ -9,10 +10,10 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator,
 
 from farm import templates
 from farm.errors import ConfigError
-from farm.grid import Grid, GridError, parse_grid, single_point_grid
+from farm.grid import Grid, GridError, RangeRows, parse_grid, single_point_grid
 from farm.specs.inventory import Slot
-from farm.specs.loading import read_yaml, validate_model
-from farm.specs.types import Duration, FileMode, Ident
+from farm.specs.loading import Document, FieldIssues, read_document, validate_document
+from farm.specs.types import Argument, Duration, FileMode, Ident, Int, Number, parse_core_list
 
 
 class _Spec(BaseModel):
@@ -20,8 +21,8 @@ class _Spec(BaseModel):
 
 
 class Artifact(_Spec):
-    src: str = Field(min_length=1, description="local file, relative to the job file's folder")
-    dst: str = Field(min_length=1, description="path on the device; a trailing '/' means into that folder")
+    src: Argument = Field(min_length=1, description="local file, relative to the job file's folder")
+    dst: Argument = Field(min_length=1, description="path on the device; a trailing '/' means into that folder")
     mode: FileMode | None = None
 
     def remote_path(self) -> str:
@@ -33,7 +34,7 @@ class DeviceSelector(_Spec):
     ids: list[str] | None = Field(default=None, min_length=1)
     labels: dict[str, str] = Field(default_factory=dict)
     placement: Literal["each", "any"] = "each"
-    limit: int | None = Field(default=None, ge=1, description="use at most this many matching slots")
+    limit: Int | None = Field(default=None, ge=1, description="use at most this many matching slots")
 
     @field_validator("labels", mode="before")
     @classmethod
@@ -57,8 +58,8 @@ class DeviceSelector(_Spec):
 class Cooldown(_Spec):
     """Thermal gate: before each run wait until the device is near its idle temperature (or ``max_temp_c``)."""
 
-    max_temp_c: float | None = Field(default=None, gt=0, lt=150)
-    margin_c: float = Field(default=2.0, ge=0)
+    max_temp_c: Number | None = Field(default=None, gt=0, lt=150)
+    margin_c: Number = Field(default=2.0, ge=0, le=100)
     max_wait: Duration = 300.0
     poll: Duration = 2.0
 
@@ -70,18 +71,18 @@ class JobSpec(_Spec):
     workload_options: dict[str, Any] = Field(default_factory=dict)
     devices: DeviceSelector = Field(default_factory=DeviceSelector)
     artifacts: list[Artifact] = Field(default_factory=list)
-    workdir: str | None = None
-    env: dict[str, str] = Field(default_factory=dict)
-    command: list[str] = Field(min_length=1)
+    workdir: Argument | None = None
+    env: dict[str, Argument] = Field(default_factory=dict)
+    command: list[Argument] = Field(min_length=1)
     grid: dict[str, Any] | None = None
-    repeat: int = Field(default=1, ge=1, le=10_000)
-    warmup: int = Field(default=0, ge=0, le=100)
+    repeat: Int = Field(default=1, ge=1, le=10_000)
+    warmup: Int = Field(default=0, ge=0, le=100)
     record_warmup: bool = False
     timeout: Duration = 600.0
     order: Literal["grid", "interleave", "shuffle"] = "interleave"
-    seed: int = 0
+    seed: Int = 0
     cooldown: Cooldown | None = None
-    retries: int = Field(default=2, ge=0, le=20)
+    retries: Int = Field(default=2, ge=0, le=20)
     synthetic: bool = False
 
     _grid: Grid = PrivateAttr(default_factory=single_point_grid)
@@ -127,34 +128,20 @@ class JobSpec(_Spec):
 
     @model_validator(mode="after")
     def _check(self) -> JobSpec:
-        try:
-            grid = parse_grid(self.grid) if self.grid is not None else single_point_grid()
-        except GridError as exc:
-            raise _PathError(
-                "grid" + ("." + exc.path if exc.path and not exc.path.startswith("[") else exc.path),
-                exc.reason,
-            ) from exc
+        fields = {
+            "grid": self.grid,
+            "command": self.command,
+            "env": self.env,
+            "workdir": self.workdir,
+            "artifacts": [{"dst": a.dst} for a in self.artifacts],
+            "workload": self.workload,
+            "workload_options": self.workload_options,
+            "devices": {"kind": self.devices.kind},
+        }
+        grid, issues = _whole_job_check(fields)
+        if issues or grid is None:
+            raise FieldIssues(issues)
         self._grid = grid
-        axes = set(grid.names)
-        fields: list[tuple[str, str]] = [(f"command[{i}]", a) for i, a in enumerate(self.command)]
-        fields += [(f"env.{k}", v) for k, v in self.env.items()]
-        if self.workdir is not None:
-            fields.append(("workdir", self.workdir))
-        fields += [(f"artifacts[{i}].dst", a.dst) for i, a in enumerate(self.artifacts)]
-        for path, text in fields:
-            try:
-                for name in templates.names(text):
-                    if not templates.allowed(name, axes):
-                        known = ", ".join(sorted(axes)) or "none"
-                        raise _PathError(path, f"'{{{name}}}' is not a grid axis (axes: {known}) or device field")
-            except templates.TemplateError as exc:
-                raise _PathError(path, str(exc)) from exc
-        try:
-            from farm import workloads
-
-            workloads.make_adapter(self.workload, self.workload_options)
-        except ValueError as exc:
-            raise _PathError("workload_options", str(exc)) from exc
         return self
 
     @property
@@ -180,47 +167,118 @@ class JobSpec(_Spec):
             raise ConfigError(source, issues)
 
 
-class _PathError(ValueError):
-    """Raised inside model validation to report an error at a field path below the model."""
+def _whole_job_check(values: Mapping[str, Any]) -> tuple[Grid | None, list[tuple[str, str]]]:
+    """The checks across fields: the grid, the ``cores`` axis, templates against the axes, workload options.
 
-    def __init__(self, path: str, reason: str) -> None:
-        super().__init__(reason)
-        self.path = path
-        self.reason = reason
+    Works on the model's fields or, when some field is invalid, on the raw YAML data (skipping what has the wrong
+    shape), so every problem of a file is reported in one go.
+    """
+    issues: list[tuple[str, str]] = []
+    grid: Grid | None = single_point_grid()
+    if values.get("grid") is not None:
+        try:
+            grid = parse_grid(values["grid"])
+        except GridError as exc:
+            issues += [(_grid_path(path), reason) for path, reason in exc.issues]
+            grid = None
+    if grid is not None and "cores" in grid.names:
+        issues += _core_list_issues(values["grid"], grid)
+    devices = values.get("devices")
+    kind = devices.get("kind") if isinstance(devices, Mapping) else None
+    for path, text in _template_fields(values):
+        issues += _template_issues(path, text, set(grid.names) if grid is not None else None, kind)
+    workload, options = values.get("workload"), values.get("workload_options", {})
+    from farm import workloads
+
+    if isinstance(workload, str) and workload in workloads.available() and isinstance(options, Mapping):
+        try:
+            workloads.make_adapter(workload, options)
+        except (ValueError, TypeError, OverflowError) as exc:  # OverflowError: e.g. a regex repeat count
+            issues.append(("workload_options", str(exc)))
+    return grid, issues
+
+
+def _grid_path(path: str) -> str:
+    return "grid" + ("." + path if path and not path.startswith("[") else path)
+
+
+def _core_list_issues(raw: Mapping[str, Any], grid: Grid) -> list[tuple[str, str]]:
+    """The ``cores`` axis pins runs to CPUs (``taskset``): each value must be a core list such as ``"4-7"``."""
+    issues = []
+    for path, value in _axis_values(raw, grid, "cores"):
+        try:
+            if isinstance(value, bool) or not isinstance(value, int | str):
+                raise ValueError(f"expected a core list such as '0-3' or '4,5,6,7', got {value!r}")
+            parse_core_list(str(value))
+        except ValueError as exc:
+            issues.append((_grid_path(path), f"{exc} (the 'cores' axis pins each run to these CPUs)"))
+    return issues
+
+
+def _axis_values(raw: Mapping[str, Any], grid: Grid, name: str) -> Iterator[tuple[str, object]]:
+    """Every value ``name`` takes in a valid grid, with its path below ``grid`` (a range: its two ends)."""
+    for keys, rows in grid.dims:
+        if name not in keys:
+            continue
+        if isinstance(rows, RangeRows):
+            yield f"{name}.start", rows[0][0]
+            yield f"{name}.stop", rows[-1][0]
+        elif name in raw:  # a plain axis (a scalar is a one-value list)
+            yield from ((f"{name}[{i}]" if isinstance(raw[name], list) else name, row[0]) for i, row in enumerate(rows))
+        else:
+            several = all(isinstance(g, list) for g in raw["zip"])
+            groups = raw["zip"] if several else [raw["zip"]]
+            prefixes = [f"zip[{g}]" for g in range(len(groups))] if several else ["zip"]
+            for gpath, group in zip(prefixes, groups, strict=True):
+                if name in group[0]:
+                    yield from ((f"{gpath}[{i}].{name}", row[name]) for i, row in enumerate(group))
+    yield from ((f"include[{i}].{name}", point[name]) for i, point in enumerate(grid.include))
+
+
+def _template_fields(values: Mapping[str, Any]) -> Iterator[tuple[str, str]]:
+    command, env, workdir, artifacts = (values.get(k) for k in ("command", "env", "workdir", "artifacts"))
+    if isinstance(command, list):
+        yield from ((f"command[{i}]", a) for i, a in enumerate(command) if isinstance(a, str))
+    if isinstance(env, Mapping):
+        yield from ((f"env.{k}", v) for k, v in env.items() if isinstance(v, str))
+    if isinstance(workdir, str):
+        yield "workdir", workdir
+    if isinstance(artifacts, list):
+        for i, art in enumerate(artifacts):
+            if isinstance(art, Mapping) and isinstance(art.get("dst"), str):
+                yield f"artifacts[{i}].dst", art["dst"]
+
+
+_KIND_FIELDS = {"device.chip": "sophgo", "device.npu": "ascend"}
+
+
+def _template_issues(path: str, text: str, axes: set[str] | None, kind: object) -> list[tuple[str, str]]:
+    """Every bad name in one template (``axes`` None: the grid is invalid, so only the syntax is checked)."""
+    issues = []
+    try:
+        for name in templates.names(text):
+            if axes is not None and not templates.allowed(name, axes):
+                known = ", ".join(sorted(axes)) or "none"
+                issues.append((path, f"'{{{name}}}' is not a grid axis (axes: {known}) or device field"))
+            elif kind is not None and name in _KIND_FIELDS and kind != _KIND_FIELDS[name]:
+                issues.append((path, f"'{{{name}}}' exists only on {_KIND_FIELDS[name]} devices, not {kind}"))
+    except templates.TemplateError as exc:
+        issues.append((path, str(exc)))
+    return issues
 
 
 def load_job(path: str | Path, *, check_artifacts: bool = False) -> JobSpec:
     path = Path(path)
-    source = str(path)
-    data = read_yaml(path)
-    try:
-        job = validate_model(JobSpec, data, source)
-    except ConfigError as exc:
-        raise _unwrap(exc) from exc.__cause__
-    job._base_dir = path.resolve().parent
+    return job_from_document(read_document(path), path.resolve().parent, check_artifacts=check_artifacts)
+
+
+def job_from_document(doc: Document, base_dir: Path, *, check_artifacts: bool = False) -> JobSpec:
+    job = validate_document(JobSpec, doc, lambda data: _whole_job_check(data)[1])
+    job._base_dir = base_dir
     if check_artifacts:
-        job.check_artifacts(source)
+        job.check_artifacts(doc.source)
     return job
 
 
 def job_from_dict(data: dict[str, Any], source: str = "<job>", base_dir: Path | None = None) -> JobSpec:
-    try:
-        job = validate_model(JobSpec, data, source)
-    except ConfigError as exc:
-        raise _unwrap(exc) from exc.__cause__
-    job._base_dir = base_dir or Path.cwd()
-    return job
-
-
-def _unwrap(exc: ConfigError) -> ConfigError:
-    # Errors raised as _PathError inside the model validator surface at the model's root; move them to their path.
-    cause = exc.__cause__
-    fixed = []
-    details: list[Any] = getattr(cause, "errors", lambda: [])() if cause is not None else []
-    for (path, reason), detail in zip(exc.issues, details or [None] * len(exc.issues), strict=False):
-        ctx_err = (detail or {}).get("ctx", {}).get("error") if isinstance(detail, dict) else None
-        if isinstance(ctx_err, _PathError):
-            fixed.append((ctx_err.path, ctx_err.reason))
-        else:
-            fixed.append((path, reason))
-    return ConfigError(exc.source, fixed)
+    return job_from_document(Document(data, source), base_dir or Path.cwd())
