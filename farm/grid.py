@@ -276,7 +276,9 @@ def _capped_size(dims: Sequence[Dim]) -> int:
 
 def _axis(name: str, values: object) -> Dim:
     _check_name(name, name)
-    rows: Rows = _range(name, values) if isinstance(values, Mapping) else tuple((v,) for v in _axis_values(name, values))
+    rows: Rows = (
+        _range(name, values) if isinstance(values, Mapping) else tuple((v,) for v in _axis_values(name, values))
+    )
     return ((name,), rows)
 
 

@@ -88,5 +88,6 @@ def _report(exc: FarmError) -> int:
     print(f"farm: {exc}", file=sys.stderr)
     return EXIT_FAIL
 
+
 if __name__ == "__main__":
     raise SystemExit(main())

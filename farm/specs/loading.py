@@ -227,9 +227,8 @@ def _path(entry: tuple[yaml.Node, Any, object] | None, last: object) -> str:
 def _check_events(text: str) -> None:
     """Size and depth from the parser's events, before any node exists: composing is recursive (in C with libyaml,
     where a deep document would overflow the stack) and costs far more per node than this pass."""
-    depth = count = 0
-    for event in yaml.parse(text, Loader=_BaseLoader):
-        count += 1
+    depth = 0
+    for count, event in enumerate(yaml.parse(text, Loader=_BaseLoader), 1):
         if count > MAX_NODES:
             raise _TooBig("", f"document has more than {MAX_NODES} nodes")
         if isinstance(event, yaml.CollectionStartEvent):

@@ -31,7 +31,7 @@ def _raise(exc: BaseException) -> None:
 def test_every_farm_error_crosses_a_ray_task_intact(local_ray: None) -> None:
     for cls in TREE:
         sent = _sample(cls)
-        with pytest.raises(Exception) as info:  # noqa: PT011 - Ray wraps it; the cause is what matters
+        with pytest.raises(Exception) as info:  # Ray wraps it; the cause is what matters
             ray.get(_raise.remote(sent))
         got = cli.farm_error(info.value)
         assert got is not None, f"{cls.__name__} came back as {type(info.value).__name__}: {info.value}"
@@ -47,6 +47,6 @@ def test_cli_turns_a_config_error_from_ray_into_exit_2(
 
     monkeypatch.setattr("farm.cli.plan_cmd.run", command)
     assert cli.main(["plan", "job.yaml"]) == 2
-    out, err = capsys.readouterr()
+    _, err = capsys.readouterr()
     assert err.splitlines() == ["job.yaml: devices: matches no device of the farm"]
     assert "Traceback" not in err and "RayTaskError" not in err
