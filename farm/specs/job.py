@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator,
 
 from farm import templates
 from farm.errors import ConfigError
-from farm.grid import Grid, GridError, RangeRows, parse_grid, single_point_grid
+from farm.grid import RESERVED, Grid, GridError, RangeRows, parse_grid, single_point_grid
 from farm.specs.inventory import Slot
 from farm.specs.loading import Document, FieldIssues, read_document, validate_document
 from farm.specs.types import Argument, Duration, FileMode, Ident, Int, Number, parse_core_list
@@ -185,8 +185,9 @@ def _whole_job_check(values: Mapping[str, Any]) -> tuple[Grid | None, list[tuple
         issues += _core_list_issues(values["grid"], grid)
     devices = values.get("devices")
     kind = devices.get("kind") if isinstance(devices, Mapping) else None
+    axes = set(grid.names) if grid is not None else _declared_axes(values["grid"])
     for path, text in _template_fields(values):
-        issues += _template_issues(path, text, set(grid.names) if grid is not None else None, kind)
+        issues += _template_issues(path, text, axes, kind)
     workload, options = values.get("workload"), values.get("workload_options", {})
     from farm import workloads
 
@@ -196,6 +197,18 @@ def _whole_job_check(values: Mapping[str, Any]) -> tuple[Grid | None, list[tuple
         except (ValueError, TypeError, OverflowError) as exc:  # OverflowError: e.g. a regex repeat count
             issues.append(("workload_options", str(exc)))
     return grid, issues
+
+
+def _declared_axes(raw: object) -> set[str] | None:
+    """The axis names an invalid grid declares (plain keys and zip row keys), or None if it has no usable shape."""
+    if not isinstance(raw, Mapping):
+        return None
+    names = {k for k in raw if isinstance(k, str) and k not in RESERVED}
+    rows = raw.get("zip")
+    for row in [r for g in rows for r in (g if isinstance(g, list) else [g])] if isinstance(rows, list) else []:
+        if isinstance(row, Mapping):
+            names.update(k for k in row if isinstance(k, str))
+    return names
 
 
 def _grid_path(path: str) -> str:

@@ -129,8 +129,8 @@ def parse_document(text: str, source: str) -> Document:
         raise ConfigError.single(source, exc.path, str(exc)) from None
     except RecursionError:
         raise ConfigError.single(source, "", f"nesting deeper than {MAX_DEPTH} levels") from None
-    except ValueError as exc:  # e.g. an integer of more than 4300 digits
-        raise ConfigError.single(source, "", f"not valid YAML: {exc}") from None
+    except ValueError as exc:  # e.g. an integer of more than 4300 digits (Python's conversion limit)
+        raise ConfigError.single(source, "", f"not valid YAML: {str(exc).split(';')[0]}") from None
     finally:
         loader.dispose()
     if data is None:
@@ -357,8 +357,9 @@ def _literal_secrets(node: object, path: str) -> Iterator[tuple[str, str]]:
                     f"literal secret: never write '{key}' in a file; put it in an environment variable and "
                     f"reference it as '{key}_env: VAR_NAME'",
                 )
-            else:
+            elif isinstance(value, dict | list):
                 yield from _literal_secrets(value, sub)
     elif isinstance(node, list):
         for i, item in enumerate(node):
-            yield from _literal_secrets(item, f"{path}[{i}]")
+            if isinstance(item, dict | list):
+                yield from _literal_secrets(item, f"{path}[{i}]")

@@ -38,7 +38,7 @@ def parse_duration(value: object) -> float:
     else:
         raise ValueError(f"expected a duration such as 30s, 10m or 1h, got {value!r}")
     if math.isnan(seconds):
-        raise ValueError(f"expected a duration such as 30s, 10m or 1h, got {value!r}")
+        raise ValueError(f"must be a finite number, got {value!r}")
     if seconds <= 0:
         raise ValueError(f"must be positive, got {value!r}")
     if seconds > MAX_DURATION_S:
