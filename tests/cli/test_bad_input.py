@@ -14,6 +14,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from farm.specs.loading import MAX_BYTES, MAX_NODES
 
 BAD = Path(__file__).resolve().parents[1] / "data" / "bad"
@@ -223,3 +225,19 @@ def test_the_real_command_on_the_whole_corpus(tmp_path: Path) -> None:
     assert "Traceback" not in done.stderr
     named = {line.split(": ")[0] for line in done.stderr.splitlines()}
     assert named == {str(f) for f in files}
+
+
+def test_bad_ports_and_environment_are_usage_errors(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from farm.cli.main import main
+
+    # A bad variable used to crash every command while the parser was built (int() at import of the defaults).
+    monkeypatch.setenv("ANDROID_ADB_SERVER_PORT", "abc")
+    assert main(["validate", str(BAD / "empty_grid.yaml")]) == 2
+    capsys.readouterr()
+    for argv in (["run", "job.yaml", "--metrics-port", "70000"], ["devices", "discover"]):
+        with pytest.raises(SystemExit) as info:
+            main(argv)
+        assert info.value.code == 2
+        assert "expected a TCP port (1-65535)" in capsys.readouterr().err
