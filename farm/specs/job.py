@@ -128,17 +128,7 @@ class JobSpec(_Spec):
 
     @model_validator(mode="after")
     def _check(self) -> JobSpec:
-        fields = {
-            "grid": self.grid,
-            "command": self.command,
-            "env": self.env,
-            "workdir": self.workdir,
-            "artifacts": [{"dst": a.dst} for a in self.artifacts],
-            "workload": self.workload,
-            "workload_options": self.workload_options,
-            "devices": {"kind": self.devices.kind},
-        }
-        grid, issues = _whole_job_check(fields)
+        grid, issues = _whole_job_check(self.model_dump())
         if issues or grid is None:
             raise FieldIssues(issues)
         self._grid = grid
