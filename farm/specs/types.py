@@ -27,6 +27,12 @@ MAX_CPU = 1023  # highest CPU, chip or NPU index accepted (a core list becomes a
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 
 
+def shown(value: object, width: int = 60) -> str:
+    """``repr(value)`` cut to ``width`` characters: error messages quote the input, never all of a huge one."""
+    text = repr(value)
+    return text if len(text) <= width else text[: width - 4] + "...'"
+
+
 def parse_duration(value: object) -> float:
     """``"10m"``, ``"30s"``, ``"1.5h"``, ``"250ms"`` or a plain number of seconds → seconds (> 0, finite)."""
     if isinstance(value, bool):
@@ -36,13 +42,13 @@ def parse_duration(value: object) -> float:
     elif isinstance(value, str) and (m := _DURATION.match(value)):
         seconds = float(m.group(1)) * _UNITS[m.group(2)]
     else:
-        raise ValueError(f"expected a duration such as 30s, 10m or 1h, got {value!r}")
+        raise ValueError(f"expected a duration such as 30s, 10m or 1h, got {shown(value)}")
     if math.isnan(seconds):
-        raise ValueError(f"must be a finite number, got {value!r}")
+        raise ValueError(f"must be a finite number, got {shown(value)}")
     if seconds <= 0:
-        raise ValueError(f"must be positive, got {value!r}")
+        raise ValueError(f"must be positive, got {shown(value)}")
     if seconds > MAX_DURATION_S:
-        raise ValueError(f"at most 30 days ({MAX_DURATION_S:.0f} s), got {value!r}")
+        raise ValueError(f"at most 30 days ({MAX_DURATION_S:.0f} s), got {shown(value)}")
     return seconds
 
 
@@ -55,25 +61,25 @@ def parse_core_list(cores: str | Sequence[int]) -> tuple[int, ...]:
                 continue
             lo, sep, hi = part.partition("-")
             if not lo.isdigit() or (sep and not hi.isdigit()) or len(lo) > 5 or len(hi) > 5:
-                raise ValueError(f"bad core list {cores!r}: expected e.g. '0,2,4-7'")
+                raise ValueError(f"bad core list {shown(cores)}: expected e.g. '0,2,4-7'")
             first, last = int(lo), int(hi) if sep else int(lo)
             if last < first or last > MAX_CPU:
-                raise ValueError(f"bad core list {cores!r}: '{part}' is not a range within 0-{MAX_CPU}")
+                raise ValueError(f"bad core list {shown(cores)}: '{part}' is not a range within 0-{MAX_CPU}")
             ids.update(range(first, last + 1))
     else:
         ids = set()
         for c in cores:
             if isinstance(c, bool) or not isinstance(c, int) or not 0 <= c <= MAX_CPU:
-                raise ValueError(f"bad core list {cores!r}: core ids are integers within 0-{MAX_CPU}")
+                raise ValueError(f"bad core list {shown(cores)}: core ids are integers within 0-{MAX_CPU}")
             ids.add(c)
     if not ids:
-        raise ValueError(f"bad core list {cores!r}: need at least one core id")
+        raise ValueError(f"bad core list {shown(cores)}: need at least one core id")
     return tuple(sorted(ids))
 
 
 def _check_ident(value: str) -> str:
     if not _IDENT.match(value):
-        raise ValueError(f"{value!r} is not a valid name (letters, digits, '.', '_', '-'; at most 128 characters)")
+        raise ValueError(f"{shown(value)} is not a valid name (letters, digits, '.', '_', '-'; at most 128 characters)")
     return value
 
 
@@ -86,14 +92,14 @@ def _check_host(value: str) -> str:
         pass
     labels = value.removesuffix(".").split(".")
     if len(value) > 253 or not all(_HOST_LABEL.match(label) for label in labels):
-        raise ValueError(f"{value!r} is not a host name or IP address")
+        raise ValueError(f"{shown(value)} is not a host name or IP address")
     return value
 
 
 def _check_user(value: str) -> str:
     if not _USER.match(value):
         raise ValueError(
-            f"{value!r} is not a user name (letters, digits, '_', '.', '@', '-', not starting with '-' or '.')"
+            f"{shown(value)} is not a user name (letters, digits, '_', '.', '@', '-', not starting with '-' or '.')"
         )
     return value
 
@@ -102,7 +108,7 @@ def _check_path(value: str) -> str:
     if _CONTROL.search(value):
         raise ValueError("control characters are not allowed in a path")
     if value.startswith("-"):
-        raise ValueError(f"{value!r}: a path must not start with '-' (write ./{value})")
+        raise ValueError(f"{shown(value)}: a path must not start with '-' (write ./...)")
     return value
 
 
@@ -131,9 +137,9 @@ def _parse_mode(value: object) -> int:
     elif isinstance(value, str) and re.fullmatch(r"0?[0-7]{3,4}", value):
         mode = int(value, 8)
     else:
-        raise ValueError(f'expected an octal file mode such as "0755", got {value!r}')
+        raise ValueError(f'expected an octal file mode such as "0755", got {shown(value)}')
     if not 0 <= mode <= 0o7777:
-        raise ValueError(f"file mode out of range: {value!r}")
+        raise ValueError(f"file mode out of range: {shown(value)}")
     return mode
 
 
