@@ -17,6 +17,7 @@ from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
+from functools import cached_property
 from typing import Any, overload
 
 Scalar = int | float | str | bool
@@ -30,7 +31,7 @@ _AXIS_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 MAX_POINTS = 1_000_000
 INT_MIN, INT_MAX = -(2**63), 2**63 - 1  # values become int64 result columns
 _SHOWN_LIMIT = 10**60  # above this a size is reported as "more than 10^60"
-_COUNT_BUDGET = 2_000_000  # steps the exclude count may take before the rules are called too intricate
+_COUNT_BUDGET = 20_000_000  # mask-word steps the exclude count may take (about a second) before it gives up
 
 
 class GridError(ValueError):
@@ -161,20 +162,29 @@ class Grid:
             if point is not None:
                 yield point
 
-    def count(self) -> int:
-        """Points after ``exclude``, counted without producing them."""
-        if not self.exclude:
-            return self.index_space
+    @cached_property
+    def _left(self) -> int:
         return self._product_count_left() + sum(1 for p in self.include if not self._excluded(p))
+
+    def count(self) -> int:
+        """Points after ``exclude``, counted without producing them (computed once)."""
+        return self._left if self.exclude else self.index_space
 
     def _product_count_left(self) -> int:
         # Each exclude rule is a box: per dimension, the rows it accepts. Walk the dimensions keeping, for each set
-        # of rules a prefix of the point still satisfies (a bit mask), how many prefixes lead there; the product
-        # points no rule matches are those whose final set is empty. Rows a dimension treats alike are one class.
+        # of rules a prefix of the point still satisfies (a bit mask), how many prefixes lead there. A prefix that
+        # still satisfies a rule after the rule's last constrained dimension is excluded with all its completions
+        # and dropped; the prefixes left at the end are the points no rule matches. Rows a dimension treats alike
+        # (the same rules accept them) are one class.
         rules = self.exclude
+        last_dim = {
+            bit: max(d for d, (keys, _) in enumerate(self.dims) if set(rule) & set(keys))
+            for bit, rule in enumerate(rules)
+        }
         states: dict[int, int] = {(1 << len(rules)) - 1: 1}
-        steps = 0
-        for keys, rows in self.dims:
+        width = 1 + len(rules) // 64  # machine words per mask: what one step costs
+        work = 0
+        for d, (keys, rows) in enumerate(self.dims):
             index = _RowIndex(keys, rows, typed=False)
             free = 0
             special: dict[int, int] = defaultdict(int)
@@ -188,16 +198,17 @@ class Grid:
             classes: Counter[int] = Counter({free: len(rows) - len(special)})
             for mask in special.values():
                 classes[free | mask] += 1
-            steps += len(states) * len(classes)
-            if steps > _COUNT_BUDGET:
+            work += len(states) * len(classes) * width
+            if work > _COUNT_BUDGET:
                 raise GridError("exclude", f"{len(rules)} exclude rules are too intricate to count; use fewer")
+            done = sum(1 << bit for bit, last in last_dim.items() if last == d)
             new: dict[int, int] = defaultdict(int)
             for active, n in states.items():
                 for mask, m in classes.items():
-                    if m:
-                        new[active & mask] += n * m
+                    if m and not (still := active & mask) & done:
+                        new[still] += n * m
             states = new
-        return states.get(0, 0)
+        return sum(states.values())
 
     def _excluded(self, point: Mapping[str, Scalar]) -> bool:
         return any(all(_same(point.get(k), v) for k, v in ex.items()) for ex in self.exclude)

@@ -248,3 +248,15 @@ def test_every_grid_problem_is_reported() -> None:
         ("c.stop", "required key is missing"),
         ("2d", "axis names must be identifiers (letters, digits, '_')"),
     ]
+
+
+def test_many_exclude_rules_are_counted_fast_or_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    rng = random.Random(7)
+    raw: dict[str, Any] = {a: list(range(10)) for a in "abcdef"}
+    raw["exclude"] = [{k: rng.randrange(10) for k in rng.sample("abcdef", 3)} for _ in range(3000)]
+    start = time.process_time()
+    grid = parse_grid(raw)
+    assert grid.count() == 51475  # checked once against the union of the rules' point sets
+    assert time.process_time() - start < 1.0
+    monkeypatch.setattr("farm.grid._COUNT_BUDGET", 1000)
+    assert error(raw) == ("exclude", "3000 exclude rules are too intricate to count; use fewer")
