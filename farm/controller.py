@@ -22,7 +22,7 @@ from typing import Any
 from actors.messages import ArtifactRef, RunRequest, RunResult, ThermalGate
 from farm.errors import ConfigError, ControllerError, ResultsError
 from farm.metrics import DeviceSnapshot, FarmMetrics, FarmSnapshot
-from farm.plan import ANY_SLOT, RunSpec, count_runs, plan_runs, render
+from farm.plan import ANY_SLOT, RunSpec, check_job_on, count_runs, plan_runs, render
 from farm.results import ResultsStore, ResultsWriter
 from farm.rows import build_row, classify, collected_columns, job_settings, log_text
 from farm.scheduler import Final, Scheduler, SlotState
@@ -211,6 +211,7 @@ class Controller:
         if active:
             raise ControllerError(f"job {spec.name!r} is already running as {active[0].job_id}")
         slot_list = list(self.slots.values())
+        check_job_on(spec, slot_list, source, "the farm")
         counts = count_runs(spec, slot_list)
         plan: Iterable[RunSpec] = plan_runs(spec, slot_list)
         if single is not None:

@@ -14,6 +14,9 @@
 
 Third-party exceptions (adbutils, paramiko, pyarrow, ray) are translated at the boundary with
 ``raise ... from exc``. A failed run (non-zero exit, timeout) is a result row, not an exception.
+
+Every error pickles to an equal copy (it crosses Ray between the controller, device actors and the CLI): a class
+whose constructor does not take ``self.args`` back says how to rebuild itself in ``__reduce__``.
 """
 
 from __future__ import annotations
@@ -30,6 +33,10 @@ class ConfigError(FarmError):
         self.source = source
         self.issues = list(issues)
         super().__init__("\n".join(self.lines()))
+
+    def __reduce__(self) -> tuple[type[ConfigError], tuple[str, list[tuple[str, str]]]]:
+        # The default would call ConfigError(message) (``self.args``), which has no ``issues``.
+        return (type(self), (self.source, self.issues))
 
     @classmethod
     def single(cls, source: str, path: str, reason: str) -> ConfigError:

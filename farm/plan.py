@@ -207,3 +207,21 @@ def count_runs(job: JobSpec, slots: Sequence[Slot]) -> dict[str, int]:
     if job.devices.placement == "any":
         return {ANY_SLOT: points * per_point} if chosen else {}
     return {s.slot_id: points * per_point for s in chosen}
+
+
+def check_job_on(job: JobSpec, slots: Sequence[Slot], source: str, farm: str = "the inventory") -> None:
+    """Refuse, before anything is submitted, a job that matches no slot or whose templates some selected slot
+    cannot fill (a ``{device.label.x}`` the device lacks, ``{device.chip}`` on a phone)."""
+    chosen = job.devices.select(list(slots))
+    if not chosen:
+        raise ConfigError.single(source, "devices", f"matches no device of {farm}")
+    point, rep, warm = next(_sequence(job))
+    issues: list[tuple[str, str]] = []
+    for slot in chosen:
+        run = RunSpec(run_id(job.name, slot.slot_id, point, rep, warm), job.name, slot.slot_id, point, rep, warm)
+        try:
+            render(job, run, slot, source)
+        except ConfigError as exc:
+            issues.extend(exc.issues)
+    if issues:
+        raise ConfigError(source, issues)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import itertools
+import time
+import tracemalloc
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -9,7 +12,7 @@ from typing import Any
 import pytest
 
 from farm.errors import ConfigError
-from farm.plan import ANY_SLOT, RunSpec, count_runs, plan_runs, render, run_id
+from farm.plan import ANY_SLOT, RunSpec, check_job_on, count_runs, plan_runs, render, run_id
 from farm.specs.inventory import Inventory, Slot
 from farm.specs.job import JobSpec, job_from_dict, load_job
 
@@ -224,11 +227,49 @@ def test_render_device_fields_labels_and_run_fields() -> None:
 
 
 def test_render_chip_on_a_phone_is_a_config_error() -> None:
-    j = job(command=["x", "{device.chip}"], grid=None)
+    j = job(command=["x", "{device.chip}"], grid=None, devices={"ids": ["phone-a", "tpu"]})
     run = next(iter(plan_runs(j, SLOTS)))
     with pytest.raises(ConfigError) as info:
         render(j, run, slot("phone-a"), "job.yaml")
     assert info.value.lines() == ["job.yaml: command[1]: '{device.chip}' has no value for this run on device phone-a"]
+
+
+def test_a_template_field_of_another_kind_is_refused_at_load() -> None:
+    with pytest.raises(ConfigError) as info:
+        job(command=["x", "{device.chip}"], grid=None, devices={"kind": "android"})
+    assert info.value.issues == [("command[1]", "'{device.chip}' exists only on sophgo devices, not android")]
+
+
+def test_check_job_on_refuses_what_no_selected_slot_can_run() -> None:
+    with pytest.raises(ConfigError) as info:
+        check_job_on(job(devices={"kind": "sophgo", "labels": {"x": "y"}}), SLOTS, "job.yaml")
+    assert info.value.lines() == ["job.yaml: devices: matches no device of the inventory"]
+    j = job(command=["x", "{device.label.soc}", "{device.chip}"], devices={"ids": ["phone-a", "phone-b", "tpu"]})
+    with pytest.raises(ConfigError) as info:
+        check_job_on(j, SLOTS, "job.yaml")
+    assert info.value.lines() == [
+        "job.yaml: command[2]: '{device.chip}' has no value for this run on device phone-a",
+        "job.yaml: command[1]: '{device.label.soc}' has no value for this run on device phone-b",
+        "job.yaml: command[1]: '{device.label.soc}' has no value for this run on device tpu/chip0",
+        "job.yaml: command[1]: '{device.label.soc}' has no value for this run on device tpu/chip3",
+    ]
+    check_job_on(job(command=["x", "{device.chip}"], devices={"kind": "sophgo"}), SLOTS, "job.yaml")
+
+
+@pytest.mark.parametrize("order", ["grid", "interleave", "shuffle"])
+def test_a_million_points_plan_as_a_stream(order: str) -> None:
+    tracemalloc.start()
+    try:
+        start = time.perf_counter()
+        j = job(grid={"threads": {"start": 1, "stop": 1000}, "batch": {"start": 1, "stop": 1000}}, order=order)
+        assert count_runs(j, SLOTS) == {"phone-a": 1_000_000, "phone-b": 1_000_000}
+        first = list(itertools.islice(plan_runs(j, SLOTS), 1000))
+        elapsed = time.perf_counter() - start
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert len(first) == 1000 and len({r.run_id for r in first}) == 1000
+    assert elapsed < 2.0 and peak < 4 << 20
 
 
 def slot(slot_id: str | None) -> Slot:

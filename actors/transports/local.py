@@ -33,31 +33,13 @@ from actors.host_probe import file_sha256, group_members
 from actors.transports.base import Completed, OnStart, PushResult
 from farm.envvars import apply_env
 from farm.errors import InfraError
+from farm.specs.types import parse_core_list as parse_cores  # one parser: jobs are validated with it
 
 log = logging.getLogger(__name__)
 
 _POLL_S = 0.02  # how often a running command checks its deadline and cancel event
 _LINGER_S = 0.1  # how long pipes may stay open after the command exited before its group is killed
 _MARKER_SUFFIX = ".farm-sha256"
-
-
-def parse_cores(cores: str | Sequence[int]) -> tuple[int, ...]:
-    """``"0,2,4-7"`` or ``[4, 5]`` → sorted unique core ids."""
-    if isinstance(cores, str):
-        ids: set[int] = set()
-        for part in cores.replace(" ", "").split(","):
-            if not part:
-                continue
-            lo, sep, hi = part.partition("-")
-            try:
-                ids.update(range(int(lo), int(hi) + 1) if sep else (int(lo),))
-            except ValueError:
-                raise ValueError(f"bad core list {cores!r}: expected e.g. '0,2,4-7'") from None
-    else:
-        ids = {int(c) for c in cores}
-    if not ids or min(ids) < 0:
-        raise ValueError(f"bad core list {cores!r}: need at least one core id >= 0")
-    return tuple(sorted(ids))
 
 
 def taskset_argv(cores: str | Sequence[int], argv: Sequence[str]) -> list[str]:

@@ -14,7 +14,7 @@ from typing import Any
 
 from rich.table import Table
 
-from farm.cli.common import inventory_from, results_root, stderr, stdout
+from farm.cli.common import inventory_from, port, port_or_zero, results_root, stderr, stdout
 from farm.cli.run_cmd import _follow
 from farm.cli.summary import print_summary
 
@@ -31,7 +31,7 @@ def register(sub: Any) -> None:
     start.add_argument("--inventory", metavar="INV", help="inventory YAML (default: this host as one device)")
     start.add_argument("--results", metavar="URI", help="results location: a path on the head node or a URI")
     start.add_argument("--metrics-host", default="127.0.0.1", help="exporter bind address (default loopback)")
-    start.add_argument("--metrics-port", type=int, default=None, help="serve Prometheus metrics on this port")
+    start.add_argument("--metrics-port", type=port_or_zero, default=None, help="serve Prometheus metrics on this port")
     start.set_defaults(func=controller_start)
     stop = ctl_sub.add_parser("stop", help="cancel running jobs, flush results and stop the controller")
     _address(stop)
@@ -73,8 +73,8 @@ def register(sub: Any) -> None:
     _address(p)
     p.add_argument(
         "--adb-port",
-        type=int,
-        default=int(os.environ.get("ANDROID_ADB_SERVER_PORT", "5037")),
+        type=port,
+        default=os.environ.get("ANDROID_ADB_SERVER_PORT", "5037"),  # argparse applies ``type`` to it when used
         help="discover: adb server port on each machine (default $ANDROID_ADB_SERVER_PORT or 5037)",
     )
     p.set_defaults(func=devices)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import os
 import sys
 from pathlib import Path
@@ -29,3 +30,19 @@ def inventory_from(path: str | None) -> Inventory:
 
 def results_root(arg: str | None) -> str:
     return arg or os.environ.get("FARM_RESULTS") or DEFAULT_RESULTS
+
+
+def port(text: str) -> int:
+    """An argparse type: a TCP port, 1 to 65535 (a bad value is a usage error, exit 2, not a failure later)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a TCP port (1-65535), got {text!r}") from None
+    if not 1 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"expected a TCP port (1-65535), got {value}")
+    return value
+
+
+def port_or_zero(text: str) -> int:
+    """Like :func:`port`, with 0 meaning "any free port"."""
+    return 0 if text.strip() == "0" else port(text)

@@ -55,22 +55,39 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         return int(args.func(args))
-    except ConfigError as exc:
-        for line in exc.lines():
-            print(line, file=sys.stderr)
-        return EXIT_USAGE
-    except FarmError as exc:
-        print(f"farm: {exc}", file=sys.stderr)
-        return EXIT_FAIL
-    except KeyboardInterrupt:
-        print("farm: interrupted", file=sys.stderr)
-        return 130
     except BrokenPipeError:
         # The reader went away (`farm plan --json | head`): not an error; keep Python from complaining at exit.
         import os
 
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_OK
+    except KeyboardInterrupt:
+        print("farm: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:
+        error = farm_error(exc)
+        if error is None:
+            raise
+        return _report(error)
+
+
+def farm_error(exc: BaseException) -> FarmError | None:
+    """``exc`` itself, or the Farm error a Ray task or actor raised (Ray wraps it, keeping it as ``cause``)."""
+    for _ in range(8):  # a wrapper of a wrapper at most, in practice
+        cause = getattr(exc, "cause", None)
+        if not isinstance(cause, BaseException):
+            break
+        exc = cause
+    return exc if isinstance(exc, FarmError) else None
+
+
+def _report(exc: FarmError) -> int:
+    if isinstance(exc, ConfigError):
+        for line in exc.lines():
+            print(line, file=sys.stderr)
+        return EXIT_USAGE
+    print(f"farm: {exc}", file=sys.stderr)
+    return EXIT_FAIL
 
 
 if __name__ == "__main__":

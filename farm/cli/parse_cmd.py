@@ -18,8 +18,10 @@ from typing import Any
 
 from farm import probes, workloads
 from farm.errors import ConfigError
+from farm.specs.loading import read_regular_file
 
 _SOURCE = "farm parse"
+MAX_OUTPUT_BYTES = 64 << 20  # a captured benchmark log; larger is not an output an adapter is meant to read
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -73,11 +75,11 @@ def parse_options(pairs: list[str]) -> dict[str, Any]:
 
 def _read(path: str) -> str:
     if path == "-":
-        return sys.stdin.read()
-    try:
-        return Path(path).read_text(encoding="utf-8", errors="replace")
-    except OSError as exc:
-        raise ConfigError.single(path, "", f"cannot read: {exc.strerror or exc}") from None
+        data: bytes | str = getattr(sys.stdin, "buffer", sys.stdin).read(MAX_OUTPUT_BYTES + 1)
+        if len(data) > MAX_OUTPUT_BYTES:
+            raise ConfigError.single("<stdin>", "", f"more than {MAX_OUTPUT_BYTES} bytes (the limit)")
+        return data.decode("utf-8", errors="replace") if isinstance(data, bytes) else data
+    return read_regular_file(Path(path), MAX_OUTPUT_BYTES).decode("utf-8", errors="replace")
 
 
 def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:

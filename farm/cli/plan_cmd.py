@@ -15,8 +15,7 @@ from rich.table import Table
 
 from farm.cli.common import inventory_from, stdout
 from farm.envvars import describe_env
-from farm.errors import ConfigError
-from farm.plan import ANY_SLOT, RunSpec, count_runs, plan_runs, render
+from farm.plan import ANY_SLOT, RunSpec, check_job_on, count_runs, plan_runs, render
 from farm.specs.inventory import Slot
 from farm.specs.job import JobSpec, load_job
 from farm.templates import as_text
@@ -35,9 +34,8 @@ def run(args: argparse.Namespace) -> int:
     job = load_job(args.job)
     inv = inventory_from(args.inventory)
     slots = {s.slot_id: s for s in inv.slots()}
+    check_job_on(job, list(slots.values()), args.job)
     counts = count_runs(job, list(slots.values()))
-    if not counts:
-        raise ConfigError.single(args.job, "devices", "matches no device of the inventory")
     runs = plan_runs(job, list(slots.values()))
 
     def slot_of(slot_id: str | None, candidates: tuple[str, ...]) -> Slot:

@@ -17,8 +17,9 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from farm.cli.common import inventory_from, results_root, stderr
+from farm.cli.common import inventory_from, port_or_zero, results_root, stderr
 from farm.cli.summary import print_summary
+from farm.plan import check_job_on
 from farm.specs.inventory import Inventory
 from farm.specs.job import load_job
 
@@ -31,7 +32,10 @@ def register(sub: Any) -> None:
     p.add_argument("--rerun", action="store_true", help="run again even the runs already recorded ok")
     p.add_argument("--no-progress", action="store_true", help="no progress bar (plain log lines instead)")
     p.add_argument(
-        "--metrics-port", type=int, default=None, help="serve Prometheus metrics on loopback at this port (0: any)"
+        "--metrics-port",
+        type=port_or_zero,
+        default=None,
+        help="serve Prometheus metrics on loopback at this port (0: any)",
     )
     p.set_defaults(func=run)
 
@@ -39,6 +43,7 @@ def register(sub: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     job = load_job(args.job, check_artifacts=True)  # bad input: exit 2 before anything starts
     inv = inventory_from(args.inventory)
+    check_job_on(job, inv.slots(), args.job)
     root = results_root(args.results)
 
     def submit(handle: Any) -> str:

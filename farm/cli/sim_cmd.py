@@ -19,6 +19,7 @@ from typing import Any
 
 import yaml
 
+from farm.cli.common import port
 from farm.errors import ConfigError
 from farm.sim.adb_server import AdbServer
 from farm.sim.phone import VirtualPhone
@@ -27,6 +28,7 @@ from farm.specs.job import load_job
 
 SOURCE = "command line"
 _EMULATOR_PORTS = range(5554, 5586)
+MAX_PHONES = 256  # one thread set and one TCP port each
 
 
 def register(sub: Any) -> None:
@@ -40,8 +42,8 @@ def register(sub: Any) -> None:
     )
     phones.add_argument(
         "--adb-port",
-        type=int,
-        default=int(os.environ.get("ANDROID_ADB_SERVER_PORT", "5037")),
+        type=port,
+        default=os.environ.get("ANDROID_ADB_SERVER_PORT", "5037"),  # argparse applies ``type`` to it when used
         help="adb server port, started if not running (default $ANDROID_ADB_SERVER_PORT or 5037)",
     )
     phones.add_argument("--seed", type=int, default=0, help="seed of the first phone, +1 for each next (default 0)")
@@ -66,12 +68,10 @@ def register(sub: Any) -> None:
 
 def _check(args: argparse.Namespace) -> list[int]:
     issues: list[tuple[str, str]] = []
-    if args.count < 1:
-        issues.append(("--count", "must be at least 1"))
+    if not 1 <= args.count <= MAX_PHONES:
+        issues.append(("--count", f"must be from 1 to {MAX_PHONES}"))
     if args.soc not in SOC_PROFILES:
         issues.append(("--soc", f"unknown SoC {args.soc!r}; known: {', '.join(sorted(SOC_PROFILES))}"))
-    if not 1 <= args.adb_port <= 65535:
-        issues.append(("--adb-port", "must be a TCP port (1-65535)"))
     ports = [args.base_port + k for k in range(max(args.count, 0))] if args.base_port else []
     if ports and (ports[0] < 1024 or ports[-1] > 65535):
         issues.append(("--base-port", f"ports {ports[0]}-{ports[-1]} are outside 1024-65535"))

@@ -8,10 +8,13 @@ from pathlib import Path
 from typing import Any
 
 from farm.errors import ConfigError
-from farm.plan import count_runs
-from farm.specs.inventory import Inventory, load_inventory
-from farm.specs.job import load_job
-from farm.specs.loading import read_yaml
+from farm.plan import check_job_on, count_runs
+from farm.specs.inventory import Inventory, inventory_from_document, load_inventory
+from farm.specs.job import JobSpec, job_from_document
+from farm.specs.loading import read_document
+
+# Keys only a job has: a file with ``devices`` and none of these is an inventory, whatever shape ``devices`` has.
+_JOB_KEYS = frozenset(JobSpec.model_fields) - {"devices"}
 
 
 def register(sub: Any) -> None:
@@ -22,8 +25,8 @@ def register(sub: Any) -> None:
     p.set_defaults(func=run)
 
 
-def _is_inventory(data: dict[str, Any]) -> bool:
-    return "devices" in data and isinstance(data["devices"], list) and "command" not in data
+def is_inventory(data: dict[str, Any]) -> bool:
+    return "devices" in data and not _JOB_KEYS & set(data)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -45,24 +48,23 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _summary(path: Path, inventory: Inventory | None, check_artifacts: bool) -> str:
-    data = read_yaml(path)
-    if _is_inventory(data):
-        inv = load_inventory(path)
+    doc = read_document(path)
+    if is_inventory(doc.data):
+        inv = inventory_from_document(doc)
         kinds: dict[str, int] = {}
         for dev in inv.devices:
             kinds[dev.kind] = kinds.get(dev.kind, 0) + 1
         kind_text = ", ".join(f"{n} {k}" for k, n in sorted(kinds.items()))
         return f"{path}: ok: inventory, {len(inv.devices)} devices ({kind_text}), {len(inv.slots())} slots"
-    job = load_job(path, check_artifacts=check_artifacts)
+    job = job_from_document(doc, path.resolve().parent, check_artifacts=check_artifacts)
     points = job.grid_spec.count()
     per_point = f"{job.repeat} repeat{'s' if job.repeat != 1 else ''}" + (
         f" + {job.warmup} warm-up" if job.warmup else ""
     )
     text = f"{path}: ok: job {job.name!r}, {points} points × {per_point} = {points * (job.repeat + job.warmup)} runs"
     if inventory is not None:
+        check_job_on(job, inventory.slots(), str(path))
         counts = count_runs(job, inventory.slots())
-        if not counts:
-            raise ConfigError.single(str(path), "devices", "matches no device of the inventory")
         where = "any matching device" if "*" in counts else f"each of {len(counts)} devices"
         text += f" on {where} ({sum(counts.values())} in all)"
     else:

@@ -7,14 +7,14 @@ single-slot devices and ``<device>/chip<N>`` / ``<device>/npu<N>`` otherwise.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from farm.errors import ConfigError
-from farm.specs.loading import read_yaml, validate_model
-from farm.specs.types import Ident
+from farm.specs.loading import Document, FieldIssues, read_document, validate_document
+from farm.specs.types import HostName, Ident, Index, Number, PathText, Port, Text, UserName
 
 
 class _Spec(BaseModel):
@@ -22,9 +22,9 @@ class _Spec(BaseModel):
 
 
 class AdbConnection(_Spec):
-    serial: str = Field(min_length=1)
-    server_host: str = "127.0.0.1"
-    server_port: int = Field(default=5037, ge=1, le=65535)
+    serial: str = Field(min_length=1, max_length=128, pattern=r"^[A-Za-z0-9\[][A-Za-z0-9._:\[\]-]*$")
+    server_host: HostName = "127.0.0.1"
+    server_port: Port = 5037
 
     @property
     def is_tcp(self) -> bool:
@@ -33,13 +33,13 @@ class AdbConnection(_Spec):
 
 
 class SshConnection(_Spec):
-    host: str = Field(min_length=1)
-    port: int = Field(default=22, ge=1, le=65535)
-    user: str = Field(min_length=1)
-    key_file: str | None = None
-    known_hosts: str = "~/.ssh/known_hosts"
+    host: HostName
+    port: Port = 22
+    user: UserName
+    key_file: PathText | None = None
+    known_hosts: PathText = "~/.ssh/known_hosts"
     password_env: str | None = Field(default=None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
-    connect_timeout_s: float = Field(default=10.0, gt=0)
+    connect_timeout_s: Number = Field(default=10.0, gt=0, le=3600)
 
 
 class Slot(_Spec):
@@ -55,11 +55,11 @@ class Slot(_Spec):
 
 class _Device(_Spec):
     id: Ident
-    node: str | None = None
-    labels: dict[str, str] = Field(default_factory=dict)
-    cores: dict[str, list[Annotated[int, Field(ge=0)]]] | None = None
+    node: Annotated[Text, Field(min_length=1, max_length=256)] | None = None
+    labels: dict[Text, Text] = Field(default_factory=dict)
+    cores: dict[Text, list[Index]] | None = None
     synthetic: bool = False
-    idle_temp_c: float | None = None
+    idle_temp_c: Number | None = Field(default=None, gt=-50, lt=150)
 
     @field_validator("labels", mode="before")
     @classmethod
@@ -112,8 +112,8 @@ def _unique(values: list[int] | None) -> list[int] | None:
 
 class SophgoDevice(_MultiSlotDevice):
     kind: Literal["sophgo"]
-    chips: list[Annotated[int, Field(ge=0)]] | None = Field(default=None, min_length=1)
-    memory_edit: str = Field(
+    chips: list[Index] | None = Field(default=None, min_length=1)
+    memory_edit: PathText = Field(
         default="memory_edit.sh",
         min_length=1,
         description="the SDK's memory_edit.sh (path or name on the box's PATH); run with -p only, to read the split",
@@ -130,7 +130,7 @@ class SophgoDevice(_MultiSlotDevice):
 
 class AscendDevice(_MultiSlotDevice):
     kind: Literal["ascend"]
-    npus: list[Annotated[int, Field(ge=0)]] | None = Field(default=None, min_length=1)
+    npus: list[Index] | None = Field(default=None, min_length=1)
 
     @field_validator("npus")
     @classmethod
@@ -149,6 +149,13 @@ DeviceSpec = Annotated[
 
 class Inventory(_Spec):
     devices: list[DeviceSpec] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _unique_ids(self) -> Inventory:
+        issues = _duplicate_ids({"devices": [{"id": d.id} for d in self.devices]})
+        if issues:
+            raise FieldIssues(issues)
+        return self
 
     def slots(self) -> list[Slot]:
         return [slot for dev in self.devices for slot in dev.slots()]
@@ -175,19 +182,23 @@ def _host_id(hostname: str) -> str:
 
 
 def load_inventory(path: str | Path) -> Inventory:
-    path = Path(path)
-    data = read_yaml(path)
-    inv = validate_model(Inventory, data, str(path))
-    _check_duplicate_ids(inv, str(path))
-    return inv
+    return inventory_from_document(read_document(Path(path)))
 
 
-def _check_duplicate_ids(inv: Inventory, source: str) -> None:
+def inventory_from_document(doc: Document) -> Inventory:
+    return validate_document(Inventory, doc, _duplicate_ids)
+
+
+def _duplicate_ids(data: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """Device ids must be unique; works on raw data too (entries without a string id are skipped)."""
+    devices = data.get("devices")
     seen: dict[str, int] = {}
     issues = []
-    for i, dev in enumerate(inv.devices):
-        if dev.id in seen:
-            issues.append((f"devices[{i}].id", f"duplicate device id {dev.id!r} (first at devices[{seen[dev.id]}])"))
-        seen.setdefault(dev.id, i)
-    if issues:
-        raise ConfigError(source, issues)
+    for i, dev in enumerate(devices if isinstance(devices, list) else []):
+        dev_id = dev.get("id") if isinstance(dev, Mapping) else None
+        if not isinstance(dev_id, str):
+            continue
+        if dev_id in seen:
+            issues.append((f"devices[{i}].id", f"duplicate device id {dev_id!r} (first at devices[{seen[dev_id]}])"))
+        seen.setdefault(dev_id, i)
+    return issues

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -19,10 +20,10 @@ from pydantic import (
 
 from farm import templates
 from farm.errors import ConfigError
-from farm.grid import Grid, GridError, parse_grid, single_point_grid
+from farm.grid import RESERVED, Grid, GridError, RangeRows, parse_grid, single_point_grid
 from farm.specs.inventory import Slot
-from farm.specs.loading import read_yaml, validate_model
-from farm.specs.types import Duration, FileMode, Ident
+from farm.specs.loading import Document, FieldIssues, read_document, validate_document
+from farm.specs.types import Argument, Duration, FileMode, Ident, Int, Number, parse_core_list
 
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
@@ -32,8 +33,8 @@ class _Spec(BaseModel):
 
 
 class Artifact(_Spec):
-    src: str = Field(min_length=1, description="local file, relative to the job file's folder")
-    dst: str = Field(min_length=1, description="path on the device; a trailing '/' means into that folder")
+    src: Argument = Field(min_length=1, description="local file, relative to the job file's folder")
+    dst: Argument = Field(min_length=1, description="path on the device; a trailing '/' means into that folder")
     mode: FileMode | None = None
     constants: dict[str, str] = Field(
         default_factory=dict,
@@ -98,7 +99,7 @@ class DeviceSelector(_Spec):
     ids: list[str] | None = Field(default=None, min_length=1)
     labels: dict[str, str] = Field(default_factory=dict)
     placement: Literal["each", "any"] = "each"
-    limit: int | None = Field(default=None, ge=1, description="use at most this many matching slots")
+    limit: Int | None = Field(default=None, ge=1, description="use at most this many matching slots")
 
     @field_validator("labels", mode="before")
     @classmethod
@@ -122,8 +123,8 @@ class DeviceSelector(_Spec):
 class Cooldown(_Spec):
     """Thermal gate: before each run wait until the device is near its idle temperature (or ``max_temp_c``)."""
 
-    max_temp_c: float | None = Field(default=None, gt=0, lt=150)
-    margin_c: float = Field(default=2.0, ge=0)
+    max_temp_c: Number | None = Field(default=None, gt=0, lt=150)
+    margin_c: Number = Field(default=2.0, ge=0, le=100)
     max_wait: Duration = 300.0
     poll: Duration = 2.0
 
@@ -135,24 +136,24 @@ class JobSpec(_Spec):
     workload_options: dict[str, Any] = Field(default_factory=dict)
     devices: DeviceSelector = Field(default_factory=DeviceSelector)
     artifacts: list[Artifact] = Field(default_factory=list)
-    workdir: str | None = None
+    workdir: Argument | None = None
     env: dict[str, EnvValue] = Field(default_factory=dict)
-    command: list[str] = Field(min_length=1)
-    axis_args: dict[str, list[str]] = Field(
+    command: list[Argument] = Field(min_length=1)
+    axis_args: dict[str, list[Argument]] = Field(
         default_factory=dict, description="arguments appended to the command only when the grid has that axis"
     )
     grid: dict[str, Any] | None = None
-    repeat: int = Field(default=1, ge=1, le=10_000)
-    warmup: int = Field(default=0, ge=0, le=100)
+    repeat: Int = Field(default=1, ge=1, le=10_000)
+    warmup: Int = Field(default=0, ge=0, le=100)
     record_warmup: bool = False
     timeout: Duration = 600.0
     order: Literal["grid", "interleave", "shuffle"] = "interleave"
-    seed: int = 0
+    seed: Int = 0
     cooldown: Cooldown | None = None
-    retries: int = Field(default=2, ge=0, le=20)
+    retries: Int = Field(default=2, ge=0, le=20)
     synthetic: bool = False
-    inputs: list[str] = Field(default_factory=list, description="files already on the device to sha256")
-    collect: list[str] = Field(default_factory=list, description="globs of files to copy back after each run")
+    inputs: list[Argument] = Field(default_factory=list, description="files already on the device to sha256")
+    collect: list[Argument] = Field(default_factory=list, description="globs of files to copy back after each run")
     collect_clear: bool = False
     exec: ExecWrapper | None = None
 
@@ -214,52 +215,10 @@ class JobSpec(_Spec):
 
     @model_validator(mode="after")
     def _check(self) -> JobSpec:
-        try:
-            grid = parse_grid(self.grid) if self.grid is not None else single_point_grid()
-        except GridError as exc:
-            raise _PathError(
-                "grid" + ("." + exc.path if exc.path and not exc.path.startswith("[") else exc.path),
-                exc.reason,
-            ) from exc
+        grid, issues = _whole_job_check(self.model_dump())
+        if issues or grid is None:
+            raise FieldIssues(issues)
         self._grid = grid
-        axes = set(grid.names)
-        fields: list[tuple[str, str]] = [(f"command[{i}]", a) for i, a in enumerate(self.command)]
-        fields += [(f"env.{k}", v.prepend if isinstance(v, EnvPrependSpec) else v) for k, v in self.env.items()]
-        for axis, extra in self.axis_args.items():
-            if axis in axes:  # an axis that is not in the grid leaves its arguments out, unchecked
-                fields += [(f"axis_args.{axis}[{i}]", a) for i, a in enumerate(extra)]
-        if self.workdir is not None:
-            fields.append(("workdir", self.workdir))
-        fields += [(f"artifacts[{i}].dst", a.dst) for i, a in enumerate(self.artifacts)]
-        for i, a in enumerate(self.artifacts):
-            fields += [(f"artifacts[{i}].constants.{k}", v) for k, v in a.constants.items()]
-        fields += [(f"inputs[{i}]", p) for i, p in enumerate(self.inputs)]
-        fields += [(f"collect[{i}]", p) for i, p in enumerate(self.collect)]
-        for path, text in fields:
-            try:
-                for name in templates.names(text):
-                    if not templates.allowed(name, axes):
-                        known = ", ".join(sorted(axes)) or "none"
-                        raise _PathError(path, f"'{{{name}}}' is not a grid axis (axes: {known}) or device field")
-            except templates.TemplateError as exc:
-                raise _PathError(path, str(exc)) from exc
-        for i, pattern in enumerate(self.collect):
-            problem = collect_problem(pattern)
-            if problem:
-                raise _PathError(f"collect[{i}]", problem)
-        if self.collect and self.workdir is None:
-            raise _PathError("collect", "needs a workdir: files are collected from the run's working directory")
-        if self.collect_clear and not self.collect:
-            raise _PathError("collect_clear", "needs collect: globs naming the files to clear")
-        for i, path in enumerate(self.inputs):
-            if not path.strip():
-                raise _PathError(f"inputs[{i}]", "empty path")
-        try:
-            from farm import workloads
-
-            workloads.make_adapter(self.workload, self.workload_options)
-        except ValueError as exc:
-            raise _PathError("workload_options", str(exc)) from exc
         return self
 
     @property
@@ -305,47 +264,168 @@ def collect_problem(pattern: str) -> str | None:
     return None
 
 
-class _PathError(ValueError):
-    """Raised inside model validation to report an error at a field path below the model."""
+def _whole_job_check(values: Mapping[str, Any]) -> tuple[Grid | None, list[tuple[str, str]]]:
+    """The checks across fields: the grid, the ``cores`` axis, templates against the axes, workload options.
 
-    def __init__(self, path: str, reason: str) -> None:
-        super().__init__(reason)
-        self.path = path
-        self.reason = reason
+    Works on the model's fields or, when some field is invalid, on the raw YAML data (skipping what has the wrong
+    shape), so every problem of a file is reported in one go.
+    """
+    issues: list[tuple[str, str]] = []
+    grid: Grid | None = single_point_grid()
+    if values.get("grid") is not None:
+        try:
+            grid = parse_grid(values["grid"])
+        except GridError as exc:
+            issues += [(_grid_path(path), reason) for path, reason in exc.issues]
+            grid = None
+    if grid is not None and "cores" in grid.names:
+        issues += _core_list_issues(values["grid"], grid)
+    devices = values.get("devices")
+    kind = devices.get("kind") if isinstance(devices, Mapping) else None
+    axes = set(grid.names) if grid is not None else _declared_axes(values["grid"])
+    for path, text in _template_fields(values, axes):
+        issues += _template_issues(path, text, axes, kind)
+    issues += _collect_issues(values)
+    workload, options = values.get("workload"), values.get("workload_options", {})
+    from farm import workloads
+
+    if isinstance(workload, str) and workload in workloads.available() and isinstance(options, Mapping):
+        try:
+            workloads.make_adapter(workload, options)
+        except (ValueError, TypeError, OverflowError) as exc:  # OverflowError: e.g. a regex repeat count
+            issues.append(("workload_options", str(exc)))
+    return grid, issues
+
+
+def _declared_axes(raw: object) -> set[str] | None:
+    """The axis names an invalid grid declares (plain keys and zip row keys), or None if it has no usable shape."""
+    if not isinstance(raw, Mapping):
+        return None
+    names = {k for k in raw if isinstance(k, str) and k not in RESERVED}
+    rows = raw.get("zip")
+    for row in [r for g in rows for r in (g if isinstance(g, list) else [g])] if isinstance(rows, list) else []:
+        if isinstance(row, Mapping):
+            names.update(k for k in row if isinstance(k, str))
+    return names
+
+
+def _grid_path(path: str) -> str:
+    return "grid" + ("." + path if path and not path.startswith("[") else path)
+
+
+def _core_list_issues(raw: Mapping[str, Any], grid: Grid) -> list[tuple[str, str]]:
+    """The ``cores`` axis pins runs to CPUs (``taskset``): each value must be a core list such as ``"4-7"``."""
+    issues = []
+    for path, value in _axis_values(raw, grid, "cores"):
+        try:
+            if isinstance(value, bool) or not isinstance(value, int | str):
+                raise ValueError(f"expected a core list such as '0-3' or '4,5,6,7', got {value!r}")
+            parse_core_list(str(value))
+        except ValueError as exc:
+            issues.append((_grid_path(path), f"{exc} (the 'cores' axis pins each run to these CPUs)"))
+    return issues
+
+
+def _axis_values(raw: Mapping[str, Any], grid: Grid, name: str) -> Iterator[tuple[str, object]]:
+    """Every value ``name`` takes in a valid grid, with its path below ``grid`` (a range: its two ends)."""
+    for keys, rows in grid.dims:
+        if name not in keys:
+            continue
+        if isinstance(rows, RangeRows):
+            yield f"{name}.start", rows[0][0]
+            yield f"{name}.stop", rows[-1][0]
+        elif name in raw:  # a plain axis (a scalar is a one-value list)
+            yield from ((f"{name}[{i}]" if isinstance(raw[name], list) else name, row[0]) for i, row in enumerate(rows))
+        else:
+            several = all(isinstance(g, list) for g in raw["zip"])
+            groups = raw["zip"] if several else [raw["zip"]]
+            prefixes = [f"zip[{g}]" for g in range(len(groups))] if several else ["zip"]
+            for gpath, group in zip(prefixes, groups, strict=True):
+                if name in group[0]:
+                    yield from ((f"{gpath}[{i}].{name}", row[name]) for i, row in enumerate(group))
+    yield from ((f"include[{i}].{name}", point[name]) for i, point in enumerate(grid.include))
+
+
+def _template_fields(values: Mapping[str, Any], axes: set[str] | None) -> Iterator[tuple[str, str]]:
+    """Every field that is a template, with its path: what ``_template_issues`` checks."""
+    command, env, workdir, artifacts = (values.get(k) for k in ("command", "env", "workdir", "artifacts"))
+    if isinstance(command, list):
+        yield from ((f"command[{i}]", a) for i, a in enumerate(command) if isinstance(a, str))
+    if isinstance(env, Mapping):
+        for k, v in env.items():
+            text = v.get("prepend") if isinstance(v, Mapping) else v
+            if isinstance(text, str):
+                yield f"env.{k}", text
+    axis_args = values.get("axis_args")
+    if isinstance(axis_args, Mapping):
+        for axis, extra in axis_args.items():
+            if axes is not None and axis in axes and isinstance(extra, list):
+                # an axis that is not in the grid leaves its arguments out, unchecked
+                yield from ((f"axis_args.{axis}[{i}]", a) for i, a in enumerate(extra) if isinstance(a, str))
+    if isinstance(workdir, str):
+        yield "workdir", workdir
+    if isinstance(artifacts, list):
+        for i, art in enumerate(artifacts):
+            if isinstance(art, Mapping) and isinstance(art.get("dst"), str):
+                yield f"artifacts[{i}].dst", art["dst"]
+            constants = art.get("constants") if isinstance(art, Mapping) else None
+            if isinstance(constants, Mapping):
+                yield from ((f"artifacts[{i}].constants.{k}", v) for k, v in constants.items() if isinstance(v, str))
+    for key in ("inputs", "collect"):
+        items = values.get(key)
+        if isinstance(items, list):
+            yield from ((f"{key}[{i}]", p) for i, p in enumerate(items) if isinstance(p, str))
+
+
+def _collect_issues(values: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """``collect:`` globs stay inside the workdir; ``inputs:`` name files."""
+    issues = []
+    collect, inputs = values.get("collect"), values.get("inputs")
+    collect = collect if isinstance(collect, list) else []
+    for i, pattern in enumerate(collect):
+        problem = collect_problem(pattern) if isinstance(pattern, str) else None
+        if problem:
+            issues.append((f"collect[{i}]", problem))
+    if collect and values.get("workdir") is None:
+        issues.append(("collect", "needs a workdir: files are collected from the run's working directory"))
+    if values.get("collect_clear") is True and not collect:
+        issues.append(("collect_clear", "needs collect: globs naming the files to clear"))
+    for i, path in enumerate(inputs if isinstance(inputs, list) else []):
+        if isinstance(path, str) and not path.strip():
+            issues.append((f"inputs[{i}]", "empty path"))
+    return issues
+
+
+_KIND_FIELDS = {"device.chip": "sophgo", "device.npu": "ascend"}
+
+
+def _template_issues(path: str, text: str, axes: set[str] | None, kind: object) -> list[tuple[str, str]]:
+    """Every bad name in one template (``axes`` None: the grid is invalid, so only the syntax is checked)."""
+    issues = []
+    try:
+        for name in templates.names(text):
+            if axes is not None and not templates.allowed(name, axes):
+                known = ", ".join(sorted(axes)) or "none"
+                issues.append((path, f"'{{{name}}}' is not a grid axis (axes: {known}) or device field"))
+            elif kind is not None and name in _KIND_FIELDS and kind != _KIND_FIELDS[name]:
+                issues.append((path, f"'{{{name}}}' exists only on {_KIND_FIELDS[name]} devices, not {kind}"))
+    except templates.TemplateError as exc:
+        issues.append((path, str(exc)))
+    return issues
 
 
 def load_job(path: str | Path, *, check_artifacts: bool = False) -> JobSpec:
     path = Path(path)
-    source = str(path)
-    data = read_yaml(path)
-    try:
-        job = validate_model(JobSpec, data, source)
-    except ConfigError as exc:
-        raise _unwrap(exc) from exc.__cause__
-    job._base_dir = path.resolve().parent
+    return job_from_document(read_document(path), path.resolve().parent, check_artifacts=check_artifacts)
+
+
+def job_from_document(doc: Document, base_dir: Path, *, check_artifacts: bool = False) -> JobSpec:
+    job = validate_document(JobSpec, doc, lambda data: _whole_job_check(data)[1])
+    job._base_dir = base_dir
     if check_artifacts:
-        job.check_artifacts(source)
+        job.check_artifacts(doc.source)
     return job
 
 
 def job_from_dict(data: dict[str, Any], source: str = "<job>", base_dir: Path | None = None) -> JobSpec:
-    try:
-        job = validate_model(JobSpec, data, source)
-    except ConfigError as exc:
-        raise _unwrap(exc) from exc.__cause__
-    job._base_dir = base_dir or Path.cwd()
-    return job
-
-
-def _unwrap(exc: ConfigError) -> ConfigError:
-    # Errors raised as _PathError inside the model validator surface at the model's root; move them to their path.
-    cause = exc.__cause__
-    fixed = []
-    details: list[Any] = getattr(cause, "errors", lambda: [])() if cause is not None else []
-    for (path, reason), detail in zip(exc.issues, details or [None] * len(exc.issues), strict=False):
-        ctx_err = (detail or {}).get("ctx", {}).get("error") if isinstance(detail, dict) else None
-        if isinstance(ctx_err, _PathError):
-            fixed.append((ctx_err.path, ctx_err.reason))
-        else:
-            fixed.append((path, reason))
-    return ConfigError(exc.source, fixed)
+    return job_from_document(Document(data, source), base_dir or Path.cwd())

@@ -142,11 +142,9 @@ def make(options: Mapping[str, Any]) -> CodlOpAdapter:
     unknown = set(options) - {"warmup_rounds"}
     if unknown:
         raise ValueError(f"codl_op: unknown options {sorted(unknown)} (known: warmup_rounds)")
-    raw = options.get("warmup_rounds", 0)
-    try:
-        warmup = int(raw)
-    except (TypeError, ValueError):
-        raise ValueError(f"codl_op: warmup_rounds must be an integer, got {raw!r}") from None
+    warmup = options.get("warmup_rounds", 0)
+    if isinstance(warmup, bool) or not isinstance(warmup, int):
+        raise ValueError(f"codl_op: warmup_rounds must be an integer, got {warmup!r}")
     if warmup < 0:
         raise ValueError(f"codl_op: warmup_rounds must be >= 0, got {warmup}")
     return CodlOpAdapter(warmup_rounds=warmup)

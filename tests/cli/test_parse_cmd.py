@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -93,3 +94,16 @@ def test_probe_json_is_one_object(farm, capsys):
     assert farm(["parse", "bm_smi", str(DATA / "bm_smi" / "handmade_two_chips_ansi.txt"), "--json"]) == 0
     report = json.loads(capsys.readouterr().out)
     assert [chip["util_pct"] for chip in report["chips"]] == [87.0, 12.0]
+
+
+@pytest.mark.parametrize("kind", ["fifo", "dev-zero"])
+def test_only_regular_files_are_read(farm, capsys, tmp_path, kind):
+    # A FIFO used to block the reader for ever and /dev/zero to fill the memory.
+    path = tmp_path / "out.txt"
+    if kind == "fifo":
+        os.mkfifo(path)
+    else:
+        path.symlink_to("/dev/zero")
+    what = "a FIFO (named pipe)" if kind == "fifo" else "a character device"
+    assert farm(["parse", "msame", str(path)]) == 2
+    assert capsys.readouterr().err.splitlines() == [f"{path}: cannot read file: it is {what}, not a regular file"]

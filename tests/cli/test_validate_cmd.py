@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from farm.cli.main import main
-from farm.specs.loading import MAX_BYTES
+from farm.specs.loading import MAX_BYTES, MAX_NODES
 
 BAD = Path(__file__).resolve().parents[1] / "data" / "bad"
 REPO = Path(__file__).resolve().parents[2]
@@ -42,7 +42,7 @@ CASES = [
         ["timeout: must be positive, got '0s'", "cooldown.max_wait: must be positive, got 0"],
     ),
     ("duplicate_ids.yaml", ["devices[2].id: duplicate device id 'a' (first at devices[0])"]),
-    ("not_yaml.yaml", ["not valid YAML: line 2, column 9: expected ',' or ']'"]),
+    ("not_yaml.yaml", ["not valid YAML: line 2, column 9: did not find expected ',' or ']'"]),
     ("not_a_mapping.yaml", ["expected a mapping at the top level, got a list"]),
     ("latin1.yaml", ["not UTF-8 text"]),
 ]
@@ -98,7 +98,7 @@ def test_alias_bomb_fails_fast(capsys: pytest.CaptureFixture[str]) -> None:
     code, lines, _ = validate(capsys, path)
     elapsed = time.perf_counter() - start
     assert_usage_error(code, lines)
-    assert lines == [f"{path}: document expands to more than 200000 nodes (YAML alias bomb or huge file)"]
+    assert lines == [f"{path}: document expands to more than {MAX_NODES} nodes (YAML alias bomb or huge file)"]
     assert elapsed < 3.0  # without the guard it does not end at all
 
 
@@ -116,7 +116,7 @@ def test_missing_file_and_directory(capsys: pytest.CaptureFixture[str], tmp_path
     assert_usage_error(code, lines)
     assert lines == [
         f"{missing}: cannot read file: No such file or directory",
-        f"{tmp_path}: cannot read file: Is a directory",
+        f"{tmp_path}: cannot read file: it is a directory, not a regular file",
     ]
 
 
@@ -171,3 +171,65 @@ def test_missing_artifact_with_check(capsys: pytest.CaptureFixture[str], tmp_pat
     code, lines, _ = validate(capsys, "--check-artifacts", job)
     assert_usage_error(code, lines)
     assert lines == [f"{job}: artifacts[0].src: no such file: {tmp_path / 'bin' / 'bench'}"]
+
+
+def test_an_inventory_given_alone_is_judged_as_an_inventory(capsys: pytest.CaptureFixture[str]) -> None:
+    path = BAD / "inventory_devices_not_a_list.yaml"
+    code, lines, _ = validate(capsys, path)
+    assert_usage_error(code, lines)
+    assert lines == [f"{path}: devices: Input should be a valid list"]  # not "command: required key is missing"
+
+
+def test_every_error_of_a_file_at_once(capsys: pytest.CaptureFixture[str]) -> None:
+    path = BAD / "every_error_at_once.yaml"
+    code, lines, _ = validate(capsys, path)
+    assert_usage_error(code, lines)
+    assert [line.removeprefix(f"{path}: ") for line in lines] == [
+        "repeat: Input should be greater than or equal to 1",
+        "grid.threads[1]: duplicate value 1",
+        "grid.batch: empty axis: give at least one value",
+        "command[1]: '{thread}' is not a grid axis (axes: batch, threads) or device field",
+        "command[2]: unbalanced '{' in '{oops' (write '{{' for a literal brace)",
+        "env.X: '{nope}' is not a grid axis (axes: batch, threads) or device field",
+        "workload_options: codl_op: warmup_rounds must be an integer, got inf",
+    ]
+
+
+def test_a_template_a_device_cannot_fill(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    inv = tmp_path / "inv.yaml"
+    inv.write_text("devices:\n  - {kind: host, id: h, labels: {soc: x86}}\n  - {kind: host, id: g}\n")
+    job = tmp_path / "job.yaml"
+    job.write_text("name: j\nworkload: json\ncommand: [x, '{device.label.soc}']\n")
+    code, lines, _ = validate(capsys, "--inventory", inv, job)
+    assert_usage_error(code, lines)
+    assert lines == [f"{job}: command[1]: '{{device.label.soc}}' has no value for this run on device g"]
+
+
+@pytest.mark.parametrize(
+    ("job_text", "expected"),
+    [
+        ("devices: {kind: android}\n", "devices: matches no device of the inventory"),
+        ("command: [x, '{device.chip}']\n", "command[1]: '{device.chip}' has no value for this run on device h"),
+    ],
+)
+def test_run_refuses_before_ray_starts(
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    job_text: str,
+    expected: str,
+) -> None:
+    from farm import runtime
+
+    def no_ray(*args: object, **kwargs: object) -> None:
+        raise AssertionError("Ray was started for a job that cannot run")
+
+    monkeypatch.setattr(runtime, "init_ray", no_ray)
+    inv = tmp_path / "inv.yaml"
+    inv.write_text("devices:\n  - {kind: host, id: h}\n")
+    job = tmp_path / "job.yaml"
+    job.write_text("name: j\nworkload: json\n" + ("" if "command" in job_text else "command: [x]\n") + job_text)
+    code = main(["run", str(job), "--inventory", str(inv), "--no-progress"])
+    _, err = capsys.readouterr()
+    assert code == 2
+    assert err.splitlines() == [f"{job}: {expected}"]

@@ -76,6 +76,13 @@ def test_submit_status_wait_cancel_devices(tmp_path: Path, head: str) -> None:
         assert "done: 6 ok" in waited.stdout
         assert job_id in farm("status", "--address", head).stdout
 
+        # Refused by the controller (only it knows the farm's devices): the error crosses Ray intact → exit 2.
+        nomatch = tmp_path / "nomatch.yaml"
+        nomatch.write_text(yaml.safe_dump({**job_data, "name": "nomatch", "devices": {"kind": "android"}}))
+        refused = farm("submit", str(nomatch), "--address", head, check=False)
+        assert refused.returncode == 2, refused.stderr
+        assert refused.stderr.splitlines() == [f"{nomatch}: devices: matches no device of the farm"]
+
         slow_id = farm("submit", str(slow), "--address", head).stdout.strip().splitlines()[-1]
         devices = farm("devices", "--address", head).stdout
         assert "a" in devices and "host" in devices and "reason" in devices

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import os
+import threading
+from pathlib import Path
+
 import pytest
 
 from farm.errors import ConfigError
-from farm.specs.loading import field_path, parse_yaml
+from farm.specs.loading import MAX_DEPTH, field_path, parse_yaml, read_regular_file
 
 
 @pytest.mark.parametrize(
@@ -60,3 +64,57 @@ def test_field_path() -> None:
     assert field_path(("grid", "threads", 2)) == "grid.threads[2]"
     assert field_path(("devices", 1, "android", "adb", "serial")) == "devices[1].adb.serial"
     assert field_path(("command", "function-before[_command_is_argv()]")) == "command"
+
+
+def test_duplicate_keys_name_both_lines_at_every_depth() -> None:
+    text = "a:\n  b: 1\n  c: [1, {x: 1, x: 2}]\n  b: 2\nl: [[{q: 1, 'q': 2}]]\nm: &m {k: 1}\nn: {<<: *m, k: 2}\n"
+    with pytest.raises(ConfigError) as info:
+        parse_yaml(text, "f.yaml")
+    assert info.value.issues == [
+        ("a.c[1].x", "duplicate key: first at line 3, again at line 3"),
+        ("a.b", "duplicate key: first at line 2, again at line 4"),
+        ("l[0][0].q", "duplicate key: first at line 5, again at line 5"),
+    ]  # an explicit key overriding a merged one (n.k) is YAML's own rule, not a duplicate
+
+
+def test_deep_nesting_is_refused_before_it_is_built() -> None:
+    with pytest.raises(ConfigError) as info:
+        parse_yaml("a: " + "[" * 100 + "]" * 100, "f.yaml")
+    assert info.value.lines() == [f"f.yaml: nesting deeper than {MAX_DEPTH} levels"]
+    # Half a million levels overflowed the C stack of libyaml's composer (a crash, not an error); depending on the
+    # libyaml build its own limit may speak first.
+    with pytest.raises(ConfigError) as info:
+        parse_yaml("a: " + "[" * 500_000, "f.yaml")
+    assert len(info.value.lines()) == 1 and "nesting" in info.value.lines()[0]
+
+
+def test_nesting_through_aliases_counts_too() -> None:
+    text = "a: &a " + "[" * 40 + "]" * 40 + "\nb: " + "[" * 40 + "*a" + "]" * 40 + "\n"
+    with pytest.raises(ConfigError) as info:
+        parse_yaml(text, "f.yaml")
+    assert info.value.lines() == [f"f.yaml: nesting deeper than {MAX_DEPTH} levels (through aliases)"]
+
+
+def test_regular_files_only_and_the_read_is_bounded(tmp_path: Path) -> None:
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    result: list[object] = []
+    reader = threading.Thread(target=lambda: result.append(_error(fifo)), daemon=True)
+    reader.start()
+    reader.join(timeout=30)
+    assert not reader.is_alive(), "reading a FIFO blocked"
+    assert result == ["cannot read file: it is a FIFO (named pipe), not a regular file"]
+    assert _error(Path("/dev/zero")) == "cannot read file: it is a character device, not a regular file"
+    sparse = tmp_path / "sparse"
+    with sparse.open("wb") as fh:
+        fh.truncate(1 << 40)
+    assert _error(sparse) == f"file is {1 << 40} bytes; the limit is 1000"
+    # A file whose size says 0 but that holds more (procfs) is cut at the limit, not read to its end.
+    assert _error(Path("/proc/self/maps"), 10) == "file is more than 10 bytes (the limit)"
+    assert read_regular_file(Path("/proc/self/status"), 1 << 20).startswith(b"Name:")
+
+
+def _error(path: Path, limit: int = 1000) -> str:
+    with pytest.raises(ConfigError) as info:
+        read_regular_file(path, limit)
+    return info.value.issues[0][1]
