@@ -61,7 +61,7 @@ class Artifact(_Spec):
 class EnvPrependSpec(_Spec):
     """``{prepend: VALUE, sep: ":"}``: VALUE in front of the device's existing value of the variable."""
 
-    prepend: str = Field(min_length=1, description="the part put first; a template")
+    prepend: Argument = Field(min_length=1, description="the part put first; a template")
     sep: Literal[":", ";", ","] = ":"
 
     @field_validator("prepend", mode="before")
@@ -83,7 +83,7 @@ def _env_kind(value: object) -> str:
 
 # A plain value or a prepend; the tag picks the member so an error names the field, not every union member.
 EnvValue = Annotated[
-    Annotated[str, Tag("tag:text")] | Annotated[EnvPrependSpec, Tag("tag:prepend")], Discriminator(_env_kind)
+    Annotated[Argument, Tag("tag:text")] | Annotated[EnvPrependSpec, Tag("tag:prepend")], Discriminator(_env_kind)
 ]
 
 
