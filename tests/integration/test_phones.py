@@ -271,10 +271,12 @@ def test_every_phone_job_as_shipped_then_its_analysis(
             assert {row.verdict: regime[row.device] for row in result.rows} == {
                 "synchronization-bound": "sync", "Flash-IO-bound": "flash", "RAM-IO-bound": "ram"
             }, out  # fmt: skip
-            assert (
-                "loading-off run(s) [axes load_sparse=0 step=4-1]" in out
-                and "loading-on run(s) [axes load_sparse=1 step=4-2]" in out
-            )
+            # each side named by the env its runs recorded: step 4-1 has loading off and the cache as in step 3
+            off = re.search(r"loading-off run\(s\) \[env ([^\]]*)\]", out)
+            on = re.search(r"loading-on run\(s\) \[env ([^\]]*)\]", out)
+            assert off and on, out
+            assert "LLAMA_LOAD_SPARSE_TENSOR=0" in off[1] and "LLAMA_USE_OUT_DIM_INDEX_CACHE=1" in off[1], out
+            assert "LLAMA_LOAD_SPARSE_TENSOR=1" in on[1] and "LLAMA_USE_OUT_DIM_INDEX_CACHE=1" in on[1], out
         if command.startswith("farm export codl-dataset"):
             out_dir = tmp_path / shlex.split(command)[shlex.split(command).index("--out") + 1]
             written = sorted(out_dir.glob("sm8550*/t_*.csv"))
