@@ -42,7 +42,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from farm.sim.commands import CommandContext, CommandTable
+from farm.sim.shell_io import CommandContext, CommandTable
 from farm.sim.soc import opencl_facts
 from farm.sim.state import SYNTHETIC_BANNER
 
