@@ -11,14 +11,11 @@ import asyncio
 import posixpath
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 from farm.sim.filesystem import normalize
 from farm.sim.processes import Process
 from farm.sim.state import PhoneState
-
-if TYPE_CHECKING:  # a handler reaches back into the shell that runs it; no import at run time
-    from farm.sim.shell_session import ShellSession
 
 SH = "/system/bin/sh"
 
@@ -94,6 +91,32 @@ class InputPipe:
         return bytes(out)
 
 
+class Shell(Protocol):
+    """What a handler may reach of the shell that runs it (:class:`farm.sim.shell_session.ShellSession`)."""
+
+    cwd: str
+    vars: dict[str, str]
+    exported: set[str]
+    status: int
+    args: list[str]
+
+    async def execute(
+        self,
+        argv: list[str],
+        env: dict[str, str],
+        stdin: InputPipe,
+        stdout: Sink,
+        stderr: Sink,
+        *,
+        as_proc: Process | None = None,
+        parent: Process | None = None,
+    ) -> int: ...
+
+    def subshell(self, proc: Process, env: dict[str, str]) -> Shell: ...
+
+    async def run_script(self, script: str, stdin: InputPipe, stdout: Sink, stderr: Sink) -> int: ...
+
+
 @dataclass
 class CommandContext:
     """What a handler gets: its arguments, environment, I/O and the phone."""
@@ -106,7 +129,7 @@ class CommandContext:
     stdin: InputPipe
     stdout: Sink
     stderr: Sink
-    session: ShellSession
+    session: Shell
 
     async def out(self, text: str | bytes) -> None:
         await self.stdout.write(text.encode() if isinstance(text, str) else text)

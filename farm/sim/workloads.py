@@ -44,7 +44,7 @@ from dataclasses import dataclass
 
 from farm.sim.shell_io import CommandContext, CommandTable
 from farm.sim.soc import opencl_facts
-from farm.sim.state import SYNTHETIC_BANNER
+from farm.sim.synthetic import PHONE_BANNER
 
 LLAMA_PREFIXES = ("mymain", "llama")
 CODL_NAME = "codl_op_run"
@@ -257,7 +257,7 @@ async def llama_binary(ctx: CommandContext) -> int:
     if ELASTIC_BINARY.match(posixpath.basename(binary)) and (lib := _missing_library(ctx)) is not None:
         await ctx.err(f'CANNOT LINK EXECUTABLE "{binary}": library "{lib}" not found: needed by main executable\n')
         return 1
-    await ctx.err(f"{SYNTHETIC_BANNER}\n")
+    await ctx.err(f"{PHONE_BANNER}\n")
     try:
         opts = llama_options(ctx.argv[1:])
     except ValueError as exc:
@@ -485,7 +485,7 @@ async def codl_op_run(ctx: CommandContext) -> int:
     except ValueError as exc:
         await ctx.err(f"ERROR: {exc}\n")
         return 1
-    await ctx.err(f"{SYNTHETIC_BANNER}\n")
+    await ctx.err(f"{PHONE_BANNER}\n")
     where = "I mace/test/codl_run/conv2d_test_v2.cc"
     if opts["op_type"] not in CODL_OP_TYPES:
         # The tool logs the error and then dereferences its null test parameters.
