@@ -44,7 +44,7 @@ from farm.errors import (
     OutputParseError,
     SecurityError,
 )
-from farm.sim.boxes._boxsim import SYNTHETIC_LINE
+from farm.sim.synthetic import marks_synthetic
 from farm.specs.inventory import AscendDevice, HostDevice, Slot, SophgoDevice, SshConnection
 
 log = logging.getLogger(__name__)
@@ -57,11 +57,6 @@ _HEALTH_TIMEOUT_S = 10.0
 _FIRST_GAPS_S = (0.2, 0.5)  # after a run joins the monitor: early readings for short runs, then the interval
 _DELIVERY_WAIT_S = 5.0
 _SECTION = "__farm_section__"
-
-
-def says_synthetic(*texts: str) -> bool:
-    """True when a tool's output carries the label of the scripted stand-ins (``farm/sim/boxes``)."""
-    return any(SYNTHETIC_LINE in text for text in texts)
 
 
 def ssh_config(device_id: str, conn: SshConnection) -> SshConfig:
@@ -225,7 +220,7 @@ class SshDevice(Device):
         done = self.ssh.run(argv, timeout=timeout)
         if done.timed_out:
             raise ConnectionLostError(f"{self.spec.id}: probe {shlex.join(argv)!r} timed out after {timeout} s")
-        if says_synthetic(done.stdout, done.stderr) and not self.synthetic:
+        if marks_synthetic(done.stdout, done.stderr) and not self.synthetic:
             log.info("%s: %s is a scripted stand-in: rows from this device are synthetic", self.spec.id, argv[0])
             self.synthetic = True
         return done

@@ -24,7 +24,7 @@ from actors.messages import RunRequest, RunResult, ThermalGate
 from actors.run_files import rendered_copy
 from actors.transports.base import Transport
 from farm.errors import FarmError, InfraError
-from farm.sim.boxes._boxsim import SYNTHETIC_LINE
+from farm.sim.synthetic import marks_synthetic
 from farm.specs.inventory import DeviceSpec, Slot
 
 log = logging.getLogger(__name__)
@@ -144,7 +144,7 @@ class Device(ABC):
                 self._cancels.pop(req.run_id, None)
         if lease.waited_s >= 0.05:
             res.samples["lease_wait_s"] = round(lease.waited_s, 3)
-        if SYNTHETIC_LINE in res.stdout or SYNTHETIC_LINE in res.stderr:  # a stand-in tool or package ran
+        if marks_synthetic(res.stdout, res.stderr):  # a stand-in tool or package ran
             res.synthetic = True
         return res
 

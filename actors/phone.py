@@ -48,6 +48,7 @@ from actors.transports.base import Transport
 from farm.errors import InfraError, OutputParseError
 from farm.probes.proc_status import parse_proc_status
 from farm.probes.thermal_zones import parse_thermal_zones
+from farm.sim.synthetic import SYNTHETIC_PROP
 from farm.specs.inventory import AndroidDevice
 
 log = logging.getLogger(__name__)
@@ -279,7 +280,7 @@ class Phone(Device):
         layout = self.layout()
         props = layout.props
         platform = props.get("ro.board.platform", "")
-        synthetic = props.get("ro.farm.synthetic", "0") == "1"
+        synthetic = props.get(SYNTHETIC_PROP, "0") == "1"
         return {
             "fp_model": props.get("ro.product.model", ""),
             "fp_board_platform": platform,
@@ -314,7 +315,7 @@ class Phone(Device):
         with self._layout_lock:
             if self._layout is None:
                 self._layout = self._read_layout()
-                if self._layout.props.get("ro.farm.synthetic") == "1":
+                if self._layout.props.get(SYNTHETIC_PROP) == "1":
                     self.synthetic = True
             return self._layout
 

@@ -19,6 +19,7 @@ from typing import Any
 import yaml
 
 from farm.errors import InfraError
+from farm.sim.synthetic import SYNTHETIC_PROP
 from farm.specs.inventory import AndroidDevice, Inventory
 
 log = logging.getLogger(__name__)
@@ -73,7 +74,7 @@ def discover_phones(server_host: str = "127.0.0.1", server_port: int = 5037, nod
         entry["labels"] = {k: v for k, v in (("soc", soc), ("model", model)) if v}
         if big and len(big) < len(layout.cpu_max_khz):
             entry["cores"] = {"little": sorted(set(layout.cpu_max_khz) - big), "big": sorted(big)}
-        if props.get("ro.farm.synthetic") == "1":
+        if props.get(SYNTHETIC_PROP) == "1":
             entry["synthetic"] = True
         entry["adb"] = adb
         found.entries.append(entry)

@@ -24,6 +24,7 @@ from farm.errors import ConfigError
 from farm.sim.adb_server import AdbServer
 from farm.sim.phone import VirtualPhone
 from farm.sim.soc import SOC_PROFILES, STORAGE_PROFILES
+from farm.sim.synthetic import PLACEHOLDER_HEAD
 from farm.specs.job import load_job
 
 SOURCE = "command line"
@@ -131,9 +132,6 @@ def run_phones(args: argparse.Namespace) -> int:
         if not was_running:
             server.kill()
     return 0
-
-
-PLACEHOLDER_HEAD = "FARM SYNTHETIC PLACEHOLDER"
 
 
 def placeholder_text(job: str, name: str) -> str:

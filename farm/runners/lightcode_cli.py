@@ -38,7 +38,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from farm.sim.boxes._boxsim import SYNTHETIC_LINE
+from farm.sim.synthetic import SYNTHETIC_LINE
 
 PROG = "farm-lightcode"
 _PHU_KEYS = ("phu_nodes", "photonic_nodes", "num_photonic_nodes")

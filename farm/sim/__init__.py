@@ -2,11 +2,27 @@
 
 Everything a virtual phone prints is synthetic: scripted stand-ins for benchmark binaries, a modelled thermal
 state, ``ro.farm.synthetic=1`` in its properties. See :class:`farm.sim.phone.VirtualPhone`.
+
+This package and :mod:`farm.sim.synthetic` (the synthetic markers, where the box stand-ins are installed) are what
+code outside ``farm/sim`` may import; ``farm.sim.adb_server`` also serves the tests, benches and ``farm sim``.
 """
 
 from __future__ import annotations
 
 from farm.sim.phone import PhoneFaults, ShellResult, SimConfig, VirtualPhone
 from farm.sim.soc import SOC_PROFILES, SocProfile
+from farm.sim.synthetic import BOXES_DIR, LIGHTCODE_DIR, SYNTHETIC_LINE, SYNTHETIC_PROP, marks_synthetic
 
-__all__ = ["SOC_PROFILES", "PhoneFaults", "ShellResult", "SimConfig", "SocProfile", "VirtualPhone"]
+__all__ = [
+    "BOXES_DIR",
+    "LIGHTCODE_DIR",
+    "SOC_PROFILES",
+    "SYNTHETIC_LINE",
+    "SYNTHETIC_PROP",
+    "PhoneFaults",
+    "ShellResult",
+    "SimConfig",
+    "SocProfile",
+    "VirtualPhone",
+    "marks_synthetic",
+]

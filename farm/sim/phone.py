@@ -28,13 +28,16 @@ from typing import Any, TypeVar
 
 from farm.sim import procfs
 from farm.sim.adb_wire import AdbConnection, AdbStream, AuthMode, DeviceIdentity, ServiceHandler
-from farm.sim.commands import BufferSink, CommandTable, InputPipe, default_table, run_command_line
+from farm.sim.commands import default_table
 from farm.sim.filesystem import VirtualFS
 from farm.sim.processes import ProcessTable
+from farm.sim.shell_io import BufferSink, CommandTable, InputPipe
 from farm.sim.shell_service import parse_shell_service, shell_service
+from farm.sim.shell_session import run_command_line
 from farm.sim.soc import DEFAULT_STORAGE, SOC_PROFILES, STORAGE_PROFILES
 from farm.sim.state import PhoneState, SimConfig
 from farm.sim.sync_service import sync_service
+from farm.sim.synthetic import SYNTHETIC_PROP
 from farm.sim.thermal import ThermalModel
 
 logger = logging.getLogger(__name__)
@@ -152,7 +155,7 @@ class VirtualPhone:
             "ro.build.type": "user",
             "ro.build.fingerprint": f"farm/farm_vphone/vphone:14/FARM.SIM/{seed}:user/release-keys",
             "ro.serialno": f"{name}-{seed}",
-            "ro.farm.synthetic": "1",
+            SYNTHETIC_PROP: "1",
             "ro.farm.seed": str(seed),
             "sys.boot_completed": "1",
         }

@@ -12,8 +12,9 @@ import logging
 import struct
 
 from farm.sim.adb_wire import AdbStream, StreamClosed
-from farm.sim.commands import CommandTable, InputPipe, run_command_line
 from farm.sim.processes import Process
+from farm.sim.shell_io import CommandTable, InputPipe
+from farm.sim.shell_session import run_command_line
 from farm.sim.state import PhoneState
 
 logger = logging.getLogger(__name__)

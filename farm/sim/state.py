@@ -15,8 +15,6 @@ from farm.sim.processes import ProcessTable
 from farm.sim.soc import DEFAULT_STORAGE, STORAGE_PROFILES, SocProfile, StorageProfile
 from farm.sim.thermal import ThermalModel
 
-SYNTHETIC_BANNER = "# synthetic output from farm virtual phone"
-
 
 @dataclass(frozen=True)
 class SimConfig:

@@ -9,8 +9,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from farm.sim.commands import CommandContext, ShellSyntaxError, parse
 from farm.sim.phone import SimConfig, VirtualPhone
+from farm.sim.shell_io import CommandContext
+from farm.sim.shell_parser import ShellSyntaxError, parse
 
 
 @pytest.fixture

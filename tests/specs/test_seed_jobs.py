@@ -139,8 +139,8 @@ CODL_FLAGS = {"compute", "cpu_affinity_policy", "rounds", "gpu_memory_type", "nu
 
 
 def test_codl_jobs_pass_only_flags_codl_op_run_takes_with_their_types() -> None:
-    from farm.sim.workloads import CODL_FLAGS as TOOL_FLAGS
-    from farm.sim.workloads import gflags_parse
+    from farm.sim.codl_standin import CODL_FLAGS as TOOL_FLAGS
+    from farm.sim.codl_standin import gflags_parse
 
     seen_flags: set[str] = set()
     seen_ops: set[str] = set()

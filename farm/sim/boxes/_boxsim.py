@@ -10,13 +10,23 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import importlib.util
 import os
 import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-SYNTHETIC_LINE = "[farm-sim] SYNTHETIC OUTPUT: scripted stand-in from farm/sim/boxes, not a real device"
+if TYPE_CHECKING:
+    from farm.sim.synthetic import SYNTHETIC_LINE
+else:  # Farm need not be importable on the box: load the one definition from the file beside this folder
+    _spec = importlib.util.spec_from_file_location(
+        "_farm_sim_synthetic", Path(__file__).resolve().parents[1] / "synthetic.py"
+    )
+    _synthetic = importlib.util.module_from_spec(_spec)
+    _spec.loader.exec_module(_synthetic)
+    SYNTHETIC_LINE = _synthetic.SYNTHETIC_LINE
 
 
 def state_dir() -> Path:
