@@ -32,7 +32,7 @@ from pathlib import Path
 from actors.host_probe import file_sha256, group_members
 from actors.transports.base import Completed, OnStart, PushResult
 from farm.envvars import apply_env
-from farm.errors import InfraError
+from farm.errors import InfraError, RunRefused
 from farm.specs.types import parse_core_list as parse_cores  # one parser: jobs are validated with it
 
 log = logging.getLogger(__name__)
@@ -111,7 +111,7 @@ class LocalTransport:
     ) -> Completed:
         """Run ``argv`` and wait for it (timeout, cancel, spawn-failure rules: see the module docstring)."""
         if not argv:
-            raise ValueError("argv is empty")
+            raise RunRefused("argv is empty: nothing to run")
         args = taskset_argv(cores, argv) if cores is not None else list(argv)
         full_env = apply_env(os.environ, env) if env else None
         if workdir is not None and not Path(workdir).is_dir():
