@@ -54,7 +54,7 @@ from adbutils import AdbClient, AdbError
 
 from actors.host_probe import file_sha256
 from actors.transports.base import Completed, OnStart, PushResult
-from actors.transports.errors import ErrorTable, map_exceptions, reason
+from actors.transports.errors import LOCAL_FILE_ERRORS, ErrorTable, map_exceptions, reason
 from actors.transports.remote_shell import PidMarker, new_marker, prelude
 from farm.errors import ConnectionLostError, DeviceOfflineError, InfraError, RunRefused
 from farm.specs.inventory import AdbConnection
@@ -498,10 +498,8 @@ class AdbTransport:
         src = Path(src)
         if dst.endswith("/"):
             dst = dst + src.name
-        try:
+        with map_exceptions(LOCAL_FILE_ERRORS, f"adb push: cannot read {src}"):
             local = src.stat()
-        except OSError as exc:
-            raise InfraError(f"adb push: cannot read {src}: {exc}") from exc
         file_mode = mode if mode is not None else stat.S_IMODE(local.st_mode)
         q_dst, q_marker = shlex.quote(dst), shlex.quote(dst + _SHA_SUFFIX)
         # One round trip: make the parent, apply the mode (harmless if we upload next), read marker and stat.
@@ -642,7 +640,10 @@ def adb_devices(server_host: str = "127.0.0.1", server_port: int = 5037) -> list
 
 
 def _no_server(host: str, port: int) -> str:
-    return f"no adb server answers on {host}:{port} (start one on the node the phone is attached to: adb -P {port} start-server)"
+    return (
+        f"no adb server answers on {host}:{port} (start one on the node the phone is attached to: "
+        f"adb -P {port} start-server)"
+    )
 
 
 __all__ = ["AdbTransport", "ShellResult", "adb_devices", "build_command", "kill_command"]

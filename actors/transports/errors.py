@@ -18,9 +18,12 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator, Mapping
 
-from farm.errors import ConnectionLostError, DeviceOfflineError, FarmError
+from farm.errors import ConnectionLostError, DeviceOfflineError, FarmError, InfraError
 
 ErrorTable = Mapping[type[BaseException], type[FarmError]]
+
+# The node's own files (an artifact to push, a pulled file to write): a fault there is the node's, not the run's.
+LOCAL_FILE_ERRORS: ErrorTable = {OSError: InfraError}
 
 
 def mapped_type(table: ErrorTable, exc: BaseException, *, offline: bool = False) -> type[FarmError] | None:
@@ -54,4 +57,4 @@ def map_exceptions(table: ErrorTable, what: str, *, offline: bool = False) -> It
         raise target(f"{what}: {reason(exc)}") from exc
 
 
-__all__ = ["ErrorTable", "map_exceptions", "mapped_type", "reason"]
+__all__ = ["LOCAL_FILE_ERRORS", "ErrorTable", "map_exceptions", "mapped_type", "reason"]

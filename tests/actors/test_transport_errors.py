@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import socket
-
 import paramiko
 import pytest
 from adbutils import AdbError
@@ -30,7 +28,7 @@ def _mapped(table: ErrorTable, exc: BaseException, *, offline: bool = False) -> 
         (AdbError("device offline"), ConnectionLostError),
         (ConnectionResetError(104, "Connection reset by peer"), ConnectionLostError),
         (EOFError("stream closed after 3 of 8 bytes"), ConnectionLostError),
-        (socket.timeout("timed out"), ConnectionLostError),
+        (TimeoutError("timed out"), ConnectionLostError),
     ],
     ids=lambda v: type(v).__name__ if isinstance(v, BaseException) else v.__name__,
 )
