@@ -9,7 +9,8 @@ Choices a caller may rely on:
 * Commands run through **shell v2** (``shell,v2,raw:``): real exit codes and stderr apart from stdout. A stream
   that ends without the exit frame, an ``EOFError`` or an adbutils ``AdbError`` mid-command is a
   :class:`~farm.errors.ConnectionLostError`, never a result: with the legacy shell a dropped phone looks like a
-  benchmark that printed less (see ``notes/adb-virtual-phone.md``).
+  benchmark that printed less (see ``notes/adb-virtual-phone.md``). adbutils' and the socket's exceptions become
+  Farm's through one table, :data:`ADB_ERRORS` (see :mod:`actors.transports.errors`).
 * The command line is POSIX ``sh`` with every argument and env value quoted (``shlex.quote``); env keys must be
   identifiers. It ``cd``s to ``workdir`` (exit 127 when that fails), prints its pid on a private marker line
   (stripped from stdout) and ``exec``s the benchmark, so the pid ``on_start`` gets is the benchmark's own.

@@ -7,7 +7,9 @@ concurrent ``run`` calls need no lock beyond the one that (re)connects.
 Security: host keys are checked against ``known_hosts`` and never added; an unknown or changed key, or failed
 authentication, is a :class:`~farm.errors.SecurityError` (not retried). Network faults are
 :class:`~farm.errors.DeviceOfflineError` (cannot connect) or :class:`~farm.errors.ConnectionLostError`
-(dropped while a command ran); the scheduler retries both.
+(dropped while a command ran); the scheduler retries both. paramiko's exceptions become these through one table,
+:data:`SSH_ERRORS` (see :mod:`actors.transports.errors`); an unset ``password_env`` refuses the run
+(:class:`~farm.errors.RunRefused`).
 
 Remote process model: the login shell runs ``sh -c`` which starts the command in the background under
 ``setsid`` (own session and process group, pgid == pid) and ``wait``s for it. The command's first act is to
