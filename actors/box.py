@@ -37,6 +37,7 @@ from actors.messages import RunRequest, RunResult
 from actors.transports.base import Completed, Transport
 from actors.transports.ssh import SshConfig, SshTransport
 from farm.errors import (
+    ConfigError,
     ConnectionLostError,
     DeviceOfflineError,
     FarmError,
@@ -137,7 +138,7 @@ class SshDevice(Device):
     def __init__(self, spec: SophgoDevice | AscendDevice | HostDevice) -> None:
         super().__init__(spec)
         if spec.ssh is None:
-            raise ValueError(f"device {spec.id}: an SSH device needs an ssh: block")
+            raise ConfigError.single(f"device {spec.id}", "ssh", "an SSH device needs an ssh: block")
         self.ssh = SshTransport(ssh_config(spec.id, spec.ssh))
         self._home: str | None = None
         self._home_lock = threading.Lock()

@@ -32,7 +32,7 @@ from pathlib import Path
 
 from actors.messages import CollectedFile
 from actors.transports.base import Completed, Transport
-from farm.errors import ConfigError, FarmError, InfraError
+from farm.errors import ConfigError, InfraError, RunRefused
 from farm.script_constants import render_constants
 
 log = logging.getLogger(__name__)
@@ -50,12 +50,16 @@ _render_lock = threading.Lock()
 
 
 def rendered_copy(src: Path, constants: Mapping[str, str], cache_dir: Path, what: str) -> tuple[Path, str]:
-    """A local file holding ``src`` rendered with ``constants``, and its sha256 (cached by content)."""
+    """A local file holding ``src`` rendered with ``constants``, and its sha256 (cached by content).
+
+    The job was checked when it was submitted; a file that cannot be rendered now (changed or unreadable on this
+    node) refuses the run (:class:`RunRefused`)."""
     try:
-        text = src.read_text(encoding="utf-8")
+        data = render_constants(src.read_text(encoding="utf-8"), constants, what).encode("utf-8")
     except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError.single(what, "constants", f"cannot read {src} as UTF-8 text: {exc}") from exc
-    data = render_constants(text, constants, what).encode("utf-8")
+        raise RunRefused(f"{what}: constants: cannot read {src} as UTF-8 text: {exc}") from exc
+    except ConfigError as exc:
+        raise RunRefused(str(exc)) from exc
     digest = hashlib.sha256(data).hexdigest()
     target = cache_dir / "rendered" / f"{digest}{src.suffix}"
     with _render_lock:
@@ -80,7 +84,7 @@ class InputHasher:
         self._lock = threading.Lock()
 
     def hashes(self, transport: Transport, paths: Sequence[str], workdir: str | None) -> dict[str, str]:
-        """path (as given) → sha256; FarmError naming the file when one is missing or unreadable."""
+        """path (as given) → sha256; RunRefused naming the file when one is missing or unreadable."""
         if not paths:
             return {}
         stats = _check(transport.run(["sh", "-c", _STAT, "farm-stat", *paths], workdir=workdir, timeout=_TIMEOUT_S))
@@ -92,7 +96,7 @@ class InputHasher:
         for path, line in zip(paths, lines, strict=True):
             if line.strip() == "missing":
                 where = f" (relative to {workdir})" if workdir and not path.startswith("/") else ""
-                raise FarmError(f"input {path}{where} is not a file on the device")
+                raise RunRefused(f"input {path}{where} is not a file on the device")
             key = (posixpath.join(workdir or "", path), line.strip())
             with self._lock:
                 cached = self._cache.get(key)
@@ -159,7 +163,7 @@ def clear(transport: Transport, workdir: str, listing: Listing) -> None:
         return
     done = transport.run(["rm", "-f", "--", *sorted(listing)], workdir=workdir, timeout=_TIMEOUT_S)
     if done.exit_code != 0:
-        raise FarmError(f"collect_clear: cannot remove {sorted(listing)} in {workdir}: {done.stderr.strip()[-300:]}")
+        raise RunRefused(f"collect_clear: cannot remove {sorted(listing)} in {workdir}: {done.stderr.strip()[-300:]}")
     log.info("removed %d stale file(s) in %s before the run", len(listing), workdir)
 
 

@@ -44,7 +44,7 @@ from dataclasses import dataclass
 from actors.artifacts import local_copy
 from actors.box import AcceleratorBox, Reading
 from actors.messages import RunRequest, RunResult
-from farm.errors import ConfigError, OutputParseError
+from farm.errors import OutputParseError, RunRefused
 from farm.probes.bm_smi import BmSmiReport, parse_bm_smi
 from farm.probes.model_tool_info import ModelToolInfo, parse_model_tool_info
 from farm.specs.inventory import SophgoDevice
@@ -243,7 +243,7 @@ class SophgoBox(AcceleratorBox):
         problem = shared_weight_problem(sizes)
         if problem is not None:
             log.warning("%s: run %s refused: %s", self.spec.id, req.run_id, problem)
-            raise ConfigError.single(self.spec.id, "--model_path " + ",".join(names), problem)
+            raise RunRefused(f"{self.spec.id}: --model_path {','.join(names)}: {problem}")
 
     def _bmodel_size(self, path: str, sha256: str | None) -> BmodelSize | None:
         if sha256 is not None:

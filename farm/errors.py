@@ -1,4 +1,4 @@
-"""The whole exception tree of Farm; every error the library raises is one of these.
+"""The whole exception tree of Farm: every error Farm raises on purpose is one of these.
 
 ::
 
@@ -8,12 +8,21 @@
     ├── InfraError             the device or its link failed, not the benchmark → retried by the scheduler
     │   ├── DeviceOfflineError     device not reachable / not authorized
     │   └── ConnectionLostError    link dropped mid-command (missing exit frame, EOF, SSH channel closed)
+    ├── RunRefused             the device side refuses this run, and would again (bmodels that must share weights
+    │                          differ, an unset ``password_env``, an env name that is no identifier, an input that
+    │                          is no file) → row status ``failed``, never retried
     ├── SecurityError          refused on purpose (unknown or changed SSH host key); never retried
     ├── ResultsError           the results store cannot be read or written
     └── ControllerError        the Ray controller is missing or refused a request
 
-Third-party exceptions (adbutils, paramiko, pyarrow, ray) are translated at the boundary with
-``raise ... from exc``. A failed run (non-zero exit, timeout) is a result row, not an exception.
+Third-party exceptions are translated at the boundary with ``raise ... from exc``: a transport's (adbutils,
+paramiko, socket) through its one table and :func:`actors.transports.errors.map_exceptions`; pyarrow's and ray's
+where the results store and the controller call them. A failed run (non-zero exit, timeout) is a result row, not
+an exception. Not translated, because they are bugs rather than conditions: ``ValueError``/``TypeError`` from a
+wrong argument inside Farm's own code (a device actor turns anything it did not expect into a failed run, see
+:meth:`actors.device.Device.execute`) and ``KeyboardInterrupt``. Validation helpers below the tree
+(``farm.grid.GridError``, ``farm.specs.loading.FieldIssues``) never leave the spec loader: it turns them into
+a :class:`ConfigError`.
 
 Every error pickles to an equal copy (it crosses Ray between the controller, device actors and the CLI): a class
 whose constructor does not take ``self.args`` back says how to rebuild itself in ``__reduce__``.
@@ -64,6 +73,11 @@ class DeviceOfflineError(InfraError):
 
 class ConnectionLostError(InfraError):
     """The link to the device dropped in the middle of a command."""
+
+
+class RunRefused(FarmError):
+    """The device side refuses one run on purpose, and a retry would refuse it again: a failed row, not an
+    infrastructure fault (unlike :class:`ConfigError` it is found at run time, after the job was accepted)."""
 
 
 class SecurityError(FarmError):

@@ -38,7 +38,14 @@ def _same(a: BaseException, b: BaseException) -> None:
 
 
 def test_the_tree_is_found() -> None:
-    assert {errors.ConfigError, errors.DeviceOfflineError, errors.ControllerError} <= set(TREE)
+    assert {errors.ConfigError, errors.DeviceOfflineError, errors.ControllerError, errors.RunRefused} <= set(TREE)
+
+
+def test_the_docstring_draws_every_class_of_the_tree() -> None:
+    drawn = errors.__doc__ or ""
+    assert [
+        cls.__name__ for cls in TREE if f" {cls.__name__} " not in drawn and f" {cls.__name__}\n" not in drawn
+    ] == []
 
 
 @pytest.mark.parametrize("cls", TREE, ids=lambda c: c.__name__)

@@ -9,7 +9,8 @@ Choices a caller may rely on:
 * Commands run through **shell v2** (``shell,v2,raw:``): real exit codes and stderr apart from stdout. A stream
   that ends without the exit frame, an ``EOFError`` or an adbutils ``AdbError`` mid-command is a
   :class:`~farm.errors.ConnectionLostError`, never a result: with the legacy shell a dropped phone looks like a
-  benchmark that printed less (see ``notes/adb-virtual-phone.md``).
+  benchmark that printed less (see ``notes/adb-virtual-phone.md``). adbutils' and the socket's exceptions become
+  Farm's through one table, :data:`ADB_ERRORS` (see :mod:`actors.transports.errors`).
 * The command line is POSIX ``sh`` with every argument and env value quoted (``shlex.quote``); env keys must be
   identifiers. It ``cd``s to ``workdir`` (exit 127 when that fails), prints its pid on a private marker line
   (stripped from stdout) and ``exec``s the benchmark, so the pid ``on_start`` gets is the benchmark's own.
@@ -54,8 +55,9 @@ from adbutils import AdbClient, AdbError
 
 from actors.host_probe import file_sha256
 from actors.transports.base import Completed, OnStart, PushResult
+from actors.transports.errors import LOCAL_FILE_ERRORS, ErrorTable, map_exceptions, reason
 from actors.transports.remote_shell import PidMarker, new_marker, prelude
-from farm.errors import ConnectionLostError, DeviceOfflineError, InfraError
+from farm.errors import ConnectionLostError, DeviceOfflineError, InfraError, RunRefused
 from farm.specs.inventory import AdbConnection
 
 log = logging.getLogger(__name__)
@@ -75,13 +77,17 @@ _SYNC = struct.Struct("<4sI")
 _GONE = ("offline", "not found", "no devices", "connecting")
 _UNAUTHORIZED = ("unauthorized", "authorizing")
 
+# adbutils, and the socket and stream under it, → Farm: a fault while talking to the server or the phone is the link's
+# (a block that runs before the phone was reached passes offline=True: DeviceOfflineError). See transports/errors.py.
+ADB_ERRORS: ErrorTable = {AdbError: ConnectionLostError, OSError: ConnectionLostError, EOFError: ConnectionLostError}
+
 
 def build_command(
     argv: Sequence[str], marker: str, env: Mapping[str, str] | None = None, workdir: str | None = None
 ) -> str:
     """The shell line for ``argv``: env exported, ``cd workdir``, pid marker, then ``exec argv``."""
     if not argv:
-        raise ValueError("empty argv")
+        raise RunRefused("empty argv: nothing to run")
     parts = prelude(env, workdir)
     parts.append(f"echo {marker}$$")
     parts.append(f"exec {shlex.join(argv)}")
@@ -218,14 +224,9 @@ class AdbTransport:
     # -- server and device state -----------------------------------------------------------------------------
 
     def _server(self, timeout: float | None) -> _ServerConnection:
-        try:
+        a = self.adb
+        with map_exceptions(ADB_ERRORS, f"{self._where}: {_no_server(a.server_host, a.server_port)}", offline=True):
             return self._client.make_connection(timeout=timeout)
-        except (AdbError, OSError) as exc:
-            a = self.adb
-            raise DeviceOfflineError(
-                f"{self._where}: no adb server answers on {a.server_host}:{a.server_port} ({exc}); start one on "
-                f"the node the phone is attached to: adb -P {a.server_port} start-server"
-            ) from exc
 
     def state(self, *, reconnect: bool = True) -> str:
         """The server's state for this phone: ``device``, ``offline``, ``unauthorized``, … or ``absent``.
@@ -240,13 +241,13 @@ class AdbTransport:
         return current
 
     def _server_state(self) -> str:
-        try:
-            with self._server(self.connect_timeout_s) as conn:
-                conn.send_command("host:devices")
-                conn.check_okay()
-                listing: str = conn.read_string_block()
-        except (AdbError, OSError, EOFError) as exc:
-            raise DeviceOfflineError(f"{self._where}: cannot list devices: {exc}") from exc
+        with (
+            map_exceptions(ADB_ERRORS, f"{self._where}: cannot list devices", offline=True),
+            self._server(self.connect_timeout_s) as conn,
+        ):
+            conn.send_command("host:devices")
+            conn.check_okay()
+            listing: str = conn.read_string_block()
         for line in listing.splitlines():
             parts = line.split()
             if len(parts) >= 2 and parts[0] == self.adb.serial:
@@ -269,7 +270,7 @@ class AdbTransport:
             for _ in range(3):
                 try:
                     answer = self._disconnect_connect()
-                except (AdbError, OSError, EOFError) as exc:
+                except InfraError as exc:
                     log.info("%s: reconnect failed: %s", self._where, exc)
                     return "absent"
                 # A dead port is an answer ("failed to connect to ..."), not an exception. "already connected"
@@ -285,14 +286,15 @@ class AdbTransport:
 
     def _disconnect_connect(self) -> str:
         serial = self.adb.serial
-        with self._server(self.connect_timeout_s) as conn:
-            conn.send_command(f"host:disconnect:{serial}")
-            with contextlib.suppress(AdbError):  # "no such device": nothing to forget
+        with map_exceptions(ADB_ERRORS, f"{self._where}: adb connect", offline=True):
+            with self._server(self.connect_timeout_s) as conn:
+                conn.send_command(f"host:disconnect:{serial}")
+                with contextlib.suppress(AdbError):  # "no such device": nothing to forget
+                    conn.check_okay()
+            with self._server(self.connect_timeout_s) as conn:
+                conn.send_command(f"host:connect:{serial}")
                 conn.check_okay()
-        with self._server(self.connect_timeout_s) as conn:
-            conn.send_command(f"host:connect:{serial}")
-            conn.check_okay()
-            answer: str = conn.read_string_block()
+                answer: str = conn.read_string_block()
         return answer
 
     def _wait_state(self, seconds: float, until: tuple[str, ...]) -> str:
@@ -310,25 +312,27 @@ class AdbTransport:
         for attempt in (1, 2):
             conn = self._server(timeout)
             try:
-                conn.send_command(f"host:transport:{self.adb.serial}")
-                conn.check_okay()
-            except (AdbError, OSError, EOFError) as exc:
+                with map_exceptions(ADB_ERRORS, self._where, offline=True):
+                    conn.send_command(f"host:transport:{self.adb.serial}")
+                    conn.check_okay()
+            except DeviceOfflineError as exc:
                 conn.close()
-                reason = str(exc) or type(exc).__name__
-                if any(word in reason for word in _UNAUTHORIZED):
+                why = reason(exc.__cause__) if exc.__cause__ is not None else str(exc)
+                if any(word in why for word in _UNAUTHORIZED):
                     raise DeviceOfflineError(
                         f"{self._where}: unauthorized — accept this computer's RSA key on the phone"
-                    ) from exc
-                gone = any(word in reason for word in _GONE)
+                    ) from exc.__cause__
+                gone = any(word in why for word in _GONE)
                 if attempt == 1 and gone and reconnect and self.adb.is_tcp and self.reconnect() == "device":
                     continue
-                raise DeviceOfflineError(f"{self._where}: {reason}") from exc
+                raise
             try:
-                conn.send_command(service)
-                conn.check_okay()
-            except (AdbError, OSError, EOFError) as exc:
+                with map_exceptions(ADB_ERRORS, f"{self._where}: cannot open {service[:40]!r}"):
+                    conn.send_command(service)
+                    conn.check_okay()
+            except BaseException:
                 conn.close()
-                raise ConnectionLostError(f"{self._where}: cannot open {service[:40]!r}: {exc}") from exc
+                raise
             self._kill_orphans()  # the phone answers again: first stop what a lost link left running
             return conn
         raise AssertionError("unreachable")
@@ -343,11 +347,10 @@ class AdbTransport:
         conn = self._open(f"shell,v2,raw:{line}", timeout, reconnect=reconnect)
         wake = threading.Event()
         try:
-            conn.conn.sendall(_V2.pack(_V2_CLOSE_STDIN, 0))
-            reader = _ShellReader(conn.conn, wake, None)
-            reader.run()  # in this thread: the socket timeout bounds it
-        except OSError as exc:
-            raise ConnectionLostError(f"{self._where}: shell failed: {exc}") from exc
+            with map_exceptions(ADB_ERRORS, f"{self._where}: shell failed"):
+                conn.conn.sendall(_V2.pack(_V2_CLOSE_STDIN, 0))
+                reader = _ShellReader(conn.conn, wake, None)
+                reader.run()  # in this thread: the socket timeout bounds it
         finally:
             conn.close()
         if reader.exit_code is None:
@@ -383,11 +386,12 @@ class AdbTransport:
         reader = _ShellReader(sock, wake, self._marker.encode())
         t0 = time.monotonic()
         try:
-            sock.settimeout(None)  # the reader blocks; timeout and cancel are watched here
-            sock.sendall(_V2.pack(_V2_CLOSE_STDIN, 0))  # the benchmark sees EOF on stdin
-        except OSError as exc:
+            with map_exceptions(ADB_ERRORS, f"{self._where}: could not start {argv[0]!r}"):
+                sock.settimeout(None)  # the reader blocks; timeout and cancel are watched here
+                sock.sendall(_V2.pack(_V2_CLOSE_STDIN, 0))  # the benchmark sees EOF on stdin
+        except BaseException:
             conn.close()
-            raise ConnectionLostError(f"{self._where}: could not start {argv[0]!r}: {exc}") from exc
+            raise
         reader.start()
         deadline = None if timeout is None else t0 + timeout
         announced = False
@@ -495,10 +499,8 @@ class AdbTransport:
         src = Path(src)
         if dst.endswith("/"):
             dst = dst + src.name
-        try:
+        with map_exceptions(LOCAL_FILE_ERRORS, f"adb push: cannot read {src}"):
             local = src.stat()
-        except OSError as exc:
-            raise InfraError(f"adb push: cannot read {src}: {exc}") from exc
         file_mode = mode if mode is not None else stat.S_IMODE(local.st_mode)
         q_dst, q_marker = shlex.quote(dst), shlex.quote(dst + _SHA_SUFFIX)
         # One round trip: make the parent, apply the mode (harmless if we upload next), read marker and stat.
@@ -544,6 +546,13 @@ class AdbTransport:
         conn = self._open("sync:", self.connect_timeout_s)
         sock: socket.socket = conn.conn
         spec = f"{dst},{stat.S_IFREG | mode}".encode()
+        try:
+            with map_exceptions(ADB_ERRORS, f"{self._where}: push to {dst} failed"):
+                self._send_records(sock, src, spec, mtime, dst)
+        finally:
+            conn.close()
+
+    def _send_records(self, sock: socket.socket, src: Path, spec: bytes, mtime: int, dst: str) -> None:
         record = _SYNC.size + _SYNC_CHUNK
         buf = bytearray(record * _RECORDS_PER_WRITE)
         view = memoryview(buf)
@@ -572,11 +581,8 @@ class AdbTransport:
             if reply != b"OKAY":
                 raise ConnectionLostError(f"{self._where}: push to {dst}: unexpected sync reply {reply!r}")
             sock.sendall(_SYNC.pack(b"QUIT", 0))
-        except (OSError, EOFError) as exc:
-            raise ConnectionLostError(f"{self._where}: push to {dst} failed: {exc or type(exc).__name__}") from exc
         finally:
             view.release()
-            conn.close()
 
     def pull(self, src: str, dst: Path) -> None:
         """Copy ``src`` from the phone to ``dst`` (written to a temp name, then renamed)."""
@@ -587,26 +593,28 @@ class AdbTransport:
         sock: socket.socket = conn.conn
         path = src.encode()
         try:
-            sock.sendall(_SYNC.pack(b"RECV", len(path)) + path)
-            with tmp.open("wb") as fh:
-                while True:
-                    kind, length = _SYNC.unpack(_recv_exact(sock, _SYNC.size))
-                    if kind == b"DATA":
-                        fh.write(_recv_exact(sock, length))
-                    elif kind == b"DONE":
-                        break
-                    elif kind == b"FAIL":
-                        message = _recv_exact(sock, length).decode(errors="replace")
-                        raise InfraError(f"{self._where}: pull {src}: {message}")
-                    else:
-                        raise ConnectionLostError(f"{self._where}: pull {src}: unexpected sync record {kind!r}")
-            sock.sendall(_SYNC.pack(b"QUIT", 0))
-            tmp.replace(dst)
-        except (OSError, EOFError) as exc:
-            raise ConnectionLostError(f"{self._where}: pull {src} failed: {exc or type(exc).__name__}") from exc
+            with map_exceptions(ADB_ERRORS, f"{self._where}: pull {src} failed"):
+                self._receive_records(sock, src, path, tmp)
+                tmp.replace(dst)
         finally:
             tmp.unlink(missing_ok=True)
             conn.close()
+
+    def _receive_records(self, sock: socket.socket, src: str, path: bytes, tmp: Path) -> None:
+        sock.sendall(_SYNC.pack(b"RECV", len(path)) + path)
+        with tmp.open("wb") as fh:
+            while True:
+                kind, length = _SYNC.unpack(_recv_exact(sock, _SYNC.size))
+                if kind == b"DATA":
+                    fh.write(_recv_exact(sock, length))
+                elif kind == b"DONE":
+                    break
+                elif kind == b"FAIL":
+                    message = _recv_exact(sock, length).decode(errors="replace")
+                    raise InfraError(f"{self._where}: pull {src}: {message}")
+                else:
+                    raise ConnectionLostError(f"{self._where}: pull {src}: unexpected sync record {kind!r}")
+        sock.sendall(_SYNC.pack(b"QUIT", 0))
 
     def close(self) -> None:
         """Nothing to release: every operation opens (and closes) its own stream through the adb server."""
@@ -627,14 +635,16 @@ def _recv_exact(sock: socket.socket, n: int) -> bytes:
 def adb_devices(server_host: str = "127.0.0.1", server_port: int = 5037) -> list[dict[str, Any]]:
     """``adb devices -l`` of one adb server: ``[{serial, state, product, model, device, transport_id}]``."""
     client = _Client(server_host, server_port)
-    try:
+    with map_exceptions(ADB_ERRORS, _no_server(server_host, server_port), offline=True):
         infos = client.list(extended=True)
-    except (AdbError, OSError, EOFError) as exc:
-        raise DeviceOfflineError(
-            f"no adb server answers on {server_host}:{server_port} ({exc}); "
-            f"start one with: adb -P {server_port} start-server"
-        ) from exc
     return [{"serial": i.serial, "state": i.state, **i.tags} for i in infos]
+
+
+def _no_server(host: str, port: int) -> str:
+    return (
+        f"no adb server answers on {host}:{port} (start one on the node the phone is attached to: "
+        f"adb -P {port} start-server)"
+    )
 
 
 __all__ = ["AdbTransport", "ShellResult", "adb_devices", "build_command", "kill_command"]

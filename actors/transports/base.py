@@ -1,7 +1,9 @@
 """The transport interface every device kind drives its device through.
 
 A transport runs one command and moves files; it knows nothing about jobs, grids or metrics. Infrastructure faults
-(device gone, link dropped, missing exit status) are raised as :class:`farm.errors.InfraError` subclasses; a
+(device gone, link dropped, missing exit status) are raised as :class:`farm.errors.InfraError` subclasses, each
+transport translating its library's exceptions through one table (:mod:`actors.transports.errors`); a command the
+transport will not build (empty ``argv``, an env name that is no identifier) is :class:`farm.errors.RunRefused`. A
 command that ran and failed is a :class:`Completed` with a non-zero ``exit_code``, never an exception.
 """
 

@@ -31,8 +31,9 @@ from pathlib import Path
 
 from actors.host_probe import file_sha256, group_members
 from actors.transports.base import Completed, OnStart, PushResult
+from actors.transports.errors import LOCAL_FILE_ERRORS, map_exceptions
 from farm.envvars import apply_env
-from farm.errors import InfraError
+from farm.errors import RunRefused
 from farm.specs.types import parse_core_list as parse_cores  # one parser: jobs are validated with it
 
 log = logging.getLogger(__name__)
@@ -111,7 +112,7 @@ class LocalTransport:
     ) -> Completed:
         """Run ``argv`` and wait for it (timeout, cancel, spawn-failure rules: see the module docstring)."""
         if not argv:
-            raise ValueError("argv is empty")
+            raise RunRefused("argv is empty: nothing to run")
         args = taskset_argv(cores, argv) if cores is not None else list(argv)
         full_env = apply_env(os.environ, env) if env else None
         if workdir is not None and not Path(workdir).is_dir():
@@ -259,33 +260,27 @@ class LocalTransport:
         started = time.monotonic()
         src = Path(src)
         target = Path(dst) / src.name if dst.endswith("/") else Path(dst)
-        try:
+        with map_exceptions(LOCAL_FILE_ERRORS, f"local push: cannot read {src}"):
             digest = file_sha256(src)
             size = src.stat().st_size
-        except OSError as exc:
-            raise InfraError(f"local push: cannot read {src}: {exc}") from exc
         marker = target.with_name(target.name + _MARKER_SUFFIX)
         if target.is_file() and _marker_matches(marker, target, digest):
             if mode is not None:
                 os.chmod(target, mode)
             return PushResult(str(target), digest, size, 0, time.monotonic() - started)
-        try:
+        with map_exceptions(LOCAL_FILE_ERRORS, f"local push {src} -> {target} failed"):
             target.parent.mkdir(parents=True, exist_ok=True)
             _atomic_copy(src, target, mode)
             st = target.stat()
             marker.write_text(f"{digest} {st.st_size} {st.st_mtime_ns}\n")
-        except OSError as exc:
-            raise InfraError(f"local push {src} -> {target} failed: {exc}") from exc
         return PushResult(str(target), digest, size, size, time.monotonic() - started)
 
     def pull(self, src: str, dst: Path) -> None:
         """Copy ``src`` to the local path ``dst`` atomically."""
         dst = Path(dst)
-        try:
+        with map_exceptions(LOCAL_FILE_ERRORS, f"local pull {src} -> {dst} failed"):
             dst.parent.mkdir(parents=True, exist_ok=True)
             _atomic_copy(Path(src), dst, None)
-        except OSError as exc:
-            raise InfraError(f"local pull {src} -> {dst} failed: {exc}") from exc
 
     def close(self) -> None:
         """Nothing to release: the local transport holds no connection."""

@@ -16,6 +16,7 @@ import time
 from collections.abc import Mapping
 
 from farm.envvars import EnvPrepend
+from farm.errors import RunRefused
 
 _ENV_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 
@@ -25,7 +26,7 @@ def prelude(env: Mapping[str, str] | None, workdir: str | None, cd: str = "cd") 
     lines = []
     for key, value in (env or {}).items():
         if not _ENV_KEY.match(key):
-            raise ValueError(f"invalid environment variable name {key!r}")
+            raise RunRefused(f"invalid environment variable name {key!r}")
         tail = value.shell_suffix(key) if isinstance(value, EnvPrepend) else ""
         lines.append(f"export {key}={shlex.quote(value)}{tail}")
     if workdir is not None:

@@ -7,7 +7,9 @@ concurrent ``run`` calls need no lock beyond the one that (re)connects.
 Security: host keys are checked against ``known_hosts`` and never added; an unknown or changed key, or failed
 authentication, is a :class:`~farm.errors.SecurityError` (not retried). Network faults are
 :class:`~farm.errors.DeviceOfflineError` (cannot connect) or :class:`~farm.errors.ConnectionLostError`
-(dropped while a command ran); the scheduler retries both.
+(dropped while a command ran); the scheduler retries both. paramiko's exceptions become these through one table,
+:data:`SSH_ERRORS` (see :mod:`actors.transports.errors`); an unset ``password_env`` refuses the run
+(:class:`~farm.errors.RunRefused`).
 
 Remote process model: the login shell runs ``sh -c`` which starts the command in the background under
 ``setsid`` (own session and process group, pgid == pid) and ``wait``s for it. The command's first act is to
@@ -30,7 +32,7 @@ import shlex
 import stat
 import threading
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, NoReturn, Protocol
@@ -38,13 +40,14 @@ from typing import IO, Any, NoReturn, Protocol
 import paramiko
 
 from actors.transports.base import Completed, OnStart, PushResult
+from actors.transports.errors import ErrorTable, map_exceptions, mapped_type
 from actors.transports.remote_shell import PidMarker, new_marker, prelude
 from farm.errors import (
-    ConfigError,
     ConnectionLostError,
     DeviceOfflineError,
     FarmError,
     InfraError,
+    RunRefused,
     SecurityError,
 )
 
@@ -107,6 +110,19 @@ class _UnknownHostKeyError(paramiko.SSHException):
         self.key = key
 
 
+# paramiko and the socket under it → Farm (see transports/errors.py). A host key or a client key the box refuses is
+# a SecurityError (never retried); any other fault is the link's: DeviceOfflineError while connecting
+# (offline=True), ConnectionLostError once connected.
+SSH_ERRORS: ErrorTable = {
+    _UnknownHostKeyError: SecurityError,
+    paramiko.BadHostKeyException: SecurityError,
+    paramiko.AuthenticationException: SecurityError,
+    paramiko.SSHException: ConnectionLostError,
+    OSError: ConnectionLostError,
+    EOFError: ConnectionLostError,
+}
+
+
 class _RejectUnknownHost(paramiko.RejectPolicy):
     """paramiko's RejectPolicy, keeping the offered key so the error can show its fingerprint."""
 
@@ -140,7 +156,7 @@ def build_command(
 ) -> str:
     """The remote command line for ``argv``: POSIX sh, every argument and env value quoted, pid marker first."""
     if not argv:
-        raise ValueError("empty argv")
+        raise RunRefused("empty argv: nothing to run")
     lines = prelude(env, workdir, cd="cd --")
     # the background child is not a group leader, so setsid(1) calls setsid() without forking: the pid printed
     # by the inner sh is the pid of the exec'd command and the id of its new process group
@@ -253,7 +269,7 @@ class SshTransport:
             return None
         value = os.environ.get(name)
         if value is None:
-            raise ConfigError.single(self._label, "password_env", f"environment variable {name} is not set")
+            raise RunRefused(f"{self._label}: password_env: environment variable {name} is not set")
         return value
 
     def _connect(self) -> paramiko.SSHClient:
@@ -269,42 +285,24 @@ class SshTransport:
         except (OSError, paramiko.SSHException) as exc:
             raise SecurityError(f"{self._where}: cannot read known_hosts {known_hosts}: {exc}") from exc
         try:
-            client.connect(
-                t.host,
-                port=t.port,
-                username=t.user,
-                key_filename=os.path.expanduser(t.key_file) if t.key_file else None,
-                password=self._password(),
-                timeout=t.connect_timeout_s,
-                banner_timeout=t.connect_timeout_s,
-                auth_timeout=t.connect_timeout_s,
-                allow_agent=True,
-                look_for_keys=t.key_file is None,
-                transport_factory=_gcm_first_transport,
-            )
-        except _UnknownHostKeyError as exc:
+            with map_exceptions(SSH_ERRORS, f"{self._where}: cannot connect", offline=True):
+                client.connect(
+                    t.host,
+                    port=t.port,
+                    username=t.user,
+                    key_filename=os.path.expanduser(t.key_file) if t.key_file else None,
+                    password=self._password(),
+                    timeout=t.connect_timeout_s,
+                    banner_timeout=t.connect_timeout_s,
+                    auth_timeout=t.connect_timeout_s,
+                    allow_agent=True,
+                    look_for_keys=t.key_file is None,
+                    transport_factory=_gcm_first_transport,
+                )
+        except SecurityError as exc:
             client.close()
-            fp = exc.key.fingerprint  # "SHA256:..." like ssh-keygen -lf
-            raise SecurityError(
-                f"{self._where}: host key not in {known_hosts} (the box offered {exc.key.get_name()} {fp}). "
-                f"Add it only after checking that fingerprint on the box itself (ssh-keygen -lf "
-                f"/etc/ssh/ssh_host_*_key.pub): ssh-keyscan -p {t.port} {t.host} >> {known_hosts}"
-            ) from exc
-        except paramiko.BadHostKeyException as exc:
-            client.close()
-            raise SecurityError(
-                f"{self._where}: HOST KEY CHANGED for {hostport}: {known_hosts} pins "
-                f"{exc.expected_key.fingerprint}, the box offered {exc.key.fingerprint}. Nothing was sent. "
-                "If the box was reinstalled, verify the new key and replace the entry "
-                f"(ssh-keygen -R '{hostport}' -f {known_hosts}); otherwise this may be an interception"
-            ) from exc
-        except paramiko.AuthenticationException as exc:
-            client.close()
-            # not retried: a wrong key stays wrong, and repeated failures get the farm banned (fail2ban)
-            raise SecurityError(f"{self._where}: SSH authentication failed: {exc}") from exc
-        except (OSError, EOFError, paramiko.SSHException) as exc:
-            client.close()
-            raise DeviceOfflineError(f"{self._where}: cannot connect: {exc or type(exc).__name__}") from exc
+            cause = exc.__cause__ if exc.__cause__ is not None else exc
+            raise SecurityError(self._refusal(cause, known_hosts, hostport)) from cause
         except BaseException:
             client.close()
             raise
@@ -316,20 +314,53 @@ class SshTransport:
         log.info("%s: connected", self._where)
         return client
 
+    def _refusal(self, exc: BaseException, known_hosts: Path, hostport: str) -> str:
+        """What a connection refused for security says: how to check an unknown key, which key changed, or that
+        authentication failed (not retried: a wrong key stays wrong, and repeated failures get the farm banned)."""
+        t = self.target
+        if isinstance(exc, _UnknownHostKeyError):
+            fp = exc.key.fingerprint  # "SHA256:..." like ssh-keygen -lf
+            return (
+                f"{self._where}: host key not in {known_hosts} (the box offered {exc.key.get_name()} {fp}). "
+                f"Add it only after checking that fingerprint on the box itself (ssh-keygen -lf "
+                f"/etc/ssh/ssh_host_*_key.pub): ssh-keyscan -p {t.port} {t.host} >> {known_hosts}"
+            )
+        if isinstance(exc, paramiko.BadHostKeyException):
+            return (
+                f"{self._where}: HOST KEY CHANGED for {hostport}: {known_hosts} pins "
+                f"{exc.expected_key.fingerprint}, the box offered {exc.key.fingerprint}. Nothing was sent. "
+                "If the box was reinstalled, verify the new key and replace the entry "
+                f"(ssh-keygen -R '{hostport}' -f {known_hosts}); otherwise this may be an interception"
+            )
+        return f"{self._where}: SSH authentication failed: {exc}"
+
+    @contextlib.contextmanager
+    def _dropping(self, transport: paramiko.Transport | None) -> Iterator[None]:
+        """A library fault inside the block also drops the connection, so the next call reconnects. Put it
+        inside :func:`map_exceptions` (it must see the library's exception, before it is mapped)."""
+        try:
+            yield
+        except FarmError:
+            raise
+        except Exception as exc:
+            if transport is not None and mapped_type(SSH_ERRORS, exc) is not None:
+                self._drop(transport)
+            raise
+
     def _open_channel(self, window_size: int | None = None, max_packet_size: int | None = None) -> paramiko.Channel:
         """A new session channel; retried once on a fresh connection since nothing has been started yet."""
         for attempt in (1, 2):
             t = self._transport()
             try:
-                return t.open_session(
-                    window_size=window_size,
-                    max_packet_size=max_packet_size,
-                    timeout=self.target.connect_timeout_s,
-                )
-            except (OSError, EOFError, paramiko.SSHException) as exc:
-                self._drop(t)
+                with map_exceptions(SSH_ERRORS, f"{self._where}: cannot open an SSH channel"), self._dropping(t):
+                    return t.open_session(
+                        window_size=window_size,
+                        max_packet_size=max_packet_size,
+                        timeout=self.target.connect_timeout_s,
+                    )
+            except ConnectionLostError:
                 if attempt == 2:
-                    raise ConnectionLostError(f"{self._where}: cannot open an SSH channel: {exc}") from exc
+                    raise
         raise AssertionError("unreachable")
 
     def _drop(self, transport: paramiko.Transport) -> None:
@@ -364,12 +395,12 @@ class SshTransport:
         err = _StreamReader(chan.recv_stderr, wake)
         t0 = time.monotonic()
         try:
-            chan.exec_command(command)
-            chan.shutdown_write()  # the command gets EOF on stdin, as under a batch scheduler
-        except (OSError, EOFError, paramiko.SSHException) as exc:
+            with map_exceptions(SSH_ERRORS, f"{self._where}: could not start {argv[0]!r}"), self._dropping(transport):
+                chan.exec_command(command)
+                chan.shutdown_write()  # the command gets EOF on stdin, as under a batch scheduler
+        except BaseException:
             chan.close()
-            self._drop(transport)
-            raise ConnectionLostError(f"{self._where}: could not start {argv[0]!r}: {exc}") from exc
+            raise
         out.start()
         err.start()
         deadline = None if timeout is None else t0 + timeout
@@ -450,20 +481,18 @@ class SshTransport:
         chan = self._open_channel()
         transport = chan.get_transport()
         try:
-            chan.settimeout(timeout)
-            chan.exec_command(command)
-            chan.shutdown_write()
-            wake = threading.Event()
-            err = _StreamReader(chan.recv_stderr, wake)
-            err.start()
-            out = b"".join(iter(lambda: chan.recv(_CHUNK), b""))
-            err.join(timeout)
-            if not chan.status_event.wait(timeout) or chan.exit_status == -1:
-                raise ConnectionLostError(f"{self._where}: no exit status from housekeeping command")
-            return chan.exit_status, out, b"".join(err.chunks)
-        except (OSError, EOFError, paramiko.SSHException) as exc:
-            self._drop(transport)
-            raise ConnectionLostError(f"{self._where}: connection lost: {exc}") from exc
+            with map_exceptions(SSH_ERRORS, f"{self._where}: connection lost"), self._dropping(transport):
+                chan.settimeout(timeout)
+                chan.exec_command(command)
+                chan.shutdown_write()
+                wake = threading.Event()
+                err = _StreamReader(chan.recv_stderr, wake)
+                err.start()
+                out = b"".join(iter(lambda: chan.recv(_CHUNK), b""))
+                err.join(timeout)
+                if not chan.status_event.wait(timeout) or chan.exit_status == -1:
+                    raise ConnectionLostError(f"{self._where}: no exit status from housekeeping command")
+                return chan.exit_status, out, b"".join(err.chunks)
         finally:
             chan.close()
 
@@ -483,11 +512,12 @@ class SshTransport:
     def _sftp(self) -> paramiko.SFTPClient:
         chan = self._open_channel(_SFTP_WINDOW, _SFTP_PACKET)
         try:
-            chan.invoke_subsystem("sftp")
-            return paramiko.SFTPClient(chan)
-        except (OSError, EOFError, paramiko.SSHException) as exc:
+            with map_exceptions(SSH_ERRORS, f"{self._where}: cannot start SFTP"):
+                chan.invoke_subsystem("sftp")
+                return paramiko.SFTPClient(chan)
+        except BaseException:
             chan.close()
-            raise ConnectionLostError(f"{self._where}: cannot start SFTP: {exc}") from exc
+            raise
 
     def push(self, src: Path, dst: str, mode: int | None = None, *, use_cache: bool = True) -> PushResult:
         """Upload ``src`` to ``dst`` atomically, skipping it when ``dst`` already holds the same content.
@@ -499,8 +529,8 @@ class SshTransport:
         """
         t0 = time.monotonic()
         local = src.stat()
-        try:
-            sftp = self._sftp()
+        sftp = self._sftp()
+        with self._file_errors(f"push {src} → {dst}"):
             try:
                 recorded = _read_marker(sftp, dst) if use_cache else None
                 if recorded is not None and recorded[1] == local.st_size:
@@ -512,8 +542,6 @@ class SshTransport:
                 digest, sent = self._upload(sftp, src, dst, mode)
             finally:
                 sftp.close()
-        except (OSError, EOFError, paramiko.SSHException) as exc:
-            raise self._file_error(f"push {src} → {dst}", exc) from exc
         return PushResult(dst, digest, sent, sent, time.monotonic() - t0)
 
     def _upload(self, sftp: paramiko.SFTPClient, src: Path, dst: str, mode: int | None) -> tuple[str, int]:
@@ -547,28 +575,36 @@ class SshTransport:
     def pull(self, src: str, dst: Path) -> None:
         """Download ``src`` from the device to ``dst`` (written to a temp name, then renamed)."""
         tmp = dst.with_name(f".{dst.name}.farm-tmp-{secrets.token_hex(4)}")
+        sftp = self._sftp()
         try:
-            sftp = self._sftp()
-            try:
-                size = sftp.stat(src).st_size or 0
-                with sftp.open(src, "rb") as rf, tmp.open("wb") as fh:
-                    rf.prefetch(size, max_concurrent_requests=64)
-                    _copy(rf, fh)
-            finally:
-                sftp.close()
-            tmp.replace(dst)
-        except (OSError, EOFError, paramiko.SSHException) as exc:
+            with self._file_errors(f"pull {src} → {dst}"):
+                try:
+                    size = sftp.stat(src).st_size or 0
+                    with sftp.open(src, "rb") as rf, tmp.open("wb") as fh:
+                        rf.prefetch(size, max_concurrent_requests=64)
+                        _copy(rf, fh)
+                finally:
+                    sftp.close()
+                tmp.replace(dst)
+        except InfraError:
             tmp.unlink(missing_ok=True)
-            raise self._file_error(f"pull {src} → {dst}", exc) from exc
+            raise
 
-    def _file_error(self, what: str, exc: BaseException) -> InfraError:
-        """ConnectionLostError for a dropped link; InfraError for a file error on a live link (EACCES, ENOSPC)."""
-        with self._lock:
-            t = self._client.get_transport() if self._client is not None else None
-            alive = t is not None and t.is_active()
-        if alive and isinstance(exc, OSError) and not isinstance(exc, TimeoutError | ConnectionError):
-            return InfraError(f"{self._where}: {what} failed: {exc}")
-        return ConnectionLostError(f"{self._where}: {what} failed: {exc or type(exc).__name__}")
+    @contextlib.contextmanager
+    def _file_errors(self, what: str) -> Iterator[None]:
+        """:func:`map_exceptions` for SFTP: ConnectionLostError for a dropped link, but InfraError for a file error
+        the server reports on a live link (EACCES, ENOSPC)."""
+        try:
+            with map_exceptions(SSH_ERRORS, f"{self._where}: {what} failed"):
+                yield
+        except ConnectionLostError as exc:
+            cause = exc.__cause__
+            with self._lock:
+                t = self._client.get_transport() if self._client is not None else None
+                alive = t is not None and t.is_active()
+            if alive and isinstance(cause, OSError) and not isinstance(cause, TimeoutError | ConnectionError):
+                raise InfraError(str(exc)) from cause
+            raise
 
 
 @functools.lru_cache(maxsize=512)

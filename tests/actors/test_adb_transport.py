@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from actors.transports.adb import AdbTransport, adb_devices, build_command
-from farm.errors import ConnectionLostError, DeviceOfflineError
+from farm.errors import ConnectionLostError, DeviceOfflineError, RunRefused
 from farm.sim.adb_server import AdbServer
 from farm.sim.phone import VirtualPhone, free_port
 from farm.specs.inventory import AdbConnection
@@ -62,7 +62,7 @@ def test_missing_workdir_and_binary_are_failed_runs(adb_server: AdbServer, virtu
     assert t.run(["true"], workdir="/data/local/tmp/nope").exit_code == 127
     missing = t.run(["/data/local/tmp/no-such-binary"])
     assert missing.exit_code == 127 and "not found" in missing.stderr
-    with pytest.raises(ValueError, match="environment variable name"):
+    with pytest.raises(RunRefused, match="environment variable name"):
         t.run(["true"], env={"BAD-KEY": "1"})
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from actors.transports.remote_shell import PidMarker, new_marker, prelude
+from farm.errors import RunRefused
 
 
 def test_marker_split_across_chunks_is_removed() -> None:
@@ -32,5 +33,5 @@ def test_prelude_quotes_values_and_rejects_bad_names() -> None:
         "export B_2='$HOME'",
         "cd '/data/my dir' || exit 127",
     ]
-    with pytest.raises(ValueError, match="invalid environment variable name"):
+    with pytest.raises(RunRefused, match="invalid environment variable name"):
         prelude({"A;B": "1"}, None)

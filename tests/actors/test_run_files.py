@@ -14,7 +14,7 @@ import pytest
 
 from actors import exec_wrap, run_files
 from actors.transports.local import LocalTransport
-from farm.errors import ConfigError, FarmError
+from farm.errors import ConfigError, RunRefused
 from farm.script_constants import render_constants
 from tests.fixtures.ssh import BOXES_DIR
 
@@ -89,7 +89,7 @@ def test_inputs_are_hashed_once_per_version(tmp_path: Path) -> None:
         hasher.hashes(transport, ["a b.bmodel"], str(tmp_path))["a b.bmodel"]
         == hashlib.sha256(model.read_bytes()).hexdigest()
     )
-    with pytest.raises(FarmError, match=r"input gone\.bmodel \(relative to .*\) is not a file"):
+    with pytest.raises(RunRefused, match=r"input gone\.bmodel \(relative to .*\) is not a file"):
         hasher.hashes(transport, ["gone.bmodel"], str(tmp_path))
 
 

@@ -18,7 +18,7 @@ import pytest
 
 from actors.transports.base import Transport
 from actors.transports.ssh import SshTransport, build_command
-from farm.errors import ConfigError, ConnectionLostError, DeviceOfflineError, InfraError, SecurityError
+from farm.errors import ConnectionLostError, DeviceOfflineError, InfraError, RunRefused, SecurityError
 
 if TYPE_CHECKING:  # imported for annotations only: pytest loads the module itself, as a plugin
     from tests.fixtures.ssh import SshdBox
@@ -71,7 +71,7 @@ def test_missing_workdir_is_a_failed_run(ssh: SshTransport, sshd_box: SshdBox) -
 
 
 def test_invalid_env_name_is_refused_before_anything_runs() -> None:
-    with pytest.raises(ValueError, match="environment variable name"):
+    with pytest.raises(RunRefused, match="environment variable name"):
         build_command(["true"], "m=", env={"A;touch /tmp/x": "1"})
 
 
@@ -232,7 +232,7 @@ def test_wrong_client_key_is_a_security_error(sshd_box: SshdBox, tmp_path: Path)
 def test_password_env_must_name_a_set_variable(sshd_box: SshdBox, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("FARM_TEST_SSH_PASS", raising=False)
     transport = SshTransport(dataclasses.replace(sshd_box.config, password_env="FARM_TEST_SSH_PASS"))
-    with pytest.raises(ConfigError, match="password_env: environment variable FARM_TEST_SSH_PASS is not set"):
+    with pytest.raises(RunRefused, match="password_env: environment variable FARM_TEST_SSH_PASS is not set"):
         transport.exec_text(["true"])
 
 
