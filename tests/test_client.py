@@ -66,7 +66,7 @@ def test_device_status_and_controller_info() -> None:
         {"device_id": "p1", "kind": "android", "node": "lab-1", "node_id": "ab12", "state": "offline"}
         | {"current_run": "", "reason": "adb: device offline"}
     )
-    assert dev.state is SlotState.OFFLINE and dev.state == "offline" and dev.reason == "adb: device offline"
+    assert dev.state is SlotState.OFFLINE and dev.reason == "adb: device offline"
     assert ControllerInfo.from_dict({"devices": 2, "slots": 3, "metrics_address": ["127.0.0.1", 9400]}) == (
         ControllerInfo(2, 3, ("127.0.0.1", 9400))
     )
