@@ -1,4 +1,7 @@
-"""The Ray actor around a :class:`~actors.device.Device`: one per physical device, placed on its node."""
+"""The Ray actor around a :class:`~actors.device.Device`: one per physical device, placed on its node.
+
+Part of the Ray glue; :mod:`farm.client` lists the rest.
+"""
 
 from __future__ import annotations
 

@@ -46,6 +46,7 @@ import ray
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.common import init_local_ray, machine, print_machine, start_farm
+from farm.client import JobState
 
 JOB = "backpressure"
 
@@ -172,21 +173,22 @@ def main() -> None:
     results = work / "results"
     init_local_ray()
     info = machine()
-    handle = start_farm(args.devices, results)
+    client = start_farm(args.devices, results)
+    handle = client.handle  # the figures below are read inside the controller (`__ray_call__`)
     samples: list[tuple[float, int, dict[str, Any]]] = []
     cancel_samples: list[tuple[float, int, int]] = []
     top: list[str] = []
     try:
-        warm_id = ray.get(handle.submit.remote(sweep_job("warmup", [args.warmup_points]), "<bench>", str(work), []))
-        warm = ray.get(handle.wait.remote(warm_id, 300))
-        if warm["state"] != "done":
+        warm_id = client.submit_data(sweep_job("warmup", [args.warmup_points]), "<bench>", str(work))
+        warm = client.wait(warm_id, 300)
+        if warm.state is not JobState.DONE:
             raise RuntimeError(f"warm-up job did not finish: {warm}")
         pid = call(handle, lambda c: os.getpid())
         rss_warm = rss_kib(pid)
         if args.trace:
             call(handle, _trace_start)
         t0 = time.perf_counter()
-        job_id = ray.get(handle.submit.remote(job, "<bench:backpressure>", str(work), [], True))
+        job_id = client.submit_data(job, "<bench:backpressure>", str(work), rerun=True)
         submit_s = time.perf_counter() - t0
         rss_submit = rss_kib(pid)
         first = call(handle, _controller_state, job_id)
@@ -210,7 +212,7 @@ def main() -> None:
                 break
     finally:
         # Not Controller.shutdown: it would cancel (and so record) every remaining run of the sweep first.
-        ray.kill(handle)
+        client.kill()
         ray.shutdown()
         shutil.rmtree(work, ignore_errors=True)  # tens of thousands of run logs
     naive = naive_baseline(job, args.devices)

@@ -22,8 +22,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from farm import runtime
-from farm.controller import ControllerOptions
+from farm.client import ControllerOptions, FarmClient, JobState, JobStatus
 from farm.specs.inventory import Inventory
 
 # What every benchmarked run executes, on the farm and in every baseline: a process that sleeps, then prints
@@ -129,34 +128,30 @@ def init_local_ray(resources: dict[str, float] | None = None) -> None:
     )
 
 
-def start_farm(devices: int, results_root: Path) -> Any:
+def start_farm(devices: int, results_root: Path) -> FarmClient:
     """The controller with ``devices`` local hosts on the running Ray (see :func:`init_local_ray`)."""
     # No Prometheus exporter and a slow health loop: the benchmark measures dispatch, not monitoring.
     options = ControllerOptions(health_interval_s=60.0, metrics_port=None)
-    return runtime.start_controller(host_inventory(devices), str(results_root), options=options)
+    return FarmClient.start(host_inventory(devices), str(results_root), options=options)
 
 
-def stop_farm(handle: Any) -> None:
-    import ray
-
+def stop_farm(client: FarmClient) -> None:
     try:
-        ray.get(handle.shutdown.remote(), timeout=60)
+        client.shutdown(timeout=60)
     finally:
-        ray.kill(handle)
+        client.kill()
 
 
-def run_job(handle: Any, job: dict[str, Any], base_dir: Path, timeout_s: float) -> tuple[dict[str, Any], float]:
+def run_job(client: FarmClient, job: dict[str, Any], base_dir: Path, timeout_s: float) -> tuple[JobStatus, float]:
     """Submit ``job`` and wait until its last row is written; returns its final status and the wall time (s)
     from the submit call to the moment the controller reported the job done."""
-    import ray
-
     t0 = time.perf_counter()
-    job_id = ray.get(handle.submit.remote(job, f"<bench:{job['name']}>", str(base_dir), [], True))
-    status: dict[str, Any] = ray.get(handle.wait.remote(job_id, timeout_s))
+    job_id = client.submit_data(job, f"<bench:{job['name']}>", str(base_dir), rerun=True)
+    status = client.wait(job_id, timeout_s)
     wall = time.perf_counter() - t0
-    if status["state"] != "done":
+    if status.state is not JobState.DONE:
         raise RuntimeError(f"job {job['name']} did not finish in {timeout_s:.0f}s: {status}")
-    others = [j["job"] for j in ray.get(handle.status.remote()) if j["job_id"] != job_id]
+    others = [j.job for j in client.jobs() if j.job_id != job_id]
     if others:
         # `ray.init(address="auto")` elsewhere on this machine attaches to any running Ray, ours included.
         print(f"WARNING: other clients submitted jobs to this benchmark's controller: {others}; figures disturbed")

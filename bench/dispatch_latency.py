@@ -82,12 +82,12 @@ class BaselineDispatcher:
 
 
 def measure_farm(devices: int, per_device: int, seconds: float, workdir: Path) -> dict[str, list[float]]:
-    handle = start_farm(devices, workdir / "results")
+    client = start_farm(devices, workdir / "results")
     try:
-        run_job(handle, sleep_job("latency", per_device, seconds), workdir, timeout_s=600 + 10 * per_device * seconds)
-        stats = ray.get(handle.stats.remote())
+        run_job(client, sleep_job("latency", per_device, seconds), workdir, timeout_s=600 + 10 * per_device * seconds)
+        stats = client.stats()
     finally:
-        stop_farm(handle)
+        stop_farm(client)
     rows = read_rows(workdir / "results", "latency")
     return {"latency": list(stats["dispatch_latencies_s"]), "gap": idle_gaps(row_spans(rows))}
 

@@ -14,11 +14,9 @@ import sys
 import tempfile
 from pathlib import Path
 
-import ray
 import yaml
 
-from farm import runtime
-from farm.controller import ControllerOptions
+from farm.client import ControllerOptions, FarmClient, start_ray, stop_ray
 from farm.results import ResultsStore
 from farm.specs.inventory import local_inventory
 from farm.specs.job import load_job
@@ -54,8 +52,8 @@ def main() -> int:
         yaml.safe_dump({"name": "fidelity", "workload": "llama_cpp", "command": argv, "devices": {"kind": "host"}})
     )
     job = load_job(job_path)
-    runtime.init_ray()
-    handle = runtime.start_controller(local_inventory(), str(tmp / "res"), options=ControllerOptions(flush_rows=1))
+    start_ray()
+    client = FarmClient.start(local_inventory(), str(tmp / "res"), options=ControllerOptions(flush_rows=1))
     store = ResultsStore(str(tmp / "res"))
     subprocess.run(argv, capture_output=True, check=True)  # warm the page cache for both arms
     farm_tps: list[float] = []
@@ -63,16 +61,16 @@ def main() -> int:
     for i in range(args.pairs):
         for arm in ("farm", "direct") if i % 2 == 0 else ("direct", "farm"):
             if arm == "farm":
-                job_id = runtime.submit(handle, job, str(job_path), ship=False, rerun=True)
-                st = ray.get(handle.wait.remote(job_id, 300))
-                assert st["statuses"] == {"ok": 1}, st
+                job_id = client.submit(job, str(job_path), ship=False, rerun=True)
+                st = client.wait(job_id, 300)
+                assert st.statuses == {"ok": 1}, st
                 table = store.table("fidelity").to_pylist()
                 farm_tps.append(max(table, key=lambda r: r["attempt"])["decode_tokens_per_s"])
             else:
                 done = subprocess.run(argv, capture_output=True, text=True, check=True)
                 direct_tps.append(adapter.parse(done.stdout + "\n" + done.stderr)["decode_tokens_per_s"])
-    ray.get(handle.shutdown.remote())
-    ray.shutdown()
+    client.shutdown()
+    stop_ray()
     f, d = statistics.median(farm_tps), statistics.median(direct_tps)
     print(f"farm   decode tok/s: {', '.join(f'{x:.2f}' for x in farm_tps)}")
     print(f"direct decode tok/s: {', '.join(f'{x:.2f}' for x in direct_tps)}")

@@ -59,6 +59,7 @@ from bench.common import (
     start_farm,
     stop_farm,
 )
+from farm.client import RunStatus
 
 RESOURCE_PREFIX = "bench-dev-"
 
@@ -97,20 +98,20 @@ class Outcome:
 
 def run_farm(devices: int, per_device: int, seconds: float, workdir: Path) -> Outcome:
     t0 = time.perf_counter()
-    handle = start_farm(devices, workdir / "farm-results")
+    client = start_farm(devices, workdir / "farm-results")
     setup = time.perf_counter() - t0
     try:
         job = sleep_job("overhead", per_device, seconds)
         began = time.time()
-        status, wall = run_job(handle, job, workdir, timeout_s=600 + 10 * per_device * seconds)
+        status, wall = run_job(client, job, workdir, timeout_s=600 + 10 * per_device * seconds)
         clock = (began, time.time())
     finally:
-        stop_farm(handle)
+        stop_farm(client)
     rows = read_rows(workdir / "farm-results", "overhead")
     return Outcome(
         system="farm",
         runs=len(rows),
-        ok=status["statuses"].get("ok", 0),
+        ok=status.count(RunStatus.OK),
         makespan_s=wall,
         spans=row_spans(rows),
         setup_s=setup,

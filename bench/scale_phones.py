@@ -47,7 +47,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.common import machine, print_machine, read_rows
 from farm import runtime
-from farm.controller import ControllerOptions
+from farm.client import ControllerOptions, FarmClient, JobStatus
 from farm.placement import device_actor_options
 from farm.sim.adb_server import AdbServer
 from farm.sim.phone import SimConfig, VirtualPhone, free_port
@@ -212,16 +212,16 @@ def baseline_fleet(inventory: Inventory) -> ActorFleet:
     return fleet
 
 
-def farm_fleet(inventory: Inventory, results: Path) -> tuple[Any, ActorFleet]:
+def farm_fleet(inventory: Inventory, results: Path) -> tuple[FarmClient, ActorFleet]:
     import ray
 
     options = ControllerOptions(health_interval_s=300.0, metrics_port=None)
     b0, t0 = boottime(), time.perf_counter()
-    handle = runtime.start_controller(inventory, str(results), options=options)
+    client = FarmClient.start(inventory, str(results), options=options)
     ready_s = time.perf_counter() - t0
-    devices: dict[str, Any] = ray.get(handle.device_handles.remote())
+    devices = client.device_handles()
     pids = ray.get([h.pid.remote() for h in devices.values()])
-    ctl_pid = int(ray.get(handle.__ray_call__.remote(lambda _c: os.getpid())))
+    ctl_pid = int(ray.get(client.handle.__ray_call__.remote(lambda _c: os.getpid())))
     fleet = ActorFleet(
         "device actors",
         ready_s,
@@ -235,9 +235,9 @@ def farm_fleet(inventory: Inventory, results: Path) -> tuple[Any, ActorFleet]:
     )
     fleet.idle_share = idle_cpu_share([*pids, ctl_pid], 5.0)
     t0 = time.perf_counter()
-    ray.get(handle.check_health.remote())
+    client.check_health()
     fleet.health_again_s = time.perf_counter() - t0
-    return handle, fleet
+    return client, fleet
 
 
 def wait_gone(pids: Sequence[int], timeout_s: float) -> None:
@@ -271,18 +271,16 @@ def write_job(work: Path) -> Path:
 
 @dataclass
 class JobRun:
-    status: dict[str, Any]
+    status: JobStatus
     wall_s: float
     rows: list[dict[str, Any]]
     phones_cpu_s: float  # CPU of this process (the N virtual phones) while the job ran
 
 
-def run_job(handle: Any, path: Path, results: Path) -> JobRun:
-    import ray
-
+def run_job(client: FarmClient, path: Path, results: Path) -> JobRun:
     cpu0, t0 = cpu_seconds(os.getpid()), time.perf_counter()
-    job_id = runtime.submit(handle, load_job(path), str(path), ship=False)
-    status: dict[str, Any] = ray.get(handle.wait.remote(job_id, 600))
+    job_id = client.submit(load_job(path), str(path), ship=False)
+    status = client.wait(job_id, 600)
     wall, cpu = time.perf_counter() - t0, cpu_seconds(os.getpid()) - cpu0
     return JobRun(status, wall, read_rows(results, JOB), cpu)
 
@@ -326,7 +324,7 @@ def main() -> int:
     work = Path(tempfile.mkdtemp(prefix="farm-scale-phones-"))
     results = work / "results"
     ph = start_phones(args.phones, work / "adb-home")
-    handle = None
+    client: FarmClient | None = None
     base: ActorFleet | None = None
     job: JobRun | None = None
     try:
@@ -339,15 +337,15 @@ def main() -> int:
         info = machine()
         if not args.skip_baseline:
             base = baseline_fleet(inventory)
-        handle, farm = farm_fleet(inventory, results)
+        client, farm = farm_fleet(inventory, results)
         if not args.skip_job:
-            job = run_job(handle, write_job(work), results)
+            job = run_job(client, write_job(work), results)
     finally:
-        if handle is not None:
+        if client is not None:
             try:
-                ray.get(handle.shutdown.remote(), timeout=60)
+                client.shutdown(timeout=60)
             finally:
-                ray.kill(handle)
+                client.kill()
         ray.shutdown()
         stop_phones(ph)
 
@@ -383,7 +381,7 @@ def main() -> int:
         tps = [r["decode_tokens_per_s"] for r in rows if r.get("decode_tokens_per_s")]
         synthetic = all(r["synthetic"] for r in rows)
         print(
-            f"job {JOB} (synthetic): {job.status['state']} in {job.wall_s:.1f} s; rows {dict(by_status)}; "
+            f"job {JOB} (synthetic): {job.status.state} in {job.wall_s:.1f} s; rows {dict(by_status)}; "
             f"{len(devices)} of {args.phones} phones with an ok row; all rows synthetic: {synthetic}; "
             f"decode tokens/s (scripted) median {statistics.median(tps) if tps else float('nan'):.1f}; "
             f"bytes pushed {int(sum(r['bytes_pushed'] or 0 for r in rows)):,}"

@@ -81,7 +81,7 @@ class _Inflight:
 
 
 class Controller:
-    """Ray async actor. Create with :func:`farm.runtime.start_controller`."""
+    """Ray async actor. Create it and call it through :class:`farm.client.FarmClient`."""
 
     def __init__(self, inventory: dict[str, Any], results_root: str, options: ControllerOptions | None = None) -> None:
         self.inventory = Inventory.model_validate(inventory)

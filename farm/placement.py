@@ -1,4 +1,7 @@
-"""Where a device actor runs: the Ray node named by the device's ``node`` (id, label, resource, IP or hostname)."""
+"""Where a device actor runs: the Ray node named by the device's ``node`` (id, label, resource, IP or hostname).
+
+Part of the Ray glue; :mod:`farm.client` lists the rest.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,7 @@
-"""Starting Ray and the controller, and talking to a running controller: used by the CLI and by tests."""
+"""Starting Ray and the controller, finding a running one, describing a job's artifacts for it.
+
+The calls to a running controller are :class:`farm.client.FarmClient`'s; this module is what it stands on.
+"""
 
 from __future__ import annotations
 
@@ -141,13 +144,6 @@ def artifact_refs(job: JobSpec, ship: bool) -> list[ArtifactRef]:
             )
         )
     return refs
-
-
-def submit(handle: Any, job: JobSpec, source: str, *, ship: bool, rerun: bool = False) -> str:
-    import ray
-
-    data = job.model_dump(mode="json", exclude_defaults=True)
-    return str(ray.get(handle.submit.remote(data, source, str(job.base_dir), artifact_refs(job, ship), rerun)))
 
 
 def _absolute(root: str) -> str:

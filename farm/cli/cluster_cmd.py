@@ -10,13 +10,16 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import os
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rich.table import Table
 
 from farm.cli.common import inventory_from, port, port_or_zero, results_root, stderr, stdout
-from farm.cli.run_cmd import _follow
+from farm.cli.progress import follow
 from farm.cli.summary import print_summary
+
+if TYPE_CHECKING:  # Ray and the controller are imported when a command needs them, not for `farm --help`
+    from farm.client import FarmClient
 
 
 def _address(p: argparse.ArgumentParser) -> None:
@@ -80,58 +83,47 @@ def register(sub: Any) -> None:
     p.set_defaults(func=devices)
 
 
-def _connect(args: argparse.Namespace) -> Any:
-    from farm import runtime
+def _connect(args: argparse.Namespace) -> FarmClient:
+    from farm.client import FarmClient
 
-    runtime.init_ray(args.address or os.environ.get("RAY_ADDRESS") or "auto")
-    return runtime.controller()
+    return FarmClient.connect(args.address)
 
 
 def controller_start(args: argparse.Namespace) -> int:
-    from farm import runtime
-    from farm.controller import ControllerOptions
+    from farm.client import ControllerOptions, FarmClient, cluster_address, start_ray
 
     inv = inventory_from(args.inventory)
-    runtime.init_ray(args.address or os.environ.get("RAY_ADDRESS") or "auto")
+    start_ray(cluster_address(args.address))
     opts = ControllerOptions(metrics_host=args.metrics_host, metrics_port=args.metrics_port)
-    import ray
-
-    handle = runtime.start_controller(inv, results_root(args.results), detached=True, options=opts)
-    info = ray.get(handle.start.remote())
-    where = f", metrics on {info['metrics_address'][0]}:{info['metrics_address'][1]}" if info["metrics_address"] else ""
-    stdout().print(f"controller started: {info['devices']} devices, {info['slots']} slots{where}")
+    info = FarmClient.start(inv, results_root(args.results), detached=True, options=opts).info()
+    where = f", metrics on {info.metrics_address[0]}:{info.metrics_address[1]}" if info.metrics_address else ""
+    stdout().print(f"controller started: {info.devices} devices, {info.slots} slots{where}")
     return 0
 
 
 def controller_stop(args: argparse.Namespace) -> int:
-    import ray
-
-    handle = _connect(args)
-    ray.get(handle.shutdown.remote())
-    ray.kill(handle)
+    client = _connect(args)
+    client.shutdown()
+    client.kill()
     stdout().print("controller stopped")
     return 0
 
 
 def submit(args: argparse.Namespace) -> int:
-    from farm import runtime
     from farm.specs.job import load_job
 
     job = load_job(args.job, check_artifacts=True)
-    handle = _connect(args)
-    job_id = runtime.submit(handle, job, args.job, ship=True, rerun=args.rerun)
+    client = _connect(args)
+    job_id = client.submit(job, args.job, ship=True, rerun=args.rerun)
     print(job_id)
     if args.wait:
-        return _wait(handle, job_id, None)
+        return _wait(client, job_id, None)
     return 0
 
 
 def status(args: argparse.Namespace) -> int:
-    import ray
-
-    handle = _connect(args)
-    result = ray.get(handle.status.remote(args.job_id))
-    rows = [result] if isinstance(result, dict) else result
+    client = _connect(args)
+    rows = [client.status(args.job_id)] if args.job_id is not None else client.jobs()
     table = Table(show_edge=False)
     table.add_column("job id", no_wrap=True)
     for col in ("state", "done", "total", "running", "queued", "not started", "statuses"):
@@ -139,28 +131,28 @@ def status(args: argparse.Namespace) -> int:
     table.add_column("submitted", no_wrap=True)
     for st in rows:
         table.add_row(
-            st["job_id"],
-            st["state"],
-            str(st["finished"] + st["skipped"]),
-            str(st["total"]),
-            str(st["running"]),
-            str(st["queued"]),
-            str(st.get("not_started", 0)),
-            ", ".join(f"{k} {v}" for k, v in sorted(st["statuses"].items())),
-            dt.datetime.fromtimestamp(st["submitted_at"]).strftime("%m-%d %H:%M:%S"),
+            st.job_id,
+            st.state,
+            str(st.done),
+            str(st.total),
+            str(st.running),
+            str(st.queued),
+            str(st.not_started),
+            st.counts_text(),
+            dt.datetime.fromtimestamp(st.submitted_at).strftime("%m-%d %H:%M:%S"),
         )
     stdout().print(table)
     return 0
 
 
-def _wait(handle: Any, job_id: str, results: str | None) -> int:
-    st = _follow(handle, job_id, bar=stderr().is_terminal)
+def _wait(client: FarmClient, job_id: str, results: str | None) -> int:
+    st = follow(client, job_id, bar=stderr().is_terminal)
     if results:
-        print_summary(results, st["job"], st)
+        print_summary(results, st.job, st)
     else:
-        counts = ", ".join(f"{n} {s}" for s, n in sorted(st["statuses"].items()))
-        stdout().print(f"{job_id}: {st['state']}: {counts or 'no runs'}")
-    return 0 if st["state"] == "done" and st["statuses"].get("ok", 0) + st["skipped"] == st["total"] else 1
+        counts = ", ".join(f"{n} {s}" for s, n in sorted(st.statuses.items()))
+        stdout().print(f"{job_id}: {st.state}: {counts or 'no runs'}")
+    return 0 if st.all_ok else 1
 
 
 def wait(args: argparse.Namespace) -> int:
@@ -168,10 +160,8 @@ def wait(args: argparse.Namespace) -> int:
 
 
 def cancel(args: argparse.Namespace) -> int:
-    import ray
-
-    st = ray.get(_connect(args).cancel.remote(args.job_id))
-    stdout().print(f"{st['job_id']}: {st['state']}")
+    st = _connect(args).cancel(args.job_id)
+    stdout().print(f"{st.job_id}: {st.state}")
     return 0
 
 
@@ -180,16 +170,13 @@ def devices(args: argparse.Namespace) -> int:
         from farm.discover import run_discover
 
         return run_discover(args)
-    import ray
-
-    rows = ray.get(_connect(args).devices_status.remote())
     table = Table(show_edge=False)
     table.add_column("device", no_wrap=True)
     for col in ("kind", "node", "state"):
         table.add_column(col)
     table.add_column("current run", overflow="fold")
     table.add_column("reason", overflow="fold")
-    for d in rows:
-        table.add_row(d["device_id"], d["kind"], d["node"], d["state"], d["current_run"], d.get("reason", ""))
+    for d in _connect(args).devices():
+        table.add_row(d.device_id, d.kind, d.node, d.state, d.current_run, d.reason)
     stdout().print(table)
     return 0

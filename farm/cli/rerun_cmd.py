@@ -11,11 +11,14 @@ from __future__ import annotations
 import argparse
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from farm import rerun
 from farm.cli.common import inventory_from, results_root, stdout
 from farm.cli.run_cmd import embedded
+
+if TYPE_CHECKING:
+    from farm.client import FarmClient
 
 
 def register(sub: Any) -> None:
@@ -48,11 +51,8 @@ def run(args: argparse.Namespace) -> int:
     refs = rerun.artifact_refs(recorded, paths)
     source = f"rerun of {recorded.job}:{recorded.run_id}"
 
-    def submit(handle: Any) -> str:
-        import ray
-
-        call = handle.submit.remote(data, source, str(Path.cwd()), refs, True, rerun.single(recorded))
-        return str(ray.get(call))
+    def submit(client: FarmClient) -> str:
+        return client.submit_data(data, source, str(Path.cwd()), refs, rerun=True, single=rerun.single(recorded))
 
     status = embedded(inventory_from(args.inventory), root, submit, not args.no_progress)
     row = rerun.find_row(root, recorded.run_id)
@@ -61,4 +61,4 @@ def run(args: argparse.Namespace) -> int:
         + (f" ({row['error']})" if row.get("error") else ""),
         markup=False,
     )
-    return 0 if status["state"] == "done" and row["status"] == "ok" and row["attempt"] > recorded.attempt else 1
+    return 0 if status.state == "done" and row["status"] == "ok" and row["attempt"] > recorded.attempt else 1

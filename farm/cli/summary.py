@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 from rich.table import Table
 
@@ -11,20 +11,23 @@ from farm.analysis.stats import median
 from farm.cli.common import stdout
 from farm.errors import ConfigError, FarmError
 
+if TYPE_CHECKING:
+    from farm.client import JobStatus
+
 #: Metric columns shown: the job's headline metrics first (farm.workloads.HEADLINES), then the usual ones.
 MAX_METRICS = 4
 
 
-def print_summary(root: str, job: str, status: dict[str, Any]) -> None:
+def print_summary(root: str, job: str, status: JobStatus) -> None:
     """The job's status counts, then one line per device × grid point of *this job's* ok runs (columns other
     jobs in the results root use are left out) with the median of its first metrics; device ids and parameter
     values are printed whole, folded rather than cut when the terminal is narrow."""
     console = stdout()
-    counts = ", ".join(f"{n} {s}" for s, n in sorted(status["statuses"].items())) or "no runs"
-    skipped = f", {status['skipped']} skipped (already ok)" if status["skipped"] else ""
-    if status.get("not_started"):
-        skipped += f", {status['not_started']} not started"
-    console.print(f"[bold]{job}[/] ({status['job_id']}): {status['state']}: {counts}{skipped}")
+    counts = ", ".join(f"{n} {s}" for s, n in sorted(status.statuses.items())) or "no runs"
+    skipped = f", {status.skipped} skipped (already ok)" if status.skipped else ""
+    if status.not_started:
+        skipped += f", {status.not_started} not started"
+    console.print(f"[bold]{job}[/] ({status.job_id}): {status.state}: {counts}{skipped}")
     try:
         data = load_job(root, job, source="summary")
     except ConfigError:

@@ -9,11 +9,15 @@ from pathlib import Path
 import pytest
 
 from farm.cli.summary import print_summary
+from farm.client import JobStatus
 from tests.analysis.jobs import write_job
 
 DEVICE = "ascend-310p-server-in-the-lab-basement/npu7"
 MODEL = "llama-adapter-multimodal-7b-bsz-variant.om"
-STATUS = {"job_id": "ascend-1", "state": "done", "statuses": {"ok": 4}, "skipped": 0}
+STATUS = JobStatus.from_dict(
+    {"job_id": "ascend-1", "job": "ascend", "state": "done", "total": 4, "skipped": 0, "finished": 4, "running": 0}
+    | {"queued": 0, "retries": 0, "statuses": {"ok": 4}, "submitted_at": 0.0, "finished_at": 1.0}
+)
 
 
 @pytest.fixture

@@ -41,7 +41,7 @@ from actors.messages import ArtifactRef, RunRequest, RunResult
 from actors.sophgo import SophgoBox
 from actors.ssh_host import SshHost
 from farm import runtime
-from farm.controller import ControllerOptions
+from farm.client import ControllerOptions, FarmClient
 from farm.rows import classify
 from farm.specs.inventory import AscendDevice, HostDevice, Inventory, SophgoDevice
 from farm.specs.job import load_job
@@ -319,13 +319,13 @@ def farm(box: SshdBox, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tup
     runtime.init_ray(address="local")
     results = tmp / "res"
     options = ControllerOptions(health_interval_s=1.0, offline_grace_s=5.0)
-    handle = runtime.start_controller(inv, str(results), options=options)
+    client = FarmClient.start(inv, str(results), options=options)
     try:
-        yield handle, results
+        yield client, results
     finally:
         with contextlib.suppress(Exception):
-            ray.get(handle.shutdown.remote(), timeout=30)
-        ray.kill(handle)
+            client.shutdown(timeout=30)
+        client.kill()
         wait_until(lambda: runtime.find_controller() is None, timeout=30)
         ray.shutdown()
 
@@ -356,8 +356,8 @@ def bmodel_pair(folder: Path, names: tuple[str, str], size: int = BMODEL_BYTES) 
 
 @pytest.mark.ray
 def test_llm_tpu_recipe_job_on_a_two_chip_box(farm: tuple[Any, Path], box: SshdBox, tmp_path: Path) -> None:
-    handle, results = farm
-    assert {k: v for k, v in device_states(handle).items() if k.startswith("tpu-box")} == {
+    client, results = farm
+    assert {k: v for k, v in device_states(client).items() if k.startswith("tpu-box")} == {
         "tpu-box/chip0": "idle",
         "tpu-box/chip1": "idle",
     }  # discovered with bm-smi: the inventory lists no chips
@@ -369,9 +369,9 @@ def test_llm_tpu_recipe_job_on_a_two_chip_box(farm: tuple[Any, Path], box: SshdB
     for i, pair in enumerate(pairs):
         bmodel_pair(remote, pair, BMODEL_BYTES + 4096 * i)
     path = copy_job(tmp_path, "llm-tpu-qwen", workdir=str(remote), repeat=1, env=LONGER)
-    st = submit_and_wait(handle, path)
+    st = submit_and_wait(client, path)
     got = rows(results, "llm-tpu-qwen")
-    assert st["statuses"] == {"ok": 4} and len(got) == 4, [r["error"] for r in got]
+    assert st.statuses == {"ok": 4} and len(got) == 4, [r["error"] for r in got]
     assert Counter(r["device_id"] for r in got) == {"tpu-box/chip0": 2, "tpu-box/chip1": 2}
     for r in got:
         a, b = r["p_model_a"], r["p_model_b"]
@@ -397,15 +397,15 @@ def test_llm_tpu_recipe_job_on_a_two_chip_box(farm: tuple[Any, Path], box: SshdB
     bmodel(remote, bad[1], BMODEL_BYTES + 1)
     grid = {"question": ["hi"], "zip": [[{"variant": "bad", "model_a": bad[0], "model_b": bad[1]}]]}
     odd = copy_job(tmp_path, "llm-tpu-qwen", name="llm-tpu-odd", workdir=str(remote), repeat=1, grid=grid)
-    st = submit_and_wait(handle, odd)
+    st = submit_and_wait(client, odd)
     refused = rows(results, "llm-tpu-odd")
-    assert st["statuses"] == {"failed": 2} and st["retries"] == 0
+    assert st.statuses == {"failed": 2} and st.retries == 0
     assert all("must share identical weights" in r["error"] and r["bmodel_weights_identical"] == 0 for r in refused)
 
 
 @pytest.mark.ray
 def test_llm_tpu_dump_job_collects_the_npz_files(farm: tuple[Any, Path], box: SshdBox, tmp_path: Path) -> None:
-    handle, results = farm
+    client, results = farm
     remote = box.workdir / "dump_demo"
     remote.mkdir()
     (remote / "pipeline.py").symlink_to(BOXES_DIR / "pipeline.py")
@@ -413,9 +413,9 @@ def test_llm_tpu_dump_job_collects_the_npz_files(farm: tuple[Any, Path], box: Ss
     bmodel(remote, shipped["grid"]["bmodel"][0])
     (remote / "output_0.npz").write_bytes(b"stale dump from an earlier run")  # the recipe: rm *.npz first
     (remote / "notes.txt").write_text("not matched by the glob")
-    st = submit_and_wait(handle, copy_job(tmp_path, "llm-tpu-qwen-dump", workdir=str(remote)))
+    st = submit_and_wait(client, copy_job(tmp_path, "llm-tpu-qwen-dump", workdir=str(remote)))
     (row,) = rows(results, "llm-tpu-qwen-dump")
-    assert st["statuses"] == {"ok": 1} and row["status"] == "ok", row["error"]
+    assert st.statuses == {"ok": 1} and row["status"] == "ok", row["error"]
     listing = json.loads(row["collected_files"])
     assert [f["path"] for f in listing] == ["output_0.npz", "output_1.npz"] and row["collected_count"] == 2
     folder = Path(row["collected_dir"].removeprefix("file://"))
@@ -432,15 +432,15 @@ def test_llm_tpu_dump_job_collects_the_npz_files(farm: tuple[Any, Path], box: Ss
 
 @pytest.mark.ray
 def test_ascend_adapter_job_in_a_container_on_two_npus(farm: tuple[Any, Path], box: SshdBox, tmp_path: Path) -> None:
-    handle, results = farm
+    client, results = farm
     shipped = yaml.safe_load((JOBS / "ascend-llama-adapter.yaml").read_text())
     remote = box.workdir / "llama_adapter_v2_multimodal7b"
     (art,) = shipped["artifacts"]
     art = {**art, "src": str(BOXES_DIR / "demo_bsz.py"), "dst": str(remote / Path(art["dst"]).name)}
     path = copy_job(tmp_path, "ascend-llama-adapter", workdir=str(remote), repeat=1, artifacts=[art])
-    st = submit_and_wait(handle, path)
+    st = submit_and_wait(client, path)
     got = rows(results, "ascend-llama-adapter")
-    assert st["statuses"] == {"ok": 4} and len(got) == 4, [r["error"] for r in got]
+    assert st.statuses == {"ok": 4} and len(got) == 4, [r["error"] for r in got]
     assert {(r["device_id"], r["p_batch_size"]) for r in got} == {
         (f"npu-server/npu{n}", b) for n in (0, 1) for b in (1, 5)
     }
@@ -472,11 +472,11 @@ def lightcode_job(tmp: Path, shipped: str, **changes: Any) -> Path:
 
 @pytest.mark.ray
 def test_lightcode_jobs_on_the_local_host(farm: tuple[Any, Path], tmp_path: Path) -> None:
-    handle, results = farm
+    client, results = farm
     grid = {"optimization": ["time", "energy", "always_phu"], "seq_len": [8, 64, 1024], "phu_multiplex": [20]}
-    st = submit_and_wait(handle, lightcode_job(tmp_path, "lightcode-search", grid=grid))
+    st = submit_and_wait(client, lightcode_job(tmp_path, "lightcode-search", grid=grid))
     got = rows(results, "lightcode-search")
-    assert st["statuses"] == {"ok": 9} and len(got) == 9, [r["error"] for r in got]
+    assert st.statuses == {"ok": 9} and len(got) == 9, [r["error"] for r in got]
     for r in got:
         assert (
             r["device_id"] == "local" and r["synthetic"] is True and r["fp_lightcode_path"].startswith(str(LIGHTCODE))
@@ -494,13 +494,13 @@ def test_lightcode_jobs_on_the_local_host(farm: tuple[Any, Path], tmp_path: Path
     assert report_plots(results, "lightcode-search")
 
     st = submit_and_wait(
-        handle,
+        client,
         lightcode_job(
             tmp_path, "lightcode-thresholds", grid={"optimization": ["time", "energy"], "phu_multiplex": [20]}
         ),
     )
     found = {r["p_optimization"]: r for r in rows(results, "lightcode-thresholds")}
-    assert st["statuses"] == {"ok": 2}
+    assert st.statuses == {"ok": 2}
     assert all(r["threshold_count"] >= 1 and r["threshold_min_seq_len"] >= 1 for r in found.values())
     assert found["time"]["threshold_max_seq_len"] != found["energy"]["threshold_max_seq_len"]
     assert "thresholds" in Path(found["time"]["log_path"].removeprefix("file://")).read_text()
@@ -509,7 +509,7 @@ def test_lightcode_jobs_on_the_local_host(farm: tuple[Any, Path], tmp_path: Path
     # without the simulator the runner says so, and the row says why
     missing = copy_job(tmp_path, "lightcode-thresholds", name="lightcode-missing", devices={"ids": ["local"]},
                        grid={"optimization": ["time"], "phu_multiplex": [20]}, retries=0)  # fmt: skip
-    st = submit_and_wait(handle, missing)
+    st = submit_and_wait(client, missing)
     (row,) = rows(results, "lightcode-missing")
     assert row["status"] == "failed" and "the lightcode package is not installed" in row["error"]
 
@@ -531,36 +531,36 @@ def _sleep_job(tmp: Path, name: str, command: str, **extra: Any) -> Path:
 def test_changed_host_key_makes_the_device_untrusted_at_once(
     farm: tuple[Any, Path], box: SshdBox, tmp_path: Path
 ) -> None:
-    handle, results = farm
+    client, results = farm
     # the controller's first health check, before any run, met the refusal: untrusted, with the reason shown
-    (dev,) = [d for d in ray.get(handle.devices_status.remote()) if d["device_id"] == "intercepted"]
-    assert dev["state"] == "untrusted" and "HOST KEY CHANGED" in dev["reason"] and "Nothing was sent" in dev["reason"]
+    (dev,) = [d for d in client.devices() if d.device_id == "intercepted"]
+    assert dev.state == "untrusted" and "HOST KEY CHANGED" in dev.reason and "Nothing was sent" in dev.reason
     canary = box.workdir / f"canary-{uuid.uuid4().hex}"
     path = _sleep_job(tmp_path, "intercepted", f"touch {canary}; echo value=1", devices={"ids": ["intercepted"]},
                       retries=3)  # fmt: skip
-    st = submit_and_wait(handle, path)
-    assert st["statuses"] == {"infra_error": 1} and st["retries"] == 0  # no retry loop, no grace period
+    st = submit_and_wait(client, path)
+    assert st.statuses == {"infra_error": 1} and st.retries == 0  # no retry loop, no grace period
     (row,) = rows(results, "intercepted")
     assert row["status"] == "infra_error" and row["attempt"] == 1
     assert "device intercepted is untrusted: " in row["error"] and "HOST KEY CHANGED" in row["error"]
     assert not canary.exists()
-    assert device_states(handle)["intercepted"] == "untrusted"
+    assert device_states(client)["intercepted"] == "untrusted"
 
 
 @pytest.mark.ray
 def test_sshd_stopped_mid_run_is_retried_to_one_ok_row(farm: tuple[Any, Path], up_box: SshdBox, tmp_path: Path) -> None:
-    handle, results = farm
+    client, results = farm
     seconds = f"2.{uuid.uuid4().int % 10_000:04d}"  # a sleep this test alone runs on the box
     command = f"sleep {seconds}; echo value=7"
     path = _sleep_job(tmp_path, "unplugged", command, devices={"ids": ["sim-host"]}, retries=6)
-    job_id = runtime.submit(handle, load_job(path), str(path), ship=False)
+    job_id = client.submit(load_job(path), str(path), ship=False)
     wait_until(lambda: up_box.remote_processes(f"sleep {seconds}") != [], timeout=60)
     time.sleep(0.3)
     up_box.stop()
-    wait_until(lambda: device_states(handle)["sim-host"] == "offline", timeout=60)
+    wait_until(lambda: device_states(client)["sim-host"] == "offline", timeout=60)
     up_box.start()
-    st = ray.get(handle.wait.remote(job_id, 300))
-    assert st["state"] == "done" and st["statuses"] == {"ok": 1} and st["retries"] >= 1
+    st = client.wait(job_id, 300)
+    assert st.state == "done" and st.statuses == {"ok": 1} and st.retries >= 1
     got = sorted(rows(results, "unplugged"), key=lambda r: r["attempt"])
     assert [r["status"] for r in got] == ["infra_error"] * (len(got) - 1) + ["ok"]
     assert "connection lost" in got[0]["error"] and got[-1]["value_count"] == 7
@@ -569,13 +569,13 @@ def test_sshd_stopped_mid_run_is_retried_to_one_ok_row(farm: tuple[Any, Path], u
 
 @pytest.mark.ray
 def test_remote_timeout_leaves_no_process_behind(farm: tuple[Any, Path], box: SshdBox, tmp_path: Path) -> None:
-    handle, results = farm
+    client, results = farm
     marker = f"{uuid.uuid4().int % 10_000 + 1000}.{os.getpid()}"
     # a grandchild that would outlive a kill of the direct child only
     path = _sleep_job(tmp_path, "stuck", f"sleep {marker} & sleep {marker}; echo value=1",
                       devices={"ids": ["sim-host"]}, timeout="1s", retries=0)  # fmt: skip
-    st = submit_and_wait(handle, path)
-    assert st["statuses"] == {"timeout": 1}
+    st = submit_and_wait(client, path)
+    assert st.statuses == {"timeout": 1}
     (row,) = rows(results, "stuck")
     assert row["status"] == "timeout" and 0.9 <= row["duration_s"] < 10
     assert row["started_at"] > dt.datetime.now(dt.UTC) - dt.timedelta(minutes=5)

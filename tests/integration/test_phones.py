@@ -30,7 +30,7 @@ from farm import runtime
 from farm.analysis.bound import analyze_bound
 from farm.analysis.jobdata import load_job as load_job_data
 from farm.cli.main import main
-from farm.controller import ControllerOptions
+from farm.client import ControllerOptions, FarmClient
 from farm.discover import discover_on_cluster, discover_phones
 from farm.sim.adb_server import AdbServer
 from farm.sim.phone import VirtualPhone
@@ -207,19 +207,19 @@ def local_ray() -> Iterator[None]:
 @pytest.fixture
 def farm(local_ray: None, tmp_path: Path) -> Iterator[Any]:
     """``farm(inventory, **options)`` starts a controller (small health interval and grace) on ``tmp_path/res``."""
-    handles: list[Any] = []
+    clients: list[FarmClient] = []
 
-    def start(inv: Inventory, **opts: Any) -> Any:
+    def start(inv: Inventory, **opts: Any) -> FarmClient:
         options = ControllerOptions(**{"health_interval_s": 1.0, "offline_grace_s": 5.0, **opts})
-        handle = runtime.start_controller(inv, str(tmp_path / "res"), options=options)
-        handles.append(handle)
-        return handle
+        client = FarmClient.start(inv, str(tmp_path / "res"), options=options)
+        clients.append(client)
+        return client
 
     yield start
-    for h in handles:
+    for c in clients:
         with contextlib.suppress(Exception):
-            ray.get(h.shutdown.remote(), timeout=30)
-        ray.kill(h)
+            c.shutdown(timeout=30)
+        c.kill()
     wait_until(lambda: runtime.find_controller() is None, timeout=30)
 
 
@@ -238,7 +238,7 @@ def test_every_phone_job_as_shipped_then_its_analysis(
     # one phone per storage profile: the elastic-infer stand-in is sync-, Flash-IO- and RAM-IO-bound on them
     phones = [virtual_phones(1, storage=storage)[0] for storage in ("sync", "flash", "ram")]
     regime = {p.name: p.state.storage.name for p in phones}
-    handle = farm(inventory(adb_server, phones))
+    client = farm(inventory(adb_server, phones))
     results = tmp_path / "res"
     (tmp_path / "jobs").mkdir()
     monkeypatch.chdir(tmp_path)  # relative --out paths of the analyses land here
@@ -248,11 +248,11 @@ def test_every_phone_job_as_shipped_then_its_analysis(
         assert main(["sim", "artifacts", str(path)]) == 0
         job = load_job(path)
         name = job.name
-        status = submit_and_wait(handle, path, timeout=900)
+        status = submit_and_wait(client, path, timeout=900)
         got = rows(results, name)
         assert Counter(r["status"] for r in got) == {"ok": len(got)}, (name, [r["error"] for r in got][:3])
         # every planned run ended ok; warm-ups are not stored
-        assert status["statuses"] == {"ok": len(got) * (job.repeat + job.warmup) // job.repeat}
+        assert status.statuses == {"ok": len(got) * (job.repeat + job.warmup) // job.repeat}
         assert len(got) == job.grid_spec.count() * job.repeat * len(phones) and {r["device_id"] for r in got} == set(
             regime
         )
@@ -307,9 +307,9 @@ def test_phone_dropped_mid_run_is_retried_to_one_ok_row(
     adb_server: AdbServer, virtual_phones: PhoneFactory, farm: Any, tmp_path: Path
 ) -> None:
     (phone,) = virtual_phones(1)
-    handle = farm(inventory(adb_server, [phone]))
+    client = farm(inventory(adb_server, [phone]))
     phone.drop_on_command("slept_s=0.5", delay=0.2)  # the run's own command line; the phone keeps listening
-    submit_and_wait(handle, _sleep_job(tmp_path, "dropped", 1, 0.5, retries=2), timeout=120)
+    submit_and_wait(client, _sleep_job(tmp_path, "dropped", 1, 0.5, retries=2), timeout=120)
     got = sorted(rows(tmp_path / "res", "dropped"), key=lambda r: r["attempt"])
     # usually [infra_error, ok]; on a busy machine the retry may find the phone still reconnecting once more
     assert [r["status"] for r in got][-1] == "ok" and Counter(r["status"] for r in got)["ok"] == 1
@@ -322,18 +322,18 @@ def test_phone_that_never_comes_back(
     adb_server: AdbServer, virtual_phones: PhoneFactory, farm: Any, tmp_path: Path
 ) -> None:
     alive, dead = virtual_phones(2)
-    handle = farm(inventory(adb_server, [alive, dead]))
+    client = farm(inventory(adb_server, [alive, dead]))
     dead.stop()  # switched off for good (stops listening, processes killed)
-    wait_until(lambda: device_states(handle)[dead.name] == "offline", timeout=30)
-    assert device_states(handle)[alive.name] == "idle"
+    wait_until(lambda: device_states(client)[dead.name] == "offline", timeout=30)
+    assert device_states(client)[alive.name] == "idle"
 
     submit_and_wait(
-        handle, _sleep_job(tmp_path, "anyjob", 4, 0.1, devices={"placement": "any"}, retries=1), timeout=120
+        client, _sleep_job(tmp_path, "anyjob", 4, 0.1, devices={"placement": "any"}, retries=1), timeout=120
     )
     got = rows(tmp_path / "res", "anyjob")
     assert Counter(r["status"] for r in got) == {"ok": 4} and {r["device_id"] for r in got} == {alive.name}
 
-    submit_and_wait(handle, _sleep_job(tmp_path, "eachjob", 2, 0.1, retries=1), timeout=90)
+    submit_and_wait(client, _sleep_job(tmp_path, "eachjob", 2, 0.1, retries=1), timeout=90)
     final = {}
     for r in sorted(rows(tmp_path / "res", "eachjob"), key=lambda r: r["attempt"]):
         final[(r["device_id"], r["run_id"])] = r["status"]
@@ -347,12 +347,12 @@ def test_unauthorized_phone_gets_no_runs(
 ) -> None:
     (ok,) = virtual_phones(1)
     (locked,) = virtual_phones(1, refuse_auth=True)
-    handle = farm(inventory(adb_server, [ok, locked]))
-    wait_until(lambda: device_states(handle)[locked.name] == "unauthorized", timeout=30)
-    submit_and_wait(handle, _sleep_job(tmp_path, "authjob", 4, 0.05, devices={"placement": "any"}), timeout=120)
+    client = farm(inventory(adb_server, [ok, locked]))
+    wait_until(lambda: device_states(client)[locked.name] == "unauthorized", timeout=30)
+    submit_and_wait(client, _sleep_job(tmp_path, "authjob", 4, 0.05, devices={"placement": "any"}), timeout=120)
     got = rows(tmp_path / "res", "authjob")
     assert len(got) == 4 and {r["device_id"] for r in got} == {ok.name} and {r["status"] for r in got} == {"ok"}
-    assert device_states(handle)[locked.name] == "unauthorized"
+    assert device_states(client)[locked.name] == "unauthorized"
 
 
 @pytest.mark.ray
@@ -360,14 +360,14 @@ def test_thermal_gate_waits_for_a_hot_phone(
     adb_server: AdbServer, virtual_phones: PhoneFactory, farm: Any, tmp_path: Path
 ) -> None:
     (phone,) = virtual_phones(1)
-    handle = farm(inventory(adb_server, [phone]))
+    client = farm(inventory(adb_server, [phone]))
     idle = max(phone.state.thermal.temperatures_c()[:4])
     phone.state.thermal.set_load("heater", cpu=1.0)
     wait_until(lambda: max(phone.state.thermal.temperatures_c()[:4]) > idle + 12, timeout=30)
     phone.state.thermal.clear_load("heater")
     target = idle + 6
     path = _sleep_job(tmp_path, "gated", 1, 0.1, cooldown={"max_temp_c": target, "max_wait": "60s", "poll": "0.5s"})
-    submit_and_wait(handle, path, timeout=120)
+    submit_and_wait(client, path, timeout=120)
     (row,) = rows(tmp_path / "res", "gated")
     assert row["status"] == "ok"
     assert row["cooldown_wait_s"] > 1.0 and row["cooldown_capped"] == 0.0

@@ -27,7 +27,7 @@ from typing import Any
 import pytest
 import yaml
 
-from farm.controller import ControllerOptions
+from farm.client import ControllerOptions, FarmClient
 from farm.specs.inventory import Inventory
 from farm.specs.job import load_job
 
@@ -185,18 +185,16 @@ def farm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Any, tuple[
     runtime.init_ray(num_cpus=2)
     results = tmp_path_factory.mktemp("results")
     inventory = Inventory.model_validate({"devices": [{"id": "h1", "kind": "host"}, {"id": "h2", "kind": "host"}]})
-    handle = runtime.start_controller(
-        inventory, str(results), options=ControllerOptions(metrics_port=0, health_interval_s=1)
-    )
+    client = FarmClient.start(inventory, str(results), options=ControllerOptions(metrics_port=0, health_interval_s=1))
     try:
-        address = ray.get(handle.start.remote())["metrics_address"]
+        address = client.info().metrics_address
         assert address is not None, "the controller did not start its exporter"
-        yield handle, (str(address[0]), int(address[1]))
+        yield client, (str(address[0]), int(address[1]))
     finally:
         try:
-            ray.get(handle.shutdown.remote(), timeout=30)
+            client.shutdown(timeout=30)
         finally:
-            ray.kill(handle)
+            client.kill()
             ray.shutdown()
 
 
@@ -253,29 +251,27 @@ def test_prometheus_scrapes_a_live_run_and_every_shipped_query_has_data(
 ) -> None:
     import ray
 
-    from farm import runtime
-
-    handle, (host, _port) = farm
+    client, (host, _port) = farm
     assert host == "127.0.0.1"  # loopback unless asked otherwise
     t0 = time.time() - 5
     wait_for(lambda: prometheus.instant('up{job="farm"} == 1'), 30, "the first scrape of the farm exporter")
 
     job, source = write_job(tmp_path)
-    job_id = runtime.submit(handle, job, source, ship=False)
+    job_id = client.submit(job, source, ship=False)
 
     # Kill h2's device actor while it runs: an infra error, retried once the actor is back (Ray restarts it).
     def h2_running() -> bool:
-        return any(d["device_id"] == "h2" and d["current_run"] for d in ray.get(handle.devices_status.remote()))
+        return any(d.device_id == "h2" and d.current_run for d in client.devices())
 
     wait_for(h2_running, 30, "a run on h2")
-    victim = ray.get(handle.device_handles.remote())["h2"]
+    victim = client.device_handles()["h2"]
     os.kill(ray.get(victim.pid.remote()), signal.SIGKILL)
 
-    status = ray.get(handle.wait.remote(job_id, 120))
-    assert status["state"] == "done", status
-    assert status["statuses"] == {"ok": 10, "failed": 2}, status
+    status = client.wait(job_id, 120)
+    assert status.state == "done", status
+    assert status.statuses == {"ok": 10, "failed": 2}, status
     # At least the killed run; a retry sent while Ray is still restarting the actor fails the same way.
-    retried = status["retries"]
+    retried = status.retries
     assert retried >= 1, status
 
     # Every outcome, each retried infra error included, reaches Prometheus with the controller's numbers.

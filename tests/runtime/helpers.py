@@ -6,11 +6,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-import ray
 import yaml
 
-from farm import runtime
-from farm.controller import ControllerOptions
+from farm.client import ControllerOptions, FarmClient, JobState, JobStatus
 from farm.results import ResultsStore
 from farm.specs.inventory import Inventory
 from farm.specs.job import JobSpec, load_job
@@ -29,8 +27,8 @@ def hosts(*ids: str, nodes: list[str | None] | None = None) -> Inventory:
     )
 
 
-def start(inv: Inventory, results: Path, **opts: Any) -> Any:
-    return runtime.start_controller(inv, str(results), options=ControllerOptions(**opts))
+def start(inv: Inventory, results: Path, **opts: Any) -> FarmClient:
+    return FarmClient.start(inv, str(results), options=ControllerOptions(**opts))
 
 
 def wait_until(predicate: Any, timeout: float = 60.0, interval: float = 0.1) -> None:
@@ -46,14 +44,14 @@ def rows(results: Path, job: str) -> list[dict[str, Any]]:
     return table.to_pylist() if table is not None else []
 
 
-def submit_and_wait(handle: Any, path: Path, *, rerun: bool = False, timeout: float = 300) -> dict[str, Any]:
+def submit_and_wait(client: FarmClient, path: Path, *, rerun: bool = False, timeout: float = 300) -> JobStatus:
     """Submit the job file to a running controller and wait until it is done (asserted)."""
     job = load_job(path)
-    job_id = runtime.submit(handle, job, str(path), ship=False, rerun=rerun)
-    status: dict[str, Any] = ray.get(handle.wait.remote(job_id, timeout))
-    assert status["state"] == "done", status
+    job_id = client.submit(job, str(path), ship=False, rerun=rerun)
+    status = client.wait(job_id, timeout)
+    assert status.state is JobState.DONE, status
     return status
 
 
-def device_states(handle: Any) -> dict[str, str]:
-    return {d["device_id"]: d["state"] for d in ray.get(handle.devices_status.remote())}
+def device_states(client: FarmClient) -> dict[str, str]:
+    return {d.device_id: d.state for d in client.devices()}

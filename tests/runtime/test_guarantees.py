@@ -8,12 +8,12 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 import ray
 
 from farm import runtime
+from farm.client import FarmClient, RunStatus
 from farm.controller import _failed_call
 from farm.results import ResultsStore, query
 from farm.rows import classify
@@ -34,18 +34,18 @@ def local_ray() -> Iterator[None]:
 
 
 @pytest.fixture
-def controllers(local_ray: None) -> Iterator[list[Any]]:
-    handles: list[Any] = []
-    yield handles
-    for h in handles:
+def controllers(local_ray: None) -> Iterator[list[FarmClient]]:
+    clients: list[FarmClient] = []
+    yield clients
+    for c in clients:
         with contextlib.suppress(Exception):
-            ray.get(h.shutdown.remote(), timeout=30)
-        ray.kill(h)
+            c.shutdown(timeout=30)
+        c.kill()
     wait_until(lambda: runtime.find_controller() is None, timeout=30)
 
 
 def test_cancelling_a_million_run_sweep_is_quick_and_writes_rows_for_started_runs_only(
-    tmp_path: Path, controllers: list[Any]
+    tmp_path: Path, controllers: list[FarmClient]
 ) -> None:
     job, src = write_job(
         tmp_path,
@@ -59,33 +59,35 @@ def test_cancelling_a_million_run_sweep_is_quick_and_writes_rows_for_started_run
         },
     )
     res = tmp_path / "res"
-    handle = start(hosts("cancel-h1", "cancel-h2"), res)
-    controllers.append(handle)
-    job_id = runtime.submit(handle, job, src, ship=False)
-    assert ray.get(handle.status.remote(job_id))["total"] == 1_000_000
-    wait_until(lambda: ray.get(handle.status.remote(job_id))["statuses"].get("ok", 0) >= 3, timeout=120)
+    client = start(hosts("cancel-h1", "cancel-h2"), res)
+    controllers.append(client)
+    job_id = client.submit(job, src, ship=False)
+    assert client.status(job_id).total == 1_000_000
+    wait_until(lambda: client.status(job_id).count(RunStatus.OK) >= 3, timeout=120)
     t0 = time.monotonic()
-    ray.get(handle.cancel.remote(job_id))
-    st = ray.get(handle.wait.remote(job_id, 60))
+    client.cancel(job_id)
+    st = client.wait(job_id, 60)
     elapsed = time.monotonic() - t0
-    assert st["state"] == "cancelled" and elapsed <= 2.0, (elapsed, st)
+    assert st.state == "cancelled" and elapsed <= 2.0, (elapsed, st)
 
     got = rows(res, "million")
     statuses = Counter(r["status"] for r in got)
     # a row per run that reached a device: the ok ones and at most one killed per slot; none for the others
     assert statuses["ok"] >= 3 and statuses["cancelled"] <= 2 and set(statuses) <= {"ok", "cancelled"}
-    assert dict(statuses) == st["statuses"] and len({(r["run_id"], r["attempt"]) for r in got}) == len(got)
+    assert dict(statuses) == st.statuses and len({(r["run_id"], r["attempt"]) for r in got}) == len(got)
     store = ResultsStore(str(res))
     assert len(store.part_files("million")) <= 2  # a handful of rows, not a file per 2,000 cancelled runs
     assert len(list((res / "logs" / "million").iterdir())) == len(got)
     # the runs that never started are counted once, in the job's cancellation record
-    assert st["not_started"] == 1_000_000 - len(got) and st["queued"] == 0
+    assert st.not_started == 1_000_000 - len(got) and st.queued == 0
     (record,) = store.job_records("million")
-    assert record["job_id"] == job_id and record["not_started"] == st["not_started"] and record["total"] == 1_000_000
-    assert query(store, "SELECT not_started FROM cancellations").to_pylist() == [{"not_started": st["not_started"]}]
+    assert record["job_id"] == job_id and record["not_started"] == st.not_started and record["total"] == 1_000_000
+    assert query(store, "SELECT not_started FROM cancellations").to_pylist() == [{"not_started": st.not_started}]
 
 
-def test_cancel_mid_sweep_records_started_runs_and_counts_the_rest(tmp_path: Path, controllers: list[Any]) -> None:
+def test_cancel_mid_sweep_records_started_runs_and_counts_the_rest(
+    tmp_path: Path, controllers: list[FarmClient]
+) -> None:
     job, src = write_job(
         tmp_path,
         {
@@ -96,16 +98,16 @@ def test_cancel_mid_sweep_records_started_runs_and_counts_the_rest(tmp_path: Pat
             "grid": {"i": list(range(10))},
         },
     )
-    handle = start(hosts("cancel-h"), tmp_path / "res")
-    controllers.append(handle)
-    job_id = runtime.submit(handle, job, src, ship=False)
-    wait_until(lambda: ray.get(handle.status.remote(job_id))["statuses"].get("ok", 0) >= 2)
-    ray.get(handle.cancel.remote(job_id))
-    st = ray.get(handle.wait.remote(job_id, 60))
+    client = start(hosts("cancel-h"), tmp_path / "res")
+    controllers.append(client)
+    job_id = client.submit(job, src, ship=False)
+    wait_until(lambda: client.status(job_id).count(RunStatus.OK) >= 2)
+    client.cancel(job_id)
+    st = client.wait(job_id, 60)
     got = rows(tmp_path / "res", "cancelme")
     statuses = Counter(r["status"] for r in got)
-    assert st["state"] == "cancelled" and statuses["ok"] >= 2 and statuses["cancelled"] <= 1
-    assert len(got) + st["not_started"] == 10 and st["not_started"] >= 1
+    assert st.state == "cancelled" and statuses["ok"] >= 2 and statuses["cancelled"] <= 1
+    assert len(got) + st.not_started == 10 and st.not_started >= 1
 
 
 @ray.remote
@@ -192,7 +194,7 @@ def test_the_private_ray_listens_on_loopback_only(local_ray: None) -> None:
 
 
 @pytest.mark.ssh
-def test_stopping_the_controller_closes_the_devices_connections(tmp_path: Path, controllers: list[Any]) -> None:
+def test_stopping_the_controller_closes_the_devices_connections(tmp_path: Path, controllers: list[FarmClient]) -> None:
     from farm.specs.inventory import Inventory
     from tests.fixtures.ssh import make_sshd_box
 
@@ -201,10 +203,10 @@ def test_stopping_the_controller_closes_the_devices_connections(tmp_path: Path, 
         c = box.config
         ssh = {"host": c.host, "port": c.port, "user": c.user, "key_file": c.key_file, "known_hosts": c.known_hosts}
         inv = Inventory.model_validate({"devices": [{"id": "closing-srv", "kind": "host", "ssh": ssh}]})
-        handle = start(inv, tmp_path / "res")
-        controllers.append(handle)
+        client = start(inv, tmp_path / "res")
+        controllers.append(client)
         assert box.connections() >= 1  # the health check at start connected
-        ray.get(handle.shutdown.remote(), timeout=60)
+        client.shutdown(timeout=60)
         wait_until(lambda: box.connections() == 0, timeout=30)
     finally:
         box.stop()

@@ -47,19 +47,19 @@ def test_device_actors_run_on_their_nodes_and_all_runs_land(tmp_path: Path, clus
             "repeat": 2,
         },
     )
-    handle = start(inv, tmp_path / "res")
+    client = start(inv, tmp_path / "res")
     try:
-        infos = {d["device_id"]: d["node_id"] for d in ray.get(handle.devices_status.remote())}
+        infos = {d.device_id: d.node_id for d in client.devices()}
         assert infos == {
             "dev-head": node_of["lab-head"],
             "dev-a": node_of["lab-a"],
             "dev-b": node_of["lab-b"],
         }
-        st = ray.get(handle.wait.remote(runtime.submit(handle, job, src, ship=True), 120))
-        assert st["state"] == "done" and st["statuses"] == {"ok": 18}
+        st = client.wait(client.submit(job, src, ship=True), 120)
+        assert st.state == "done" and st.statuses == {"ok": 18}
     finally:
-        ray.get(handle.shutdown.remote())
-        ray.kill(handle)
+        client.shutdown()
+        client.kill()
     got = rows(tmp_path / "res", "multinode")
     assert Counter(r["device_id"] for r in got) == {"dev-head": 6, "dev-a": 6, "dev-b": 6}
     assert len({(r["run_id"], r["attempt"]) for r in got}) == 18
