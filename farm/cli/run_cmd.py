@@ -52,10 +52,6 @@ def run(args: argparse.Namespace) -> int:
         status = embedded(inv, root, submit, not args.no_progress, args.metrics_port)
     finally:
         lock.release()
-    from farm.client import JobState
-
-    if status.state is JobState.CANCELLED:
-        stderr().print(f"[yellow]{job.name}: cancelled; {status.not_started} runs not started[/]")
     print_summary(root, job.name, status)
     return 0 if status.all_ok else 1
 
@@ -67,7 +63,7 @@ def embedded(
     cancels it, twice aborts), shut everything down; the job's final status."""
     err = stderr()
     err.print(f"[dim]starting local Ray and {len(inv.devices)} device(s)…[/]")
-    from farm.client import ControllerOptions, FarmClient, start_ray, stop_ray
+    from farm.client import ControllerOptions, FarmClient, JobState, start_ray, stop_ray
 
     start_ray()
     client = FarmClient.start(inv, root, options=ControllerOptions(metrics_port=metrics_port))
@@ -91,7 +87,10 @@ def embedded(
 
     previous = signal.signal(signal.SIGINT, on_sigint)
     try:
-        return follow(client, job_id, bar)
+        status = follow(client, job_id, bar)
+        if status.state is JobState.CANCELLED:  # said at once, before Ray is stopped
+            err.print(f"[yellow]{status.job}: cancelled; {status.not_started} runs not started[/]")
+        return status
     finally:
         signal.signal(signal.SIGINT, previous)
         try:
