@@ -1,5 +1,5 @@
-"""Test-wide fixtures: the real adb server + virtual phones, and the real sshd box."""
+"""Test-wide fixtures: the real adb server + virtual phones, the real sshd box, and the local Ray."""
 
 from __future__ import annotations
 
-pytest_plugins = ["tests.fixtures.adb", "tests.fixtures.ssh"]
+pytest_plugins = ["tests.fixtures.adb", "tests.fixtures.ray", "tests.fixtures.ssh"]

@@ -195,15 +195,6 @@ def test_discover_lists_ready_phones_as_inventory_entries(
 # -- the farm on Ray --------------------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def local_ray() -> Iterator[None]:
-    if ray.is_initialized():
-        ray.shutdown()
-    runtime.init_ray(num_cpus=2)
-    yield
-    ray.shutdown()
-
-
 @pytest.fixture
 def farm(local_ray: None, tmp_path: Path) -> Iterator[Any]:
     """``farm(inventory, **options)`` starts a controller (small health interval and grace) on ``tmp_path/res``."""

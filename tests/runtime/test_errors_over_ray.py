@@ -2,25 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 import ray
 
-from farm import errors, runtime
+from farm import errors
 from farm.cli import main as cli
 from tests.test_errors import TREE, _same, _sample
 
 pytestmark = pytest.mark.ray
-
-
-@pytest.fixture(scope="module")
-def local_ray() -> Iterator[None]:
-    if ray.is_initialized():
-        ray.shutdown()
-    runtime.init_ray(num_cpus=1)
-    yield
-    ray.shutdown()
 
 
 @ray.remote

@@ -24,15 +24,6 @@ pytestmark = pytest.mark.ray
 MILLION = {"a": {"start": 0, "stop": 999}, "b": {"start": 0, "stop": 999}}  # 1000 x 1000 points
 
 
-@pytest.fixture(scope="module")
-def local_ray() -> Iterator[None]:
-    if ray.is_initialized():
-        ray.shutdown()
-    runtime.init_ray(num_cpus=2)
-    yield
-    ray.shutdown()
-
-
 @pytest.fixture
 def controllers(local_ray: None) -> Iterator[list[FarmClient]]:
     clients: list[FarmClient] = []

@@ -23,13 +23,6 @@ from tests.runtime.helpers import hosts, rows, start, wait_until, write_job
 pytestmark = pytest.mark.ray
 
 
-@pytest.fixture(scope="module")
-def local_ray() -> Iterator[None]:
-    runtime.init_ray(num_cpus=2)
-    yield
-    ray.shutdown()
-
-
 @pytest.fixture
 def controller_factory(local_ray: None) -> Iterator[list[FarmClient]]:
     clients: list[FarmClient] = []
