@@ -251,10 +251,10 @@ def parse_grid(raw: object) -> Grid:
     names = [n for keys, _ in dims for n in keys]
     if not names:
         raise GridError("", "the grid has no axes; 'zip', 'include' and 'exclude' need axes to act on")
-    include = _collect(issues, _include, raw.get("include", []), names) or []
+    include = _collect(issues, _points, raw.get("include", []), names, "include") or []
     if not issues:
         _collect(issues, _check_includes_are_new, dims, include)
-    exclude = _collect(issues, _exclude, raw.get("exclude", []), names) or []
+    exclude = _collect(issues, _points, raw.get("exclude", []), names, "exclude") or []
     if issues:
         raise GridError.of(issues)
     grid = Grid(dims=tuple(dims), include=tuple(include), exclude=tuple(exclude))
@@ -439,9 +439,11 @@ def _points_list(raw: object, key: str) -> Sequence[Mapping[str, Any]]:
     return raw
 
 
-def _include(raw: object, names: list[str]) -> list[Point]:
+def _points(raw: object, names: list[str], key: str) -> list[Point]:
+    """The ``include`` or ``exclude`` list, every bad point reported at once."""
+    check = _include_point if key == "include" else _exclude_point
     issues: list[tuple[str, str]] = []
-    out = [_collect(issues, _include_point, i, item, names) for i, item in enumerate(_points_list(raw, "include"))]
+    out = [_collect(issues, check, i, item, names) for i, item in enumerate(_points_list(raw, key))]
     if issues:
         raise GridError.of(issues)
     return out
@@ -455,14 +457,6 @@ def _include_point(i: int, item: Mapping[Any, Any], names: list[str]) -> Point:
     if missing:
         raise GridError(f"include[{i}]", f"an included point must set every axis; missing {missing}")
     return {n: _scalar(item[n], f"include[{i}].{n}") for n in names}
-
-
-def _exclude(raw: object, names: list[str]) -> list[Point]:
-    issues: list[tuple[str, str]] = []
-    out = [_collect(issues, _exclude_point, i, item, names) for i, item in enumerate(_points_list(raw, "exclude"))]
-    if issues:
-        raise GridError.of(issues)
-    return out
 
 
 def _exclude_point(i: int, item: Mapping[Any, Any], names: list[str]) -> Point:

@@ -14,7 +14,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from farm.specs.loading import Document, FieldIssues, read_document, validate_document
-from farm.specs.types import HostName, Ident, Index, Number, PathText, Port, Text, UserName
+from farm.specs.types import HostName, Ident, Index, Labels, Number, PathText, Port, Text, UserName
 
 
 class _Spec(BaseModel):
@@ -56,17 +56,10 @@ class Slot(_Spec):
 class _Device(_Spec):
     id: Ident
     node: Annotated[Text, Field(min_length=1, max_length=256)] | None = None
-    labels: dict[Text, Text] = Field(default_factory=dict)
+    labels: Labels = Field(default_factory=dict)
     cores: dict[Text, list[Index]] | None = None
     synthetic: bool = False
     idle_temp_c: Number | None = Field(default=None, gt=-50, lt=150)
-
-    @field_validator("labels", mode="before")
-    @classmethod
-    def _labels_as_strings(cls, value: object) -> object:
-        if isinstance(value, dict):
-            return {k: str(v) if isinstance(v, int | float | bool) else v for k, v in value.items()}
-        return value
 
     def slots(self) -> list[Slot]:
         return [Slot(slot_id=self.id, device_id=self.id, kind=self.kind_name, node=self.node, labels=self.labels)]

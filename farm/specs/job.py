@@ -23,7 +23,7 @@ from farm.errors import ConfigError
 from farm.grid import RESERVED, Grid, GridError, RangeRows, parse_grid, single_point_grid
 from farm.specs.inventory import Slot
 from farm.specs.loading import Document, FieldIssues, read_document, validate_document
-from farm.specs.types import Argument, Duration, FileMode, Ident, Int, Number, parse_core_list
+from farm.specs.types import Argument, Duration, FileMode, Ident, Int, Labels, Number, parse_core_list
 
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
@@ -97,16 +97,9 @@ class ExecWrapper(_Spec):
 class DeviceSelector(_Spec):
     kind: Literal["android", "sophgo", "ascend", "host"] | None = None
     ids: list[str] | None = Field(default=None, min_length=1)
-    labels: dict[str, str] = Field(default_factory=dict)
+    labels: Labels = Field(default_factory=dict)
     placement: Literal["each", "any"] = "each"
     limit: Int | None = Field(default=None, ge=1, description="use at most this many matching slots")
-
-    @field_validator("labels", mode="before")
-    @classmethod
-    def _labels_as_strings(cls, value: object) -> object:
-        if isinstance(value, dict):
-            return {k: str(v) if isinstance(v, int | float | bool) else v for k, v in value.items()}
-        return value
 
     def matches(self, slot: Slot) -> bool:
         if self.kind is not None and slot.kind != self.kind:

@@ -143,6 +143,13 @@ def _parse_mode(value: object) -> int:
     return mode
 
 
+def _labels_as_strings(value: object) -> object:
+    """Label values written as YAML numbers or booleans (``big: 4``) compare as the strings they read as."""
+    if isinstance(value, dict):
+        return {k: str(v) if isinstance(v, int | float | bool) else v for k, v in value.items()}
+    return value
+
+
 Duration = Annotated[float, BeforeValidator(parse_duration)]
 Ident = Annotated[str, AfterValidator(_check_ident)]
 FileMode = Annotated[int, BeforeValidator(_parse_mode)]
@@ -157,3 +164,4 @@ UserName = Annotated[str, AfterValidator(_check_user)]
 PathText = Annotated[str, Field(min_length=1), AfterValidator(_check_path)]
 Text = Annotated[str, AfterValidator(_check_text)]
 Argument = Annotated[str, AfterValidator(_check_argument)]
+Labels = Annotated[dict[Text, Text], BeforeValidator(_labels_as_strings)]
