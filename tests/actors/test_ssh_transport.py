@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 import os
@@ -17,7 +16,8 @@ from typing import TYPE_CHECKING
 import pytest
 
 from actors.transports.base import Transport
-from actors.transports.ssh import SshTransport, build_command
+from actors.transports.remote_shell import build_command
+from actors.transports.ssh import SshTransport
 from farm.errors import ConnectionLostError, DeviceOfflineError, InfraError, RunRefused, SecurityError
 
 if TYPE_CHECKING:  # imported for annotations only: pytest loads the module itself, as a plugin
@@ -199,7 +199,7 @@ def test_check_output_returns_stdout_and_raises_on_failure(ssh: SshTransport) ->
 
 def test_changed_host_key_is_refused_before_any_command(sshd_box: SshdBox, wrong_known_hosts: Path) -> None:
     canary = sshd_box.workdir / "canary-hostkey"
-    impostor = SshTransport(dataclasses.replace(sshd_box.config, known_hosts=str(wrong_known_hosts)))
+    impostor = SshTransport(sshd_box.config.model_copy(update={"known_hosts": str(wrong_known_hosts)}))
     with pytest.raises(SecurityError, match="HOST KEY CHANGED") as info:
         impostor.run(["touch", str(canary)])
     assert f"[127.0.0.1]:{sshd_box.port}" in str(info.value)
@@ -213,7 +213,7 @@ def test_unknown_host_is_refused_with_instructions(sshd_box: SshdBox, tmp_path: 
     path = tmp_path / "known_hosts"
     if known_hosts == "empty":
         path.write_text("")
-    transport = SshTransport(dataclasses.replace(sshd_box.config, known_hosts=str(path)))
+    transport = SshTransport(sshd_box.config.model_copy(update={"known_hosts": str(path)}))
     with pytest.raises(SecurityError, match="ssh-keyscan") as info:
         transport.check_output(["true"])
     message = str(info.value)
@@ -224,14 +224,14 @@ def test_unknown_host_is_refused_with_instructions(sshd_box: SshdBox, tmp_path: 
 
 def test_wrong_client_key_is_a_security_error(sshd_box: SshdBox, tmp_path: Path) -> None:
     subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(tmp_path / "k")], check=True)
-    transport = SshTransport(dataclasses.replace(sshd_box.config, key_file=str(tmp_path / "k")))
+    transport = SshTransport(sshd_box.config.model_copy(update={"key_file": str(tmp_path / "k")}))
     with pytest.raises(SecurityError, match="authentication failed"):
         transport.check_output(["true"])
 
 
 def test_password_env_must_name_a_set_variable(sshd_box: SshdBox, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("FARM_TEST_SSH_PASS", raising=False)
-    transport = SshTransport(dataclasses.replace(sshd_box.config, password_env="FARM_TEST_SSH_PASS"))
+    transport = SshTransport(sshd_box.config.model_copy(update={"password_env": "FARM_TEST_SSH_PASS"}))
     with pytest.raises(RunRefused, match="password_env: environment variable FARM_TEST_SSH_PASS is not set"):
         transport.check_output(["true"])
 
@@ -242,7 +242,7 @@ def test_closed_port_is_device_offline(sshd_box: SshdBox) -> None:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         free = s.getsockname()[1]
-    transport = SshTransport(dataclasses.replace(sshd_box.config, port=free))
+    transport = SshTransport(sshd_box.config.model_copy(update={"port": free}))
     with pytest.raises(DeviceOfflineError, match="cannot connect"):
         transport.check_output(["true"])
 
