@@ -50,7 +50,7 @@ from typing import Any
 from adbutils import AdbError
 
 from actors.host_probe import file_sha256
-from actors.transports.adb_streams import CLOSE_STDIN, Client, ServerConnection, ShellReader, stream_text
+from actors.transports.adb_streams import CLOSE_STDIN, Client, ServerConnection, ShellReader
 from actors.transports.adb_sync import receive_file, send_file
 from actors.transports.base import CHECK_TIMEOUT_S, Completed, PushResult, checked, refuse_empty
 from actors.transports.errors import LOCAL_FILE_ERRORS, ErrorTable, map_exceptions, reason
@@ -238,9 +238,7 @@ class AdbTransport(RemoteTransport):
             raise ConnectionLostError(
                 f"{self._where}: no exit status from {line[:60]!r} ({reader.error or 'stream closed'})"
             )
-        return Completed(
-            reader.exit_code, stream_text(reader.stdout), stream_text(reader.stderr), time.monotonic() - t0
-        )
+        return Completed(reader.exit_code, *reader.texts(), time.monotonic() - t0)
 
     def check_output(self, argv: Sequence[str], *, timeout: float = CHECK_TIMEOUT_S, reconnect: bool = True) -> str:
         """stdout of a short command that must succeed (see :meth:`actors.transports.base.Transport.check_output`).

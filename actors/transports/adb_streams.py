@@ -17,9 +17,7 @@ import time
 import adbutils
 from adbutils import AdbClient, AdbError
 
-from actors.transports.errors import reason
-from actors.transports.remote_run import EXIT_WAIT_S
-from actors.transports.remote_shell import PidMarker
+from actors.transports.remote_run import EXIT_WAIT_S, CommandStream
 
 _V2 = struct.Struct("<BI")  # shell v2 packet header: id, length
 _V2_STDOUT, _V2_STDERR, _V2_EXIT, _V2_CLOSE_STDIN = 1, 2, 3, 4
@@ -48,7 +46,7 @@ class Client(AdbClient):  # type: ignore[misc]
         return conn
 
 
-class ShellReader(threading.Thread):
+class ShellReader(threading.Thread, CommandStream):
     """Reads one shell-v2 stream to its end: stdout (marker line taken out), stderr, the exit status.
 
     Started as a thread it is the run loop's view of one command (:class:`~actors.transports.remote_run.Started`);
@@ -56,16 +54,12 @@ class ShellReader(threading.Thread):
     """
 
     def __init__(self, conn: ServerConnection, marker: bytes | None) -> None:
-        super().__init__(daemon=True, name="adb-shell")
+        threading.Thread.__init__(self, daemon=True, name="adb-shell")
+        CommandStream.__init__(self, marker)
         self._conn = conn
         self._sock: socket.socket = conn.conn
-        self._wake = threading.Event()
-        self._pid = PidMarker(marker)
-        self.stdout: list[bytes] = []
-        self.stderr: list[bytes] = []
         self.exit_code: int | None = None
         self.ended_at: float | None = None
-        self._error: BaseException | None = None
 
     def run(self) -> None:
         buf = bytearray()
@@ -83,34 +77,14 @@ class ShellReader(threading.Thread):
                     del buf[: _V2.size + length]
                     self._packet(packet_id, payload)
         except (OSError, EOFError) as exc:
-            self._error = exc
+            self.fault = exc
         finally:
             self.ended_at = time.monotonic()
-            tail = self._pid.flush()
-            if tail:
-                self.stdout.append(tail)
-            self._wake.set()
-
-    @property
-    def pid(self) -> int | None:
-        return self._pid.pid
-
-    @property
-    def started_at(self) -> float | None:
-        return self._pid.started_at
-
-    @property
-    def error(self) -> str:
-        return reason(self._error) if self._error is not None else ""
+            self.end_stdout()
 
     def _packet(self, packet_id: int, payload: bytes) -> None:
         if packet_id == _V2_STDOUT:
-            pending = self._pid.pending
-            kept = self._pid.feed(payload)
-            if kept:
-                self.stdout.append(kept)
-            if pending and not self._pid.pending:
-                self._wake.set()  # the pid is known: the caller can start samplers
+            self.take_stdout(payload)
         elif packet_id == _V2_STDERR:
             self.stderr.append(payload)
         elif packet_id == _V2_EXIT and payload:
@@ -119,22 +93,13 @@ class ShellReader(threading.Thread):
     def ended(self) -> bool:
         return not self.is_alive()
 
-    def wait(self, seconds: float) -> bool:
-        self._wake.wait(seconds)
-        self._wake.clear()
-        return self.ended()
-
     def finish(self) -> tuple[str, str, float]:
         self.join(EXIT_WAIT_S)
         end = self.ended_at if self.ended_at is not None else time.monotonic()
-        return stream_text(self.stdout), stream_text(self.stderr), end
+        return (*self.texts(), end)
 
     def close(self) -> None:
         self._conn.close()
 
 
-def stream_text(chunks: list[bytes]) -> str:
-    return b"".join(chunks).decode("utf-8", errors="replace")
-
-
-__all__ = ["CLOSE_STDIN", "Client", "ServerConnection", "ShellReader", "stream_text"]
+__all__ = ["CLOSE_STDIN", "Client", "ServerConnection", "ShellReader"]

@@ -32,7 +32,7 @@ import shlex
 import stat
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import IO, Protocol
 
@@ -42,8 +42,7 @@ from actors.host_probe import file_sha256
 from actors.transports.base import CHECK_TIMEOUT_S, PushResult, checked
 from actors.transports.errors import map_exceptions, mapped_type, reason
 from actors.transports.push_marker import marker_line, marker_path, recorded_digest
-from actors.transports.remote_run import EXIT_WAIT_S, RemoteTransport
-from actors.transports.remote_shell import PidMarker
+from actors.transports.remote_run import EXIT_WAIT_S, CommandStream, RemoteTransport
 from actors.transports.ssh_connect import SSH_ERRORS, connect
 from farm.errors import ConnectionLostError, FarmError, InfraError
 from farm.specs.inventory import SshConnection
@@ -74,75 +73,44 @@ def _kill_group_command(pgid: int, grace_s: float, guard: str = "") -> str:
 class _StreamReader(threading.Thread):
     """Drains one channel stream until EOF so neither stream can fill its window and stall the other."""
 
-    def __init__(self, recv: _Recv, wake: threading.Event, marker: bytes | None = None) -> None:
+    def __init__(self, recv: _Recv, take: Callable[[bytes], object], end: Callable[[], None]) -> None:
         super().__init__(daemon=True, name="ssh-stream")
         self._recv = recv
-        self._wake = wake
-        self._pid = PidMarker(marker)
-        self.chunks: list[bytes] = []
-        self.error: BaseException | None = None
-
-    @property
-    def pid(self) -> int | None:
-        return self._pid.pid
-
-    @property
-    def started_at(self) -> float | None:
-        return self._pid.started_at
+        self._take = take
+        self._end = end
+        self.fault: BaseException | None = None
 
     def run(self) -> None:
         try:
-            while True:
-                data = self._recv(_CHUNK)
-                if not data:
-                    break
-                pending = self._pid.pending
-                kept = self._pid.feed(data)
-                if kept:
-                    self.chunks.append(kept)
-                if pending and not self._pid.pending:
-                    self._wake.set()  # the pid is known: the caller can start samplers
+            while data := self._recv(_CHUNK):
+                self._take(data)
         except (OSError, EOFError, paramiko.SSHException) as exc:
-            self.error = exc
+            self.fault = exc
         finally:
-            tail = self._pid.flush()
-            if tail:
-                self.chunks.append(tail)
-            self._wake.set()
-
-    def text(self) -> str:
-        return b"".join(self.chunks).decode("utf-8", errors="replace")
+            self._end()
 
 
 class _Recv(Protocol):
     def __call__(self, nbytes: int, /) -> bytes: ...
 
 
-class _SshCommand:
+class _SshCommand(CommandStream):
     """One command on its own channel, as the run loop sees it (a :class:`~actors.transports.remote_run.Started`)."""
 
     def __init__(self, chan: paramiko.Channel, marker: bytes) -> None:
+        super().__init__(marker)
         self.chan = chan
         self.transport = chan.get_transport()
-        self._wake = threading.Event()
-        self._out = _StreamReader(chan.recv, self._wake, marker)
-        self._err = _StreamReader(chan.recv_stderr, self._wake)
+        self._out = _StreamReader(chan.recv, self.take_stdout, self.end_stdout)
+        self._err = _StreamReader(chan.recv_stderr, self.stderr.append, self.wake.set)
 
     def start(self) -> None:
         self._out.start()
         self._err.start()
 
     @property
-    def pid(self) -> int | None:
-        return self._out.pid
-
-    @property
-    def started_at(self) -> float | None:
-        return self._out.started_at
-
-    @property
     def error(self) -> str:
-        return reason(self._out.error) if self._out.error is not None else ""
+        return reason(self._out.fault) if self._out.fault is not None else ""
 
     @property
     def exit_code(self) -> int | None:
@@ -154,15 +122,10 @@ class _SshCommand:
     def ended(self) -> bool:
         return bool(self.chan.status_event.is_set())
 
-    def wait(self, seconds: float) -> bool:
-        self._wake.wait(seconds)
-        self._wake.clear()
-        return self.ended()
-
     def finish(self) -> tuple[str, str, float]:
         self._out.join(EXIT_WAIT_S)
         self._err.join(EXIT_WAIT_S)
-        return self._out.text(), self._err.text(), time.monotonic()
+        return (*self.texts(), time.monotonic())
 
     def close(self) -> None:
         self.chan.close()
