@@ -1,6 +1,6 @@
 """The ``ascend`` device kind: an Ascend 310P / 910 server over SSH, one slot per NPU.
 
-What an Ascend server adds to an SSH device (:mod:`actors.box`):
+What an Ascend server adds to an SSH device (:mod:`actors.ssh_device`, :mod:`actors.box`):
 
 * **Slots** — the inventory's ``npus:``, else the NPUs ``npu-smi info`` lists when the actor starts (once; if the
   server cannot be asked then, the single default slot ``npu0`` is used and a warning says to list ``npus:``).
@@ -12,7 +12,7 @@ What an Ascend server adds to an SSH device (:mod:`actors.box`):
   small control memory of a 910), ``npu_hbm_peak_mb`` (``HBM-Usage`` used; 910 only), ``npu_aicore_max_pct``
   (``AICore(%)``), ``npu_power_max_w`` (``Power(W)``, where the card reports it), ``temp_max_c``, plus
   ``sampler_polls`` / ``sampler_poll_ms``.
-* **Fingerprint** — the remote host's (:meth:`~actors.box.SshDevice.host_fingerprint`) plus ``fp_npu_name``
+* **Fingerprint** — the remote host's (:meth:`~actors.ssh_device.SshDevice.host_fingerprint`) plus ``fp_npu_name``
   (``310P3``), ``fp_npu_count``, ``fp_npu_smi`` and ``fp_npu_driver`` from the ``npu-smi info`` header, and
   from ``npu-smi info -t board -i <npu>`` ``fp_npu_driver`` (``Software Version``) and ``fp_npu_firmware``
   (``Firmware Version``) when the server prints them; per run, where the run executes (the host or the job's
@@ -142,7 +142,7 @@ class AscendServer(AcceleratorBox):
         self._watch_accelerators(self._read_npus, spec.npus, "npus", "npu-smi", "NPUs")
 
     def _report(self) -> NpuSmiReport:
-        return parse_npu_smi(self.probe_text(NPU_SMI))
+        return parse_npu_smi(self.check_output(NPU_SMI))
 
     def _read_npus(self) -> dict[int, Reading]:
         return npu_readings(self._report())
@@ -171,7 +171,7 @@ class AscendServer(AcceleratorBox):
     def device_fingerprint(self) -> dict[str, str]:
         fp = self.host_fingerprint()
         try:
-            text = self.probe_text(NPU_SMI)
+            text = self.check_output(NPU_SMI)
             fp.update(npu_smi_fingerprint(text))
             first = min(c.npu_id for c in parse_npu_smi(text).chips)
         except OutputParseError as exc:

@@ -12,7 +12,7 @@ Choices a caller may rely on:
   reason on stderr, the shell's convention, so the run is recorded as failed, not retried as an infra fault.
 * A command killed by a signal it did not get from us reports ``128 + signal`` (the shell's convention, what
   adb and ssh report for the same death), not Python's negative return code.
-* Core binding (``cores=``) goes through ``taskset``, see :func:`taskset_argv`.
+* Core binding is the caller's: it wraps ``argv`` with :func:`taskset_argv` (so does every other transport's).
 """
 
 from __future__ import annotations
@@ -30,17 +30,16 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from actors.host_probe import file_sha256, group_members
-from actors.transports.base import Completed, OnStart, PushResult
+from actors.transports.base import CHECK_TIMEOUT_S, Completed, OnStart, PushResult, checked, refuse_empty
 from actors.transports.errors import LOCAL_FILE_ERRORS, map_exceptions
+from actors.transports.push_marker import marker_line, marker_path, recorded_digest
 from farm.envvars import apply_env
-from farm.errors import RunRefused
 from farm.specs.types import parse_core_list as parse_cores  # one parser: jobs are validated with it
 
 log = logging.getLogger(__name__)
 
 _POLL_S = 0.02  # how often a running command checks its deadline and cancel event
 _LINGER_S = 0.1  # how long pipes may stay open after the command exited before its group is killed
-_MARKER_SUFFIX = ".farm-sha256"
 
 
 def taskset_argv(cores: str | Sequence[int], argv: Sequence[str]) -> list[str]:
@@ -108,12 +107,10 @@ class LocalTransport:
         timeout: float | None = None,
         cancel: threading.Event | None = None,
         on_start: OnStart | None = None,
-        cores: str | Sequence[int] | None = None,
     ) -> Completed:
         """Run ``argv`` and wait for it (timeout, cancel, spawn-failure rules: see the module docstring)."""
-        if not argv:
-            raise RunRefused("argv is empty: nothing to run")
-        args = taskset_argv(cores, argv) if cores is not None else list(argv)
+        refuse_empty(argv)
+        args = list(argv)
         full_env = apply_env(os.environ, env) if env else None
         if workdir is not None and not Path(workdir).is_dir():
             return Completed(127, "", f"farm: workdir does not exist: {workdir}\n", 0.0)
@@ -163,6 +160,10 @@ class LocalTransport:
             cancelled=outcome == "cancelled",
             pid=proc.pid,
         )
+
+    def check_output(self, argv: Sequence[str], *, timeout: float = CHECK_TIMEOUT_S) -> str:
+        """stdout of a short command that must succeed (see :meth:`actors.transports.base.Transport.check_output`)."""
+        return checked(self.run(argv, timeout=timeout), "local host", argv, timeout)
 
     def _wait(
         self, proc: subprocess.Popen[bytes], deadline: float | None, cancel: threading.Event | None
@@ -254,8 +255,9 @@ class LocalTransport:
     def push(self, src: Path, dst: str, mode: int | None = None) -> PushResult:
         """Copy ``src`` to ``dst`` (a directory when it ends in ``/``) atomically, skipping identical content.
 
-        A ``<dst>.farm-sha256`` marker records the hash, size and mtime of what was written, so the check does
-        not rehash ``dst``; a later change to ``dst`` changes its size or mtime and invalidates the marker.
+        The ``<dst>.farm-sha256`` marker (:mod:`actors.transports.push_marker`) records the hash, size and mtime of
+        what was written, so the check does not rehash ``dst``; a later change to ``dst`` changes its size or mtime
+        and invalidates the marker.
         """
         started = time.monotonic()
         src = Path(src)
@@ -263,7 +265,7 @@ class LocalTransport:
         with map_exceptions(LOCAL_FILE_ERRORS, f"local push: cannot read {src}"):
             digest = file_sha256(src)
             size = src.stat().st_size
-        marker = target.with_name(target.name + _MARKER_SUFFIX)
+        marker = Path(marker_path(str(target)))
         if target.is_file() and _marker_matches(marker, target, digest):
             if mode is not None:
                 os.chmod(target, mode)
@@ -272,7 +274,7 @@ class LocalTransport:
             target.parent.mkdir(parents=True, exist_ok=True)
             _atomic_copy(src, target, mode)
             st = target.stat()
-            marker.write_text(f"{digest} {st.st_size} {st.st_mtime_ns}\n")
+            marker.write_text(marker_line(digest, st.st_size, st.st_mtime))
         return PushResult(str(target), digest, size, size, time.monotonic() - started)
 
     def pull(self, src: str, dst: Path) -> None:
@@ -288,11 +290,11 @@ class LocalTransport:
 
 def _marker_matches(marker: Path, target: Path, digest: str) -> bool:
     try:
-        recorded = marker.read_text().split()
+        recorded = marker.read_text()
     except FileNotFoundError:
         return False
     st = target.stat()
-    return recorded == [digest, str(st.st_size), str(st.st_mtime_ns)]
+    return recorded_digest(recorded, st.st_size, st.st_mtime) == digest
 
 
 def _atomic_copy(src: Path, dst: Path, mode: int | None) -> None:

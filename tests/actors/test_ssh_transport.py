@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 import os
@@ -17,7 +16,8 @@ from typing import TYPE_CHECKING
 import pytest
 
 from actors.transports.base import Transport
-from actors.transports.ssh import SshTransport, build_command
+from actors.transports.remote_shell import build_command
+from actors.transports.ssh import SshTransport
 from farm.errors import ConnectionLostError, DeviceOfflineError, InfraError, RunRefused, SecurityError
 
 if TYPE_CHECKING:  # imported for annotations only: pytest loads the module itself, as a plugin
@@ -191,15 +191,15 @@ def test_four_concurrent_runs_share_one_connection(ssh: SshTransport, tmp_path: 
     assert ssh._client is client
 
 
-def test_exec_text_returns_stdout_and_raises_on_failure(ssh: SshTransport) -> None:
-    assert ssh.exec_text(["echo", "probe"]) == "probe\n"
+def test_check_output_returns_stdout_and_raises_on_failure(ssh: SshTransport) -> None:
+    assert ssh.check_output(["echo", "probe"]) == "probe\n"
     with pytest.raises(InfraError, match="exited 3"):
-        ssh.exec_text(["sh", "-c", "echo boom >&2; exit 3"])
+        ssh.check_output(["sh", "-c", "echo boom >&2; exit 3"])
 
 
 def test_changed_host_key_is_refused_before_any_command(sshd_box: SshdBox, wrong_known_hosts: Path) -> None:
     canary = sshd_box.workdir / "canary-hostkey"
-    impostor = SshTransport(dataclasses.replace(sshd_box.config, known_hosts=str(wrong_known_hosts)))
+    impostor = SshTransport(sshd_box.config.model_copy(update={"known_hosts": str(wrong_known_hosts)}))
     with pytest.raises(SecurityError, match="HOST KEY CHANGED") as info:
         impostor.run(["touch", str(canary)])
     assert f"[127.0.0.1]:{sshd_box.port}" in str(info.value)
@@ -213,9 +213,9 @@ def test_unknown_host_is_refused_with_instructions(sshd_box: SshdBox, tmp_path: 
     path = tmp_path / "known_hosts"
     if known_hosts == "empty":
         path.write_text("")
-    transport = SshTransport(dataclasses.replace(sshd_box.config, known_hosts=str(path)))
+    transport = SshTransport(sshd_box.config.model_copy(update={"known_hosts": str(path)}))
     with pytest.raises(SecurityError, match="ssh-keyscan") as info:
-        transport.exec_text(["true"])
+        transport.check_output(["true"])
     message = str(info.value)
     assert f"127.0.0.1:{sshd_box.port}" in message
     assert "SHA256:" in message
@@ -224,16 +224,16 @@ def test_unknown_host_is_refused_with_instructions(sshd_box: SshdBox, tmp_path: 
 
 def test_wrong_client_key_is_a_security_error(sshd_box: SshdBox, tmp_path: Path) -> None:
     subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(tmp_path / "k")], check=True)
-    transport = SshTransport(dataclasses.replace(sshd_box.config, key_file=str(tmp_path / "k")))
+    transport = SshTransport(sshd_box.config.model_copy(update={"key_file": str(tmp_path / "k")}))
     with pytest.raises(SecurityError, match="authentication failed"):
-        transport.exec_text(["true"])
+        transport.check_output(["true"])
 
 
 def test_password_env_must_name_a_set_variable(sshd_box: SshdBox, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("FARM_TEST_SSH_PASS", raising=False)
-    transport = SshTransport(dataclasses.replace(sshd_box.config, password_env="FARM_TEST_SSH_PASS"))
+    transport = SshTransport(sshd_box.config.model_copy(update={"password_env": "FARM_TEST_SSH_PASS"}))
     with pytest.raises(RunRefused, match="password_env: environment variable FARM_TEST_SSH_PASS is not set"):
-        transport.exec_text(["true"])
+        transport.check_output(["true"])
 
 
 def test_closed_port_is_device_offline(sshd_box: SshdBox) -> None:
@@ -242,9 +242,9 @@ def test_closed_port_is_device_offline(sshd_box: SshdBox) -> None:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         free = s.getsockname()[1]
-    transport = SshTransport(dataclasses.replace(sshd_box.config, port=free))
+    transport = SshTransport(sshd_box.config.model_copy(update={"port": free}))
     with pytest.raises(DeviceOfflineError, match="cannot connect"):
-        transport.exec_text(["true"])
+        transport.check_output(["true"])
 
 
 def test_push_uploads_once_then_skips_unchanged_content(ssh: SshTransport, sshd_box: SshdBox, tmp_path: Path) -> None:
@@ -314,7 +314,7 @@ def test_sshd_killed_mid_run_then_transport_reconnects(running_sshd_box: SshdBox
 
 
 def test_stand_in_tools_print_parseable_output(ssh: SshTransport, sshd_box: SshdBox, tmp_path: Path) -> None:
-    npu = ssh.exec_text(["npu-smi", "info"], timeout=20)
+    npu = ssh.check_output(["npu-smi", "info"], timeout=20)
     assert re.search(r"\|\s*\d+\s+310P3\s*\|\s*OK", npu)
     assert re.findall(r"\|\s*0\s+\d\s*\|\s*[0-9A-F:.]+\s*\|\s*\d+\s+(\d+)\s*/\s*(\d+)", npu)
 
@@ -354,7 +354,7 @@ def test_stand_in_tools_print_parseable_output(ssh: SshTransport, sshd_box: Sshd
     bad = ssh.run(["pipeline.py", "--model_path", remote_bmodel, "--devid", "5"], env=env, timeout=30)
     assert bad.exit_code != 0 and "bm_dev_request" in bad.stderr
 
-    info = ssh.exec_text(["model_tool", "--info", remote_bmodel])
+    info = ssh.check_output(["model_tool", "--info", remote_bmodel])
     assert re.search(r"device mem size: \d+ \(weight: \d+, instruct: \d+, runtime: \d+\)", info)
 
     # the LLaMA-Adapter demo is configured by editing its module constants: run rendered copies
