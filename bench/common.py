@@ -218,7 +218,7 @@ def virtual_phone_process(root: Path) -> Iterator[PhoneProcess]:
     """One virtual phone in its own process (so the bench's CPU and the phone's stay apart) behind a private adb
     server, connected and in state ``device``; both are stopped on exit."""
     from farm.sim.adb_server import AdbServer
-    from farm.sim.phone import free_port
+    from farm.sim import free_port
 
     server = AdbServer(free_port(), home=str(root / "home")).start()
     port = free_port()

@@ -217,7 +217,7 @@ class Controller:
         if single is not None:
             if single["slot_id"] not in self.slots:
                 raise ControllerError(f"no device slot {single['slot_id']!r} in this farm's inventory")
-            run = (single["run_id"], spec.name, single["slot_id"], dict(single["params"]), int(single["repeat"]))
+            run = (single["run_id"], single["slot_id"], dict(single["params"]), int(single["repeat"]))
             plan = [RunSpec(*run, warmup=bool(single.get("warmup")))]
             counts, rerun = {single["slot_id"]: 1}, True
         if not counts:
@@ -332,7 +332,7 @@ class Controller:
             try:
                 for final in self.scheduler.stranded(now):
                     self._record_final_without_result(self.jobs[final.job_id], final)
-                for a in self.scheduler.assign(now):
+                for a in self.scheduler.assign():
                     self._launch(a.slot_id, a.job_id, a.run, a.attempt)
                 self._finish_jobs()
             except Exception:  # the loop must survive any one bad run

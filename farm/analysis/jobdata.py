@@ -1,6 +1,6 @@
 """One job's rows read from the results store through DuckDB, split into grid axes, metrics and fingerprints.
 
-Every analysis starts here: :func:`load_job` runs ``SELECT * FROM runs WHERE job = $1`` on the store's DuckDB
+Every analysis starts here: :func:`load_job_data` runs ``SELECT * FROM runs WHERE job = $1`` on the store's DuckDB
 view (the job name bound as a parameter), drops the columns that only other jobs use, and classifies the rest:
 
 - *axes*: ``p_<axis>`` grid parameters (kept with their prefix, as column names);
@@ -229,7 +229,7 @@ def _read_job(root: str, job: str) -> tuple[list[Row], list[str]]:
     return table.select(columns).to_pylist(), columns
 
 
-def load_job(root: str, job: str, source: str = "results") -> JobData:
+def load_job_data(root: str, job: str, source: str = "results") -> JobData:
     """Every row of ``job`` under the results root ``root``.
 
     Raises :class:`ConfigError` (exit 2) for a job name that cannot exist or a job without rows, naming the

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from farm.analysis.jobdata import load_job, order_metrics
+from farm.analysis.jobdata import load_job_data, order_metrics
 from farm.analysis.report import build_report, write_report
 from farm.errors import ConfigError
 from tests.analysis.jobs import job, write_job
@@ -49,9 +49,9 @@ def test_load_job_classifies_columns(tmp_path: Path) -> None:
 def test_load_job_rejects_unknown_and_malformed_names(tmp_path: Path) -> None:
     write_job(tmp_path, "sweep", sweep_rows())
     with pytest.raises(ConfigError, match=r"no results for job 'nope'.*jobs with results: sweep"):
-        load_job(str(tmp_path), "nope")
+        load_job_data(str(tmp_path), "nope")
     with pytest.raises(ConfigError, match="cannot name a results partition"):
-        load_job(str(tmp_path), "../x")
+        load_job_data(str(tmp_path), "../x")
 
 
 def test_statistics_per_point_and_device(tmp_path: Path) -> None:
@@ -124,7 +124,7 @@ def test_report_without_plots(tmp_path: Path) -> None:
 
 def test_empty_store_and_all_failed_job(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"jobs with results: none"):
-        load_job(str(tmp_path / "empty"), "sweep")
+        load_job_data(str(tmp_path / "empty"), "sweep")
     data = job(tmp_path / "results", "broken", [{"status": "failed", "error": "exit code 127: not found"}])
     report = build_report(data)
     assert report.stats == [] and report.metrics == () and report.status_counts == {"failed": 1}

@@ -28,6 +28,7 @@ import pytest
 import yaml
 
 from farm.client import ControllerOptions, FarmClient
+from farm.sim import free_port
 from farm.specs.inventory import Inventory
 from farm.specs.job import load_job
 
@@ -43,12 +44,6 @@ SENSOR_METRICS = ("farm_device_temperature_celsius",)
 # Grafana's built-in interval for rate windows; a few scrape intervals of the test's 1 s scrapes.
 RATE_INTERVAL = "10s"
 COMPARISON_AT_END = re.compile(r"^(?P<signal>.*?)\s*(?:==|!=|>=|<=|>|<)\s*-?[0-9.]+(?:e-?[0-9]+)?\s*$", re.S)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class Prometheus:
