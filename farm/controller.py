@@ -157,7 +157,7 @@ class Controller:
         temps = dict(self.temperatures)
         devices = [
             DeviceSnapshot(
-                device=slot.slot_id,
+                slot=slot.slot_id,
                 kind=slot.kind,
                 node=str(self.device_info.get(slot.device_id, {}).get("hostname", slot.node or "")),
                 state=states.get(slot.slot_id, SlotState.OFFLINE).value,
@@ -288,7 +288,8 @@ class Controller:
             fl = self.inflight.get(slot_id)
             out.append(
                 {
-                    "device_id": slot_id,
+                    "slot": slot_id,
+                    "device_id": slot.device_id,
                     "kind": slot.kind,
                     "node": info.get("hostname", slot.node or ""),
                     "node_id": info.get("node_id", ""),
@@ -377,7 +378,7 @@ class Controller:
         slot = self.slots[slot_id]
         if res.dispatch_latency_s is not None:
             self.dispatch_latencies.append(res.dispatch_latency_s)
-            self.metrics.dispatched(job=rec.spec.name, device=slot_id, latency_s=res.dispatch_latency_s)
+            self.metrics.dispatched(job=rec.spec.name, slot=slot_id, latency_s=res.dispatch_latency_s)
         for key in ("temp_max_c", "temp_end_c", "temp_start_c"):
             if key in res.samples:
                 self.temperatures[slot.device_id] = res.samples[key]
@@ -387,7 +388,7 @@ class Controller:
             self._hold_until_healthy(slot.device_id, error or "its actor died")
         self.metrics.run_finished(
             job=rec.spec.name,
-            device=slot_id,
+            slot=slot_id,
             kind=slot.kind,
             node=res.node or str(slot.node or ""),
             status=status,
@@ -399,7 +400,7 @@ class Controller:
         )
         if final is None:
             rec.retries += 1
-            self.metrics.retried(job=rec.spec.name, device=slot_id)
+            self.metrics.retried(job=rec.spec.name, slot=slot_id)
             log.warning("run %s on %s: %s — retrying", fl.req.run_id, slot_id, error)
         else:
             rec.statuses[status] += 1
@@ -451,6 +452,7 @@ class Controller:
             synthetic=rec.spec.synthetic or (slot is not None and slot.device_id in self.synthetic_devices),
             settings=rec.settings,
             adapter=rec.adapter,
+            device_id=slot.device_id if slot else None,
         )
         row.update(collected_columns(res, files))
         if not row["node"] and slot is not None:

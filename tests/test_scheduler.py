@@ -40,7 +40,7 @@ def test_jobs_sharing_a_slot_are_served_round_robin() -> None:
     s.submit("a", runs("a", 3), ["s1"], retries=0)
     s.submit("b", runs("b", 3), ["s1"], retries=0)
     order = []
-    for t in range(6):
+    for _ in range(6):
         (x,) = s.assign()
         order.append(x.job_id)
         s.finish("s1", "ok")

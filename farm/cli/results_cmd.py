@@ -148,7 +148,7 @@ def _shown_columns(table: pa.Table, all_columns: bool) -> list[str]:
     return [
         "status",
         "run_id",  # what `farm rerun` takes
-        "device_id",
+        "slot",
         *params,
         "repeat",
         *(["warmup"] if any(table.column("warmup").to_pylist()) else []),

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 from rich.table import Table
 
-from farm.analysis.jobdata import DEVICE, axis_name, format_value, group_rows, load_job_data
+from farm.analysis.jobdata import SLOT, axis_name, format_value, group_rows, load_job_data
 from farm.analysis.stats import median
 from farm.cli.common import stdout
 from farm.errors import ConfigError, FarmError
@@ -40,7 +40,7 @@ def print_summary(root: str, job: str, status: JobStatus) -> None:
         return
     params = data.independent_axes()
     metrics = list(data.metrics[:MAX_METRICS])
-    groups = group_rows(rows, [DEVICE, *params])
+    groups = group_rows(rows, [SLOT, *params])
     out = Table(title=f"{job}: median over repeats (ok runs)", show_edge=False)
     out.add_column("device", overflow="fold")
     for p in params:

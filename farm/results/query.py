@@ -6,7 +6,8 @@ and union by name, so DuckDB scans the files itself (in parallel, reading only t
 any other filesystem the rows are read through pyarrow and the Arrow table is registered with DuckDB. With no
 files at all ``runs`` is an empty table with the required columns, so queries still bind. ``job`` comes from
 the partition directory (the files do not store it) and is forced to VARCHAR so a job named ``2024`` stays a
-string. Timestamps are shown in UTC.
+string. Timestamps are shown in UTC. Rows of files written before the ``slot`` column read as today's rows
+(:func:`farm.results.schema.with_slot`).
 """
 
 from __future__ import annotations
@@ -49,12 +50,13 @@ def connect(store: ResultsStore | str) -> duckdb.DuckDBPyConnection:
         if store.is_local and store.jobs():
             pattern = f"{store.runs_dir()}/*/*.parquet"
             # The only interpolated value is our own path, quoted.
-            view = (
-                "CREATE VIEW runs AS SELECT job, * EXCLUDE (job) FROM read_parquet("  # noqa: S608
+            stored = (
+                "CREATE VIEW stored_runs AS SELECT job, * EXCLUDE (job) FROM read_parquet("  # noqa: S608
                 f"{_sql_string(pattern)}, hive_partitioning = true, union_by_name = true, "
                 "hive_types = {'job': 'VARCHAR'})"
             )
-            con.execute(view)
+            con.execute(stored)
+            con.execute(_runs_view(con))
         else:
             table: pa.Table = store.table() if not store.is_local else empty_table()
             con.register("runs", table)
@@ -63,6 +65,23 @@ def connect(store: ResultsStore | str) -> duckdb.DuckDBPyConnection:
         con.close()
         raise ResultsError(f"cannot open the results at {store.root}: {one_line(str(exc))}") from exc
     return con
+
+
+def _runs_view(con: duckdb.DuckDBPyConnection) -> str:
+    """``runs`` over ``stored_runs``, reading rows of files from before the ``slot`` column as today's (see
+    :func:`farm.results.schema.with_slot`): ``slot`` = the stored ``device_id``, ``device_id`` = its part
+    before ``/``."""
+    columns = {row[0] for row in con.execute("DESCRIBE stored_runs").fetchall()}
+    if "slot" not in columns:  # only old files
+        return (
+            "CREATE VIEW runs AS SELECT * REPLACE (split_part(device_id, '/', 1) AS device_id), device_id AS slot "
+            "FROM stored_runs"
+        )
+    return (
+        "CREATE VIEW runs AS SELECT * REPLACE ("
+        "CASE WHEN slot IS NULL THEN split_part(device_id, '/', 1) ELSE device_id END AS device_id, "
+        "coalesce(slot, device_id) AS slot) FROM stored_runs"
+    )
 
 
 _CANCELLATION_SCHEMA = pa.schema(

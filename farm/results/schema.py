@@ -12,6 +12,11 @@ A column keeps one *kind* (bool, number, str) within a job; :class:`ColumnKinds`
 of a writer and the files already in the job's partition. ``None`` means "not measured" and is allowed
 everywhere except in required non-nullable columns. The ``job`` column is not stored inside the files: the
 hive partition directory ``job=<name>`` carries it, and every reader adds it back.
+
+``device_id`` is the inventory device a run used and ``slot`` the leased unit of it: the same text for a phone
+or a host, ``<device>/chip<N>`` / ``<device>/npu<N>`` on a box (:mod:`farm.specs.inventory`). Files written
+before ``slot`` existed stored the slot id as ``device_id``; :func:`with_slot` reads such a file as today's rows
+(``slot`` = the stored value, ``device_id`` = its part before ``/``), and the DuckDB view does the same.
 """
 
 from __future__ import annotations
@@ -38,6 +43,7 @@ REQUIRED_SCHEMA: pa.Schema = pa.schema(
         pa.field("job", pa.string(), nullable=False),
         pa.field("run_id", pa.string(), nullable=False),
         pa.field("device_id", pa.string(), nullable=False),
+        pa.field("slot", pa.string(), nullable=False),
         pa.field("device_kind", pa.string(), nullable=False),
         pa.field("node", pa.string(), nullable=False),
         pa.field("status", pa.string(), nullable=False),
@@ -57,7 +63,7 @@ REQUIRED_COLUMNS: tuple[str, ...] = tuple(REQUIRED_SCHEMA.names)
 FILE_REQUIRED_SCHEMA: pa.Schema = pa.schema([f for f in REQUIRED_SCHEMA if f.name != "job"])
 
 _REQUIRED_SET = frozenset(REQUIRED_COLUMNS)
-_STR_COLUMNS = ("run_id", "device_id", "device_kind", "node", "command", "log_path")
+_STR_COLUMNS = ("run_id", "device_id", "slot", "device_kind", "node", "command", "log_path")
 _COLUMN_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 # Job names become directory names and DuckDB hive partition values: keep them free of characters that need
 # URL-encoding or path handling, and never starting with '.' or '_' (readers skip such names as hidden files).
@@ -75,7 +81,7 @@ _TYPES_BY_KIND: dict[Kind, frozenset[type]] = {
     "str": frozenset({str, _NONE}),
 }
 _REQUIRED_TYPES: dict[str, frozenset[type]] = {
-    **{c: frozenset({str}) for c in ("job", "run_id", "device_id", "device_kind", "node", "status")},
+    **{c: frozenset({str}) for c in ("job", "run_id", "device_id", "slot", "device_kind", "node", "status")},
     **{c: frozenset({str}) for c in ("command", "log_path")},
     "error": frozenset({str, _NONE}),
     "attempt": frozenset({int}),
@@ -85,6 +91,26 @@ _REQUIRED_TYPES: dict[str, frozenset[type]] = {
     "duration_s": frozenset({int, float}),
     "synthetic": frozenset({bool}),
 }
+
+
+def slot_device(slot: str) -> str:
+    """The inventory device id of a slot id: device ids never contain ``/`` (``farm.specs.types.Ident``)."""
+    return slot.split("/", 1)[0]
+
+
+def with_slot(table: pa.Table) -> pa.Table:
+    """``table`` (one part file) as today's rows: a file from before the ``slot`` column stored the slot id as
+    ``device_id``; it gets ``slot`` = that value and ``device_id`` = :func:`slot_device` of it. Other tables, and
+    tables without ``device_id`` (a read of a few columns), are returned as they are."""
+    names = table.column_names
+    if "slot" in names or "device_id" not in names:
+        return table
+    i = names.index("device_id")
+    slots = table.column(i)
+    devices = pc.list_element(pc.split_pattern(slots, "/", max_splits=1), 0)
+    field = table.schema.field(i)
+    table = table.set_column(i, field, devices.cast(field.type))
+    return table.add_column(i + 1, pa.field("slot", field.type, nullable=field.nullable), slots)
 
 
 def check_job_name(job: str) -> str:

@@ -19,7 +19,8 @@ this process or another, is refused with :class:`~farm.errors.ResultsError` (loc
 controller keeps one writer per job). Job-level records (a cancelled submission's counts) are JSON files
 ``<root>/jobs/<job>/<job_id>.json``. :meth:`ResultsStore.compact` writes the merged file before deleting the files it
 replaces, so a crash in between leaves rows twice until the next ``compact`` (which removes them); readers may
-see them twice during that window.
+see them twice during that window. Every read goes through :func:`~farm.results.schema.with_slot`, so a file
+written before the ``slot`` column reads (and compacts) as today's rows.
 """
 
 from __future__ import annotations
@@ -46,7 +47,7 @@ import pyarrow.parquet as pq
 
 from farm.errors import ResultsError
 from farm.locks import FileLock
-from farm.results.schema import RowBatch, RowValidator, check_job_name, empty_table, kind_of_arrow
+from farm.results.schema import RowBatch, RowValidator, check_job_name, empty_table, kind_of_arrow, with_slot
 
 log = logging.getLogger(__name__)
 
@@ -317,7 +318,7 @@ class ResultsStore:
             table: pa.Table = pq.read_table(path, columns=columns, filesystem=self._fs)
         except (pa.ArrowException, OSError) as exc:
             raise ResultsError(f"cannot read {self.uri(path)}: {exc}") from exc
-        return table
+        return with_slot(table)  # a file from before the ``slot`` column reads as today's rows
 
     def _concat(self, job: str, tables: list[pa.Table]) -> pa.Table | None:
         """Union by name of tables of one job (ints promoted to float where files differ); ``None`` if none."""

@@ -18,8 +18,8 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
 def sweep_rows() -> list[dict[str, Any]]:
-    p1 = {"device_id": "phone-1", "fp_soc": "sm8550", "fp_build": "b1", "exit_code": 0, "temp_start_c": 31.0}
-    p2 = {"device_id": "phone-2", "fp_soc": "mt6983"}
+    p1 = {"slot": "phone-1", "fp_soc": "sm8550", "fp_build": "b1", "exit_code": 0, "temp_start_c": 31.0}
+    p2 = {"slot": "phone-2", "fp_soc": "mt6983"}
     return [
         {**p1, "run_id": "w", "p_threads": 4, "warmup": True, "decode_tokens_per_s": 1.0},
         {**p1, "run_id": "a", "p_threads": 4, "decode_tokens_per_s": 10.0, "peak_rss_mib": 100.0},
@@ -106,7 +106,7 @@ def test_written_report(tmp_path: Path) -> None:
     with files.stats_csv.open(encoding="utf-8") as fh:
         rows = list(csv.DictReader(fh))
     row = next(
-        r for r in rows if r["device_id"] == "phone-1" and r["p_threads"] == "4" and r["metric"] == "peak_rss_mib"
+        r for r in rows if r["slot"] == "phone-1" and r["p_threads"] == "4" and r["metric"] == "peak_rss_mib"
     )
     assert (row["n"], float(row["median"]), float(row["min"]), float(row["max"])) == ("2", 102.0, 100.0, 104.0)
     assert len(rows) == 4  # decode × 3 points + peak_rss_mib × 1

@@ -15,7 +15,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import time
 import urllib.parse
@@ -168,7 +167,7 @@ def alert_signals() -> list[tuple[str, str]]:
 
 def grafana_to_promql(expr: str) -> str:
     expr = expr.replace("$__rate_interval", RATE_INTERVAL).replace("$__interval", "1s")
-    return re.sub(r"\$\{?(job|device|kind|metric)\}?", ".*", expr)
+    return re.sub(r"\$\{?(job|slot|kind|metric)\}?", ".*", expr)
 
 
 @pytest.fixture(scope="module")
