@@ -3,6 +3,11 @@
 It is thin glue. The pure :class:`~farm.scheduler.Scheduler` decides which run goes to which idle slot; the
 controller renders the run, sends it to the device actor, turns the outcome into a row (``farm.rows``) and tells
 the scheduler. One asyncio loop, no threads: every state change happens on that loop.
+
+It is longer than 500 lines on purpose: job intake, dispatch, recording and the health checks all read and change
+the same job, slot and in-flight tables on that one loop, and what stands apart from them already lives in its
+own module (decisions in ``farm.scheduler``, rows in ``farm.rows``, planning in ``farm.plan``, metrics in
+``farm.metrics``).
 """
 
 from __future__ import annotations

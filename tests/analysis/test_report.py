@@ -105,9 +105,7 @@ def test_written_report(tmp_path: Path) -> None:
     assert page.startswith("<!doctype html>") and "<td class=n>20.4</td>" in page
     with files.stats_csv.open(encoding="utf-8") as fh:
         rows = list(csv.DictReader(fh))
-    row = next(
-        r for r in rows if r["slot"] == "phone-1" and r["p_threads"] == "4" and r["metric"] == "peak_rss_mib"
-    )
+    row = next(r for r in rows if r["slot"] == "phone-1" and r["p_threads"] == "4" and r["metric"] == "peak_rss_mib")
     assert (row["n"], float(row["median"]), float(row["min"]), float(row["max"])) == ("2", 102.0, 100.0, 104.0)
     assert len(rows) == 4  # decode × 3 points + peak_rss_mib × 1
     assert [p.name for p in files.plots] == ["decode_tokens_per_s_vs_threads.png"]
