@@ -50,13 +50,7 @@ def connect(store: ResultsStore | str) -> duckdb.DuckDBPyConnection:
         if store.is_local and store.jobs():
             pattern = f"{store.runs_dir()}/*/*.parquet"
             # The only interpolated value is our own path, quoted.
-            stored = (
-                "CREATE VIEW stored_runs AS SELECT job, * EXCLUDE (job) FROM read_parquet("  # noqa: S608
-                f"{_sql_string(pattern)}, hive_partitioning = true, union_by_name = true, "
-                "hive_types = {'job': 'VARCHAR'})"
-            )
-            con.execute(stored)
-            con.execute(_runs_view(con))
+            con.execute(_RUNS_OVER_FILES.format(pattern=_sql_string(pattern)))
         else:
             table: pa.Table = store.table() if not store.is_local else empty_table()
             con.register("runs", table)
@@ -67,21 +61,17 @@ def connect(store: ResultsStore | str) -> duckdb.DuckDBPyConnection:
     return con
 
 
-def _runs_view(con: duckdb.DuckDBPyConnection) -> str:
-    """``runs`` over ``stored_runs``, reading rows of files from before the ``slot`` column as today's (see
-    :func:`farm.results.schema.with_slot`): ``slot`` = the stored ``device_id``, ``device_id`` = its part
-    before ``/``."""
-    columns = {row[0] for row in con.execute("DESCRIBE stored_runs").fetchall()}
-    if "slot" not in columns:  # only old files
-        return (
-            "CREATE VIEW runs AS SELECT * REPLACE (split_part(device_id, '/', 1) AS device_id), device_id AS slot "
-            "FROM stored_runs"
-        )
-    return (
-        "CREATE VIEW runs AS SELECT * REPLACE ("
-        "CASE WHEN slot IS NULL THEN split_part(device_id, '/', 1) ELSE device_id END AS device_id, "
-        "coalesce(slot, device_id) AS slot) FROM stored_runs"
-    )
+# Files from before the ``slot`` column stored the slot id as ``device_id`` (see
+# farm.results.schema.with_slot): the UNION BY NAME gives every row a ``slot`` (NULL in such files, and when no
+# file has one the column still exists), and ``runs`` reads those rows as today's. No per-file schema probe: the
+# view costs what the plain read_parquet costs.
+_RUNS_OVER_FILES = (
+    "CREATE VIEW runs AS SELECT * REPLACE ("
+    "CASE WHEN slot IS NULL THEN split_part(device_id, '/', 1) ELSE device_id END AS device_id, "
+    "coalesce(slot, device_id) AS slot) FROM ("
+    "SELECT job, * EXCLUDE (job) FROM read_parquet({pattern}, hive_partitioning = true, union_by_name = true, "
+    "hive_types = {{'job': 'VARCHAR'}}) UNION ALL BY NAME (SELECT NULL::VARCHAR AS slot LIMIT 0))"
+)
 
 
 _CANCELLATION_SCHEMA = pa.schema(
