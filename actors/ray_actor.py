@@ -12,7 +12,7 @@ from typing import Any
 
 from actors.messages import RunRequest, RunResult
 from actors.registry import make_device
-from farm.specs.inventory import Inventory, Slot
+from farm.specs.inventory import Inventory
 
 log = logging.getLogger(__name__)
 
@@ -45,9 +45,6 @@ class DeviceActor:
             "slots": [s.model_dump() for s in self.device.slots()],
             "synthetic": self.device.synthetic,
         }
-
-    def slots(self) -> list[Slot]:
-        return self.device.slots()
 
     def execute(self, req: RunRequest) -> RunResult:
         res = self.device.execute(req)

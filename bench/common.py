@@ -181,8 +181,8 @@ def idle_gaps(runs: Iterable[tuple[str, float, float]]) -> list[float]:
 
 
 def row_spans(rows: Iterable[dict[str, Any]]) -> list[tuple[str, float, float]]:
-    """``(device, start, duration)`` of farm result rows, for :func:`idle_gaps`."""
-    return [(r["device_id"], r["started_at"].timestamp(), r["duration_s"]) for r in rows]
+    """``(slot, start, duration)`` of farm result rows, for :func:`idle_gaps`."""
+    return [(r["slot"], r["started_at"].timestamp(), r["duration_s"]) for r in rows]
 
 
 def refresh(path: Path, size: int) -> None:
@@ -217,8 +217,8 @@ class PhoneProcess:
 def virtual_phone_process(root: Path) -> Iterator[PhoneProcess]:
     """One virtual phone in its own process (so the bench's CPU and the phone's stay apart) behind a private adb
     server, connected and in state ``device``; both are stopped on exit."""
+    from farm.sim import free_port
     from farm.sim.adb_server import AdbServer
-    from farm.sim.phone import free_port
 
     server = AdbServer(free_port(), home=str(root / "home")).start()
     port = free_port()

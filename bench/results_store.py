@@ -37,10 +37,10 @@ import pyarrow.parquet as pq
 from farm.results import ResultsStore, query
 
 JOB = "bench"
-DEVICES = [f"phone-{i}" for i in range(6)] + ["tpu-box-0:0", "tpu-box-0:1"]
+SLOTS = [f"phone-{i}" for i in range(6)] + ["tpu-box-0/chip0", "tpu-box-0/chip1"]
 MODELS = ["llama2-7b-q4_0", "gemma3-270m-q4_k_m", "qwen2-1.5b-q8_0"]
 SQL = (
-    "SELECT device_id, p_threads, count(*) AS n, avg(decode_tokens_per_s) AS mean_tps, "
+    "SELECT slot, p_threads, count(*) AS n, avg(decode_tokens_per_s) AS mean_tps, "
     "quantile_cont(decode_tokens_per_s, 0.9) AS p90_tps, quantile_cont(latency_ms, 0.9) AS p90_latency_ms "
     "FROM runs WHERE status = 'ok' AND NOT warmup GROUP BY ALL ORDER BY ALL"
 )
@@ -65,13 +65,14 @@ def synthetic_rows(start: int, count: int, rng: random.Random) -> list[dict[str,
     rows = []
     for i in range(start, start + count):
         threads = rng.choice((1, 2, 4, 6, 8))
-        device = DEVICES[i % len(DEVICES)]
+        slot = SLOTS[i % len(SLOTS)]
         failed = rng.random() < 0.03
         row = {
             "job": JOB,
             "run_id": f"{i:016x}",
-            "device_id": device,
-            "device_kind": "phone" if device.startswith("phone") else "sophgo",
+            "device_id": slot.split("/", 1)[0],
+            "slot": slot,
+            "device_kind": "phone" if slot.startswith("phone") else "sophgo",
             "node": f"node-{i % 3}",
             "status": "failed" if failed else "ok",
             "error": "exit code 1" if failed else None,

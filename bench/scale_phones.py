@@ -49,8 +49,8 @@ from bench.common import machine, print_machine, read_rows
 from farm import runtime
 from farm.client import ControllerOptions, FarmClient, JobStatus
 from farm.placement import device_actor_options
+from farm.sim import SimConfig, VirtualPhone, free_port
 from farm.sim.adb_server import AdbServer
-from farm.sim.phone import SimConfig, VirtualPhone, free_port
 from farm.specs.inventory import Inventory
 from farm.specs.job import load_job
 

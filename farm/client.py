@@ -122,8 +122,9 @@ class JobStatus:
 
 @dataclass(frozen=True)
 class DeviceStatus:
-    """One device slot of the farm as the controller sees it (``device_id`` is the slot id)."""
+    """One device slot of the farm as the controller sees it: ``slot`` and the inventory device it belongs to."""
 
+    slot: str
     device_id: str
     kind: str
     node: str
@@ -135,6 +136,7 @@ class DeviceStatus:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> DeviceStatus:
         return cls(
+            slot=str(data["slot"]),
             device_id=str(data["device_id"]),
             kind=str(data["kind"]),
             node=str(data["node"]),

@@ -3,6 +3,11 @@
 It is thin glue. The pure :class:`~farm.scheduler.Scheduler` decides which run goes to which idle slot; the
 controller renders the run, sends it to the device actor, turns the outcome into a row (``farm.rows``) and tells
 the scheduler. One asyncio loop, no threads: every state change happens on that loop.
+
+It is longer than 500 lines on purpose: job intake, dispatch, recording and the health checks all read and change
+the same job, slot and in-flight tables on that one loop, and what stands apart from them already lives in its
+own module (decisions in ``farm.scheduler``, rows in ``farm.rows``, planning in ``farm.plan``, metrics in
+``farm.metrics``).
 """
 
 from __future__ import annotations
@@ -157,7 +162,7 @@ class Controller:
         temps = dict(self.temperatures)
         devices = [
             DeviceSnapshot(
-                device=slot.slot_id,
+                slot=slot.slot_id,
                 kind=slot.kind,
                 node=str(self.device_info.get(slot.device_id, {}).get("hostname", slot.node or "")),
                 state=states.get(slot.slot_id, SlotState.OFFLINE).value,
@@ -217,7 +222,7 @@ class Controller:
         if single is not None:
             if single["slot_id"] not in self.slots:
                 raise ControllerError(f"no device slot {single['slot_id']!r} in this farm's inventory")
-            run = (single["run_id"], spec.name, single["slot_id"], dict(single["params"]), int(single["repeat"]))
+            run = (single["run_id"], single["slot_id"], dict(single["params"]), int(single["repeat"]))
             plan = [RunSpec(*run, warmup=bool(single.get("warmup")))]
             counts, rerun = {single["slot_id"]: 1}, True
         if not counts:
@@ -288,7 +293,8 @@ class Controller:
             fl = self.inflight.get(slot_id)
             out.append(
                 {
-                    "device_id": slot_id,
+                    "slot": slot_id,
+                    "device_id": slot.device_id,
                     "kind": slot.kind,
                     "node": info.get("hostname", slot.node or ""),
                     "node_id": info.get("node_id", ""),
@@ -332,7 +338,7 @@ class Controller:
             try:
                 for final in self.scheduler.stranded(now):
                     self._record_final_without_result(self.jobs[final.job_id], final)
-                for a in self.scheduler.assign(now):
+                for a in self.scheduler.assign():
                     self._launch(a.slot_id, a.job_id, a.run, a.attempt)
                 self._finish_jobs()
             except Exception:  # the loop must survive any one bad run
@@ -377,7 +383,7 @@ class Controller:
         slot = self.slots[slot_id]
         if res.dispatch_latency_s is not None:
             self.dispatch_latencies.append(res.dispatch_latency_s)
-            self.metrics.dispatched(job=rec.spec.name, device=slot_id, latency_s=res.dispatch_latency_s)
+            self.metrics.dispatched(job=rec.spec.name, slot=slot_id, latency_s=res.dispatch_latency_s)
         for key in ("temp_max_c", "temp_end_c", "temp_start_c"):
             if key in res.samples:
                 self.temperatures[slot.device_id] = res.samples[key]
@@ -387,7 +393,7 @@ class Controller:
             self._hold_until_healthy(slot.device_id, error or "its actor died")
         self.metrics.run_finished(
             job=rec.spec.name,
-            device=slot_id,
+            slot=slot_id,
             kind=slot.kind,
             node=res.node or str(slot.node or ""),
             status=status,
@@ -399,7 +405,7 @@ class Controller:
         )
         if final is None:
             rec.retries += 1
-            self.metrics.retried(job=rec.spec.name, device=slot_id)
+            self.metrics.retried(job=rec.spec.name, slot=slot_id)
             log.warning("run %s on %s: %s — retrying", fl.req.run_id, slot_id, error)
         else:
             rec.statuses[status] += 1
@@ -451,6 +457,7 @@ class Controller:
             synthetic=rec.spec.synthetic or (slot is not None and slot.device_id in self.synthetic_devices),
             settings=rec.settings,
             adapter=rec.adapter,
+            device_id=slot.device_id if slot else None,
         )
         row.update(collected_columns(res, files))
         if not row["node"] and slot is not None:

@@ -1,4 +1,4 @@
-"""The whole exception tree of Farm: every error Farm raises on purpose is one of these.
+"""The exception tree of Farm: what Farm raises on purpose is one of these, with the few exceptions listed below.
 
 ::
 
@@ -22,7 +22,11 @@ an exception. Not translated, because they are bugs rather than conditions: ``Va
 wrong argument inside Farm's own code (a device actor turns anything it did not expect into a failed run, see
 :meth:`actors.device.Device.execute`) and ``KeyboardInterrupt``. Validation helpers below the tree
 (``farm.grid.GridError``, ``farm.specs.loading.FieldIssues``) never leave the spec loader: it turns them into
-a :class:`ConfigError`.
+a :class:`ConfigError`; so do the ``ValueError`` that field validators raise (``farm.specs.types``, the job's
+and inventory's models, a workload's option check), which pydantic collects. Three plain errors are part of an
+API on purpose: ``Inventory.device`` raises ``KeyError`` for an unknown id (a lookup, as a mapping does),
+``Scheduler.finish`` raises ``ValueError`` for a slot that holds no run (a caller's bug), and
+``ThermalZones.max_temp_c`` raises ``ValueError`` when no zone matches (an empty ``max``, as ``max()`` does).
 
 Every error pickles to an equal copy (it crosses Ray between the controller, device actors and the CLI): a class
 whose constructor does not take ``self.args`` back says how to rebuild itself in ``__reduce__``.

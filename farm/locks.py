@@ -6,7 +6,7 @@ commands a holder starts (Python opens files close-on-exec), so a benchmark that
 not keep the lock. The file holds a line naming the holder, for the messages of those who wait or are refused.
 
 Used for a device slot's lease (:mod:`actors.lease`) and a results writer's job partition
-(:class:`farm.results.store.ResultsWriter`). Local filesystems only: ``flock`` is not coordinated across the
+(:class:`farm.results.writer.ResultsWriter`). Local filesystems only: ``flock`` is not coordinated across the
 machines of a network filesystem.
 """
 

@@ -1,6 +1,6 @@
 """Prometheus metrics of a farm: event counters/histograms fed by the controller, state read at scrape time.
 
-Names follow ``farm_<noun>_<unit>``; labels are low-cardinality only (job, device, kind, node, status,
+Names follow ``farm_<noun>_<unit>``; labels are low-cardinality only (job, slot, kind, node, status,
 metric) — never run ids or parameter values. docs/metrics.md lists every metric: type, labels, meaning.
 
 Two kinds of data, two mechanisms:
@@ -65,7 +65,7 @@ MIB = 1024.0**2
 
 @dataclass(frozen=True)
 class DeviceSnapshot:
-    device: str  # slot id
+    slot: str
     kind: str
     node: str
     state: str  # idle, busy, offline, unauthorized, untrusted, quarantined
@@ -121,10 +121,10 @@ class FarmStateCollector(Collector):
             # leaving a state drops that series to 0 instead of making it vanish.
             states = DEVICE_STATES if dev.state in DEVICE_STATES else (*DEVICE_STATES, dev.state)
             for name in states:
-                state.add_metric([dev.device, dev.kind, dev.node, name], 1.0 if name == dev.state else 0.0)
+                state.add_metric([dev.slot, dev.kind, dev.node, name], 1.0 if name == dev.state else 0.0)
             per_state[dev.state] = per_state.get(dev.state, 0) + 1
             if dev.temperature_c is not None and math.isfinite(dev.temperature_c):
-                temperature.add_metric([dev.device, dev.kind, dev.node], dev.temperature_c)
+                temperature.add_metric([dev.slot, dev.kind, dev.node], dev.temperature_c)
         for job, depth in sorted(snap.queue_depth.items()):
             queued.add_metric([job], float(depth))
         for name, count in per_state.items():
@@ -137,12 +137,12 @@ class FarmStateCollector(Collector):
             GaugeMetricFamily(
                 "farm_device_state",
                 "Device slot state: 1 for the slot's current state, 0 for the others",
-                labels=["device", "kind", "node", "state"],
+                labels=["slot", "kind", "node", "state"],
             ),
             GaugeMetricFamily(
                 "farm_device_temperature_celsius",
                 "Last temperature seen on the device (hottest sensor), for devices that have a sensor",
-                labels=["device", "kind", "node"],
+                labels=["slot", "kind", "node"],
             ),
             GaugeMetricFamily(
                 "farm_job_queued_runs", "Runs of an unfinished job waiting for a device slot", labels=["job"]
@@ -161,77 +161,77 @@ class FarmMetrics:
         self._snapshot = snapshot
         self._server: WSGIServer | None = None
         self._thread: threading.Thread | None = None
-        self._seen: set[tuple[str, str, str]] = set()  # (job, device, kind) whose counters are initialised
+        self._seen: set[tuple[str, str, str]] = set()  # (job, slot, kind) whose counters are initialised
         r = self.registry
         self.runs = Counter(
             "farm_runs",
             "Run outcomes recorded (each retried infra_error attempt counts once)",
-            ["job", "device", "kind", "status"],
+            ["job", "slot", "kind", "status"],
             registry=r,
         )
         self.run_duration = Histogram(
             "farm_run_duration_seconds",
             "Wall time of runs whose command ran on the device",
-            ["job", "device"],
+            ["job", "slot"],
             buckets=RUN_DURATION_BUCKETS,
             registry=r,
         )
         self.throughput = Gauge(
             "farm_run_throughput_per_second",
-            "Last ok run's throughput metric (*_per_s), per job, device, metric",
-            ["job", "device", "metric"],
+            "Last ok run's throughput metric (*_per_s), per job, slot, metric",
+            ["job", "slot", "metric"],
             registry=r,
         )
         self.latency = Gauge(
             "farm_run_latency_seconds",
             "Last ok run's time-valued metric (*_ms, *_s, …) converted to seconds",
-            ["job", "device", "metric"],
+            ["job", "slot", "metric"],
             registry=r,
         )
         self.memory = Gauge(
             "farm_run_memory_bytes",
             "Last ok run's memory-valued metric (*_mib, *_mb, *_bytes, …) converted to bytes",
-            ["job", "device", "metric"],
+            ["job", "slot", "metric"],
             registry=r,
         )
         self.peak_rss = Gauge(
             "farm_run_peak_rss_bytes",
             "Peak resident memory of the last run's benchmark process",
-            ["job", "device"],
+            ["job", "slot"],
             registry=r,
         )
         self.bytes_pushed = Counter(
             "farm_artifact_pushed_bytes",
             "Artifact bytes copied to devices (0 for content already there)",
-            ["job", "device"],
+            ["job", "slot"],
             registry=r,
         )
         self.artifacts_placed = Counter(
             "farm_artifacts_placed",
             "Artifacts placed on devices for runs, pushed or found in the device cache",
-            ["job", "device"],
+            ["job", "slot"],
             registry=r,
         )
         self.cache_hits = Counter(
             "farm_artifact_cache_hits",
             "Artifacts the device already held (by sha256): nothing was copied",
-            ["job", "device"],
+            ["job", "slot"],
             registry=r,
         )
         self.dispatch_latency = Histogram(
             "farm_dispatch_latency_seconds",
             "Time from handing a run out to its process starting on the device",
-            ["job", "device"],
+            ["job", "slot"],
             buckets=DISPATCH_LATENCY_BUCKETS,
             registry=r,
         )
         self.retries = Counter(
-            "farm_run_retries", "Runs handed out again after an infra error", ["job", "device"], registry=r
+            "farm_run_retries", "Runs handed out again after an infra error", ["job", "slot"], registry=r
         )
         self.infra_errors = Counter(
             "farm_infra_errors",
             "Runs that ended in an infrastructure fault (device, link or actor failed)",
-            ["job", "device"],
+            ["job", "slot"],
             registry=r,
         )
         if snapshot is not None:
@@ -242,7 +242,7 @@ class FarmMetrics:
         self,
         *,
         job: str,
-        device: str,
+        slot: str,
         kind: str,
         node: str,
         status: str,
@@ -261,50 +261,50 @@ class FarmMetrics:
         its state series (``farm_device_state``), so joins recover it without multiplying run series.
         """
         try:
-            self._init_children(job, device, kind)
-            self.runs.labels(job, device, kind, status).inc()
+            self._init_children(job, slot, kind)
+            self.runs.labels(job, slot, kind, status).inc()
             if status == "infra_error":
-                self.infra_errors.labels(job, device).inc()
+                self.infra_errors.labels(job, slot).inc()
             if status in RAN_STATUSES and math.isfinite(duration_s) and duration_s >= 0:
-                self.run_duration.labels(job, device).observe(duration_s)
+                self.run_duration.labels(job, slot).observe(duration_s)
             if status == "ok":
-                self._set_run_values(job, device, metrics, peak_rss_mib)
+                self._set_run_values(job, slot, metrics, peak_rss_mib)
             if bytes_pushed > 0:
-                self.bytes_pushed.labels(job, device).inc(bytes_pushed)
+                self.bytes_pushed.labels(job, slot).inc(bytes_pushed)
             # An infra error may strike before or during the pushes: then what was placed is unknown.
             if status != "infra_error" and artifacts > 0:
-                self.artifacts_placed.labels(job, device).inc(artifacts)
+                self.artifacts_placed.labels(job, slot).inc(artifacts)
                 if artifacts_cached is None:
                     artifacts_cached = artifacts if bytes_pushed == 0 else 0
                 if artifacts_cached > 0:
-                    self.cache_hits.labels(job, device).inc(min(artifacts_cached, artifacts))
+                    self.cache_hits.labels(job, slot).inc(min(artifacts_cached, artifacts))
         except Exception:  # metrics must never break the run bookkeeping
-            log.exception("metrics: recording a finished run of %s on %s failed", job, device)
+            log.exception("metrics: recording a finished run of %s on %s failed", job, slot)
 
-    def dispatched(self, *, job: str, device: str, latency_s: float) -> None:
+    def dispatched(self, *, job: str, slot: str, latency_s: float) -> None:
         """A run started on its device ``latency_s`` after it was handed out."""
         try:
             if math.isfinite(latency_s) and latency_s >= 0:
-                self.dispatch_latency.labels(job, device).observe(latency_s)
+                self.dispatch_latency.labels(job, slot).observe(latency_s)
         except Exception:
-            log.exception("metrics: recording a dispatch on %s failed", device)
+            log.exception("metrics: recording a dispatch on %s failed", slot)
 
-    def retried(self, *, job: str, device: str) -> None:
+    def retried(self, *, job: str, slot: str) -> None:
         """An infra error is being retried."""
         try:
-            self.retries.labels(job, device).inc()
+            self.retries.labels(job, slot).inc()
         except Exception:
-            log.exception("metrics: recording a retry on %s failed", device)
+            log.exception("metrics: recording a retry on %s failed", slot)
 
-    def _init_children(self, job: str, device: str, kind: str) -> None:
+    def _init_children(self, job: str, slot: str, kind: str) -> None:
         # Counters of a job/device pair start at 0 for every status, so rate() and "failures" panels read 0
         # rather than "no data" until the first failure (Prometheus' advice: initialise known label values).
-        key = (job, device, kind)
+        key = (job, slot, kind)
         if key in self._seen:
             return
         self._seen.add(key)
         for status in RUN_STATUSES:
-            self.runs.labels(job, device, kind, status)
+            self.runs.labels(job, slot, kind, status)
         for counter in (
             self.infra_errors,
             self.retries,
@@ -312,18 +312,18 @@ class FarmMetrics:
             self.artifacts_placed,
             self.cache_hits,
         ):
-            counter.labels(job, device)
+            counter.labels(job, slot)
 
-    def _set_run_values(self, job: str, device: str, metrics: Mapping[str, float], peak_rss_mib: float | None) -> None:
+    def _set_run_values(self, job: str, slot: str, metrics: Mapping[str, float], peak_rss_mib: float | None) -> None:
         gauges = {"throughput": self.throughput, "latency": self.latency, "memory": self.memory}
         for name, value in metrics.items():
             kind = classify_metric(name)
             if kind is None or not math.isfinite(value):
                 continue
             gauge, factor = gauges[kind[0]], kind[1]
-            gauge.labels(job, device, name).set(value * factor)
+            gauge.labels(job, slot, name).set(value * factor)
         if peak_rss_mib is not None and math.isfinite(peak_rss_mib):
-            self.peak_rss.labels(job, device).set(peak_rss_mib * MIB)
+            self.peak_rss.labels(job, slot).set(peak_rss_mib * MIB)
 
     # ----- the exporter ------------------------------------------------------------------------------------
     def serve(self, host: str = "127.0.0.1", port: int = 0) -> tuple[str, int]:

@@ -33,7 +33,6 @@ class RunSpec:
     """One benchmark execution to schedule. ``slot_id`` is None for placement ``any`` (chosen at dispatch)."""
 
     run_id: str
-    job: str
     slot_id: str | None
     params: Mapping[str, Scalar]
     repeat: int
@@ -125,7 +124,6 @@ def plan_runs(job: JobSpec, slots: Sequence[Slot]) -> Iterator[RunSpec]:
         for point, rep, warm in _sequence(job):
             yield RunSpec(
                 run_id(job.name, ANY_SLOT, point, rep, warm),
-                job.name,
                 None,
                 point,
                 rep,
@@ -139,7 +137,6 @@ def plan_runs(job: JobSpec, slots: Sequence[Slot]) -> Iterator[RunSpec]:
         for slot in chosen:
             yield RunSpec(
                 run_id(job.name, slot.slot_id, point, rep, warm),
-                job.name,
                 slot.slot_id,
                 point,
                 rep,
@@ -218,7 +215,7 @@ def check_job_on(job: JobSpec, slots: Sequence[Slot], source: str, farm: str = "
     point, rep, warm = next(_sequence(job))
     issues: list[tuple[str, str]] = []
     for slot in chosen:
-        run = RunSpec(run_id(job.name, slot.slot_id, point, rep, warm), job.name, slot.slot_id, point, rep, warm)
+        run = RunSpec(run_id(job.name, slot.slot_id, point, rep, warm), slot.slot_id, point, rep, warm)
         try:
             render(job, run, slot, source)
         except ConfigError as exc:

@@ -101,7 +101,7 @@ def from_row(row: Mapping[str, Any]) -> Rerun:
         job=row["job"],
         run_id=row["run_id"],
         attempt=row["attempt"],
-        slot_id=row["device_id"],
+        slot_id=row["slot"],
         device_kind=row["device_kind"],
         command=command,
         argv=json.loads(row["argv"]),

@@ -12,6 +12,7 @@ from typing import Any
 from actors.messages import RunRequest, RunResult
 from farm.errors import OutputParseError
 from farm.grid import Scalar
+from farm.results.schema import slot_device
 from farm.specs.job import JobSpec
 from farm.specs.loading import is_secret_key
 from farm.workloads import WorkloadAdapter
@@ -104,12 +105,16 @@ def build_row(
     synthetic: bool,
     settings: Mapping[str, Any] | None = None,
     adapter: WorkloadAdapter | None = None,
+    device_id: str | None = None,
 ) -> dict[str, Any]:
+    """The result row of one run. ``device_id``: the inventory device of the run's slot (default: read from the
+    slot id, ``<device>`` or ``<device>/<unit>``)."""
     started = res.started_at or req.dispatched_at
     row: dict[str, Any] = {
         "job": job,
         "run_id": req.run_id,
-        "device_id": req.slot_id,
+        "device_id": device_id if device_id is not None else slot_device(req.slot_id),
+        "slot": req.slot_id,
         "device_kind": device_kind,
         "node": res.node,
         "status": status,

@@ -117,9 +117,6 @@ class Scheduler:
     def slot_states(self) -> dict[str, SlotState]:
         return {s.slot_id: s.state for s in self._slots.values()}
 
-    def current(self, slot_id: str) -> Attempt | None:
-        return self._slots[slot_id].current
-
     def set_available(
         self, slot_id: str, available: bool, now: float, state: SlotState = SlotState.OFFLINE, reason: str = ""
     ) -> None:
@@ -201,7 +198,7 @@ class Scheduler:
                 yield q.popleft()
 
     # ----- dispatch ----------------------------------------------------------------------------------------
-    def assign(self, now: float) -> list[Assignment]:
+    def assign(self) -> list[Assignment]:
         """Lease every idle slot that has work to a run; also fail runs stranded on long-dead slots."""
         out: list[Assignment] = []
         for slot in self._slots.values():

@@ -63,7 +63,7 @@ def test_run_status_names_every_status_a_row_can_hold() -> None:
 
 def test_device_status_and_controller_info() -> None:
     dev = DeviceStatus.from_dict(
-        {"device_id": "p1", "kind": "android", "node": "lab-1", "node_id": "ab12", "state": "offline"}
+        {"slot": "p1", "device_id": "p1", "kind": "android", "node": "lab-1", "node_id": "ab12", "state": "offline"}
         | {"current_run": "", "reason": "adb: device offline"}
     )
     assert dev.state is SlotState.OFFLINE and dev.reason == "adb: device offline"

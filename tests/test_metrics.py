@@ -17,7 +17,7 @@ from farm.metrics import DeviceSnapshot, FarmMetrics, FarmSnapshot, classify_met
 def finish(m: FarmMetrics, **overrides: object) -> None:
     kwargs: dict[str, object] = {
         "job": "sweep",
-        "device": "pixel7/0",
+        "slot": "pixel7/0",
         "kind": "android",
         "node": "lab-1",
         "status": "ok",
@@ -45,25 +45,25 @@ def test_run_outcomes_are_counted_by_status_and_other_statuses_start_at_zero(reg
     finish(m)
     finish(m)
     finish(m, status="failed")
-    labels = {"job": "sweep", "device": "pixel7/0", "kind": "android"}
+    labels = {"job": "sweep", "slot": "pixel7/0", "kind": "android"}
     assert value(reg, "farm_runs_total", status="ok", **labels) == 2
     assert value(reg, "farm_runs_total", status="failed", **labels) == 1
     assert value(reg, "farm_runs_total", status="timeout", **labels) == 0
-    assert value(reg, "farm_infra_errors_total", job="sweep", device="pixel7/0") == 0
-    assert value(reg, "farm_run_retries_total", job="sweep", device="pixel7/0") == 0
+    assert value(reg, "farm_infra_errors_total", job="sweep", slot="pixel7/0") == 0
+    assert value(reg, "farm_run_retries_total", job="sweep", slot="pixel7/0") == 0
 
 
 def test_infra_errors_and_retries(reg: CollectorRegistry) -> None:
     m = FarmMetrics(reg)
     finish(m, status="infra_error", duration_s=0.0, artifacts=2)
-    m.retried(job="sweep", device="pixel7/0")
+    m.retried(job="sweep", slot="pixel7/0")
     finish(m, status="ok", artifacts=2, bytes_pushed=10)
-    assert value(reg, "farm_infra_errors_total", job="sweep", device="pixel7/0") == 1
-    assert value(reg, "farm_run_retries_total", job="sweep", device="pixel7/0") == 1
+    assert value(reg, "farm_infra_errors_total", job="sweep", slot="pixel7/0") == 1
+    assert value(reg, "farm_run_retries_total", job="sweep", slot="pixel7/0") == 1
     # The infra error never ran the command: no duration observed for it.
-    assert value(reg, "farm_run_duration_seconds_count", job="sweep", device="pixel7/0") == 1
+    assert value(reg, "farm_run_duration_seconds_count", job="sweep", slot="pixel7/0") == 1
     # Nor is it known what it placed.
-    assert value(reg, "farm_artifacts_placed_total", job="sweep", device="pixel7/0") == 2
+    assert value(reg, "farm_artifacts_placed_total", job="sweep", slot="pixel7/0") == 2
 
 
 def test_duration_histogram_buckets(reg: CollectorRegistry) -> None:
@@ -71,7 +71,7 @@ def test_duration_histogram_buckets(reg: CollectorRegistry) -> None:
     finish(m, duration_s=0.3)
     finish(m, duration_s=42.0, status="failed")
     finish(m, duration_s=5.0, status="cancelled")  # a cancelled run's time says nothing about the benchmark
-    lbl = {"job": "sweep", "device": "pixel7/0"}
+    lbl = {"job": "sweep", "slot": "pixel7/0"}
     assert value(reg, "farm_run_duration_seconds_count", **lbl) == 2
     assert value(reg, "farm_run_duration_seconds_sum", **lbl) == pytest.approx(42.3)
     assert value(reg, "farm_run_duration_seconds_bucket", le="0.5", **lbl) == 1
@@ -88,7 +88,7 @@ def test_workload_metrics_become_throughput_latency_and_memory_in_base_units(reg
         "sparsity_pct": 40.0,  # no exported gauge: it stays in Parquet
     }
     finish(m, metrics=metrics, peak_rss_mib=512.0)
-    lbl = {"job": "sweep", "device": "pixel7/0"}
+    lbl = {"job": "sweep", "slot": "pixel7/0"}
     assert value(reg, "farm_run_throughput_per_second", metric="decode_tokens_per_s", **lbl) == 21.5
     assert value(reg, "farm_run_latency_seconds", metric="ttft_ms", **lbl) == pytest.approx(0.25)
     assert value(reg, "farm_run_latency_seconds", metric="makespan_s", **lbl) == 3.5
@@ -104,7 +104,7 @@ def test_gauges_keep_the_last_ok_run(reg: CollectorRegistry) -> None:
     finish(m, metrics={"decode_tokens_per_s": 10.0}, peak_rss_mib=100.0)
     finish(m, metrics={"decode_tokens_per_s": 12.0}, peak_rss_mib=90.0)
     finish(m, status="failed", metrics={}, peak_rss_mib=999.0)  # a failed run does not overwrite them
-    lbl = {"job": "sweep", "device": "pixel7/0"}
+    lbl = {"job": "sweep", "slot": "pixel7/0"}
     assert value(reg, "farm_run_throughput_per_second", metric="decode_tokens_per_s", **lbl) == 12.0
     assert value(reg, "farm_run_peak_rss_bytes", **lbl) == 90 * 1024**2
 
@@ -112,8 +112,8 @@ def test_gauges_keep_the_last_ok_run(reg: CollectorRegistry) -> None:
 def test_non_finite_values_are_skipped_not_exported(reg: CollectorRegistry) -> None:
     m = FarmMetrics(reg)
     finish(m, metrics={"decode_tokens_per_s": float("nan")}, duration_s=float("inf"))
-    m.dispatched(job="sweep", device="pixel7/0", latency_s=float("nan"))
-    lbl = {"job": "sweep", "device": "pixel7/0"}
+    m.dispatched(job="sweep", slot="pixel7/0", latency_s=float("nan"))
+    lbl = {"job": "sweep", "slot": "pixel7/0"}
     assert value(reg, "farm_run_throughput_per_second", metric="decode_tokens_per_s", **lbl) is None
     assert value(reg, "farm_run_duration_seconds_count", **lbl) is None
     assert value(reg, "farm_dispatch_latency_seconds_count", **lbl) is None
@@ -121,7 +121,7 @@ def test_non_finite_values_are_skipped_not_exported(reg: CollectorRegistry) -> N
 
 def test_artifact_bytes_and_cache_hits(reg: CollectorRegistry) -> None:
     m = FarmMetrics(reg)
-    lbl = {"job": "sweep", "device": "pixel7/0"}
+    lbl = {"job": "sweep", "slot": "pixel7/0"}
     finish(m, artifacts=1, bytes_pushed=4096)  # first run: pushed
     finish(m, artifacts=1, bytes_pushed=0)  # second: the device had it
     finish(m, artifacts=3, bytes_pushed=100, artifacts_cached=2)  # the caller knows exactly
@@ -133,9 +133,9 @@ def test_artifact_bytes_and_cache_hits(reg: CollectorRegistry) -> None:
 
 def test_dispatch_latency_histogram(reg: CollectorRegistry) -> None:
     m = FarmMetrics(reg)
-    m.dispatched(job="sweep", device="pixel7/0", latency_s=0.02)
-    m.dispatched(job="sweep", device="pixel7/0", latency_s=7.0)
-    lbl = {"job": "sweep", "device": "pixel7/0"}
+    m.dispatched(job="sweep", slot="pixel7/0", latency_s=0.02)
+    m.dispatched(job="sweep", slot="pixel7/0", latency_s=7.0)
+    lbl = {"job": "sweep", "slot": "pixel7/0"}
     assert value(reg, "farm_dispatch_latency_seconds_count", **lbl) == 2
     assert value(reg, "farm_dispatch_latency_seconds_bucket", le="0.025", **lbl) == 1
     assert value(reg, "farm_dispatch_latency_seconds_bucket", le="10.0", **lbl) == 2
@@ -151,12 +151,12 @@ def test_state_is_read_from_the_snapshot_at_every_scrape(reg: CollectorRegistry)
     )
     current = {"snap": snap}
     FarmMetrics(reg, snapshot=lambda: current["snap"])
-    dev = {"device": "pixel7/0", "kind": "android", "node": "lab-1"}
+    dev = {"slot": "pixel7/0", "kind": "android", "node": "lab-1"}
     assert value(reg, "farm_device_state", state="busy", **dev) == 1
     assert value(reg, "farm_device_state", state="idle", **dev) == 0
     assert value(reg, "farm_device_temperature_celsius", **dev) == 41.5
     # No sensor: no temperature series rather than a made-up number.
-    assert value(reg, "farm_device_temperature_celsius", device="box/chip0", kind="sophgo", node="head") is None
+    assert value(reg, "farm_device_temperature_celsius", slot="box/chip0", kind="sophgo", node="head") is None
     assert value(reg, "farm_job_queued_runs", job="sweep") == 7
     assert value(reg, "farm_devices", state="quarantined") == 1
     assert value(reg, "farm_devices", state="offline") == 0
@@ -175,7 +175,7 @@ def test_a_failing_snapshot_does_not_break_the_scrape(reg: CollectorRegistry) ->
 
     m = FarmMetrics(reg, snapshot=broken)
     finish(m)
-    assert value(reg, "farm_runs_total", job="sweep", device="pixel7/0", kind="android", status="ok") == 1
+    assert value(reg, "farm_runs_total", job="sweep", slot="pixel7/0", kind="android", status="ok") == 1
     assert value(reg, "farm_devices", state="idle") is None
 
 

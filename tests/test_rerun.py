@@ -64,7 +64,7 @@ def test_the_one_run_job_renders_exactly_what_the_row_recorded(tmp_path: Path) -
     assert paths == [src]
     spec = job_from_dict(rerun.job_data(run, paths, {}), "rerun")
     assert spec.name == "qwen" and spec.timeout == 90.0 and spec.cooldown is not None and spec.record_warmup
-    again = render(spec, RunSpec(run.run_id, "qwen", SLOT.slot_id, run.params, run.repeat), SLOT)
+    again = render(spec, RunSpec(run.run_id, SLOT.slot_id, run.params, run.repeat), SLOT)
     assert again.argv == ["python3", "pipeline.py", "--devid", "1", "--model", "unshare", "{x}"] == run.command
     assert again.env == {"BM_DEV": "1", "VARIANT": "unshare", "LITERAL": "{not a template}"}
     assert again.workdir == "~/run/1" and again.artifacts == [(str(src), "~/m/unshare/model.bmodel", 0o644)]

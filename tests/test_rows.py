@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from actors.messages import ArtifactRef, RunRequest, RunResult
 from farm.rows import REDACTED, RUN_COLUMNS, build_row, classify, output_fingerprint
@@ -53,7 +54,7 @@ def test_fingerprint_lines_become_columns_but_never_override_the_device() -> Non
     assert row["command"] == "bench -t 4" and row["started_at"].timestamp() == 1_700_000_000.0
 
 
-def _row(req: RunRequest, res: RunResult, settings: dict[str, object] | None = None) -> dict[str, object]:
+def _row(req: RunRequest, res: RunResult, settings: dict[str, object] | None = None, **extra: Any) -> dict[str, object]:
     return build_row(
         job="j",
         req=req,
@@ -68,6 +69,7 @@ def _row(req: RunRequest, res: RunResult, settings: dict[str, object] | None = N
         log_path="/l",
         synthetic=False,
         settings=settings,
+        **extra,
     )
 
 
@@ -118,3 +120,13 @@ def test_an_adapter_reads_facts_from_the_tool_log_into_the_fingerprint() -> None
     row = build_row(**fixed, res=res, status=status, error=error, metrics=metrics, log_path="/l", synthetic=False,
                     adapter=adapter)  # fmt: skip
     assert row["fp_opencl_device"] == "Mali-G77 MC9 r0p1" and row["fp_soc"] == "mt6983" and row["latency_ms"] == 2.5
+
+
+def test_a_row_names_the_inventory_device_and_the_slot_it_leased() -> None:
+    chip = RunRequest("j", "rid", 1, "tpu-box/chip1", ["bench"], {}, None, 10.0, dispatched_at=1_700_000_000.0)
+    row = _row(chip, RunResult(exit_code=0))
+    assert (row["device_id"], row["slot"]) == ("tpu-box", "tpu-box/chip1")
+    phone = _row(_req(), RunResult(exit_code=0))
+    assert (phone["device_id"], phone["slot"]) == ("dev", "dev")
+    given = _row(chip, RunResult(exit_code=0), device_id="from-the-inventory")
+    assert (given["device_id"], given["slot"]) == ("from-the-inventory", "tpu-box/chip1")

@@ -7,7 +7,7 @@ here, then regenerate and commit both:
     .venv/bin/python deploy/grafana/build_dashboards.py --check   # exit 1 if a committed file is out of date
 
 Every query reads metrics documented in docs/metrics.md. Template variables: ``datasource`` (any Prometheus),
-``job``, ``device``, ``kind``, ``metric`` (multi-select, "All" = ``.*``).
+``job``, ``slot``, ``kind``, ``metric`` (multi-select, "All" = ``.*``).
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ OUT_DIR = Path(__file__).resolve().parent / "dashboards"
 DS = model.DataSourceRef(type_val="prometheus", uid="${datasource}")
 FAILED = 'status=~"failed|timeout|parse_error|infra_error"'
 JOB = 'job=~"$job"'
-DEV = 'device=~"$device"'
+SLOT = 'slot=~"$slot"'
 KIND = 'kind=~"$kind"'
 METRIC = 'metric=~"$metric"'
 
@@ -209,15 +209,15 @@ def overview() -> Dashboard:
         )
         .with_panel(
             graph(
-                "Retries and infra errors per device",
+                "Retries and infra errors per slot",
                 "none",
                 query(
-                    f"sum by (device) (increase(farm_run_retries_total{{{JOB}}}[$__rate_interval]))",
-                    "retries {{device}}",
+                    f"sum by (slot) (increase(farm_run_retries_total{{{JOB}}}[$__rate_interval]))",
+                    "retries {{slot}}",
                 ),
                 query(
-                    f"sum by (device) (increase(farm_infra_errors_total{{{JOB}}}[$__rate_interval]))",
-                    "infra errors {{device}}",
+                    f"sum by (slot) (increase(farm_infra_errors_total{{{JOB}}}[$__rate_interval]))",
+                    "infra errors {{slot}}",
                 ),
             )
         )
@@ -257,11 +257,11 @@ def overview() -> Dashboard:
         )
         .with_panel(
             graph(
-                "Artifact bytes pushed per device",
+                "Artifact bytes pushed per slot",
                 "Bps",
                 query(
-                    f"sum by (device) (rate(farm_artifact_pushed_bytes_total{{{JOB}}}[$__rate_interval]))",
-                    "{{device}}",
+                    f"sum by (slot) (rate(farm_artifact_pushed_bytes_total{{{JOB}}}[$__rate_interval]))",
+                    "{{slot}}",
                 ),
             )
         )
@@ -282,67 +282,67 @@ def overview() -> Dashboard:
 
 
 def throughput() -> Dashboard:
-    sel = f"{JOB}, {DEV}, {METRIC}"
+    sel = f"{JOB}, {SLOT}, {METRIC}"
     return (
         base(
             "farm-throughput",
             "Farm / Throughput",
-            "Throughput and latency metrics of the last ok run, per job, device and metric.",
+            "Throughput and latency metrics of the last ok run, per job, slot and metric.",
             variable("job", "Job", "farm_runs_total"),
-            variable("device", "Device", "farm_runs_total"),
+            variable("slot", "Slot", "farm_runs_total"),
             variable("metric", "Throughput metric", "farm_run_throughput_per_second"),
         )
         .with_panel(
             graph(
-                "Throughput per device",
+                "Throughput per slot",
                 "none",
                 query(
-                    f"sum by (job, device, metric) (farm_run_throughput_per_second{{{sel}}})",
-                    "{{device}} {{metric}} ({{job}})",
+                    f"sum by (job, slot, metric) (farm_run_throughput_per_second{{{sel}}})",
+                    "{{slot}} {{metric}} ({{job}})",
                 ),
                 desc="Value of each *_per_s metric in the last ok run (tokens/s, frames/s, …).",
             )
         )
         .with_panel(
             bars(
-                "Latest throughput by job and device",
+                "Latest throughput by job and slot",
                 "none",
                 query(
-                    f"sum by (job, device, metric) (farm_run_throughput_per_second{{{sel}}})",
-                    "{{job}} / {{device}} / {{metric}}",
+                    f"sum by (job, slot, metric) (farm_run_throughput_per_second{{{sel}}})",
+                    "{{job}} / {{slot}} / {{metric}}",
                     instant=True,
                 ),
             )
         )
         .with_panel(
             graph(
-                "Latency-type metrics per device",
+                "Latency-type metrics per slot",
                 "s",
                 query(
-                    f"sum by (job, device, metric) (farm_run_latency_seconds{{{JOB}, {DEV}}})",
-                    "{{device}} {{metric}} ({{job}})",
+                    f"sum by (job, slot, metric) (farm_run_latency_seconds{{{JOB}, {SLOT}}})",
+                    "{{slot}} {{metric}} ({{job}})",
                 ),
                 desc="Time-valued workload metrics (*_ms, *_us, *_s, …) of the last ok run, in seconds.",
             )
         )
         .with_panel(
             graph(
-                "Ok runs per minute per device",
+                "Ok runs per minute per slot",
                 "none",
                 query(
-                    f'sum by (device) (rate(farm_runs_total{{{JOB}, {DEV}, status="ok"}}[$__rate_interval])) * 60',
-                    "{{device}}",
+                    f'sum by (slot) (rate(farm_runs_total{{{JOB}, {SLOT}, status="ok"}}[$__rate_interval])) * 60',
+                    "{{slot}}",
                 ),
             )
         )
         .with_panel(
             graph(
-                "Run duration per device (p50)",
+                "Run duration per slot (p50)",
                 "s",
                 query(
-                    "histogram_quantile(0.5, sum by (le, device) "
-                    f"(rate(farm_run_duration_seconds_bucket{{{JOB}, {DEV}}}[$__rate_interval])))",
-                    "{{device}}",
+                    "histogram_quantile(0.5, sum by (le, slot) "
+                    f"(rate(farm_run_duration_seconds_bucket{{{JOB}, {SLOT}}}[$__rate_interval])))",
+                    "{{slot}}",
                 ),
             )
         )
@@ -350,30 +350,30 @@ def throughput() -> Dashboard:
 
 
 def memory() -> Dashboard:
-    sel = f"{JOB}, {DEV}"
+    sel = f"{JOB}, {SLOT}"
     return (
         base(
             "farm-memory",
             "Farm / Memory",
             "Peak resident memory of the benchmark process and memory-valued workload metrics, last ok run.",
             variable("job", "Job", "farm_runs_total"),
-            variable("device", "Device", "farm_runs_total"),
+            variable("slot", "Slot", "farm_runs_total"),
         )
         .with_panel(
             graph(
-                "Peak RSS per device",
+                "Peak RSS per slot",
                 "bytes",
-                query(f"max by (job, device) (farm_run_peak_rss_bytes{{{sel}}})", "{{device}} ({{job}})"),
+                query(f"max by (job, slot) (farm_run_peak_rss_bytes{{{sel}}})", "{{slot}} ({{job}})"),
                 desc="VmHWM of the benchmark process, sampled while it ran.",
             )
         )
         .with_panel(
             bars(
-                "Latest peak RSS by job and device",
+                "Latest peak RSS by job and slot",
                 "bytes",
                 query(
-                    f"max by (job, device) (farm_run_peak_rss_bytes{{{sel}}})",
-                    "{{job}} / {{device}}",
+                    f"max by (job, slot) (farm_run_peak_rss_bytes{{{sel}}})",
+                    "{{job}} / {{slot}}",
                     instant=True,
                 ),
             )
@@ -383,8 +383,8 @@ def memory() -> Dashboard:
                 "Memory-type workload metrics",
                 "bytes",
                 query(
-                    f"max by (job, device, metric) (farm_run_memory_bytes{{{sel}}})",
-                    "{{device}} {{metric}} ({{job}})",
+                    f"max by (job, slot, metric) (farm_run_memory_bytes{{{sel}}})",
+                    "{{slot}} {{metric}} ({{job}})",
                 ),
                 desc="Workload metrics in *_mib, *_mb, *_bytes, … (e.g. TPU memory from bm-smi), in bytes.",
             )
@@ -393,7 +393,7 @@ def memory() -> Dashboard:
 
 
 def temperature() -> Dashboard:
-    sel = f"{KIND}, {DEV}"
+    sel = f"{KIND}, {SLOT}"
     hot = [model.Threshold(None, "green"), model.Threshold(60.0, "orange"), model.Threshold(75.0, "red")]
     return (
         base(
@@ -401,13 +401,13 @@ def temperature() -> Dashboard:
             "Farm / Temperature",
             "Device temperatures (hottest sensor, last reading) next to when each device was busy.",
             variable("kind", "Device kind", "farm_device_state"),
-            variable("device", "Device", "farm_device_state"),
+            variable("slot", "Slot", "farm_device_state"),
         )
         .with_panel(
             graph(
-                "Temperature per device",
+                "Temperature per slot",
                 "celsius",
-                query(f"max by (device) (farm_device_temperature_celsius{{{sel}}})", "{{device}}"),
+                query(f"max by (slot) (farm_device_temperature_celsius{{{sel}}})", "{{slot}}"),
                 desc="Devices without a temperature sensor have no series.",
             )
         )
@@ -415,15 +415,15 @@ def temperature() -> Dashboard:
             bars(
                 "Current temperature",
                 "celsius",
-                query(f"max by (device) (farm_device_temperature_celsius{{{sel}}})", "{{device}}", instant=True),
+                query(f"max by (slot) (farm_device_temperature_celsius{{{sel}}})", "{{slot}}", instant=True),
                 thresholds=hot,
             )
         )
         .with_panel(
             graph(
-                "Busy devices",
+                "Busy slots",
                 "none",
-                query(f'max by (device) (farm_device_state{{{sel}, state="busy"}})', "{{device}}"),
+                query(f'max by (slot) (farm_device_state{{{sel}, state="busy"}})', "{{slot}}"),
                 desc="1 while the device runs a benchmark: read with the temperature to spot heat soak.",
             )
         )

@@ -27,7 +27,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from farm.analysis.jobdata import (
-    DEVICE,
+    SLOT,
     JobData,
     Row,
     axis_name,
@@ -216,7 +216,7 @@ def analyze_bound(
     folded = [a for a in data.axes if a != axis and bijective(rows, axis, a)]
     point_axes = [a for a in data.axes if a != axis and a not in folded]
     out: list[BoundRow] = []
-    for key, group in group_rows(rows, [DEVICE, *point_axes]).items():
+    for key, group in group_rows(rows, [SLOT, *point_axes]).items():
         off = [r for r in group if loading_state(r.get(axis)) is False]
         on = [r for r in group if loading_state(r.get(axis)) is True]
         enc, dec, dec_on = _times(off, "prefill"), _times(off, "decode"), _times(on, "decode")

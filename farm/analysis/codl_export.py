@@ -50,7 +50,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from farm.analysis.jobdata import DEVICE, JobData, Row, point_sort_key
+from farm.analysis.jobdata import SLOT, JobData, Row, point_sort_key
 from farm.analysis.stats import finite, median
 from farm.errors import ConfigError
 
@@ -118,7 +118,7 @@ def soc_of(row: Row, soc_column: str | None = None) -> str:
         value = row.get(column) if column else None
         if value not in (None, ""):
             return str(value)
-    return str(row[DEVICE])
+    return str(row[SLOT])
 
 
 @dataclass(frozen=True)

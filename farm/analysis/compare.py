@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from farm.analysis.jobdata import (
-    DEVICE,
+    SLOT,
     JobData,
     Row,
     axis_name,
@@ -178,7 +178,7 @@ def compare_jobs(
     # Nothing to compare without a common metric: then pooling misleads nobody.
     warnings = _grid_checks(a, b, rows_a, rows_b, pool, source) if chosen else []
     key_axes = [x for x in a.axes if x in b.axes]
-    keys = [DEVICE, *key_axes]
+    keys = [SLOT, *key_axes]
     groups_a = group_rows(rows_a, keys)
     groups_b = group_rows(rows_b, keys)
     rows: list[CompareRow] = []

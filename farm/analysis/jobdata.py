@@ -1,6 +1,6 @@
 """One job's rows read from the results store through DuckDB, split into grid axes, metrics and fingerprints.
 
-Every analysis starts here: :func:`load_job` runs ``SELECT * FROM runs WHERE job = $1`` on the store's DuckDB
+Every analysis starts here: :func:`load_job_data` runs ``SELECT * FROM runs WHERE job = $1`` on the store's DuckDB
 view (the job name bound as a parameter), drops the columns that only other jobs use, and classifies the rest:
 
 - *axes*: ``p_<axis>`` grid parameters (kept with their prefix, as column names);
@@ -32,7 +32,9 @@ from farm.results.store import ResultsStore
 
 log = logging.getLogger(__name__)
 
-DEVICE = "device_id"
+#: What analyses group by and call "device": the slot a run used (a phone, one TPU chip, one NPU), not the
+#: inventory device (``device_id``), which on a box holds several slots measured apart.
+SLOT = "slot"
 #: Numeric extras that describe how a run went rather than what it measured.
 NOT_METRICS: frozenset[str] = frozenset(
     {*REQUIRED_COLUMNS, "exit_code", "bytes_pushed", "dispatch_latency_s", "temp_start_c", "temp_end_c"}
@@ -84,8 +86,8 @@ def group_rows(rows: Iterable[Row], columns: Sequence[str]) -> dict[tuple[Any, .
 
 
 def axis_name(column: str) -> str:
-    """``p_threads`` → ``threads``; other columns unchanged (``device_id`` → ``device``)."""
-    if column == DEVICE:
+    """``p_threads`` → ``threads``; other columns unchanged (``slot`` → ``device``)."""
+    if column == SLOT:
         return "device"
     return column[2:] if column.startswith("p_") else column
 
@@ -167,7 +169,7 @@ class JobData:
 
     @property
     def devices(self) -> list[str]:
-        return sorted({r[DEVICE] for r in self.rows})
+        return sorted({r[SLOT] for r in self.rows})
 
     def values(self, column: str, rows: Iterable[Row] | None = None) -> list[Any]:
         """Distinct non-null values of ``column`` among ``rows`` (default: measurements), sorted."""
@@ -229,7 +231,7 @@ def _read_job(root: str, job: str) -> tuple[list[Row], list[str]]:
     return table.select(columns).to_pylist(), columns
 
 
-def load_job(root: str, job: str, source: str = "results") -> JobData:
+def load_job_data(root: str, job: str, source: str = "results") -> JobData:
     """Every row of ``job`` under the results root ``root``.
 
     Raises :class:`ConfigError` (exit 2) for a job name that cannot exist or a job without rows, naming the
@@ -243,7 +245,7 @@ def load_job(root: str, job: str, source: str = "results") -> JobData:
     if not rows:
         known = ", ".join(ResultsStore(root).jobs()) or "none"
         raise ConfigError.single(source, "job", f"no results for job {job!r} in {root} (jobs with results: {known})")
-    rows.sort(key=lambda r: (r[DEVICE], r["started_at"], r["run_id"], r["attempt"]))
+    rows.sort(key=lambda r: (r[SLOT], r["started_at"], r["run_id"], r["attempt"]))
     axes = tuple(c for c in columns if c.startswith("p_"))
     fingerprints = tuple(c for c in columns if c.startswith("fp_"))
     measured = [r for r in rows if r["status"] == "ok" and not r["warmup"]]

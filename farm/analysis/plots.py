@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from farm.analysis.jobdata import DEVICE, JobData, Row, axis_name, describe, group_rows, is_number
+from farm.analysis.jobdata import SLOT, JobData, Row, axis_name, describe, group_rows, is_number
 from farm.analysis.stats import finite, median
 
 log = logging.getLogger(__name__)
@@ -79,7 +79,7 @@ def choose_plots(data: JobData, metrics: Sequence[str] | None = None) -> list[Pl
         if rates:
             others = [a for a in varying if a != "p_sparsity"]
             others.sort(key=lambda a: 0 if a == "p_threads" else 1)
-            return [_spec(data, m, "p_sparsity", others, [DEVICE], rule="sparsity sweep") for m in rates]
+            return [_spec(data, m, "p_sparsity", others, [SLOT], rule="sparsity sweep") for m in rates]
 
     if "p_part_ratio" in varying:
         # Shapes are zipped axes; label a line by all of them, as each alone does not say which op it is.
@@ -88,19 +88,19 @@ def choose_plots(data: JobData, metrics: Sequence[str] | None = None) -> list[Pl
         lines = [a for a in shape_like if a not in memory]
         latency = [m for m in wanted if "latency" in m] or wanted
         metric = latency[0]
-        return [_spec(data, metric, "p_part_ratio", lines, [DEVICE, *memory], rule="CPU/GPU split sweep")]
+        return [_spec(data, metric, "p_part_ratio", lines, [SLOT, *memory], rule="CPU/GPU split sweep")]
 
     batch = next((a for a in _BATCH_AXES if a in varying), None)
     throughput = [m for m in wanted if m.startswith("throughput")]
     if batch and throughput:
         others = [a for a in varying if a != batch]
-        return [_spec(data, m, batch, [DEVICE, *others], [], rule="batch-size sweep") for m in throughput[:2]]
+        return [_spec(data, m, batch, [SLOT, *others], [], rule="batch-size sweep") for m in throughput[:2]]
 
     metric = wanted[0]
     numeric = [a for a in varying if a in data.numeric_axes()]
     if numeric:
         x = max(numeric, key=lambda a: (len(data.values(a)), -varying.index(a)))
-        return [_spec(data, metric, x, [a for a in varying if a != x], [DEVICE], rule="generic: numeric axis")]
+        return [_spec(data, metric, x, [a for a in varying if a != x], [SLOT], rule="generic: numeric axis")]
     return [_spec(data, metric, None, varying, [], rule="generic: categories")]
 
 
@@ -173,13 +173,13 @@ def _draw_lines(ax: Any, rows: list[Row], spec: PlotSpec, x: str) -> None:
 
 def _draw_bars(ax: Any, rows: list[Row], spec: PlotSpec) -> None:
     categories = group_rows(rows, spec.lines) if spec.lines else {(): rows}
-    devices = sorted({r[DEVICE] for r in rows})
+    devices = sorted({r[SLOT] for r in rows})
     width = 0.8 / max(1, len(devices))
     labels = [describe(spec.lines, k) if spec.lines else data_label(k) for k in categories]
     for i, device in enumerate(devices):
         heights, lows, highs, xs = [], [], [], []
         for j, crows in enumerate(categories.values()):
-            values = finite([r.get(spec.metric) for r in crows if r[DEVICE] == device])
+            values = finite([r.get(spec.metric) for r in crows if r[SLOT] == device])
             if values:
                 m = median(values)
                 xs.append(j + i * width - 0.4 + width / 2)

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from farm.analysis.jobdata import DEVICE, JobData, axis_name, describe, format_value, group_rows
+from farm.analysis.jobdata import SLOT, JobData, axis_name, describe, format_value, group_rows
 from farm.analysis.plots import choose_plots, render_all
 from farm.analysis.stats import Summary, finite, summarize
 
@@ -75,7 +75,7 @@ class Report:
 
 def _fingerprints(data: JobData) -> dict[str, dict[str, list[str]]]:
     out: dict[str, dict[str, list[str]]] = {}
-    for (device,), rows in group_rows(data.rows, [DEVICE]).items():
+    for (device,), rows in group_rows(data.rows, [SLOT]).items():
         out[device] = {c: sorted({str(r[c]) for r in rows if r.get(c) is not None}) for c in data.fingerprints}
     return out
 
@@ -86,7 +86,7 @@ def build_report(
     """Statistics of ``metrics`` (default: every metric; the first few shown) for every point × device."""
     chosen = tuple(metrics) if metrics else data.metrics
     shown = chosen if metrics else chosen[:MAX_SHOWN_METRICS]
-    keys = [DEVICE, *data.axes]
+    keys = [SLOT, *data.axes]
     stats: list[PointStats] = []
     for key, rows in group_rows(data.measurements, keys).items():
         for metric in chosen:
@@ -100,7 +100,7 @@ def build_report(
     failures = [
         Failure(
             run_id=r["run_id"],
-            device=r[DEVICE],
+            device=r[SLOT],
             attempt=r["attempt"],
             point=describe(data.axes, [r.get(a) for a in data.axes]),
             status=r["status"],
@@ -355,7 +355,7 @@ def write_stats_csv(report: Report, path: Path) -> None:
         writer = csv.writer(fh, lineterminator="\n")
         writer.writerow(
             [
-                DEVICE,
+                SLOT,
                 *report.axes,
                 "metric",
                 "n",

@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from farm.analysis.jobdata import (
-    DEVICE,
+    SLOT,
     JobData,
     axis_name,
     describe,
@@ -93,7 +93,7 @@ def analyze_split(
     higher = higher_is_better(chosen)
     others = [a for a in data.axes if a != column]
     rows: list[SplitRow] = []
-    for key, group in group_rows(data.measurements, [DEVICE, *others]).items():
+    for key, group in group_rows(data.measurements, [SLOT, *others]).items():
         by_ratio: dict[float, float] = {}
         n = 0
         for (ratio,), rgroup in group_rows(group, [column]).items():

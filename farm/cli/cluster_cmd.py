@@ -171,12 +171,12 @@ def devices(args: argparse.Namespace) -> int:
 
         return run_discover(args)
     table = Table(show_edge=False)
-    table.add_column("device", no_wrap=True)
+    table.add_column("slot", no_wrap=True)
     for col in ("kind", "node", "state"):
         table.add_column(col)
     table.add_column("current run", overflow="fold")
     table.add_column("reason", overflow="fold")
     for d in _connect(args).devices():
-        table.add_row(d.device_id, d.kind, d.node, d.state, d.current_run, d.reason)
+        table.add_row(d.slot, d.kind, d.node, d.state, d.current_run, d.reason)
     stdout().print(table)
     return 0

@@ -87,7 +87,7 @@ def _write_json(
         rendered = render(job, r, slot_of(r.slot_id, r.candidates), source)
         obj = {
             "run_id": r.run_id,
-            "device_id": r.slot_id or ANY_SLOT,
+            "slot": r.slot_id or ANY_SLOT,
             "params": dict(r.params),
             "repeat": r.repeat,
             "warmup": r.warmup,

@@ -19,7 +19,7 @@ from rich.text import Text
 
 from farm.analysis import bound, compare, split
 from farm.analysis.codl_export import SOC_COLUMNS, export_codl_dataset
-from farm.analysis.jobdata import load_job, require_metric
+from farm.analysis.jobdata import load_job_data, require_metric
 from farm.analysis.report import DEFAULT_CV_THRESHOLD, build_report, write_report
 from farm.analysis.stats import DEFAULT_ALPHA
 from farm.cli.common import results_root
@@ -217,7 +217,7 @@ def _synthetic_note(console: Console, synthetic: bool) -> None:
 
 def run_report(args: argparse.Namespace) -> int:
     root = results_root(args.results)
-    data = load_job(root, args.job, source="farm report")
+    data = load_job_data(root, args.job, source="farm report")
     metrics = [require_metric(data, m, "farm report") for m in args.metric or []]
     report = build_report(data, metrics or None, args.cv_threshold)
     out = Path(args.out) if args.out else Path(root) / "reports" / args.job
@@ -239,7 +239,7 @@ def run_report(args: argparse.Namespace) -> int:
 
 
 def run_bound(args: argparse.Namespace) -> int:
-    data = load_job(results_root(args.results), args.job, source="farm analyze bound")
+    data = load_job_data(results_root(args.results), args.job, source="farm analyze bound")
     result = bound.analyze_bound(data, args.loading_axis, args.sync_ratio, args.ram_ratio, source="farm analyze bound")
     if args.json:
         _print_json(result.to_json())
@@ -290,7 +290,7 @@ def run_bound(args: argparse.Namespace) -> int:
 
 
 def run_split(args: argparse.Namespace) -> int:
-    data = load_job(results_root(args.results), args.job, source="farm analyze split")
+    data = load_job_data(results_root(args.results), args.job, source="farm analyze split")
     result = split.analyze_split(data, args.metric, args.ratio_axis, source="farm analyze split")
     if args.json:
         _print_json(result.to_json())
@@ -334,7 +334,7 @@ def run_split(args: argparse.Namespace) -> int:
 
 
 def run_export_codl(args: argparse.Namespace) -> int:
-    data = load_job(results_root(args.results), args.job, source="farm export codl-dataset")
+    data = load_job_data(results_root(args.results), args.job, source="farm export codl-dataset")
     result = export_codl_dataset(data, Path(args.out), args.soc_column, source="farm export codl-dataset")
     console = _console()
     for path, n in result.files.items():
@@ -353,8 +353,8 @@ def run_export_codl(args: argparse.Namespace) -> int:
 
 def run_compare(args: argparse.Namespace) -> int:
     root = results_root(args.results)
-    a = load_job(root, args.job_a, source="farm compare")
-    b = load_job(root, args.job_b, source="farm compare")
+    a = load_job_data(root, args.job_a, source="farm compare")
+    b = load_job_data(root, args.job_b, source="farm compare")
     if args.alpha <= 0 or args.alpha >= 1:
         raise ConfigError.single("farm compare", "--alpha", f"must be within (0, 1), got {args.alpha}")
     where = compare.parse_where(args.where, source="farm compare")

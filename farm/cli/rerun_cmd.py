@@ -57,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
     status = embedded(inventory_from(args.inventory), root, submit, not args.no_progress)
     row = rerun.find_row(root, recorded.run_id)
     console.print(
-        f"{recorded.job}: run {recorded.run_id} attempt {row['attempt']} on {row['device_id']}: {row['status']}"
+        f"{recorded.job}: run {recorded.run_id} attempt {row['attempt']} on {row['slot']}: {row['status']}"
         + (f" ({row['error']})" if row.get("error") else ""),
         markup=False,
     )

@@ -50,7 +50,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     r = subparsers.add_parser(
         "results",
         help="show one job's results",
-        description="Show one job's runs (status, device, parameters, main metrics) and counts by status.",
+        description="Show one job's runs (status, slot, parameters, main metrics) and counts by status.",
     )
     r.add_argument("job", help="job name")
     r.add_argument("--results", metavar="DIR", help=f"results root (default: ${ENV_RESULTS} or {DEFAULT_ROOT})")
@@ -148,7 +148,7 @@ def _shown_columns(table: pa.Table, all_columns: bool) -> list[str]:
     return [
         "status",
         "run_id",  # what `farm rerun` takes
-        "device_id",
+        "slot",
         *params,
         "repeat",
         *(["warmup"] if any(table.column("warmup").to_pylist()) else []),

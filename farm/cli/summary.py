@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 from rich.table import Table
 
-from farm.analysis.jobdata import DEVICE, axis_name, format_value, group_rows, load_job
+from farm.analysis.jobdata import SLOT, axis_name, format_value, group_rows, load_job_data
 from farm.analysis.stats import median
 from farm.cli.common import stdout
 from farm.errors import ConfigError, FarmError
@@ -29,7 +29,7 @@ def print_summary(root: str, job: str, status: JobStatus) -> None:
         skipped += f", {status.not_started} not started"
     console.print(f"[bold]{job}[/] ({status.job_id}): {status.state}: {counts}{skipped}")
     try:
-        data = load_job(root, job, source="summary")
+        data = load_job_data(root, job, source="summary")
     except ConfigError:
         return  # no row at all (every run was skipped, or nothing was recorded)
     except FarmError as exc:
@@ -40,7 +40,7 @@ def print_summary(root: str, job: str, status: JobStatus) -> None:
         return
     params = data.independent_axes()
     metrics = list(data.metrics[:MAX_METRICS])
-    groups = group_rows(rows, [DEVICE, *params])
+    groups = group_rows(rows, [SLOT, *params])
     out = Table(title=f"{job}: median over repeats (ok runs)", show_edge=False)
     out.add_column("device", overflow="fold")
     for p in params:

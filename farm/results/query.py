@@ -6,7 +6,8 @@ and union by name, so DuckDB scans the files itself (in parallel, reading only t
 any other filesystem the rows are read through pyarrow and the Arrow table is registered with DuckDB. With no
 files at all ``runs`` is an empty table with the required columns, so queries still bind. ``job`` comes from
 the partition directory (the files do not store it) and is forced to VARCHAR so a job named ``2024`` stays a
-string. Timestamps are shown in UTC.
+string. Timestamps are shown in UTC. Rows of files written before the ``slot`` column read as today's rows
+(:func:`farm.results.schema.with_slot`).
 """
 
 from __future__ import annotations
@@ -49,12 +50,7 @@ def connect(store: ResultsStore | str) -> duckdb.DuckDBPyConnection:
         if store.is_local and store.jobs():
             pattern = f"{store.runs_dir()}/*/*.parquet"
             # The only interpolated value is our own path, quoted.
-            view = (
-                "CREATE VIEW runs AS SELECT job, * EXCLUDE (job) FROM read_parquet("  # noqa: S608
-                f"{_sql_string(pattern)}, hive_partitioning = true, union_by_name = true, "
-                "hive_types = {'job': 'VARCHAR'})"
-            )
-            con.execute(view)
+            con.execute(_RUNS_OVER_FILES.format(pattern=_sql_string(pattern)))
         else:
             table: pa.Table = store.table() if not store.is_local else empty_table()
             con.register("runs", table)
@@ -63,6 +59,19 @@ def connect(store: ResultsStore | str) -> duckdb.DuckDBPyConnection:
         con.close()
         raise ResultsError(f"cannot open the results at {store.root}: {one_line(str(exc))}") from exc
     return con
+
+
+# Files from before the ``slot`` column stored the slot id as ``device_id`` (see
+# farm.results.schema.with_slot): the UNION BY NAME gives every row a ``slot`` (NULL in such files, and when no
+# file has one the column still exists), and ``runs`` reads those rows as today's. No per-file schema probe: the
+# view costs what the plain read_parquet costs.
+_RUNS_OVER_FILES = (
+    "CREATE VIEW runs AS SELECT * REPLACE ("
+    "CASE WHEN slot IS NULL THEN split_part(device_id, '/', 1) ELSE device_id END AS device_id, "
+    "coalesce(slot, device_id) AS slot) FROM ("
+    "SELECT job, * EXCLUDE (job) FROM read_parquet({pattern}, hive_partitioning = true, union_by_name = true, "
+    "hive_types = {{'job': 'VARCHAR'}}) UNION ALL BY NAME (SELECT NULL::VARCHAR AS slot LIMIT 0))"
+)
 
 
 _CANCELLATION_SCHEMA = pa.schema(

@@ -12,14 +12,16 @@ A part file is written as ``.part-….tmp`` and renamed into place only once com
 disks), so a crash leaves at worst a dot-file that every reader skips, never a torn ``.parquet``. The ``job``
 column is the partition directory; readers add it back.
 
-Duplicates: a writer drops a row whose ``(run_id, attempt)`` it has already written or that was in the job's
-partition when it opened. A writer holds its job's partition alone: it takes the lock ``<root>/locks/<job>.writer.lock``
-(an OS file lock, released when the writer closes or its process dies) and a second writer of the same job, in
-this process or another, is refused with :class:`~farm.errors.ResultsError` (local stores; on object stores the
-controller keeps one writer per job). Job-level records (a cancelled submission's counts) are JSON files
-``<root>/jobs/<job>/<job_id>.json``. :meth:`ResultsStore.compact` writes the merged file before deleting the files it
-replaces, so a crash in between leaves rows twice until the next ``compact`` (which removes them); readers may
-see them twice during that window.
+Duplicates: a writer (:mod:`farm.results.writer`) drops a row whose ``(run_id, attempt)`` it has already
+written or that was in the job's partition when it opened. A writer holds its job's partition alone: it takes
+the lock ``<root>/locks/<job>.writer.lock`` (an OS file lock, released when the writer closes or its process
+dies) and a second writer of the same job, in this process or another, is refused with
+:class:`~farm.errors.ResultsError` (local stores; on object stores the controller keeps one writer per job).
+Job-level records (a cancelled submission's counts) are JSON files ``<root>/jobs/<job>/<job_id>.json``.
+:meth:`ResultsStore.compact` writes the merged file before deleting the files it replaces, so a crash in between
+leaves rows twice until the next ``compact`` (which removes them); readers may see them twice during that
+window. Every read goes through :func:`~farm.results.schema.with_slot`, so a file written before the ``slot``
+column reads (and compacts) as today's rows.
 """
 
 from __future__ import annotations
@@ -29,14 +31,11 @@ import json
 import logging
 import os
 import re
-import threading
-import time
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import pyarrow as pa
@@ -46,7 +45,10 @@ import pyarrow.parquet as pq
 
 from farm.errors import ResultsError
 from farm.locks import FileLock
-from farm.results.schema import RowBatch, RowValidator, check_job_name, empty_table, kind_of_arrow
+from farm.results.schema import check_job_name, empty_table, kind_of_arrow, with_slot
+
+if TYPE_CHECKING:
+    from farm.results.writer import ResultsWriter
 
 log = logging.getLogger(__name__)
 
@@ -225,7 +227,10 @@ class ResultsStore:
         )
 
     def writer(self, job: str, flush_rows: int = 500, flush_seconds: float = 5.0) -> ResultsWriter:
-        """A buffered, deduplicating, thread-safe writer of ``job``'s rows (see :class:`ResultsWriter`)."""
+        """A buffered, deduplicating, thread-safe writer of ``job``'s rows (see
+        :class:`~farm.results.writer.ResultsWriter`)."""
+        from farm.results.writer import ResultsWriter  # the writer module builds on this one
+
         return ResultsWriter(self, job, flush_rows=flush_rows, flush_seconds=flush_seconds)
 
     def job_records_dir(self, job: str | None = None) -> str:
@@ -317,7 +322,7 @@ class ResultsStore:
             table: pa.Table = pq.read_table(path, columns=columns, filesystem=self._fs)
         except (pa.ArrowException, OSError) as exc:
             raise ResultsError(f"cannot read {self.uri(path)}: {exc}") from exc
-        return table
+        return with_slot(table)  # a file from before the ``slot`` column reads as today's rows
 
     def _concat(self, job: str, tables: list[pa.Table]) -> pa.Table | None:
         """Union by name of tables of one job (ints promoted to float where files differ); ``None`` if none."""
@@ -432,116 +437,3 @@ class ResultsStore:
         )
         log.info("compacted job %s: %s", job, result)
         return result
-
-
-class ResultsWriter:
-    """Buffers validated rows of one job and writes them as one atomic part file per flush.
-
-    A flush happens when ``flush_rows`` rows are buffered, or on the first :meth:`add` (or
-    :meth:`flush_if_due`) once the oldest buffered row has waited ``flush_seconds``, and on :meth:`close`.
-    There is no background thread: a row added before a quiet period stays buffered until the next ``add``,
-    ``flush_if_due``, ``flush`` or ``close`` — a long-lived caller should call ``flush_if_due`` from its own
-    loop. All methods are thread-safe.
-    """
-
-    def __init__(self, store: ResultsStore, job: str, flush_rows: int = 500, flush_seconds: float = 5.0) -> None:
-        if flush_rows < 1 or flush_seconds < 0:
-            raise ResultsError(f"flush_rows must be >= 1 and flush_seconds >= 0, got {flush_rows}, {flush_seconds}")
-        self.store = store
-        self.job = check_job_name(job)
-        self.flush_rows = flush_rows
-        self.flush_seconds = flush_seconds
-        self._lock = threading.RLock()
-        self._buffer = RowBatch()
-        self._oldest: float | None = None
-        self._partition = store.job_lock(job)
-        try:
-            self._seen = store.run_keys(job)
-            self._validator = RowValidator(job, store.schema(job))
-        except BaseException:
-            self._partition.release()
-            raise
-        self._closed = False
-        self.files_written: list[str] = []
-        self.rows_written = 0
-        self.rows_dropped = 0
-
-    def __enter__(self) -> ResultsWriter:
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        # Rows added before an exception are real outcomes: write them anyway.
-        self.close()
-
-    @property
-    def pending(self) -> int:
-        """Rows buffered and not yet written."""
-        with self._lock:
-            return len(self._buffer)
-
-    def add(self, row: Mapping[str, Any]) -> bool:
-        """Validate and buffer one row; ``False`` (logged at debug) if its (run_id, attempt) is a duplicate.
-
-        Raises :class:`ResultsError` on a row that breaks the contract, belongs to another job, or changes the
-        type of a column this job already has; the row is then not buffered. Also raises it when the flush
-        this row triggers fails: the row then stays buffered (with the others) and a later flush retries.
-        """
-        with self._lock:
-            if self._closed:
-                raise ResultsError(f"the results writer of job {self.job!r} is closed")
-            shape, values, key, new_columns = self._validator.check(row)
-            if key in self._seen:
-                self.rows_dropped += 1
-                log.debug("dropping duplicate result row job=%s run_id=%s attempt=%s", self.job, *key)
-                return False
-            if new_columns:
-                self._validator.learn(new_columns)
-            self._seen.add(key)
-            self._buffer.append(shape, values)
-            now = time.monotonic()
-            if self._oldest is None:
-                self._oldest = now
-            if len(self._buffer) >= self.flush_rows or now - self._oldest >= self.flush_seconds:
-                self._flush_locked()
-        return True
-
-    def _due(self) -> bool:
-        return self._oldest is not None and time.monotonic() - self._oldest >= self.flush_seconds
-
-    def flush_if_due(self) -> str | None:
-        """Flush if the oldest buffered row has waited ``flush_seconds``; return the new file's path."""
-        with self._lock:
-            return self._flush_locked() if self._due() else None
-
-    def flush(self) -> str | None:
-        """Write the buffered rows as one part file now; return its path (``None`` if nothing was buffered).
-
-        On failure the rows stay buffered (a later flush retries them) and :class:`ResultsError` is raised.
-        """
-        with self._lock:
-            return self._flush_locked()
-
-    def _flush_locked(self) -> str | None:
-        if not self._buffer:
-            return None
-        table = self._buffer.to_table(self._validator.kinds)
-        path = self.store.write_table(self.job, table)
-        log.debug("wrote %d rows of job %s to %s", len(self._buffer), self.job, path)
-        self.files_written.append(path)
-        self.rows_written += len(self._buffer)
-        self._buffer = RowBatch()
-        self._oldest = None
-        return path
-
-    def close(self) -> None:
-        """Flush what is buffered and refuse further rows. Idempotent."""
-        with self._lock:
-            if self._closed:
-                return
-            try:
-                self._flush_locked()
-            finally:
-                self._closed = True
-                self._partition.release()

@@ -9,7 +9,7 @@ code outside ``farm/sim`` may import; ``farm.sim.adb_server`` also serves the te
 
 from __future__ import annotations
 
-from farm.sim.phone import PhoneFaults, ShellResult, SimConfig, VirtualPhone
+from farm.sim.phone import PhoneCommandResult, PhoneFaults, SimConfig, VirtualPhone, free_port
 from farm.sim.soc import SOC_PROFILES, SocProfile
 from farm.sim.synthetic import BOXES_DIR, LIGHTCODE_DIR, SYNTHETIC_LINE, SYNTHETIC_PROP, marks_synthetic
 
@@ -19,10 +19,11 @@ __all__ = [
     "SOC_PROFILES",
     "SYNTHETIC_LINE",
     "SYNTHETIC_PROP",
+    "PhoneCommandResult",
     "PhoneFaults",
-    "ShellResult",
     "SimConfig",
     "SocProfile",
     "VirtualPhone",
+    "free_port",
     "marks_synthetic",
 ]

@@ -48,11 +48,12 @@ DEFAULT_MODEL = "Farm Virtual Phone"
 _EMULATOR_PORTS = range(5554, 5586)
 T = TypeVar("T")
 
-__all__ = ["FEATURES", "PhoneFaults", "ShellResult", "SimConfig", "VirtualPhone", "free_port"]
+__all__ = ["FEATURES", "PhoneCommandResult", "PhoneFaults", "SimConfig", "VirtualPhone", "free_port"]
 
 
 def free_port(host: str = "127.0.0.1") -> int:
-    """A currently free TCP port outside the adb emulator range."""
+    """A currently free TCP port outside the adb emulator range (the one helper for this: the virtual phones,
+    the adb server and sshd the tests start, and the benches all take their ports from it)."""
     while True:
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
             s.bind((host, 0))
@@ -62,7 +63,7 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 
 @dataclass(frozen=True)
-class ShellResult:
+class PhoneCommandResult:
     """Outcome of :meth:`VirtualPhone.shell` (a command run on the phone without going through adb)."""
 
     exit_code: int
@@ -186,15 +187,15 @@ class VirtualPhone:
             "adb": {"serial": self.serial, "server_host": server_host, "server_port": server_port},
         }
 
-    def shell(self, line: str, *, stdin: bytes = b"", timeout: float = 60.0) -> ShellResult:
+    def shell(self, line: str, *, stdin: bytes = b"", timeout: float = 60.0) -> PhoneCommandResult:
         """Run ``line`` in the phone's shell directly, as a ``shell,v2`` stream would (no adb involved)."""
 
-        async def run() -> ShellResult:
+        async def run() -> PhoneCommandResult:
             out, err = BufferSink(), BufferSink()
             code = await run_command_line(
                 self.state, self.commands, line, stdin=InputPipe(stdin), stdout=out, stderr=err
             )
-            return ShellResult(code, out.data.decode(errors="replace"), err.data.decode(errors="replace"))
+            return PhoneCommandResult(code, out.data.decode(errors="replace"), err.data.decode(errors="replace"))
 
         return self._call(run(), timeout)
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -38,13 +37,6 @@ def test_changed_local_file_is_not_mistaken_for_the_artifact(tmp_path: Path, cac
     src.write_bytes(b"WEIGHTS")  # same size, other content: must not be pushed as if it were the artifact
     with pytest.raises(InfraError, match="not readable on this node"):
         artifacts.local_copy(art)
-
-
-@pytest.fixture(scope="module")
-def local_ray() -> Iterator[None]:
-    ray.init(num_cpus=1, include_dashboard=False)
-    yield
-    ray.shutdown()
 
 
 @pytest.mark.ray

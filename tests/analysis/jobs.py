@@ -6,7 +6,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from farm.analysis.jobdata import JobData, load_job
+from farm.analysis.jobdata import JobData, load_job_data
 from farm.results import ResultsStore
 from tests.results.rows import make_row
 
@@ -23,4 +23,4 @@ def write_job(root: Path, job: str, rows: Iterable[dict[str, Any]]) -> None:
 def job(root: Path, name: str, rows: Iterable[dict[str, Any]]) -> JobData:
     """Write ``rows`` as job ``name`` and read it back through DuckDB."""
     write_job(root, name, rows)
-    return load_job(str(root), name)
+    return load_job_data(str(root), name)

@@ -15,7 +15,7 @@ from tests.analysis.jobs import job
 def _runs(device: str, sparsity: float, load: int, prefill: list[float], decode: list[float]) -> list[dict[str, Any]]:
     return [
         {
-            "device_id": device,
+            "slot": device,
             "p_sparsity": sparsity,
             "p_load_sparse": load,
             "p_index_cache": load,
@@ -41,7 +41,7 @@ def bound_rows() -> list[dict[str, Any]]:
     ]
     # phone-2 recorded only rates (older build) and never ran with loading on.
     rows += [
-        {"device_id": "phone-2", "p_sparsity": 0.5, "p_load_sparse": 0, "p_index_cache": 0, "repeat": i,
+        {"slot": "phone-2", "p_sparsity": 0.5, "p_load_sparse": 0, "p_index_cache": 0, "repeat": i,
          "prefill_tokens_per_s": 20.0, "decode_tokens_per_s": 10.0}
         for i in range(2)
     ]  # fmt: skip

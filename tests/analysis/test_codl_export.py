@@ -141,7 +141,7 @@ def test_flags_from_the_command_and_grid_parameters_win() -> None:
         "op_type": "Conv2D",
         "debug": "true",
     }
-    run = op_run({"device_id": "d", "command": f"{BASE} --part_ratio=0 --op_type=Pooling {POOL}", "p_part_ratio": 1.0})
+    run = op_run({"slot": "d", "command": f"{BASE} --part_ratio=0 --op_type=Pooling {POOL}", "p_part_ratio": 1.0})
     assert (run.soc, run.op, run.device, run.pratio, run.pooling_type, run.out_hw()) == (
         "d",
         "pooling",
@@ -151,7 +151,7 @@ def test_flags_from_the_command_and_grid_parameters_win() -> None:
         (52, 52),
     )
     with pytest.raises(ValueError, match="weight_shape"):
-        op_run({"device_id": "d", "command": "./codl_op_run --op_type=Conv2D --input_shape=1,2,2,3"})
+        op_run({"slot": "d", "command": "./codl_op_run --op_type=Conv2D --input_shape=1,2,2,3"})
 
 
 def test_errors(tmp_path: Path) -> None:

@@ -23,7 +23,7 @@ def test_matched_points_ratios_and_verdicts(tmp_path: Path) -> None:
     a = job(tmp_path, "build-a", [
         *_rows(4, [10.0, 10.2, 9.8], [100.0, 101.0, 99.0]),
         *_rows(8, [20.0, 21.0, 19.0], [50.0, 50.0, 50.0]),
-        *_rows(2, [5.0, 5.0], [200.0, 200.0], device_id="phone-2"),
+        *_rows(2, [5.0, 5.0], [200.0, 200.0], slot="phone-2"),
     ])  # fmt: skip
     b = job(tmp_path, "build-b", [
         *_rows(4, [12.0, 12.2, 11.8], [120.0, 121.0, 119.0], p_build="x"),

@@ -39,7 +39,7 @@ def sparsity_job(root: Path) -> JobData:
     rows = []
     for z in zipped:
         for row in _rows(
-            {"p_sparsity": [0.0, 0.5, 0.9], "p_batch": [1, 8], "device_id": ["phone-1", "phone-2"]},
+            {"p_sparsity": [0.0, 0.5, 0.9], "p_batch": [1, 8], "slot": ["phone-1", "phone-2"]},
             decode_tokens_per_s=lambda p: 5 + 10 * p["p_sparsity"],
             prefill_tokens_per_s=lambda p: 40 + p["p_batch"],
         ):
@@ -52,8 +52,8 @@ def test_sparsity_rule_drops_restating_axes(tmp_path: Path) -> None:
     assert data.independent_axes() == ["p_sparsity", "p_batch", "p_threads"]  # cores restates threads
     specs = choose_plots(data)
     assert [(s.metric, s.x, s.lines, s.panels) for s in specs] == [
-        ("decode_tokens_per_s", "p_sparsity", ("p_threads", "p_batch"), ("device_id",)),
-        ("prefill_tokens_per_s", "p_sparsity", ("p_threads", "p_batch"), ("device_id",)),
+        ("decode_tokens_per_s", "p_sparsity", ("p_threads", "p_batch"), ("slot",)),
+        ("prefill_tokens_per_s", "p_sparsity", ("p_threads", "p_batch"), ("slot",)),
     ]
     assert specs[0].title == "elastic: decode_tokens_per_s vs sparsity (synthetic)"
     _png_ok(render(data, specs[0], tmp_path / "plots"))
@@ -72,13 +72,13 @@ def test_split_rule_panels_by_memory_type(tmp_path: Path) -> None:
     (spec,) = choose_plots(data)
     assert (spec.metric, spec.x) == ("latency_ms", "p_part_ratio")
     assert spec.lines == ("p_part_dim", "p_input_shape", "p_weight_shape")
-    assert spec.panels == ("device_id", "p_gpu_memory_type")
+    assert spec.panels == ("slot", "p_gpu_memory_type")
     _png_ok(render(data, spec, tmp_path / "plots"))
 
 
 def test_batch_rule_one_line_per_device(tmp_path: Path) -> None:
     rows = _rows(
-        {"p_batch_size": [1, 5], "device_id": ["box/npu0", "box/npu1"]},
+        {"p_batch_size": [1, 5], "slot": ["box/npu0", "box/npu1"]},
         repeats=3,
         throughput_pictures_per_s=lambda p: 6.0 if p["p_batch_size"] == 1 else 12.5,
     )
@@ -87,7 +87,7 @@ def test_batch_rule_one_line_per_device(tmp_path: Path) -> None:
     assert (spec.metric, spec.x, spec.lines, spec.panels) == (
         "throughput_pictures_per_s",
         "p_batch_size",
-        ("device_id",),
+        ("slot",),
         (),
     )
     _png_ok(render(data, spec, tmp_path / "plots"))
@@ -106,7 +106,7 @@ def test_generic_rule_uses_the_numeric_axis_with_most_values(tmp_path: Path) -> 
         "makespan_s",
         "p_seq_len",
         ("p_target", "p_flag"),
-        ("device_id",),
+        ("slot",),
     )
     assert spec.rule == "generic: numeric axis"
     (chosen,) = choose_plots(data, ["energy_pj"])
@@ -115,7 +115,7 @@ def test_generic_rule_uses_the_numeric_axis_with_most_values(tmp_path: Path) -> 
 
 def test_categories_become_bars(tmp_path: Path) -> None:
     rows = _rows(
-        {"p_bmodel": ["qwen_seq512.bmodel", "qwen_seq2048.bmodel"], "device_id": ["tpu/chip0", "tpu/chip1"]},
+        {"p_bmodel": ["qwen_seq512.bmodel", "qwen_seq2048.bmodel"], "slot": ["tpu/chip0", "tpu/chip1"]},
         repeats=3,
         decode_tokens_per_s=lambda p: 20.0 if "512" in p["p_bmodel"] else 15.0,
     )

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from farm.analysis.jobdata import load_job, order_metrics
+from farm.analysis.jobdata import load_job_data, order_metrics
 from farm.analysis.report import build_report, write_report
 from farm.errors import ConfigError
 from tests.analysis.jobs import job, write_job
@@ -18,8 +18,8 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
 def sweep_rows() -> list[dict[str, Any]]:
-    p1 = {"device_id": "phone-1", "fp_soc": "sm8550", "fp_build": "b1", "exit_code": 0, "temp_start_c": 31.0}
-    p2 = {"device_id": "phone-2", "fp_soc": "mt6983"}
+    p1 = {"slot": "phone-1", "fp_soc": "sm8550", "fp_build": "b1", "exit_code": 0, "temp_start_c": 31.0}
+    p2 = {"slot": "phone-2", "fp_soc": "mt6983"}
     return [
         {**p1, "run_id": "w", "p_threads": 4, "warmup": True, "decode_tokens_per_s": 1.0},
         {**p1, "run_id": "a", "p_threads": 4, "decode_tokens_per_s": 10.0, "peak_rss_mib": 100.0},
@@ -49,9 +49,9 @@ def test_load_job_classifies_columns(tmp_path: Path) -> None:
 def test_load_job_rejects_unknown_and_malformed_names(tmp_path: Path) -> None:
     write_job(tmp_path, "sweep", sweep_rows())
     with pytest.raises(ConfigError, match=r"no results for job 'nope'.*jobs with results: sweep"):
-        load_job(str(tmp_path), "nope")
+        load_job_data(str(tmp_path), "nope")
     with pytest.raises(ConfigError, match="cannot name a results partition"):
-        load_job(str(tmp_path), "../x")
+        load_job_data(str(tmp_path), "../x")
 
 
 def test_statistics_per_point_and_device(tmp_path: Path) -> None:
@@ -105,9 +105,7 @@ def test_written_report(tmp_path: Path) -> None:
     assert page.startswith("<!doctype html>") and "<td class=n>20.4</td>" in page
     with files.stats_csv.open(encoding="utf-8") as fh:
         rows = list(csv.DictReader(fh))
-    row = next(
-        r for r in rows if r["device_id"] == "phone-1" and r["p_threads"] == "4" and r["metric"] == "peak_rss_mib"
-    )
+    row = next(r for r in rows if r["slot"] == "phone-1" and r["p_threads"] == "4" and r["metric"] == "peak_rss_mib")
     assert (row["n"], float(row["median"]), float(row["min"]), float(row["max"])) == ("2", 102.0, 100.0, 104.0)
     assert len(rows) == 4  # decode × 3 points + peak_rss_mib × 1
     assert [p.name for p in files.plots] == ["decode_tokens_per_s_vs_threads.png"]
@@ -124,7 +122,7 @@ def test_report_without_plots(tmp_path: Path) -> None:
 
 def test_empty_store_and_all_failed_job(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"jobs with results: none"):
-        load_job(str(tmp_path / "empty"), "sweep")
+        load_job_data(str(tmp_path / "empty"), "sweep")
     data = job(tmp_path / "results", "broken", [{"status": "failed", "error": "exit code 127: not found"}])
     report = build_report(data)
     assert report.stats == [] and report.metrics == () and report.status_counts == {"failed": 1}

@@ -20,7 +20,7 @@ def latency_rows(
     device: str, shape: dict[str, str], by_ratio: dict[float, list[float]], **extra: Any
 ) -> list[dict[str, Any]]:
     return [
-        {"device_id": device, **shape, "p_part_ratio": ratio, "p_part_dim": 1, "p_gpu_memory_type": 2,
+        {"slot": device, **shape, "p_part_ratio": ratio, "p_part_dim": 1, "p_gpu_memory_type": 2,
          "repeat": i, "latency_ms": lat, "ops_per_s": 1000 / lat, "command": COMMAND, **extra}
         for ratio, lats in by_ratio.items()
         for i, lat in enumerate(lats)
@@ -32,7 +32,7 @@ def split_rows() -> list[dict[str, Any]]:
         *latency_rows("phone-1", SHAPE_A, {0.0: [10, 12], 0.5: [6, 6.4], 1.0: [8, 8]}, fp_soc="sm8550"),
         *latency_rows("phone-1", SHAPE_B, {0.0: [5, 5], 0.5: [7, 7], 1.0: [9, 9]}, fp_soc="sm8550"),
         *latency_rows("phone-2", SHAPE_A, {0.5: [4, 4], 1.0: [5, 5]}),
-        {"device_id": "phone-1", **SHAPE_A, "p_part_ratio": 0.5, "p_part_dim": 1, "p_gpu_memory_type": 2,
+        {"slot": "phone-1", **SHAPE_A, "p_part_ratio": 0.5, "p_part_dim": 1, "p_gpu_memory_type": 2,
          "status": "failed", "error": "exit code 1", "command": COMMAND},
     ]  # fmt: skip
 

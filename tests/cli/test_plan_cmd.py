@@ -24,18 +24,18 @@ def plan_json(capsys: pytest.CaptureFixture[str], job: Path, *extra: str) -> lis
 def test_json_lines_carry_every_field(capsys: pytest.CaptureFixture[str]) -> None:
     rows = plan_json(capsys, REPO / "jobs" / "ascend-llama-adapter.yaml", "--inventory", str(INVENTORY))
     assert len(rows) == 2 * 3 * 2  # points × repeats × NPUs
-    assert set(rows[0]) == {"run_id", "device_id", "params", "repeat", "warmup", "command", "env"}
+    assert set(rows[0]) == {"run_id", "slot", "params", "repeat", "warmup", "command", "env"}
     point = {"batch_size": 1, "infer_loop": 25}
     assert rows[0] == {
         "run_id": run_id("ascend-llama-adapter", "ascend-310p/npu0", point, 0, False),
-        "device_id": "ascend-310p/npu0",
+        "slot": "ascend-310p/npu0",
         "params": point,
         "repeat": 0,
         "warmup": False,
         "command": ["python3", "demo_bsz_farm_b1_npu0.py"],
         "env": {"ASCEND_RT_VISIBLE_DEVICES": "0"},
     }
-    assert rows[1]["device_id"] == "ascend-310p/npu1"
+    assert rows[1]["slot"] == "ascend-310p/npu1"
     assert rows[1]["env"] == {"ASCEND_RT_VISIBLE_DEVICES": "1"}
     assert len({r["run_id"] for r in rows}) == len(rows)
 
@@ -43,7 +43,7 @@ def test_json_lines_carry_every_field(capsys: pytest.CaptureFixture[str]) -> Non
 def test_json_placement_any(capsys: pytest.CaptureFixture[str]) -> None:
     rows = plan_json(capsys, REPO / "jobs" / "lightcode-search.yaml", "--inventory", str(INVENTORY))
     assert len(rows) == 3 * 6 * 2
-    assert {r["device_id"] for r in rows} == {"*"}
+    assert {r["slot"] for r in rows} == {"*"}
     assert rows[0]["command"][:8] == ["farm-lightcode", "graph", "--model", "gpt2_prefill", "--optimization", "time",
                                       "--seq-len", "16"]  # fmt: skip
 

@@ -27,7 +27,7 @@ def root(tmp_path: Path) -> Path:
     settings = json.dumps({"workload": "regex", "workload_options": {"patterns": {"throughput_pictures_per_s": "x"}}})
     ascend = [
         {
-            "device_id": DEVICE,
+            "slot": DEVICE,
             "p_batch_size": b,
             "p_model": MODEL,
             "repeat": r,

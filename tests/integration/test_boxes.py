@@ -372,7 +372,8 @@ def test_llm_tpu_recipe_job_on_a_two_chip_box(farm: tuple[Any, Path], box: SshdB
     st = submit_and_wait(client, path)
     got = rows(results, "llm-tpu-qwen")
     assert st.statuses == {"ok": 4} and len(got) == 4, [r["error"] for r in got]
-    assert Counter(r["device_id"] for r in got) == {"tpu-box/chip0": 2, "tpu-box/chip1": 2}
+    assert Counter(r["slot"] for r in got) == {"tpu-box/chip0": 2, "tpu-box/chip1": 2}
+    assert {r["device_id"] for r in got} == {"tpu-box"}  # the inventory device, whose chips are the slots
     for r in got:
         a, b = r["p_model_a"], r["p_model_b"]
         assert r["status"] == "ok" and r["device_kind"] == "sophgo" and r["synthetic"] is True
@@ -384,10 +385,10 @@ def test_llm_tpu_recipe_job_on_a_two_chip_box(farm: tuple[Any, Path], box: SshdB
         assert r[f"fp_sha256_{column_suffix(a)}"] == file_sha256(remote / a)
         assert r[f"fp_sha256_{column_suffix(b)}"] == file_sha256(remote / b)
         assert r["fp_tpu_mem_npu_mib"] == "7615" and r["fp_tpu_mem_vpp_mib"] == "4096"
-        assert f"--devid {r['device_id'][-1]}" in r["command"] and "--memory_prealloc --is_decrypt" in r["command"]
+        assert f"--devid {r['slot'][-1]}" in r["command"] and "--memory_prealloc --is_decrypt" in r["command"]
     # the two chips ran at the same time over the box's one connection
-    chip0 = [interval(r) for r in got if r["device_id"].endswith("chip0")]
-    chip1 = [interval(r) for r in got if r["device_id"].endswith("chip1")]
+    chip0 = [interval(r) for r in got if r["slot"].endswith("chip0")]
+    chip1 = [interval(r) for r in got if r["slot"].endswith("chip1")]
     assert max(overlap(a, b) for a in chip0 for b in chip1) > 0.1
     assert report_plots(results, "llm-tpu-qwen")
 
@@ -441,9 +442,7 @@ def test_ascend_adapter_job_in_a_container_on_two_npus(farm: tuple[Any, Path], b
     st = submit_and_wait(client, path)
     got = rows(results, "ascend-llama-adapter")
     assert st.statuses == {"ok": 4} and len(got) == 4, [r["error"] for r in got]
-    assert {(r["device_id"], r["p_batch_size"]) for r in got} == {
-        (f"npu-server/npu{n}", b) for n in (0, 1) for b in (1, 5)
-    }
+    assert {(r["slot"], r["p_batch_size"]) for r in got} == {(f"npu-server/npu{n}", b) for n in (0, 1) for b in (1, 5)}
     for r in got:
         assert r["status"] == "ok" and r["device_kind"] == "ascend" and r["synthetic"] is True
         assert r["pictures_per_batch"] == r["p_batch_size"] and r["trials_count"] == r["p_infer_loop"]
@@ -453,14 +452,14 @@ def test_ascend_adapter_job_in_a_container_on_two_npus(farm: tuple[Any, Path], b
         assert r["fp_npu_name"] == "310P3" and r["fp_npu_driver"] and r["fp_container"] == CONTAINER
         assert (r["fp_cann"], r["fp_torch_npu"]) == ("7.0.T3", "1.11.0.post4")
         # the copy that ran: its own hash, its constants set from the grid
-        ran = remote / f"demo_bsz_farm_b{r['p_batch_size']}_npu{r['device_id'][-1]}.py"
+        ran = remote / f"demo_bsz_farm_b{r['p_batch_size']}_npu{r['slot'][-1]}.py"
         assert r["fp_sha256_demo_bsz_py"] == file_sha256(ran)
         assert f"\nBATCH_SIZE = {r['p_batch_size']}\nINFER_LOOP = {r['p_infer_loop']}\n" in ran.read_text()
     # npu-smi saw each NPU's demo holding its memory (peak over the NPU's runs: a poll may land in start-up)
     for npu in ("npu0", "npu1"):
-        mine = [r for r in got if r["device_id"].endswith(npu)]
+        mine = [r for r in got if r["slot"].endswith(npu)]
         assert max(r["npu_mem_peak_mb"] for r in mine) > 6200 + 310 and max(r["npu_aicore_max_pct"] for r in mine) > 0
-    rate = {(r["device_id"], r["p_batch_size"]): r["throughput_pictures_per_s"] for r in got}
+    rate = {(r["slot"], r["p_batch_size"]): r["throughput_pictures_per_s"] for r in got}
     assert all(rate[(d, 5)] > 1.5 * rate[(d, 1)] for d in ("npu-server/npu0", "npu-server/npu1"))
     assert report_plots(results, "ascend-llama-adapter")
 

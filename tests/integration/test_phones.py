@@ -28,7 +28,7 @@ from actors.messages import ArtifactRef, RunRequest
 from actors.phone import Phone, relevant_zones
 from farm import runtime
 from farm.analysis.bound import analyze_bound
-from farm.analysis.jobdata import load_job as load_job_data
+from farm.analysis.jobdata import load_job_data
 from farm.cli.main import main
 from farm.client import ControllerOptions, FarmClient
 from farm.discover import discover_on_cluster, discover_phones

@@ -15,7 +15,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import time
 import urllib.parse
@@ -28,6 +27,7 @@ import pytest
 import yaml
 
 from farm.client import ControllerOptions, FarmClient
+from farm.sim import free_port
 from farm.specs.inventory import Inventory
 from farm.specs.job import load_job
 
@@ -43,12 +43,6 @@ SENSOR_METRICS = ("farm_device_temperature_celsius",)
 # Grafana's built-in interval for rate windows; a few scrape intervals of the test's 1 s scrapes.
 RATE_INTERVAL = "10s"
 COMPARISON_AT_END = re.compile(r"^(?P<signal>.*?)\s*(?:==|!=|>=|<=|>|<)\s*-?[0-9.]+(?:e-?[0-9]+)?\s*$", re.S)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 class Prometheus:
@@ -173,7 +167,7 @@ def alert_signals() -> list[tuple[str, str]]:
 
 def grafana_to_promql(expr: str) -> str:
     expr = expr.replace("$__rate_interval", RATE_INTERVAL).replace("$__interval", "1s")
-    return re.sub(r"\$\{?(job|device|kind|metric)\}?", ".*", expr)
+    return re.sub(r"\$\{?(job|slot|kind|metric)\}?", ".*", expr)
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,8 @@ import pyarrow as pa
 import pytest
 
 from farm.errors import ResultsError
-from farm.results.schema import REQUIRED_COLUMNS, ColumnKinds, RowBatch, RowValidator, rows_to_table, validate_row
+from farm.results.batches import RowBatch, RowValidator, rows_to_table
+from farm.results.schema import REQUIRED_COLUMNS, ColumnKinds, validate_row
 from tests.results.rows import make_row
 
 

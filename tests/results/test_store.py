@@ -14,7 +14,8 @@ import pytest
 
 from farm.errors import ResultsError
 from farm.results import REQUIRED_COLUMNS, ResultsStore, query
-from farm.results.schema import ColumnKinds, rows_to_table, validate_row
+from farm.results.batches import rows_to_table
+from farm.results.schema import ColumnKinds, validate_row
 from tests.results.rows import make_row
 
 

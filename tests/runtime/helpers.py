@@ -54,4 +54,4 @@ def submit_and_wait(client: FarmClient, path: Path, *, rerun: bool = False, time
 
 
 def device_states(client: FarmClient) -> dict[str, str]:
-    return {d.device_id: d.state for d in client.devices()}
+    return {d.slot: d.state for d in client.devices()}

@@ -13,7 +13,7 @@ from tests.runtime.helpers import rows
 
 pytestmark = [pytest.mark.ray]
 
-SAME = ("command", "argv", "env", "workdir", "artifacts", "settings", "p_n", "repeat", "device_id")
+SAME = ("command", "argv", "env", "workdir", "artifacts", "settings", "p_n", "repeat", "device_id", "slot")
 
 
 def test_rerun_of_a_row_reproduces_its_command_line_as_a_new_attempt(
@@ -52,7 +52,7 @@ def test_rerun_of_a_row_reproduces_its_command_line_as_a_new_attempt(
 
     path.unlink()  # the row alone is enough
     assert main(["rerun", target["run_id"], "--results", str(results), "--no-progress"]) == 0
-    assert f"run {target['run_id']} attempt 2 on {target['device_id']}: ok" in capsys.readouterr().out
+    assert f"run {target['run_id']} attempt 2 on {target['slot']}: ok" in capsys.readouterr().out
     after = rows(results, "rerun-demo")
     assert len(after) == 5
     new = next(r for r in after if r["run_id"] == target["run_id"] and r["attempt"] == 2)

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from farm.sim import free_port
 from farm.sim.adb_server import AdbServer
-from farm.sim.phone import free_port
 from farm.specs.inventory import Inventory
 
 pytestmark = pytest.mark.adb

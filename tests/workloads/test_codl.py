@@ -6,7 +6,7 @@ import pytest
 
 from farm.errors import OutputParseError
 from farm.workloads import make_adapter
-from tests.workloads.conftest import read
+from tests.fixtures.captured import read
 
 KEPT_ROUNDS = [3.5, 3.75, 4.0, 3.25, 3.5]  # rounds 10..14 of the file, after its "si 10"
 

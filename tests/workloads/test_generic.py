@@ -6,7 +6,7 @@ import pytest
 
 from farm.errors import OutputParseError
 from farm.workloads import available, make_adapter
-from tests.workloads.conftest import read
+from tests.fixtures.captured import read
 
 
 def test_registry_lists_every_adapter():

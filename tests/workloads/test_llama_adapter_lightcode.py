@@ -6,7 +6,7 @@ import pytest
 
 from farm.errors import OutputParseError
 from farm.workloads import make_adapter
-from tests.workloads.conftest import read
+from tests.fixtures.captured import read
 
 
 def test_demo_bsz_pictures_per_second_from_batch_and_avg_time() -> None:

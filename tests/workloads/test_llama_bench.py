@@ -4,7 +4,7 @@ import pytest
 
 from farm.errors import OutputParseError
 from farm.workloads import make_adapter
-from tests.workloads.conftest import read
+from tests.fixtures.captured import read
 
 README_JSON = {
     "prefill_tokens_per_s": 7100.002165,
