@@ -451,6 +451,7 @@ class Controller:
             synthetic=rec.spec.synthetic or (slot is not None and slot.device_id in self.synthetic_devices),
             settings=rec.settings,
             adapter=rec.adapter,
+            build=rec.spec.build,
         )
         row.update(collected_columns(res, files))
         if not row["node"] and slot is not None:
