@@ -8,8 +8,10 @@ Layout under the root (a local directory or any ``pyarrow.fs`` URI such as ``fil
     <root>/locks/<job>.writer.lock                               held by the job's one writer
     <root>/files/<job>/<run_id>-<attempt>/<path>                 files a run left on the device (``collect:``)
 
-A part file is written as ``.part-….tmp`` and renamed into place only once complete (fsynced on local
-disks), so a crash leaves at worst a dot-file that every reader skips, never a torn ``.parquet``. The ``job``
+On a local disk a part file is written as ``.part-….tmp``, fsynced and renamed into place only once complete, so
+a crash leaves at worst a dot-file that every reader skips, never a torn ``.parquet``. Object stores have no
+rename: there the file is serialized in memory and uploaded under its final name, which an object store shows
+only once the upload completed (see :meth:`ResultsStore._write_atomic`). The ``job``
 column is the partition directory; readers add it back.
 
 Duplicates: a writer drops a row whose ``(run_id, attempt)`` it has already written or that was in the job's
@@ -37,14 +39,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
-from farm.errors import ResultsError
+from farm.errors import ConfigError, ResultsError
 from farm.locks import FileLock
 from farm.results.schema import RowBatch, RowValidator, check_job_name, empty_table, kind_of_arrow
 
@@ -56,6 +58,29 @@ PART_SUFFIX = ".parquet"
 #: Part files at least this large are left alone by :meth:`ResultsStore.compact`.
 SMALL_FILE_BYTES = 32 * 1024 * 1024
 _RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*\Z")
+# URI query options that would carry a credential (pyarrow's S3 takes access_key/secret_key/session_token).
+_SECRET_OPTION = re.compile(r"key|secret|token|password|credential", re.IGNORECASE)
+
+
+def refuse_credentials(root: str, field: str = "--results") -> str:
+    """``root``, or :class:`ConfigError` (exit 2) if it is a URI carrying a credential (``s3://KEY:SECRET@…``,
+    ``?secret_key=…``): credentials come only by reference, from the environment (``AWS_ACCESS_KEY_ID`` /
+    ``AWS_SECRET_ACCESS_KEY``, ``AWS_PROFILE``) or the machine's role, never in a URI that lands in logs, shell
+    history and result rows. The message does not repeat the secret."""
+    if "://" not in root:
+        return root
+    parts = urlsplit(root)
+    options = [k for k, _ in parse_qsl(parts.query, keep_blank_values=True) if _SECRET_OPTION.search(k)]
+    if "@" in parts.netloc or options:
+        where = f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}{parts.path}"
+        what = f"option {options[0]!r}" if options else "a user name or password before '@'"
+        raise ConfigError.single(
+            "results",
+            field,
+            f"{where}: the URI carries a credential ({what}); give credentials by reference instead: "
+            "AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY or AWS_PROFILE in the environment (docs/results.md)",
+        )
+    return root
 
 
 @dataclass(frozen=True)
@@ -109,7 +134,7 @@ class ResultsStore:
     """A results dataset rooted at a local path or a pyarrow filesystem URI."""
 
     def __init__(self, root: str = DEFAULT_ROOT) -> None:
-        self.root = root
+        self.root = refuse_credentials(root)
         if "://" in root:
             try:
                 fs, path = pafs.FileSystem.from_uri(root)
@@ -176,7 +201,8 @@ class ResultsStore:
     # -- writing ---------------------------------------------------------------------------------------------
 
     def _write_atomic(self, directory: str, name: str, write: Any, *, replace: bool = True) -> str:
-        """Write ``.<name>.tmp`` via ``write(stream)``, then rename it to ``name``; return its path. With
+        """Write ``.<name>.tmp`` via ``write(stream)``, then rename it to ``name`` (object stores: serialize, then
+        upload as ``name``); return its path. With
         ``replace=False`` an existing ``name`` is kept and :class:`FileExistsError` raised (local stores)."""
         final = f"{directory}/{name}"
         tmp = f"{directory}/.{name.removesuffix(PART_SUFFIX)}.{uuid.uuid4().hex[:8]}.tmp"
@@ -203,15 +229,21 @@ class ResultsStore:
             else:
                 if not replace and self._fs.get_file_info(final).type != pafs.FileType.NotFound:
                     raise FileExistsError(final)
-                with self._fs.open_output_stream(tmp) as stream:
-                    write(stream)
-                # On object stores a move is copy + delete; the object appears whole either way.
-                self._fs.move(tmp, final)
+                # Object stores have no rename (S3's "move" is a copy plus a delete: twice the traffic, and a crash
+                # between the two leaves a stray object). An object becomes visible only once its upload completes,
+                # so the file is serialized in memory first and then uploaded under its final name: readers see
+                # it whole or not at all, and a failed serialization uploads nothing.
+                buffer = pa.BufferOutputStream()
+                write(buffer)
+                data = buffer.getvalue()
+                with self._fs.open_output_stream(final) as stream:
+                    stream.write(data)
         except FileExistsError:
             raise
         except (pa.ArrowException, OSError) as exc:
-            with contextlib.suppress(pa.ArrowException, OSError):
-                self._fs.delete_file(tmp)
+            if self.is_local:
+                with contextlib.suppress(pa.ArrowException, OSError):
+                    self._fs.delete_file(tmp)
             raise ResultsError(f"cannot write {self.uri(final)}: {exc}") from exc
         return final
 

@@ -35,7 +35,10 @@ def test_newest_build_slower_is_a_regression_per_point(tmp_path: Path) -> None:
     assert builds_in_order(data) == ["aaa", "bbb"]
     result = regress(data, "aaa")
     assert (result.candidate, result.baseline, result.metric, result.higher_is_better) == (
-        "bbb", ["aaa"], "decode_tokens_per_s", True
+        "bbb",
+        ["aaa"],
+        "decode_tokens_per_s",
+        True,
     )
     by_point = {r.point: r for r in result.rows}
     assert by_point["threads=4"].verdict == "regression"
