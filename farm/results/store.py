@@ -364,14 +364,22 @@ class ResultsStore:
         """All part files of ``job`` as one table (``columns`` only, if given); ``None`` if it has none."""
         return self._concat(job, [self._read(f, columns) for f in self.part_files(job)])
 
+    def _file_schema(self, path: str) -> pa.Schema:
+        try:
+            schema: pa.Schema = pq.read_schema(path, filesystem=self._fs)
+        except (pa.ArrowException, OSError) as exc:
+            raise ResultsError(f"cannot read the schema of {self.uri(path)}: {exc}") from exc
+        return schema
+
+    def _read_with_build(self, path: str) -> pa.Table:
+        """``run_id``, ``status``, ``warmup`` and ``build`` (null where the file has none) of one part file."""
+        has_build = "build" in self._file_schema(path).names
+        t = self._read(path, ["run_id", "status", "warmup", *(["build"] if has_build else [])])
+        return t if has_build else t.append_column("build", pa.nulls(t.num_rows, pa.string()))
+
     def schema(self, job: str) -> pa.Schema | None:
         """The union of the schemas of ``job``'s part files (no ``job`` column); ``None`` if it has none."""
-        schemas = []
-        for path in self.part_files(job):
-            try:
-                schemas.append(pq.read_schema(path, filesystem=self._fs))
-            except (pa.ArrowException, OSError) as exc:
-                raise ResultsError(f"cannot read the schema of {self.uri(path)}: {exc}") from exc
+        schemas = [self._file_schema(path) for path in self.part_files(job)]
         if not schemas:
             return None
         try:
@@ -402,12 +410,18 @@ class ResultsStore:
             return set()
         return set(zip(t.column("run_id").to_pylist(), t.column("attempt").to_pylist(), strict=True))
 
-    def done_run_ids(self, job: str) -> set[str]:
-        """Run ids of ``job`` with an ``ok`` outcome that is not a warm-up: a resubmission skips these."""
-        t = self._read_job(job, ["run_id", "status", "warmup"])
+    def done_run_ids(self, job: str, build: str | None = None) -> set[str]:
+        """Run ids of ``job`` with an ``ok`` outcome that is not a warm-up: a resubmission skips these. With
+        ``build`` (the job's ``build:`` label) only the runs of that build count: a new build runs everything."""
+        if build is None:
+            t = self._read_job(job, ["run_id", "status", "warmup"])
+        else:  # files written before builds were labelled have no ``build`` column: none of their runs count
+            t = self._concat(job, [self._read_with_build(f) for f in self.part_files(job)])
         if t is None:
             return set()
         done = pc.and_(pc.equal(t.column("status"), "ok"), pc.invert(t.column("warmup")))
+        if build is not None:
+            done = pc.and_(done, pc.fill_null(pc.equal(t.column("build"), build), False))
         return set(t.column("run_id").filter(done).to_pylist())
 
     def attempts(self, job: str) -> dict[str, int]:
