@@ -126,14 +126,15 @@ def test_a_sweep_writes_to_s3_and_query_report_regress_read_it(s3_server: S3Serv
     root = _root(s3_server)
     inventory = tmp_path / "inventory.yaml"
     inventory.write_text(yaml.safe_dump({"devices": [{"id": "host-1", "kind": "host"}]}))
-    for build, value in [("v1", 100), ("v2", 110)]:  # v2: 10 % slower (value_ms: lower is better)
+    # v2: 10 % slower (value_ms: lower is better); its new build label runs every point again without --rerun
+    for build, value in [("v1", 100), ("v2", 110)]:
         job = tmp_path / f"{build}.yaml"
         job.write_text(yaml.safe_dump({
             "name": "echo-s3", "build": build, "workload": "regex", "repeat": 6,
             "workload_options": {"patterns": {"value_ms": r"value_ms=(\d+)"}},
             "command": ["echo", f"value_ms={value}"], "grid": {"size": [1, 2]},
         }))  # fmt: skip
-        done = _farm("run", str(job), "--inventory", str(inventory), "--results", root, "--rerun", "--no-progress",
+        done = _farm("run", str(job), "--inventory", str(inventory), "--results", root, "--no-progress",
                      cwd=tmp_path)  # fmt: skip
         assert done.returncode == 0, done.stderr[-3000:]
     table = ResultsStore(root).table("echo-s3")
