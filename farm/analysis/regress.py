@@ -173,6 +173,7 @@ def regress(
     cand, base = choose_builds(data, baseline, candidate)
     higher = higher_is_better(chosen)
     key = [DEVICE, *data.axes]
+    shown = [i for i, axis in enumerate(data.axes) if len(data.values(axis)) > 1]  # axes that tell points apart
     out = []
     for point, rows in group_rows(data.measurements, key).items():
         new = _samples(rows, chosen, {cand})
@@ -183,7 +184,7 @@ def regress(
         out.append(
             RegressRow(
                 device=str(point[0]),
-                point=describe(data.axes, point[1:]) or "(no grid)",
+                point=describe([data.axes[i] for i in shown], [point[1 + i] for i in shown]) or "(one point)",
                 n_baseline=len(old),
                 n_candidate=len(new),
                 median_baseline=median(old) if old else None,
