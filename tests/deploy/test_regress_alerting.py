@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -48,3 +50,24 @@ def test_prometheus_loads_the_rules_and_sends_to_alertmanager_which_routes_them(
     compose = yaml.safe_load((REPO / "deploy/compose.monitoring.yml").read_text())["services"]
     assert "--web.listen-address=127.0.0.1:9093" in compose["alertmanager"]["command"]
     assert "--web.listen-address=127.0.0.1:9100" in compose["node-exporter"]["command"]
+
+
+@pytest.mark.prometheus
+def test_amtool_accepts_the_routing_and_routes_regressions_to_the_benchmark_team(tmp_path: Path) -> None:
+    if shutil.which("amtool") is None:
+        pytest.fail("amtool is missing: install the Debian 'prometheus-alertmanager' package (install-system-deps.sh)")
+    text = (REPO / "deploy/alertmanager/alertmanager.yml").read_text()
+    # Debian's amtool (0.25) predates webhook url_file (the compose file pins Alertmanager 0.27): check the rest
+    # of the file with a plain URL in its place.
+    config = tmp_path / "alertmanager.yml"
+    config.write_text(text.replace("url_file: /run/secrets/benchmarks-webhook-url", "url: http://127.0.0.1:9/hook"))
+
+    def amtool(*args: str) -> str:
+        done = subprocess.run(["amtool", *args], capture_output=True, text=True, check=False, timeout=60)
+        assert done.returncode == 0, done.stdout + done.stderr
+        return done.stdout
+
+    assert "SUCCESS" in amtool("check-config", str(config))
+    route = ["config", "routes", "test", f"--config.file={config}"]
+    assert amtool(*route, "team=benchmarks", "alertname=FarmBenchmarkRegression", "job=j").split() == ["benchmarks"]
+    assert amtool(*route, "alertname=FarmExporterDown", "severity=critical").split() == ["lab-default"]
