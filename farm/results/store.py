@@ -21,7 +21,8 @@ this process or another, is refused with :class:`~farm.errors.ResultsError` (loc
 controller keeps one writer per job). Job-level records (a cancelled submission's counts) are JSON files
 ``<root>/jobs/<job>/<job_id>.json``. :meth:`ResultsStore.compact` writes the merged file before deleting the files it
 replaces, so a crash in between leaves rows twice until the next ``compact`` (which removes them); readers may
-see them twice during that window.
+see them twice during that window. A reader that finds a listed file gone (deleted by a compaction between the
+listing and the read; on S3 nothing makes a folder's listing atomic) lists the job's files again.
 """
 
 from __future__ import annotations
@@ -34,11 +35,11 @@ import re
 import threading
 import time
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import parse_qsl, urlsplit
 
 import pyarrow as pa
@@ -81,6 +82,15 @@ def refuse_credentials(root: str, field: str = "--results") -> str:
             "AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY or AWS_PROFILE in the environment (docs/results.md)",
         )
     return root
+
+
+_T = TypeVar("_T")
+#: How often a reader lists a job's files again when one vanished under it (each time, a compaction finished).
+_READ_ATTEMPTS = 5
+
+
+class _PartVanished(ResultsError):
+    """A part file listed a moment ago is gone: a compaction replaced it."""
 
 
 @dataclass(frozen=True)
@@ -348,8 +358,29 @@ class ResultsStore:
         try:
             table: pa.Table = pq.read_table(path, columns=columns, filesystem=self._fs)
         except (pa.ArrowException, OSError) as exc:
-            raise ResultsError(f"cannot read {self.uri(path)}: {exc}") from exc
+            raise self._read_error(path, exc) from exc
         return table
+
+    def _read_error(self, path: str, exc: BaseException) -> ResultsError:
+        """:class:`_PartVanished` if ``path`` is gone (S3 says so in several ways: a missing key on open, or
+        RESOURCE_NOT_FOUND on a GET after the HEAD), else a plain :class:`ResultsError`."""
+        try:
+            gone = self._fs.get_file_info(path).type == pafs.FileType.NotFound
+        except (pa.ArrowException, OSError):
+            gone = False
+        if gone:
+            return _PartVanished(f"cannot read {self.uri(path)}: it is gone (a compaction replaced it)")
+        return ResultsError(f"cannot read {self.uri(path)}: {exc}")
+
+    def _each_part(self, job: str, read: Callable[[str], _T]) -> list[_T]:
+        """``read`` of every part file of ``job``, oldest first. A file that vanishes between the listing and its
+        reading was replaced by a compaction (which writes the merged file before deleting): list again."""
+        for attempt in range(_READ_ATTEMPTS - 1):
+            try:
+                return [read(path) for path in self.part_files(job)]
+            except _PartVanished:
+                log.debug("a part file of job %s vanished while reading (attempt %d): listing again", job, attempt + 1)
+        return [read(path) for path in self.part_files(job)]
 
     def _concat(self, job: str, tables: list[pa.Table]) -> pa.Table | None:
         """Union by name of tables of one job (ints promoted to float where files differ); ``None`` if none."""
@@ -362,13 +393,13 @@ class ResultsStore:
 
     def _read_job(self, job: str, columns: list[str] | None = None) -> pa.Table | None:
         """All part files of ``job`` as one table (``columns`` only, if given); ``None`` if it has none."""
-        return self._concat(job, [self._read(f, columns) for f in self.part_files(job)])
+        return self._concat(job, self._each_part(job, lambda path: self._read(path, columns)))
 
     def _file_schema(self, path: str) -> pa.Schema:
         try:
             schema: pa.Schema = pq.read_schema(path, filesystem=self._fs)
         except (pa.ArrowException, OSError) as exc:
-            raise ResultsError(f"cannot read the schema of {self.uri(path)}: {exc}") from exc
+            raise self._read_error(path, exc) from exc
         return schema
 
     def _read_with_build(self, path: str) -> pa.Table:
@@ -379,7 +410,7 @@ class ResultsStore:
 
     def schema(self, job: str) -> pa.Schema | None:
         """The union of the schemas of ``job``'s part files (no ``job`` column); ``None`` if it has none."""
-        schemas = [self._file_schema(path) for path in self.part_files(job)]
+        schemas = self._each_part(job, self._file_schema)
         if not schemas:
             return None
         try:
@@ -416,7 +447,7 @@ class ResultsStore:
         if build is None:
             t = self._read_job(job, ["run_id", "status", "warmup"])
         else:  # files written before builds were labelled have no ``build`` column: none of their runs count
-            t = self._concat(job, [self._read_with_build(f) for f in self.part_files(job)])
+            t = self._concat(job, self._each_part(job, self._read_with_build))
         if t is None:
             return set()
         done = pc.and_(pc.equal(t.column("status"), "ok"), pc.invert(t.column("warmup")))
