@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian packages Farm's tests and lab hosts use: the adb server, OpenSSH (client + sshd for the SSH
-# fixtures), the Prometheus server, Alertmanager's amtool and node_exporter. Skips what is already installed; needs root (or sudo) otherwise.
+# fixtures), the Prometheus server, Alertmanager's amtool and node_exporter. Skips what is already installed; needs
+# root (or sudo) otherwise.
 set -euo pipefail
 need=()
 command -v adb >/dev/null 2>&1 || need+=(adb)
