@@ -15,8 +15,9 @@ warm-up) of each side:
 A point is a **regression** when ``p < alpha`` (default :data:`DEFAULT_ALPHA`) *and* it is worse by at least
 ``min_effect`` (default :data:`DEFAULT_MIN_EFFECT`); an **improvement** when the mirror test and effect hold;
 ``~`` otherwise; ``too few`` with fewer than :data:`MIN_SAMPLES` values on a side (the exact test cannot reach
-alpha below that). Both thresholds are calibrated on the virtual phones by ``bench/regress.py``
-(docs/benchmarks.md).
+alpha below that); **failed** when the candidate ran the point but none of its runs measured the metric (every
+run failed, timed out or printed no figure): a build whose benchmark stopped working fails the check too. Both
+thresholds are calibrated on the virtual phones by ``bench/regress.py`` (docs/benchmarks.md).
 """
 
 from __future__ import annotations
@@ -52,7 +53,7 @@ class RegressRow:
     median_candidate: float | None
     worse_by: float | None  # relative change of the median in the bad direction (negative: better)
     p_value: float | None  # one-sided, "the candidate is worse"
-    verdict: str  # regression | improvement | ~ | too few | no baseline
+    verdict: str  # regression | failed | improvement | ~ | too few | no baseline
 
 
 @dataclass(frozen=True)
@@ -70,7 +71,8 @@ class Regression:
 
     @property
     def regressions(self) -> list[RegressRow]:
-        return [r for r in self.rows if r.verdict == "regression"]
+        """Points that fail the check: regressed, or the candidate ran them without one measurement."""
+        return [r for r in self.rows if r.verdict in ("regression", "failed")]
 
     def as_dict(self) -> dict[str, Any]:
         return {**asdict(self), "regressed": len(self.regressions)}
@@ -175,12 +177,14 @@ def regress(
     key = [DEVICE, *data.axes]
     shown = [i for i, axis in enumerate(data.axes) if len(data.values(axis)) > 1]  # axes that tell points apart
     out = []
-    for point, rows in group_rows(data.measurements, key).items():
-        new = _samples(rows, chosen, {cand})
-        if not new:
+    measured = {id(r) for r in data.measurements}
+    for point, ran in group_rows([r for r in data.rows if not r["warmup"]], key).items():
+        if not any(r.get(BUILD) == cand for r in ran):
             continue  # the candidate did not run this point: nothing to judge
+        rows = [r for r in ran if id(r) in measured]
+        new = _samples(rows, chosen, {cand})
         old = _samples(rows, chosen, set(base))
-        worse_by, p, word = verdict(old, new, higher, alpha, min_effect)
+        worse_by, p, word = verdict(old, new, higher, alpha, min_effect) if new else (None, None, "failed")
         out.append(
             RegressRow(
                 device=str(point[0]),
@@ -188,7 +192,7 @@ def regress(
                 n_baseline=len(old),
                 n_candidate=len(new),
                 median_baseline=median(old) if old else None,
-                median_candidate=median(new),
+                median_candidate=median(new) if new else None,
                 worse_by=worse_by,
                 p_value=p,
                 verdict=word,

@@ -1,6 +1,7 @@
 """``farm regress JOB --baseline BUILD|rolling:N``: a CI step that fails (exit 1) when the newest build regressed.
 
-Exit codes: 0 no regression, 1 at least one matched grid point regressed, 2 bad input (unknown job or build, a
+Exit codes: 0 no regression, 1 at least one grid point regressed (or the new build ran it without a single
+measurement), 2 bad input (unknown job or build, a
 bad ``--baseline``). With ``--textfile-dir`` (default ``$FARM_TEXTFILE_DIR``) the outcome is also written as
 Prometheus metrics for node_exporter's textfile collector (docs/metrics.md, deploy/prometheus).
 """
@@ -25,7 +26,7 @@ from farm.cli.common import results_root
 from farm.errors import ResultsError
 
 ENV_TEXTFILE_DIR = "FARM_TEXTFILE_DIR"
-_STYLE = {"regression": "red", "improvement": "green", "too few": "yellow", "no baseline": "yellow"}
+_STYLE = {"regression": "red", "failed": "red", "improvement": "green", "too few": "yellow", "no baseline": "yellow"}
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -110,7 +111,7 @@ def print_table(result: Regression, console: Console) -> None:
     if result.synthetic:
         console.print("includes synthetic results (simulated devices): not real hardware", style="yellow")
     n = len(result.regressions)
-    console.print(f"{n} regressed point(s) of {len(result.rows)}", style="red" if n else "green")
+    console.print(f"{n} regressed or failed point(s) of {len(result.rows)}", style="red" if n else "green")
 
 
 def write_textfile(result: Regression, directory: str) -> Path:
@@ -120,7 +121,7 @@ def write_textfile(result: Regression, directory: str) -> Path:
     values = [result.job, result.metric, result.candidate[:40], result.baseline_spec[:40]]
     regressed = Gauge(
         "farm_regress_regressed_points",
-        "Grid points where the job's newest build regressed against its baseline (farm regress)",
+        "Grid points where the checked build regressed against its baseline or measured nothing (farm regress)",
         labels,
         registry=registry,
     )

@@ -103,3 +103,13 @@ def test_rows_without_a_build_are_refused(tmp_path: Path) -> None:
     data = job(tmp_path, "nobuild", [{"decode_tokens_per_s": 1.0}])
     with pytest.raises(ConfigError, match="build:"):
         regress(data, "rolling:1")
+
+
+def test_a_point_the_new_build_ran_without_a_measurement_fails_the_check(tmp_path: Path) -> None:
+    broken = [{**r, "status": "failed", "error": "exit code 1", "decode_tokens_per_s": None}
+              for r in _runs("bbb", 100, BASE, threads=8)]  # fmt: skip
+    data = job(tmp_path, "broken", [*_runs("aaa", 0, BASE), *_runs("aaa", 10, BASE, threads=8), *broken,
+                                    *_runs("bbb", 120, BASE)])  # fmt: skip
+    result = regress(data, "aaa")
+    assert {r.point: r.verdict for r in result.rows} == {"threads=4": "~", "threads=8": "failed"}
+    assert [r.point for r in result.regressions] == ["threads=8"]
