@@ -228,7 +228,7 @@ class Controller:
         if not counts:
             raise ConfigError.single(source, "devices", "matches no device of the farm")
         job_id = f"{spec.name}-{uuid.uuid4().hex[:8]}"
-        done = set() if rerun else await asyncio.to_thread(self.store.done_run_ids, spec.name)
+        done = set() if rerun else await asyncio.to_thread(self.store.done_run_ids, spec.name, spec.build)
         attempt_base = await asyncio.to_thread(self.store.attempts, spec.name)
         rec = _JobRecord(
             job_id=job_id,
@@ -458,6 +458,7 @@ class Controller:
             settings=rec.settings,
             adapter=rec.adapter,
             device_id=slot.device_id if slot else None,
+            build=rec.spec.build,
         )
         row.update(collected_columns(res, files))
         if not row["node"] and slot is not None:

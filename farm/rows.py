@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import posixpath
 import re
 import shlex
 from collections.abc import Mapping
 from typing import Any
 
+from actors.host_probe import column_suffix
 from actors.messages import RunRequest, RunResult
 from farm.errors import OutputParseError
 from farm.grid import Scalar
@@ -71,6 +73,25 @@ def run_columns(req: RunRequest, res: RunResult, settings: Mapping[str, Any] | N
     }
 
 
+def build_identity(label: str | None, req: RunRequest, res: RunResult) -> str | None:
+    """The ``build`` column: the job's ``build:`` label; else the sha256 of the benchmark binary, i.e. of the file
+    the command's ``argv[0]`` names (resolved against the workdir): the artifact pushed there (the bytes that were
+    placed, after any ``constants``), else an ``inputs:`` file there, which the device hashed with ``sha256sum``;
+    else ``None`` (e.g. ``argv[0]`` is a program on the device's ``PATH``)."""
+    if label is not None:
+        return label
+    if not req.argv:
+        return None
+    program = posixpath.normpath(posixpath.join(req.workdir or "/", req.argv[0]))
+    for art in req.artifacts:
+        if posixpath.normpath(art.dst) == program:
+            return res.fingerprint.get(f"fp_sha256_{column_suffix(art.name)}", art.sha256)
+    for path in req.inputs:
+        if posixpath.normpath(posixpath.join(req.workdir or "/", path)) == program:
+            return res.fingerprint.get(f"fp_sha256_{column_suffix(posixpath.basename(path))}")
+    return None
+
+
 def classify(res: RunResult, adapter: WorkloadAdapter) -> tuple[str, str | None, dict[str, float]]:
     """(status, error, metrics). Order matters: an infra fault says nothing about the benchmark."""
     if res.infra_error is not None:
@@ -106,6 +127,7 @@ def build_row(
     settings: Mapping[str, Any] | None = None,
     adapter: WorkloadAdapter | None = None,
     device_id: str | None = None,
+    build: str | None = None,
 ) -> dict[str, Any]:
     """The result row of one run. ``device_id``: the inventory device of the run's slot (default: read from the
     slot id, ``<device>`` or ``<device>/<unit>``)."""
@@ -129,6 +151,7 @@ def build_row(
         "log_path": log_path,
         "exit_code": res.exit_code,
         "bytes_pushed": res.bytes_pushed,
+        "build": build_identity(build, req, res),
     }
     if res.dispatch_latency_s is not None:
         row["dispatch_latency_s"] = res.dispatch_latency_s

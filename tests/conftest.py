@@ -2,4 +2,4 @@
 
 from __future__ import annotations
 
-pytest_plugins = ["tests.fixtures.adb", "tests.fixtures.ray", "tests.fixtures.ssh"]
+pytest_plugins = ["tests.fixtures.adb", "tests.fixtures.ray", "tests.fixtures.s3", "tests.fixtures.ssh"]

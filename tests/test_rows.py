@@ -130,3 +130,24 @@ def test_a_row_names_the_inventory_device_and_the_slot_it_leased() -> None:
     assert (phone["device_id"], phone["slot"]) == ("dev", "dev")
     given = _row(chip, RunResult(exit_code=0), device_id="from-the-inventory")
     assert (given["device_id"], given["slot"]) == ("from-the-inventory", "tpu-box/chip1")
+
+
+def test_build_is_the_label_else_the_binary_argv0_names_else_none() -> None:
+    import dataclasses
+
+    art = ArtifactRef("bench", "ab" * 32, 12, "/data/b/bench", 0o755, "/home/me/bench")
+    pushed = RunResult(exit_code=0, fingerprint={"fp_sha256_bench": "cd" * 32})
+    req = dataclasses.replace(_req(), argv=["./bench", "-t", "4"], workdir="/data/b", artifacts=[art])
+    assert _row(req, pushed)["build"] == "cd" * 32  # the bytes the device got
+    assert _row(req, RunResult(infra_error="gone"))["build"] == "ab" * 32  # never pushed: the source's hash
+    absolute = dataclasses.replace(req, argv=["/data/b/bench"], workdir=None)
+    assert _row(absolute, pushed)["build"] == "cd" * 32
+    # argv[0] is not the artifact (a helper script is): no identity unless the device hashed argv[0] itself
+    other = dataclasses.replace(req, argv=["sh", "bench"])
+    assert _row(other, pushed)["build"] is None
+    hashed = RunResult(exit_code=0, fingerprint={"fp_sha256_llama_cli": "ef" * 32})
+    on_device = dataclasses.replace(_req(), argv=["bin/llama-cli"], workdir="/opt/l", inputs=["/opt/l/bin/llama-cli"])
+    assert _row(on_device, hashed)["build"] == "ef" * 32
+    labelled = build_row(job="j", req=req, params={}, repeat=0, warmup=False, device_kind="host", res=pushed,
+                         status="ok", error=None, metrics={}, log_path="/l", synthetic=False, build="v1.2")  # fmt: skip
+    assert labelled["build"] == "v1.2"

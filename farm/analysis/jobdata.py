@@ -1,7 +1,8 @@
 """One job's rows read from the results store through DuckDB, split into grid axes, metrics and fingerprints.
 
 Every analysis starts here: :func:`load_job_data` runs ``SELECT * FROM runs WHERE job = $1`` on the store's DuckDB
-view (the job name bound as a parameter), drops the columns that only other jobs use, and classifies the rest:
+view (the job name bound as a parameter; on an object store it reads that job's files only, through pyarrow),
+drops the columns that only other jobs use, and classifies the rest:
 
 - *axes*: ``p_<axis>`` grid parameters (kept with their prefix, as column names);
 - *metrics*: numeric columns that measure the run (``decode_tokens_per_s``, ``latency_ms``, ``peak_rss_mib``),
@@ -219,13 +220,17 @@ def bijective(rows: Sequence[Row], a: str, b: str) -> bool:
 
 
 def _read_job(root: str, job: str) -> tuple[list[Row], list[str]]:
-    con = connect(ResultsStore(root))
-    try:
-        table: pa.Table = con.sql("SELECT * FROM runs WHERE job = $1", params=[job]).to_arrow_table()
-    except duckdb.Error as exc:
-        raise ResultsError(f"cannot read job {job!r} from {root}: {one_line(str(exc))}") from exc
-    finally:
-        con.close()
+    store = ResultsStore(root)
+    if store.is_local:
+        con = connect(store)
+        try:
+            table: pa.Table = con.sql("SELECT * FROM runs WHERE job = $1", params=[job]).to_arrow_table()
+        except duckdb.Error as exc:
+            raise ResultsError(f"cannot read job {job!r} from {root}: {one_line(str(exc))}") from exc
+        finally:
+            con.close()
+    else:  # an object store: fetch this job's files only, not every job's
+        table = store.table(job)
     # The view unions every job's columns: keep only those this job fills.
     columns = [c for c in table.column_names if table.column(c).null_count < table.num_rows]
     return table.select(columns).to_pylist(), columns

@@ -29,7 +29,11 @@ def inventory_from(path: str | None) -> Inventory:
 
 
 def results_root(arg: str | None) -> str:
-    return arg or os.environ.get("FARM_RESULTS") or DEFAULT_RESULTS
+    """The results root from ``--results``, ``$FARM_RESULTS`` or the default; a URI carrying a credential is
+    refused (exit 2) before anything runs."""
+    from farm.results.store import refuse_credentials
+
+    return refuse_credentials(arg or os.environ.get("FARM_RESULTS") or DEFAULT_RESULTS)
 
 
 def port(text: str) -> int:

@@ -68,7 +68,9 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         "status, failures, the environment fingerprint, and plots chosen from the job's axes and metrics.",
     )
     r.add_argument("job", help="job name")
-    r.add_argument("--out", metavar="DIR", help="output directory (default: <results>/reports/<job>/)")
+    r.add_argument(
+        "--out", metavar="DIR", help="output directory (default: <results>/reports/<job>/, ./reports/<job>/ for a URI)"
+    )
     r.add_argument(
         "--metric", action="append", metavar="M", help="report this metric (repeatable; default: all, first 4 shown)"
     )
@@ -220,7 +222,8 @@ def run_report(args: argparse.Namespace) -> int:
     data = load_job_data(root, args.job, source="farm report")
     metrics = [require_metric(data, m, "farm report") for m in args.metric or []]
     report = build_report(data, metrics or None, args.cv_threshold)
-    out = Path(args.out) if args.out else Path(root) / "reports" / args.job
+    # Reports are files on this machine: under the results folder, or ./reports for results in an object store.
+    out = Path(args.out) if args.out else (Path.cwd() if "://" in root else Path(root)) / "reports" / args.job
     files = write_report(report, data, out, with_plots=not args.no_plots)
     console = _console()
     counts = ", ".join(f"{n} {s}" for s, n in report.status_counts.items())

@@ -8,8 +8,10 @@ Layout under the root (a local directory or any ``pyarrow.fs`` URI such as ``fil
     <root>/locks/<job>.writer.lock                               held by the job's one writer
     <root>/files/<job>/<run_id>-<attempt>/<path>                 files a run left on the device (``collect:``)
 
-A part file is written as ``.part-….tmp`` and renamed into place only once complete (fsynced on local
-disks), so a crash leaves at worst a dot-file that every reader skips, never a torn ``.parquet``. The ``job``
+On a local disk a part file is written as ``.part-….tmp``, fsynced and renamed into place only once complete, so
+a crash leaves at worst a dot-file that every reader skips, never a torn ``.parquet``. Object stores have no
+rename: there the file is serialized in memory and uploaded under its final name, which an object store shows
+only once the upload completed (see :meth:`ResultsStore._write_atomic`). The ``job``
 column is the partition directory; readers add it back.
 
 Duplicates: a writer (:mod:`farm.results.writer`) drops a row whose ``(run_id, attempt)`` it has already
@@ -21,7 +23,9 @@ Job-level records (a cancelled submission's counts) are JSON files ``<root>/jobs
 :meth:`ResultsStore.compact` writes the merged file before deleting the files it replaces, so a crash in between
 leaves rows twice until the next ``compact`` (which removes them); readers may see them twice during that
 window. Every read goes through :func:`~farm.results.schema.with_slot`, so a file written before the ``slot``
-column reads (and compacts) as today's rows.
+column reads (and compacts) as today's rows. A reader that finds a listed
+file gone (deleted by a compaction between the listing and the read; on S3 nothing makes a folder's listing atomic)
+lists the job's files again.
 """
 
 from __future__ import annotations
@@ -32,18 +36,18 @@ import logging
 import os
 import re
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
+from typing import TYPE_CHECKING, Any, TypeVar
+from urllib.parse import parse_qsl, urlsplit
 
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
-from farm.errors import ResultsError
+from farm.errors import ConfigError, ResultsError
 from farm.locks import FileLock
 from farm.results.schema import check_job_name, empty_table, kind_of_arrow, with_slot
 
@@ -58,6 +62,38 @@ PART_SUFFIX = ".parquet"
 #: Part files at least this large are left alone by :meth:`ResultsStore.compact`.
 SMALL_FILE_BYTES = 32 * 1024 * 1024
 _RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*\Z")
+# URI query options that would carry a credential (pyarrow's S3 takes access_key/secret_key/session_token).
+_SECRET_OPTION = re.compile(r"key|secret|token|password|credential", re.IGNORECASE)
+
+
+def refuse_credentials(root: str, field: str = "--results") -> str:
+    """``root``, or :class:`ConfigError` (exit 2) if it is a URI carrying a credential (``s3://KEY:SECRET@…``,
+    ``?secret_key=…``): credentials come only by reference, from the environment (``AWS_ACCESS_KEY_ID`` /
+    ``AWS_SECRET_ACCESS_KEY``, ``AWS_PROFILE``) or the machine's role, never in a URI that lands in logs, shell
+    history and result rows. The message does not repeat the secret."""
+    if "://" not in root:
+        return root
+    parts = urlsplit(root)
+    options = [k for k, _ in parse_qsl(parts.query, keep_blank_values=True) if _SECRET_OPTION.search(k)]
+    if "@" in parts.netloc or options:
+        where = f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}{parts.path}"
+        what = f"option {options[0]!r}" if options else "a user name or password before '@'"
+        raise ConfigError.single(
+            "results",
+            field,
+            f"{where}: the URI carries a credential ({what}); give credentials by reference instead: "
+            "AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY or AWS_PROFILE in the environment (docs/results.md)",
+        )
+    return root
+
+
+_T = TypeVar("_T")
+#: How often a reader lists a job's files again when one vanished under it (each time, a compaction finished).
+_READ_ATTEMPTS = 5
+
+
+class _PartVanished(ResultsError):
+    """A part file listed a moment ago is gone: a compaction replaced it."""
 
 
 @dataclass(frozen=True)
@@ -111,7 +147,7 @@ class ResultsStore:
     """A results dataset rooted at a local path or a pyarrow filesystem URI."""
 
     def __init__(self, root: str = DEFAULT_ROOT) -> None:
-        self.root = root
+        self.root = refuse_credentials(root)
         if "://" in root:
             try:
                 fs, path = pafs.FileSystem.from_uri(root)
@@ -178,7 +214,8 @@ class ResultsStore:
     # -- writing ---------------------------------------------------------------------------------------------
 
     def _write_atomic(self, directory: str, name: str, write: Any, *, replace: bool = True) -> str:
-        """Write ``.<name>.tmp`` via ``write(stream)``, then rename it to ``name``; return its path. With
+        """Write ``.<name>.tmp`` via ``write(stream)``, then rename it to ``name`` (object stores: serialize, then
+        upload as ``name``); return its path. With
         ``replace=False`` an existing ``name`` is kept and :class:`FileExistsError` raised (local stores)."""
         final = f"{directory}/{name}"
         tmp = f"{directory}/.{name.removesuffix(PART_SUFFIX)}.{uuid.uuid4().hex[:8]}.tmp"
@@ -205,15 +242,21 @@ class ResultsStore:
             else:
                 if not replace and self._fs.get_file_info(final).type != pafs.FileType.NotFound:
                     raise FileExistsError(final)
-                with self._fs.open_output_stream(tmp) as stream:
-                    write(stream)
-                # On object stores a move is copy + delete; the object appears whole either way.
-                self._fs.move(tmp, final)
+                # Object stores have no rename (S3's "move" is a copy plus a delete: twice the traffic, and a crash
+                # between the two leaves a stray object). An object becomes visible only once its upload completes,
+                # so the file is serialized in memory first and then uploaded under its final name: readers see
+                # it whole or not at all, and a failed serialization uploads nothing.
+                buffer = pa.BufferOutputStream()
+                write(buffer)
+                data = buffer.getvalue()
+                with self._fs.open_output_stream(final) as stream:
+                    stream.write(data)
         except FileExistsError:
             raise
         except (pa.ArrowException, OSError) as exc:
-            with contextlib.suppress(pa.ArrowException, OSError):
-                self._fs.delete_file(tmp)
+            if self.is_local:
+                with contextlib.suppress(pa.ArrowException, OSError):
+                    self._fs.delete_file(tmp)
             raise ResultsError(f"cannot write {self.uri(final)}: {exc}") from exc
         return final
 
@@ -321,8 +364,29 @@ class ResultsStore:
         try:
             table: pa.Table = pq.read_table(path, columns=columns, filesystem=self._fs)
         except (pa.ArrowException, OSError) as exc:
-            raise ResultsError(f"cannot read {self.uri(path)}: {exc}") from exc
+            raise self._read_error(path, exc) from exc
         return with_slot(table)  # a file from before the ``slot`` column reads as today's rows
+
+    def _read_error(self, path: str, exc: BaseException) -> ResultsError:
+        """:class:`_PartVanished` if ``path`` is gone (S3 says so in several ways: a missing key on open, or
+        RESOURCE_NOT_FOUND on a GET after the HEAD), else a plain :class:`ResultsError`."""
+        try:
+            gone = self._fs.get_file_info(path).type == pafs.FileType.NotFound
+        except (pa.ArrowException, OSError):
+            gone = False
+        if gone:
+            return _PartVanished(f"cannot read {self.uri(path)}: it is gone (a compaction replaced it)")
+        return ResultsError(f"cannot read {self.uri(path)}: {exc}")
+
+    def _each_part(self, job: str, read: Callable[[str], _T]) -> list[_T]:
+        """``read`` of every part file of ``job``, oldest first. A file that vanishes between the listing and its
+        reading was replaced by a compaction (which writes the merged file before deleting): list again."""
+        for attempt in range(_READ_ATTEMPTS - 1):
+            try:
+                return [read(path) for path in self.part_files(job)]
+            except _PartVanished:
+                log.debug("a part file of job %s vanished while reading (attempt %d): listing again", job, attempt + 1)
+        return [read(path) for path in self.part_files(job)]
 
     def _concat(self, job: str, tables: list[pa.Table]) -> pa.Table | None:
         """Union by name of tables of one job (ints promoted to float where files differ); ``None`` if none."""
@@ -335,16 +399,24 @@ class ResultsStore:
 
     def _read_job(self, job: str, columns: list[str] | None = None) -> pa.Table | None:
         """All part files of ``job`` as one table (``columns`` only, if given); ``None`` if it has none."""
-        return self._concat(job, [self._read(f, columns) for f in self.part_files(job)])
+        return self._concat(job, self._each_part(job, lambda path: self._read(path, columns)))
+
+    def _file_schema(self, path: str) -> pa.Schema:
+        try:
+            schema: pa.Schema = pq.read_schema(path, filesystem=self._fs)
+        except (pa.ArrowException, OSError) as exc:
+            raise self._read_error(path, exc) from exc
+        return schema
+
+    def _read_with_build(self, path: str) -> pa.Table:
+        """``run_id``, ``status``, ``warmup`` and ``build`` (null where the file has none) of one part file."""
+        has_build = "build" in self._file_schema(path).names
+        t = self._read(path, ["run_id", "status", "warmup", *(["build"] if has_build else [])])
+        return t if has_build else t.append_column("build", pa.nulls(t.num_rows, pa.string()))
 
     def schema(self, job: str) -> pa.Schema | None:
         """The union of the schemas of ``job``'s part files (no ``job`` column); ``None`` if it has none."""
-        schemas = []
-        for path in self.part_files(job):
-            try:
-                schemas.append(pq.read_schema(path, filesystem=self._fs))
-            except (pa.ArrowException, OSError) as exc:
-                raise ResultsError(f"cannot read the schema of {self.uri(path)}: {exc}") from exc
+        schemas = self._each_part(job, self._file_schema)
         if not schemas:
             return None
         try:
@@ -375,12 +447,18 @@ class ResultsStore:
             return set()
         return set(zip(t.column("run_id").to_pylist(), t.column("attempt").to_pylist(), strict=True))
 
-    def done_run_ids(self, job: str) -> set[str]:
-        """Run ids of ``job`` with an ``ok`` outcome that is not a warm-up: a resubmission skips these."""
-        t = self._read_job(job, ["run_id", "status", "warmup"])
+    def done_run_ids(self, job: str, build: str | None = None) -> set[str]:
+        """Run ids of ``job`` with an ``ok`` outcome that is not a warm-up: a resubmission skips these. With
+        ``build`` (the job's ``build:`` label) only the runs of that build count: a new build runs everything."""
+        if build is None:
+            t = self._read_job(job, ["run_id", "status", "warmup"])
+        else:  # files written before builds were labelled have no ``build`` column: none of their runs count
+            t = self._concat(job, self._each_part(job, self._read_with_build))
         if t is None:
             return set()
         done = pc.and_(pc.equal(t.column("status"), "ok"), pc.invert(t.column("warmup")))
+        if build is not None:
+            done = pc.and_(done, pc.fill_null(pc.equal(t.column("build"), build), False))
         return set(t.column("run_id").filter(done).to_pylist())
 
     def attempts(self, job: str) -> dict[str, int]:

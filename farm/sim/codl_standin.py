@@ -9,7 +9,7 @@ from collections.abc import Sequence
 
 from farm.sim.shell_io import CommandContext
 from farm.sim.soc import opencl_facts
-from farm.sim.standin_model import effective_speed, noisy, sleep_in_steps
+from farm.sim.standin_model import effective_speed, noisy, sleep_in_steps, slowdown_line
 from farm.sim.synthetic import PHONE_BANNER
 
 CODL_NAME = "codl_op_run"
@@ -164,7 +164,7 @@ async def codl_op_run(ctx: CommandContext) -> int:
     except ValueError as exc:
         await ctx.err(f"ERROR: {exc}\n")
         return 1
-    await ctx.err(f"{PHONE_BANNER}\n")
+    await ctx.err(f"{PHONE_BANNER}\n{slowdown_line(ctx)}")
     where = "I mace/test/codl_run/conv2d_test_v2.cc"
     if opts["op_type"] not in CODL_OP_TYPES:
         # The tool logs the error and then dereferences its null test parameters.

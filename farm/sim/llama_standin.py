@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from farm.sim.shell_io import CommandContext
-from farm.sim.standin_model import cores_for, effective_speed, noisy, sleep_in_steps
+from farm.sim.standin_model import cores_for, effective_speed, noisy, sleep_in_steps, slowdown_line
 from farm.sim.synthetic import PHONE_BANNER
 
 LLAMA_PREFIXES = ("mymain", "llama")
@@ -189,7 +189,7 @@ async def llama_binary(ctx: CommandContext) -> int:
     if ELASTIC_BINARY.match(posixpath.basename(binary)) and (lib := _missing_library(ctx)) is not None:
         await ctx.err(f'CANNOT LINK EXECUTABLE "{binary}": library "{lib}" not found: needed by main executable\n')
         return 1
-    await ctx.err(f"{PHONE_BANNER}\n")
+    await ctx.err(f"{PHONE_BANNER}\n{slowdown_line(ctx)}")
     try:
         opts = llama_options(ctx.argv[1:])
     except ValueError as exc:

@@ -149,6 +149,13 @@ class JobSpec(_Spec):
     collect: list[Argument] = Field(default_factory=list, description="globs of files to copy back after each run")
     collect_clear: bool = False
     exec: ExecWrapper | None = None
+    build: str | None = Field(
+        default=None,
+        min_length=1,
+        max_length=200,
+        pattern=r"^[^\x00-\x1f]+$",
+        description="the build under test (a commit, a version); default: the sha256 of the benchmark binary",
+    )
 
     _grid: Grid = PrivateAttr(default_factory=single_point_grid)
     _base_dir: Path = PrivateAttr(default_factory=Path.cwd)

@@ -5,7 +5,8 @@ A local Ray runs the controller with its exporter on a free loopback port and tw
 test, rules loaded as shipped), scrapes it every second while a small job runs: a grid of synthetic host runs
 with one failing point, an artifact (pushed once per device, then a cache hit) and a device actor killed
 mid-run (an infra error, retried). Then every PromQL expression of deploy/grafana/dashboards/*.json and
-deploy/prometheus/rules/*.yml is evaluated through Prometheus' HTTP API over the test's time range.
+deploy/prometheus/rules/*.yml is evaluated through Prometheus' HTTP API over the test's time range. The
+regression rules read what `farm regress --textfile-dir` wrote, served by Debian's node_exporter.
 """
 
 from __future__ import annotations
@@ -20,16 +21,19 @@ import time
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
+from farm.cli.main import main as farm_main
 from farm.client import ControllerOptions, FarmClient
 from farm.sim import free_port
 from farm.specs.inventory import Inventory
 from farm.specs.job import load_job
+from tests.analysis.jobs import write_job as write_rows
 
 pytestmark = [pytest.mark.prometheus, pytest.mark.ray, pytest.mark.timeout(240)]
 
@@ -42,6 +46,7 @@ HOST_HAS_SENSOR = any(Path("/sys/class/thermal").glob("thermal_zone*/temp"))
 SENSOR_METRICS = ("farm_device_temperature_celsius",)
 # Grafana's built-in interval for rate windows; a few scrape intervals of the test's 1 s scrapes.
 RATE_INTERVAL = "10s"
+NODE_EXPORTER = "prometheus-node-exporter"
 COMPARISON_AT_END = re.compile(r"^(?P<signal>.*?)\s*(?:==|!=|>=|<=|>|<)\s*-?[0-9.]+(?:e-?[0-9]+)?\s*$", re.S)
 
 
@@ -118,14 +123,16 @@ def wait_for(predicate: Any, timeout: float, what: str, interval: float = 0.25) 
     raise AssertionError(f"timed out after {timeout}s waiting for {what}")
 
 
-def prometheus_config(tmp_path: Path, farm_address: tuple[str, int]) -> Path:
+def prometheus_config(tmp_path: Path, farm_address: tuple[str, int], textfile_port: int) -> Path:
     """The shipped prometheus.yml with the test's targets, 1 s intervals and the shipped rule files."""
     cfg = yaml.safe_load(SHIPPED_CONFIG.read_text())
     cfg["global"].update(scrape_interval="1s", evaluation_interval="1s")
     cfg["rule_files"] = [str(path.resolve()) for path in RULE_FILES]
+    cfg.pop("alerting")  # no Alertmanager here: the rules' own unit tests and amtool cover the routing
     jobs = {job["job_name"]: job for job in cfg["scrape_configs"]}
     host, port = farm_address
     jobs["farm"]["static_configs"][0]["targets"] = [f"{host}:{port}"]
+    jobs["farm-textfile"]["static_configs"][0]["targets"] = [f"127.0.0.1:{textfile_port}"]
     # No Ray dashboard in this test, so no discovery file: point at one that stays absent rather than at /tmp/ray,
     # where other Ray clusters on this machine may list their nodes.
     jobs["ray"]["file_sd_configs"][0]["files"] = [str(tmp_path / "ray-sd" / "absent.json")]
@@ -198,10 +205,47 @@ def farm_address(farm: tuple[Any, tuple[str, int]]) -> tuple[str, int]:
 
 
 @pytest.fixture
-def prometheus(tmp_path: Path, farm_address: tuple[str, int]) -> Iterator[Prometheus]:
+def textfile_port(tmp_path: Path) -> Iterator[int]:
+    """Debian's node_exporter serving (textfile collector only) what `farm regress --textfile-dir` wrote for a
+    small job whose second build is 5 % slower, as a lab's head node does (deploy/README.md)."""
+    if shutil.which(NODE_EXPORTER) is None:
+        pytest.fail("the Debian 'prometheus-node-exporter' package is not installed (deploy/install-system-deps.sh)")
+    rows = [{"build": b, "repeat": i, "run_id": f"{b}-{i}", "decode_tokens_per_s": v * (0.95 if b == "b2" else 1.0),
+             "started_at": datetime.now(UTC) + timedelta(seconds=(b == "b2") * 60 + i)}
+            for b in ("b1", "b2") for i, v in enumerate([10.0, 10.1, 9.9, 10.05, 9.95])]  # fmt: skip
+    write_rows(tmp_path / "regress-results", "regress-check", rows)
+    textfiles = tmp_path / "textfile"
+    args = ["regress", "regress-check", "--baseline", "b1", "--results", str(tmp_path / "regress-results")]
+    assert farm_main([*args, "--textfile-dir", str(textfiles)]) == 1  # a regression: exit 1, and the file
+    port = free_port()
+    log = (tmp_path / "node-exporter.log").open("w")
+    proc = subprocess.Popen(
+        [NODE_EXPORTER, f"--web.listen-address=127.0.0.1:{port}", "--collector.disable-defaults",
+         "--collector.textfile", f"--collector.textfile.directory={textfiles}"],
+        stdout=log, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    try:
+        wait_for(lambda: _answers(f"http://127.0.0.1:{port}/metrics"), 30, "node_exporter")
+        yield port
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+        log.close()
+
+
+def _answers(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as resp:
+            return bool(resp.status == 200)
+    except OSError:
+        return False
+
+
+@pytest.fixture
+def prometheus(tmp_path: Path, farm_address: tuple[str, int], textfile_port: int) -> Iterator[Prometheus]:
     if shutil.which("prometheus") is None or shutil.which("promtool") is None:
         pytest.fail("the Debian 'prometheus' package is not installed (bash deploy/install-system-deps.sh)")
-    config = prometheus_config(tmp_path, farm_address)
+    config = prometheus_config(tmp_path, farm_address, textfile_port)
     check = subprocess.run(["promtool", "check", "config", str(config)], check=False, capture_output=True, text=True)
     assert check.returncode == 0, check.stdout + check.stderr
     server = Prometheus(config, tmp_path / "data", tmp_path / "prometheus.log")

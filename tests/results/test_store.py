@@ -129,6 +129,18 @@ def test_done_run_ids_and_attempts(tmp_path: Path) -> None:
     assert store.done_run_ids("nothing") == set() and store.attempts("nothing") == {}
 
 
+def test_done_run_ids_of_a_build_label(tmp_path: Path) -> None:
+    store = ResultsStore(str(tmp_path))
+    with store.writer("nightly") as w:
+        w.add(make_row(job="nightly", run_id="a"))  # before builds were labelled
+    assert store.done_run_ids("nightly", "v1") == set() and store.done_run_ids("nightly") == {"a"}
+    with store.writer("nightly") as w:
+        w.add(make_row(job="nightly", run_id="b", build="v1"))
+        w.add(make_row(job="nightly", run_id="c", build="v2"))
+    assert store.done_run_ids("nightly", "v1") == {"b"}  # a new build label runs everything again
+    assert store.done_run_ids("nightly", "v3") == set() and store.done_run_ids("nightly") == {"a", "b", "c"}
+
+
 def test_jobs_lists_only_partitions_with_part_files(tmp_path: Path) -> None:
     store = ResultsStore(str(tmp_path))
     assert store.jobs() == []

@@ -219,3 +219,23 @@ def test_codl_flags_are_gflags_with_the_tools_types(phone: VirtualPhone) -> None
     assert fine.exit_code == 0 and stat is not None and len(stat[1].split(",")) == 9
     gpu = phone.shell(seed.replace("--part_ratio=0.000000 --cu_hint=1", "--part_ratio=1 --cu_hint=2"))
     assert "OpenCL device: Adreno (TM) 740" in gpu.stderr and "compute_units 6" in gpu.stderr
+
+
+def test_slowdown_knob_scales_the_cpu_speed_and_says_so() -> None:
+    """FARM_SIM_SLOWDOWN (synthetic, for bench/regress.py): the same run on two phones of one seed sees the same
+    noise, so the latency ratio is the factor; the row records it through a farm-fp line."""
+    cmd = "/data/local/tmp/b/codl_op_run --op_type Conv2D --compute --rounds 12 --part_ratio 0 --num_threads 4"
+    stats = []
+    for env in ("", "FARM_SIM_SLOWDOWN=1.05 ", "FARM_SIM_SLOWDOWN=fast "):
+        p = _phone()
+        try:
+            r = p.shell(f"MACE_DURATION_COLLECT_GRANULARITY=Coarse {env}{cmd}")
+        finally:
+            p.close()
+        assert r.exit_code == 0, r.stderr
+        m = STAT.search(r.stderr)
+        assert m is not None
+        stats.append((float(m[2]), "farm-fp: fp_sim_slowdown=1.05" in r.stderr))
+    (base, base_fp), (slow, slow_fp), (bad, bad_fp) = stats
+    assert slow / base == pytest.approx(1.05, rel=1e-4) and slow_fp and not base_fp
+    assert bad == base and not bad_fp  # not a number: ignored

@@ -78,3 +78,10 @@ def test_constants_missing_from_the_script_are_caught_before_submitting(tmp_path
     with pytest.raises(ConfigError) as err:
         load_job(job, check_artifacts=True)
     assert err.value.issues[0][0] == "artifacts[0].constants" and "INFER_LOOP is not assigned" in str(err.value)
+
+
+def test_build_label() -> None:
+    assert job_from_dict({**BASE, "build": "v1.2-3f9c"}, "job.yaml").build == "v1.2-3f9c"
+    assert job_from_dict(BASE, "job.yaml").build is None  # the binary's sha256 then (farm.rows.build_identity)
+    for bad in ("", "a\nb", "x" * 201, ["v1"]):
+        assert [path for path, _ in issues(build=bad)] == ["build"], bad
