@@ -27,7 +27,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from farm.analysis.jobdata import DEVICE, JobData, Row, describe, group_rows, higher_is_better, require_metric
+from farm.analysis.jobdata import SLOT, JobData, Row, describe, group_rows, higher_is_better, require_metric
 from farm.analysis.mannwhitney import mann_whitney_u
 from farm.analysis.stats import finite, median
 from farm.errors import ConfigError
@@ -174,7 +174,7 @@ def regress(
     chosen = headline_metric(data, metric)
     cand, base = choose_builds(data, baseline, candidate)
     higher = higher_is_better(chosen)
-    key = [DEVICE, *data.axes]
+    key = [SLOT, *data.axes]
     shown = [i for i, axis in enumerate(data.axes) if len(data.values(axis)) > 1]  # axes that tell points apart
     out = []
     measured = {id(r) for r in data.measurements}
