@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs the Debian packages Farm's tests and lab hosts use: the adb server, OpenSSH (client + sshd for the SSH
-# fixtures), and the Prometheus server. Skips what is already installed; needs root (or sudo) otherwise.
+# fixtures), the Prometheus server, and Chromium with its chromedriver (the farm page's browser test). Skips what is already installed; needs root (or sudo) otherwise.
 set -euo pipefail
 need=()
 command -v adb >/dev/null 2>&1 || need+=(adb)
@@ -8,6 +8,8 @@ command -v ssh >/dev/null 2>&1 || need+=(openssh-client)
 [ -x /usr/sbin/sshd ] || need+=(openssh-server)
 command -v prometheus >/dev/null 2>&1 || need+=(prometheus)
 command -v promtool >/dev/null 2>&1 || need+=(prometheus)
+command -v chromium >/dev/null 2>&1 || need+=(chromium)
+command -v chromedriver >/dev/null 2>&1 || need+=(chromium-driver)
 if [ ${#need[@]} -eq 0 ]; then exit 0; fi
 SUDO=""
 [ "$(id -u)" -eq 0 ] || SUDO="sudo"

@@ -295,6 +295,8 @@ class Controller:
                     "state": states[slot_id].value,
                     "current_run": f"{fl.job_id}:{fl.req.run_id}" if fl else "",
                     "reason": self.scheduler.slot_reason(slot_id),
+                    "temperature_c": self.temperatures.get(slot.device_id),
+                    "holder": fl.job_id if fl else "",  # the job whose run holds the slot's lease
                 }
             )
         return out

@@ -25,6 +25,7 @@ COMMAND_MODULES = [
     "farm.cli.cluster_cmd",
     "farm.cli.sim_cmd",
     "farm.cli.report_cmd",
+    "farm.cli.api_cmd",
 ]
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
