@@ -155,7 +155,8 @@ def test_hostile_artifact_paths_are_refused(api: Served, src: str, reason: str) 
     before = len(api.call("GET", "/api/jobs").json())
     resp = post_yaml(api, job("hostile", artifacts=[{"src": src, "dst": "/tmp/x/"}]), source="lab/hostile.yaml")
     assert resp.status_code == 422
-    assert resp.json()["lines"] == [f"lab/hostile.yaml: artifacts[0].src: {reason}"]
+    [line] = resp.json()["lines"]
+    assert line.startswith(f"lab/hostile.yaml: artifacts[0].src: {reason}")
     assert len(api.call("GET", "/api/jobs").json()) == before  # nothing submitted
 
 
