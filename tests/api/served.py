@@ -24,9 +24,16 @@ class Served:
     url: str
     token: str
 
-    def call(self, method: str, path: str, *, token: str | None = None, **kwargs: Any) -> requests.Response:
-        headers = {"Authorization": f"Bearer {self.token if token is None else token}"}
-        return requests.request(method, self.url + path, headers=headers, timeout=120, **kwargs)
+    def call(
+        self, method: str, path: str, *, token: str | None = None, headers: dict[str, str] | None = None, **kwargs: Any
+    ) -> requests.Response:
+        auth = {"Authorization": f"Bearer {self.token if token is None else token}"}
+        return requests.request(method, self.url + path, headers={**auth, **(headers or {})}, timeout=120, **kwargs)
+
+    def post_yaml(self, text: str, *, token: str | None = None, source: str = "job.yaml") -> requests.Response:
+        """Submit a job file as the request body."""
+        kind = {"Content-Type": "application/yaml"}
+        return self.call("POST", "/api/jobs", token=token, headers=kind, params={"source": source}, data=text.encode())
 
     def job(self, job_id: str) -> JobStatus:
         resp = self.call("GET", f"/api/jobs/{job_id}")

@@ -58,23 +58,11 @@ def job(name: str, **over: Any) -> str:
 
 
 
-def post_yaml(api: Served, text: str, *, token: str | None = None, source: str = "job.yaml") -> Any:
-    import requests
-
-    return requests.post(
-        f"{api.url}/api/jobs",
-        params={"source": source},
-        data=text.encode(),
-        headers={"Authorization": f"Bearer {token or api.token}", "Content-Type": "application/yaml"},
-        timeout=120,
-    )
-
-
 def test_auth_and_schema(api: Served) -> None:
     assert api.call("GET", "/api/jobs", token="").status_code == 401
     wrong = api.call("GET", "/api/devices", token="x" * len(TOKEN))
     assert wrong.status_code == 401 and wrong.headers["WWW-Authenticate"] == "Bearer"
-    assert post_yaml(api, job("noauth"), token="nope" * 8).status_code == 401
+    assert api.post_yaml(job("noauth"), token="nope" * 8).status_code == 401
     schema = api.call("GET", "/api/openapi.json", token="").json()
     assert {"/api/jobs", "/api/jobs/{job_id}", "/api/jobs/{job_id}/rows", "/api/devices"} <= set(schema["paths"])
     assert "multipart/form-data" in schema["paths"]["/api/jobs"]["post"]["requestBody"]["content"]
@@ -83,7 +71,7 @@ def test_auth_and_schema(api: Served) -> None:
 
 
 def test_submit_wait_and_page_rows(api: Served) -> None:
-    answer = post_yaml(api, job("http-sweep", repeat=2))
+    answer = api.post_yaml(job("http-sweep", repeat=2))
     assert answer.status_code == 201, answer.text
     job_id = answer.json()["job_id"]
     st = api.wait(job_id)
@@ -137,7 +125,7 @@ def test_multipart_upload_is_hashed_and_run(api: Served, tmp_path: Path) -> None
 def test_artifact_from_the_root(api: Served, root: Path, tmp_path: Path) -> None:
     text = job("fromroot", artifacts=[{"src": "tool.sh", "dst": f"{tmp_path}/{{device.id}}.sh"}],
                command=["sh", f"{tmp_path}/{{device.id}}.sh", "{i}"], grid={"i": [4]})  # fmt: skip
-    resp = post_yaml(api, text)
+    resp = api.post_yaml(text)
     assert resp.status_code == 201, resp.text
     assert resp.json()["artifacts"][0]["src"] == str(root / "tool.sh")
     assert api.wait(resp.json()["job_id"]).count("ok") == 2
@@ -153,7 +141,7 @@ def test_artifact_from_the_root(api: Served, root: Path, tmp_path: Path) -> None
 )
 def test_hostile_artifact_paths_are_refused(api: Served, src: str, reason: str) -> None:
     before = len(api.call("GET", "/api/jobs").json())
-    resp = post_yaml(api, job("hostile", artifacts=[{"src": src, "dst": "/tmp/x/"}]), source="lab/hostile.yaml")
+    resp = api.post_yaml(job("hostile", artifacts=[{"src": src, "dst": "/tmp/x/"}]), source="lab/hostile.yaml")
     assert resp.status_code == 422
     [line] = resp.json()["lines"]
     assert line.startswith(f"lab/hostile.yaml: artifacts[0].src: {reason}")
@@ -167,17 +155,17 @@ def test_bad_job_gets_the_cli_lines(api: Served, tmp_path: Path) -> None:
     cli = subprocess.run([sys.executable, "-m", "farm.cli.main", "validate", str(path)], capture_output=True,
                          text=True, timeout=120, check=False)  # fmt: skip
     assert cli.returncode == 2
-    resp = post_yaml(api, text, source=str(path))
+    resp = api.post_yaml(text, source=str(path))
     assert resp.status_code == 422
     assert resp.json()["lines"] == cli.stderr.strip().splitlines()
     # Refused by the controller itself (no device matches): the same line `farm submit` prints.
-    nomatch = post_yaml(api, job("nomatch", devices={"kind": "android"}), source="nomatch.yaml")
+    nomatch = api.post_yaml(job("nomatch", devices={"kind": "android"}), source="nomatch.yaml")
     assert nomatch.status_code == 422 and nomatch.json()["lines"] == ["nomatch.yaml: devices: matches no device of the farm"]
 
 
 def test_body_size_limit(api: Served) -> None:
     big = job("big", description="x" * (300 << 10))
-    assert post_yaml(api, big).status_code == 413  # declared by Content-Length
+    assert api.post_yaml(big).status_code == 413  # declared by Content-Length
 
     def chunks() -> Iterator[bytes]:  # no Content-Length: counted as it streams in
         yield job("big2").encode()
@@ -194,7 +182,7 @@ def test_body_size_limit(api: Served) -> None:
 
 def test_cancel_devices_failures_and_log(api: Served) -> None:
     slow = job("slowhttp", command=["sh", "-c", "sleep 1; echo value={i}"], grid={"i": list(range(30))})
-    job_id = post_yaml(api, slow).json()["job_id"]
+    job_id = api.post_yaml(slow).json()["job_id"]
     wait_until(lambda: any(d["holder"] == job_id for d in api.call("GET", "/api/devices").json()), timeout=120)
     devices = {d["device_id"]: d for d in api.call("GET", "/api/devices").json()}
     assert set(devices) == {"a", "b"} and {"state", "reason", "temperature_c", "current_run", "node"} <= set(devices["a"])
@@ -207,7 +195,7 @@ def test_cancel_devices_failures_and_log(api: Served) -> None:
     assert api.call("POST", "/api/jobs/nosuch-123/cancel").status_code == 404
 
     failing = job("failing", command=["sh", "-c", "echo boom-{i} >&2; exit 3"], grid={"i": [1]}, retries=0)
-    fid = post_yaml(api, failing).json()["job_id"]
+    fid = api.post_yaml(failing).json()["job_id"]
     assert api.wait(fid).count("failed") == 2
     failures = api.call("GET", f"/api/jobs/{fid}/rows", params={"failures": "true"}).json()["rows"]
     assert len(failures) == 2 and {r["status"] for r in failures} == {"failed"}

@@ -9,6 +9,7 @@ import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -51,15 +52,18 @@ def browser() -> Iterator[object]:
 
 
 def post(api: Served, data: dict[str, object]) -> str:
-    resp = api.call("POST", "/api/jobs", data=yaml.safe_dump(data).encode(),
-                    headers={"Content-Type": "application/yaml"})  # fmt: skip
+    resp = api.post_yaml(yaml.safe_dump(data))
     assert resp.status_code == 201, resp.text
     return str(resp.json()["job_id"])
 
 
-def job_row(driver: object, job_id: str) -> dict[str, str]:
+def script(driver: Any, js: str, *args: object) -> Any:
+    return driver.execute_script(js, *args)
+
+
+def job_row(driver: Any, job_id: str) -> dict[str, str]:
     js = "const r = document.querySelector(`#jobs tr[data-job-id='${arguments[0]}']`); return r ? {...r.dataset} : null;"
-    return driver.execute_script(js, job_id) or {}  # type: ignore[attr-defined,no-any-return]
+    return script(driver, js, job_id) or {}
 
 
 def shot(driver: object, tmp_path: Path, name: str) -> None:
@@ -89,32 +93,30 @@ def test_page_shows_progress_and_cancel(api: tuple[Served, FarmClient], browser:
     first = int(job_row(browser, slow_id)["done"])
     wait_until(lambda: int(job_row(browser, slow_id)["done"]) >= first + 2, timeout=180)  # progress advances
     held = "return [...document.querySelectorAll('#devices tbody tr')].map(r => r.cells[6].textContent)"
-    wait_until(lambda: slow_id in browser.execute_script(held), timeout=60)  # type: ignore[attr-defined]
+    wait_until(lambda: slow_id in script(browser, held), timeout=60)
 
-    # the finished job's headline metric as a chart, and a failure's log one click away
-    browser.execute_script(  # type: ignore[attr-defined]
-        "document.querySelector(`#jobs tr[data-job-id='${arguments[0]}'] button`).click()", done_id
-    )
+    # the finished job's headline metric as a chart, and a failure's log one click away (the page re-renders every
+    # second: elements are found and clicked inside the page, in one script each)
+    script(browser, "document.querySelector(`#jobs tr[data-job-id='${arguments[0]}'] button`).click()", done_id)
     points = "return document.querySelectorAll('#chart svg circle').length"
-    wait_until(lambda: browser.execute_script(points) == 24, timeout=60)  # type: ignore[attr-defined]
-    assert browser.find_element("id", "chart-title").text == "latency_ms per run"  # type: ignore[attr-defined]
+    wait_until(lambda: script(browser, points) == 24, timeout=60)
+    assert script(browser, "return document.getElementById('chart-title').textContent") == "latency_ms per run"
     shot(browser, tmp_path, "farm-page.png")
 
-    browser.execute_script(  # type: ignore[attr-defined]
-        "document.querySelector(`#jobs tr[data-job-id='${arguments[0]}'] button`).click()", fail_id
-    )
-    wait_until(lambda: len(browser.find_elements("css selector", "#failures tbody tr")) == 2, timeout=60)  # type: ignore[attr-defined]
-    browser.find_element("css selector", "#failures tbody button").click()  # type: ignore[attr-defined]
-    wait_until(lambda: "no such model: m1.gguf" in browser.find_element("id", "log").text, timeout=60)  # type: ignore[attr-defined]
+    script(browser, "document.querySelector(`#jobs tr[data-job-id='${arguments[0]}'] button`).click()", fail_id)
+    wait_until(lambda: script(browser, "return document.querySelectorAll('#failures tbody tr').length") == 2, 60)
+    script(browser, "document.querySelector('#failures tbody button').click()")
+    log = "return document.getElementById('log').textContent"
+    wait_until(lambda: "no such model: m1.gguf" in script(browser, log), timeout=60)
     shot(browser, tmp_path, "farm-page-failure-log.png")
 
-    cancel = "document.querySelector(`#jobs tr[data-job-id='${arguments[0]}'] button.link + button, " \
-             "#jobs tr[data-job-id='${arguments[0]}'] td:last-child button:last-child`).click()"  # fmt: skip
-    browser.execute_script(cancel, slow_id)  # type: ignore[attr-defined]
+    cancel = "document.querySelector(`#jobs tr[data-job-id='${arguments[0]}'] td:last-child button:last-child`).click()"
+    script(browser, cancel, slow_id)
     wait_until(lambda: job_row(browser, slow_id).get("state") == "cancelled", timeout=180)
-    cell = f"#jobs tr[data-job-id='{slow_id}'] td.state"
-    assert browser.find_element("css selector", cell).text == "cancelled"  # type: ignore[attr-defined]
+    cell = "return document.querySelector(`#jobs tr[data-job-id='${arguments[0]}'] td.state`).textContent"
+    assert script(browser, cell, slow_id) == "cancelled"
     assert served.job(slow_id).state == "cancelled"
+    shot(browser, tmp_path, "farm-page-cancelled.png")
 
     errors = [e for e in browser.get_log("browser") if e["level"] == "SEVERE"]  # type: ignore[attr-defined]
     assert errors == []
