@@ -101,9 +101,7 @@ def create_app(client: FarmClient, settings: ApiSettings) -> FastAPI:
         job = intake.load_job_text(job_raw, name)
         placed = await run_in_threadpool(intake.place_artifacts, job, name, uploads, settings.artifact_root)
         data = job.model_dump(mode="json", exclude_defaults=True)
-        job_id = await run_in_threadpool(
-            client.submit_data, data, name, placed.base_dir, placed.artifacts, rerun=rerun
-        )
+        job_id = await run_in_threadpool(client.submit_data, data, name, placed.base_dir, placed.artifacts, rerun=rerun)
         arts = [{"name": a.name, "sha256": a.sha256, "size": a.size, "src": a.local_path} for a in placed.artifacts]
         return {"job_id": job_id, "artifacts": arts}
 
@@ -126,7 +124,7 @@ def create_app(client: FarmClient, settings: ApiSettings) -> FastAPI:
         job_id: str,
         offset: Annotated[int, Query(ge=0)] = 0,
         limit: Annotated[int, Query(ge=1, le=rows.MAX_PAGE)] = 500,
-        format: Literal["json", "parquet"] = "json",  # noqa: A002 - the query parameter's name
+        format: Literal["json", "parquet"] = "json",
         failures: bool = False,
     ) -> Response:
         """A page of the job's result rows (``failures``: only those not ok), as JSON or as a Parquet file."""

@@ -11,7 +11,7 @@ from typing import Any
 from farm.errors import ConfigError
 from farm.specs.loading import read_regular_file
 
-DEFAULT_TOKEN_ENV = "FARM_API_TOKEN"
+DEFAULT_TOKEN_ENV = "FARM_API_TOKEN"  # noqa: S105 - the name of the variable, not a token
 MAX_TOKEN_BYTES = 4096
 MIN_TOKEN_CHARS = 16
 

@@ -44,9 +44,7 @@ class ApiClient:
     def cancel(self, job_id: str) -> JobStatus:
         return JobStatus.from_dict(self._call("POST", f"/api/jobs/{job_id}/cancel"))
 
-    def wait(
-        self, job_id: str, poll_s: float = 1.0, on_status: Callable[[JobStatus], None] | None = None
-    ) -> JobStatus:
+    def wait(self, job_id: str, poll_s: float = 1.0, on_status: Callable[[JobStatus], None] | None = None) -> JobStatus:
         """Poll the job until it has ended."""
         while True:
             st = self.status(job_id)
@@ -76,5 +74,3 @@ def _json(resp: requests.Response) -> dict[str, Any]:
     except ValueError:
         return {}
     return body if isinstance(body, dict) else {}
-
-

@@ -53,9 +53,9 @@ def api(farm: tuple[FarmClient, Path], root: Path) -> Iterator[Served]:
 
 
 def job(name: str, **over: Any) -> str:
-    return yaml.safe_dump({"name": name, **REGEX, "command": ["sh", "-c", "echo value={i}"], "grid": {"i": [1, 2, 3]},
-                           **over})  # fmt: skip
-
+    return yaml.safe_dump(
+        {"name": name, **REGEX, "command": ["sh", "-c", "echo value={i}"], "grid": {"i": [1, 2, 3]}, **over}
+    )
 
 
 def test_auth_and_schema(api: Served) -> None:
@@ -77,7 +77,7 @@ def test_submit_wait_and_page_rows(api: Served) -> None:
     st = api.wait(job_id)
     assert st.state is JobState.DONE and st.total == 12 and st.count("ok") == 12  # 3 points x 2 repeats x 2 devices
     listed = api.call("GET", "/api/jobs").json()
-    assert [j for j in listed if j["job_id"] == job_id][0]["done"] == 12
+    assert next(j for j in listed if j["job_id"] == job_id)["done"] == 12
 
     first = api.call("GET", f"/api/jobs/{job_id}/rows", params={"limit": 5}).json()
     assert (first["total"], first["offset"], first["next_offset"], len(first["rows"])) == (12, 0, 5, 5)
@@ -89,7 +89,7 @@ def test_submit_wait_and_page_rows(api: Served) -> None:
         assert pg.headers["X-Total-Rows"] == "12"
         seen += [r["run_id"] for r in pg.json()["rows"]]
         offset = pg.json()["next_offset"]
-    assert len(seen) == 12 and sorted({r.split("-r")[0] for r in seen}) == sorted({r.split("-r")[0] for r in seen})
+    assert len(seen) == 12 and len(set(seen)) == 12  # every row once, none twice across the pages
 
     parquet_ids: list[str] = []
     for off in (0, 7):
@@ -106,14 +106,26 @@ def test_submit_wait_and_page_rows(api: Served) -> None:
 def test_multipart_upload_is_hashed_and_run(api: Served, tmp_path: Path) -> None:
     script = b"echo value=$(( $1 * 10 ))\n"
     remote = tmp_path / "remote"
-    text = job("uploaded", artifacts=[{"src": "bench/run.sh", "dst": f"{remote}/{{device.id}}/"}],
-               command=["sh", f"{remote}/{{device.id}}/run.sh", "{i}"])  # fmt: skip
-    resp = api.call("POST", "/api/jobs", files=[("job", ("lab/uploaded.yaml", text.encode())),
-                                                 ("artifact", ("bench/run.sh", script))])  # fmt: skip
+    text = job(
+        "uploaded",
+        artifacts=[{"src": "bench/run.sh", "dst": f"{remote}/{{device.id}}/"}],
+        command=["sh", f"{remote}/{{device.id}}/run.sh", "{i}"],
+    )
+    resp = api.call(
+        "POST",
+        "/api/jobs",
+        files=[("job", ("lab/uploaded.yaml", text.encode())), ("artifact", ("bench/run.sh", script))],
+    )
     assert resp.status_code == 201, resp.text
     body = resp.json()
-    assert body["artifacts"] == [{"name": "run.sh", "sha256": hashlib.sha256(script).hexdigest(), "size": len(script),
-                                  "src": "upload:bench/run.sh"}]  # fmt: skip
+    assert body["artifacts"] == [
+        {
+            "name": "run.sh",
+            "sha256": hashlib.sha256(script).hexdigest(),
+            "size": len(script),
+            "src": "upload:bench/run.sh",
+        }
+    ]
     assert api.wait(body["job_id"]).count("ok") == 6
     rows = api.call("GET", f"/api/jobs/{body['job_id']}/rows").json()["rows"]
     assert sorted(r["value_ms"] for r in rows) == [10, 10, 20, 20, 30, 30]
@@ -123,8 +135,12 @@ def test_multipart_upload_is_hashed_and_run(api: Served, tmp_path: Path) -> None
 
 
 def test_artifact_from_the_root(api: Served, root: Path, tmp_path: Path) -> None:
-    text = job("fromroot", artifacts=[{"src": "tool.sh", "dst": f"{tmp_path}/{{device.id}}.sh"}],
-               command=["sh", f"{tmp_path}/{{device.id}}.sh", "{i}"], grid={"i": [4]})  # fmt: skip
+    text = job(
+        "fromroot",
+        artifacts=[{"src": "tool.sh", "dst": f"{tmp_path}/{{device.id}}.sh"}],
+        command=["sh", f"{tmp_path}/{{device.id}}.sh", "{i}"],
+        grid={"i": [4]},
+    )
     resp = api.post_yaml(text)
     assert resp.status_code == 201, resp.text
     assert resp.json()["artifacts"][0]["src"] == str(root / "tool.sh")
@@ -152,15 +168,22 @@ def test_bad_job_gets_the_cli_lines(api: Served, tmp_path: Path) -> None:
     text = job("bad", repeat=0, timeout="soon")
     path = tmp_path / "bad.yaml"
     path.write_text(text)
-    cli = subprocess.run([sys.executable, "-m", "farm.cli.main", "validate", str(path)], capture_output=True,
-                         text=True, timeout=120, check=False)  # fmt: skip
+    cli = subprocess.run(
+        [sys.executable, "-m", "farm.cli.main", "validate", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
     assert cli.returncode == 2
     resp = api.post_yaml(text, source=str(path))
     assert resp.status_code == 422
     assert resp.json()["lines"] == cli.stderr.strip().splitlines()
     # Refused by the controller itself (no device matches): the same line `farm submit` prints.
     nomatch = api.post_yaml(job("nomatch", devices={"kind": "android"}), source="nomatch.yaml")
-    assert nomatch.status_code == 422 and nomatch.json()["lines"] == ["nomatch.yaml: devices: matches no device of the farm"]
+    assert nomatch.status_code == 422 and nomatch.json()["lines"] == [
+        "nomatch.yaml: devices: matches no device of the farm"
+    ]
 
 
 def test_body_size_limit(api: Served) -> None:
@@ -174,8 +197,12 @@ def test_body_size_limit(api: Served) -> None:
 
     import requests
 
-    resp = requests.post(f"{api.url}/api/jobs", data=chunks(), timeout=120,
-                         headers={"Authorization": f"Bearer {api.token}", "Content-Type": "application/yaml"})  # fmt: skip
+    resp = requests.post(
+        f"{api.url}/api/jobs",
+        data=chunks(),
+        timeout=120,
+        headers={"Authorization": f"Bearer {api.token}", "Content-Type": "application/yaml"},
+    )
     assert resp.status_code == 413
     assert "larger than the limit" in resp.json()["detail"]
 
@@ -185,7 +212,9 @@ def test_cancel_devices_failures_and_log(api: Served) -> None:
     job_id = api.post_yaml(slow).json()["job_id"]
     wait_until(lambda: any(d["holder"] == job_id for d in api.call("GET", "/api/devices").json()), timeout=120)
     devices = {d["device_id"]: d for d in api.call("GET", "/api/devices").json()}
-    assert set(devices) == {"a", "b"} and {"state", "reason", "temperature_c", "current_run", "node"} <= set(devices["a"])
+    assert set(devices) == {"a", "b"} and {"state", "reason", "temperature_c", "current_run", "node"} <= set(
+        devices["a"]
+    )
     busy = [d for d in devices.values() if d["holder"] == job_id]
     assert busy and all(d["state"] == "busy" and d["current_run"].startswith(job_id + ":") for d in busy)
     cancelled = api.call("POST", f"/api/jobs/{job_id}/cancel").json()
@@ -208,13 +237,25 @@ def test_cancel_devices_failures_and_log(api: Served) -> None:
 def test_farm_submit_over_the_api(api: Served, tmp_path: Path) -> None:
     (tmp_path / "run.sh").write_text("echo value=7\n")
     path = tmp_path / "cli.yaml"
-    path.write_text(job("clihttp", artifacts=[{"src": "run.sh", "dst": f"{tmp_path}/remote/{{device.id}}/"}],
-                        command=["sh", f"{tmp_path}/remote/{{device.id}}/run.sh"], grid=None))  # fmt: skip
+    path.write_text(
+        job(
+            "clihttp",
+            artifacts=[{"src": "run.sh", "dst": f"{tmp_path}/remote/{{device.id}}/"}],
+            command=["sh", f"{tmp_path}/remote/{{device.id}}/run.sh"],
+            grid=None,
+        )
+    )
     env = {**os.environ, "LAB_TOKEN": api.token, "RAY_ADDRESS": ""}
 
     def farm_cli(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "farm.cli.main", *args], capture_output=True, text=True,
-                              timeout=300, env=env, check=False)  # fmt: skip
+        return subprocess.run(
+            [sys.executable, "-m", "farm.cli.main", *args],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            env=env,
+            check=False,
+        )
 
     done = farm_cli("submit", str(path), "--api", api.url, "--token-env", "LAB_TOKEN", "--wait")
     assert done.returncode == 0, done.stderr

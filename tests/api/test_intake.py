@@ -16,8 +16,13 @@ from farm.specs.job import load_job
 
 
 def job_yaml(**over: Any) -> bytes:
-    data = {"name": "j", "workload": "regex", "workload_options": {"patterns": {"v_ms": "v=(\\d+)"}},
-            "command": ["sh", "/tmp/x/run.sh"], **over}  # fmt: skip
+    data = {
+        "name": "j",
+        "workload": "regex",
+        "workload_options": {"patterns": {"v_ms": "v=(\\d+)"}},
+        "command": ["sh", "/tmp/x/run.sh"],
+        **over,
+    }
     return yaml.safe_dump(data).encode()
 
 
@@ -47,8 +52,15 @@ def test_bad_job_has_the_lines_the_cli_prints(tmp_path: Path) -> None:
         (b"name: [unclosed", "not valid YAML"),
         (b"\xff\xfe", "not UTF-8"),
         (b"- a list", "expected a mapping"),
-        (b"a: &a [1]\n" + b"".join(b"b%d: &b%d [*%s, *%s]\n" % (i, i, b"a" if i == 0 else b"b%d" % (i - 1),
-                                   b"a" if i == 0 else b"b%d" % (i - 1)) for i in range(40)), "alias"),  # fmt: skip
+        (
+            b"a: &a [1]\n"
+            + b"".join(
+                b"b%d: &b%d [*%s, *%s]\n"
+                % (i, i, b"a" if i == 0 else b"b%d" % (i - 1), b"a" if i == 0 else b"b%d" % (i - 1))
+                for i in range(40)
+            ),
+            "alias",
+        ),
         (b"x: 1\n" * 10 + b"#" * (1 << 20), "the limit is"),
     ],
 )
@@ -73,9 +85,13 @@ def test_symlink_out_of_the_root_is_refused(tmp_path: Path) -> None:
     (tmp_path / "secret").write_text("s3cret")
     (root / "link").symlink_to(tmp_path / "secret")
     (root / "dir").symlink_to(tmp_path)
-    assert issues("link", root=root) == ["job.yaml: artifacts[0].src: resolves outside the artifact root (through a symlink)"]
+    assert issues("link", root=root) == [
+        "job.yaml: artifacts[0].src: resolves outside the artifact root (through a symlink)"
+    ]
     assert "outside the artifact root" in issues("dir/secret", root=root)[0]
-    assert issues("missing.bin", root=root) == ["job.yaml: artifacts[0].src: no such file under the artifact root: missing.bin"]
+    assert issues("missing.bin", root=root) == [
+        "job.yaml: artifacts[0].src: no such file under the artifact root: missing.bin"
+    ]
 
 
 def test_without_root_only_uploads(tmp_path: Path) -> None:
@@ -94,9 +110,17 @@ def test_uploads_and_root_files_are_hashed(tmp_path: Path) -> None:
     placed = place_artifacts(job, "job.yaml", {"run.sh": b"echo v=1\n"}, root, ship=False)
     up, model = placed.artifacts
     assert (up.name, up.sha256, up.size, up.dst, up.local_path) == (
-        "run.sh", hashlib.sha256(b"echo v=1\n").hexdigest(), 9, "/tmp/x/run.sh", UPLOAD_PREFIX + "run.sh")  # fmt: skip
+        "run.sh",
+        hashlib.sha256(b"echo v=1\n").hexdigest(),
+        9,
+        "/tmp/x/run.sh",
+        UPLOAD_PREFIX + "run.sh",
+    )
     assert up.mode == 0o755
-    assert (model.sha256, model.local_path) == (hashlib.sha256(b"model bytes").hexdigest(), str(root / "models" / "m.bin"))
+    assert (model.sha256, model.local_path) == (
+        hashlib.sha256(b"model bytes").hexdigest(),
+        str(root / "models" / "m.bin"),
+    )
 
 
 def test_token_by_reference(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -62,7 +62,9 @@ def script(driver: Any, js: str, *args: object) -> Any:
 
 
 def job_row(driver: Any, job_id: str) -> dict[str, str]:
-    js = "const r = document.querySelector(`#jobs tr[data-job-id='${arguments[0]}']`); return r ? {...r.dataset} : null;"
+    js = (
+        "const r = document.querySelector(`#jobs tr[data-job-id='${arguments[0]}']`); return r ? {...r.dataset} : null;"
+    )
     return script(driver, js, job_id) or {}
 
 
@@ -78,14 +80,33 @@ def shot(driver: object, tmp_path: Path, name: str) -> None:
 def test_page_shows_progress_and_cancel(api: tuple[Served, FarmClient], browser: object, tmp_path: Path) -> None:
     served, _ = api
     regex = {"workload": "regex", "workload_options": {"patterns": {"latency_ms": r"latency=(\d+)"}}}
-    done_id = post(served, {"name": "warm", **regex, "command": ["sh", "-c", "echo latency=$(( {i} * 3 + 10 ))"],
-                            "grid": {"i": list(range(12))}})  # fmt: skip
-    failing = {"name": "broken", **regex, "command": ["sh", "-c", "echo 'no such model: m{i}.gguf' >&2; exit 2"],
-               "grid": {"i": [1]}, "retries": 0}  # fmt: skip
+    done_id = post(
+        served,
+        {
+            "name": "warm",
+            **regex,
+            "command": ["sh", "-c", "echo latency=$(( {i} * 3 + 10 ))"],
+            "grid": {"i": list(range(12))},
+        },
+    )
+    failing = {
+        "name": "broken",
+        **regex,
+        "command": ["sh", "-c", "echo 'no such model: m{i}.gguf' >&2; exit 2"],
+        "grid": {"i": [1]},
+        "retries": 0,
+    }
     fail_id = post(served, failing)
     wait_until(lambda: served.job(done_id).ended and served.job(fail_id).ended, timeout=300)
-    slow_id = post(served, {"name": "sweep", **regex, "command": ["sh", "-c", "sleep 1; echo latency={i}"],
-                            "grid": {"i": list(range(40))}})  # fmt: skip
+    slow_id = post(
+        served,
+        {
+            "name": "sweep",
+            **regex,
+            "command": ["sh", "-c", "sleep 1; echo latency={i}"],
+            "grid": {"i": list(range(40))},
+        },
+    )
 
     browser.get(f"{served.url}/#token={served.token}")  # type: ignore[attr-defined]
     wait_until(lambda: job_row(browser, slow_id).get("state") == "running", timeout=120)
