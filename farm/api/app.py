@@ -17,7 +17,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
-from farm.api import intake, rows
+from farm.api import intake, models, rows
 from farm.api.auth import BodyLimit, token_matches
 from farm.cli.main import farm_error as unwrapped
 from farm.errors import ConfigError, ControllerError, FarmError, ResultsError
@@ -106,34 +106,39 @@ def create_app(client: FarmClient, settings: ApiSettings) -> FastAPI:
         status_code=201,
         dependencies=auth,
         openapi_extra={"requestBody": _SUBMIT_BODY},
-        responses={413: {"description": "body too large"}, 422: {"description": "the job's problems, as the CLI"}},
+        response_model=models.Submitted,
+        responses={413: {"description": "body too large"}, 422: {"model": models.Refused}},
     )
     async def submit(request: Request, source: str | None = None, rerun: bool = False) -> dict[str, Any]:
         """Submit a job: its YAML as the body, or a multipart form with ``job`` and its ``artifact`` files."""
         job_raw, form_source, uploads = await _read_submission(request)
         name = intake.source_name(form_source or source)
-        job = intake.load_job_text(job_raw, name)
+        job = await run_in_threadpool(intake.load_job_text, job_raw, name)  # up to a second for a 1 MiB file
         placed = await run_in_threadpool(intake.place_artifacts, job, name, uploads, settings.artifact_root)
         data = job.model_dump(mode="json", exclude_defaults=True)
         job_id = await run_in_threadpool(client.submit_data, data, name, placed.base_dir, placed.artifacts, rerun=rerun)
         arts = [{"name": a.name, "sha256": a.sha256, "size": a.size, "src": a.local_path} for a in placed.artifacts]
         return {"job_id": job_id, "artifacts": arts}
 
-    @app.get("/api/jobs", dependencies=auth)
+    @app.get("/api/jobs", dependencies=auth, response_model=list[models.Job])
     def jobs() -> list[dict[str, Any]]:
         """Every job the controller knows, with its progress counts, in submission order."""
         return [job_json(st) for st in client.jobs()]
 
-    @app.get("/api/jobs/{job_id}", dependencies=auth)
+    @app.get("/api/jobs/{job_id}", dependencies=auth, response_model=models.Job)
     def job(job_id: str) -> dict[str, Any]:
         return job_json(find_job(job_id))
 
-    @app.post("/api/jobs/{job_id}/cancel", dependencies=auth)
+    @app.post("/api/jobs/{job_id}/cancel", dependencies=auth, response_model=models.Job)
     def cancel(job_id: str) -> dict[str, Any]:
         find_job(job_id)
         return job_json(client.cancel(job_id))
 
-    @app.get("/api/jobs/{job_id}/rows", dependencies=auth, responses={200: {"content": {PARQUET: {}}}})
+    @app.get(
+        "/api/jobs/{job_id}/rows",
+        dependencies=auth,
+        responses={200: {"model": models.RowsPage, "content": {PARQUET: {}}}},
+    )
     def job_rows(
         job_id: str,
         offset: Annotated[int, Query(ge=0)] = 0,
@@ -170,7 +175,7 @@ def create_app(client: FarmClient, settings: ApiSettings) -> FastAPI:
             raise HTTPException(404, f"no run {run_id!r} attempt {attempt} in job {job_id!r}")
         return read_log(store, str(found[-1]))
 
-    @app.get("/api/devices", dependencies=auth)
+    @app.get("/api/devices", dependencies=auth, response_model=list[models.Device])
     def devices() -> list[dict[str, Any]]:
         """Every device slot: state (its health), the reason when not idle, temperature, current run and the job
         holding its lease."""

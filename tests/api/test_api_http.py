@@ -66,8 +66,10 @@ def test_auth_and_schema(api: Served) -> None:
     schema = api.call("GET", "/api/openapi.json", token="").json()
     assert {"/api/jobs", "/api/jobs/{job_id}", "/api/jobs/{job_id}/rows", "/api/devices"} <= set(schema["paths"])
     assert "multipart/form-data" in schema["paths"]["/api/jobs"]["post"]["requestBody"]["content"]
+    assert {"Job", "Device", "RowsPage", "Submitted", "Refused"} <= set(schema["components"]["schemas"])
     page = api.call("GET", "/", token="")
     assert page.status_code == 200 and "farm.js" in page.text
+    assert page.headers["Content-Security-Policy"].startswith("default-src 'self'")
 
 
 def test_submit_wait_and_page_rows(api: Served) -> None:
