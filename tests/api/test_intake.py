@@ -139,3 +139,15 @@ def test_token_by_reference(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
     assert not token_matches("Bearer " + "a" * 31, "a" * 32)
     assert not token_matches("Basic " + "a" * 32, "a" * 32)
     assert not token_matches(None, "a" * 32)
+
+
+BAD = Path(__file__).resolve().parents[1] / "data" / "bad"
+
+
+@pytest.mark.parametrize("path", sorted(BAD.glob("*.yaml")), ids=lambda p: p.name)
+def test_the_bad_input_corpus_gets_the_cli_lines_over_http(path: Path) -> None:
+    with pytest.raises(ConfigError) as cli:
+        load_job(path, check_artifacts=False)
+    with pytest.raises(ConfigError) as api:
+        load_job_text(path.read_bytes(), str(path))
+    assert api.value.lines() == cli.value.lines()
