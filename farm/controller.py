@@ -455,6 +455,7 @@ class Controller:
             adapter=rec.adapter,
         )
         row.update(collected_columns(res, files))
+        row["job_id"] = rec.job_id  # the submission the row belongs to (the HTTP API pages a submission's rows)
         if not row["node"] and slot is not None:
             row["node"] = self.device_info.get(slot.device_id, {}).get("hostname", slot.node or "")
         rec.writer.add(row)

@@ -1,7 +1,6 @@
 """One submission's result rows, a page at a time, as JSON-ready dicts or a Parquet file.
 
-Rows do not carry a job id: a submission's rows are those of its job name that started between its submission
-and its end (the controller runs one submission of a name at a time, so no two overlap).
+A submission's rows are those of its job name whose ``job_id`` column is its job id.
 """
 
 from __future__ import annotations
@@ -9,7 +8,7 @@ from __future__ import annotations
 import io
 import math
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import pyarrow as pa
@@ -47,13 +46,9 @@ class Page:
 def submission_rows(store: ResultsStore, status: JobStatus, *, failures: bool = False) -> pa.Table:
     """The rows of submission ``status`` in the order they started; ``failures``: only those not ``ok``."""
     table = store.table(status.job)
-    if table.num_rows == 0:
-        return table
-    start = pa.scalar(datetime.fromtimestamp(status.submitted_at - 1.0, UTC), table.schema.field("started_at").type)
-    keep = pc.greater_equal(table["started_at"], start)
-    if status.finished_at is not None:
-        end = pa.scalar(datetime.fromtimestamp(status.finished_at + 1.0, UTC), table.schema.field("started_at").type)
-        keep = pc.and_(keep, pc.less_equal(table["started_at"], end))
+    if "job_id" not in table.column_names:
+        return table.slice(0, 0)
+    keep = pc.equal(table["job_id"], status.job_id)
     if failures:
         keep = pc.and_(keep, pc.not_equal(table["status"], "ok"))
     table = table.filter(keep)

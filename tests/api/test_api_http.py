@@ -104,6 +104,19 @@ def test_submit_wait_and_page_rows(api: Served) -> None:
     assert parquet_ids == seen
     assert "X-Next-Offset" not in resp.headers
 
+    # a second submission of the same job has rows of its own; the first keeps its twelve
+    again = api.call(
+        "POST",
+        "/api/jobs",
+        params={"rerun": "true"},
+        headers={"Content-Type": "application/yaml"},
+        data=job("http-sweep", repeat=2).encode(),
+    ).json()["job_id"]
+    assert api.wait(again).count("ok") == 12
+    for submission in (job_id, again):
+        pg = api.call("GET", f"/api/jobs/{submission}/rows", params={"limit": 100}).json()
+        assert pg["total"] == 12 and {r["job_id"] for r in pg["rows"]} == {submission}
+
 
 def test_multipart_upload_is_hashed_and_run(api: Served, tmp_path: Path) -> None:
     script = b"echo value=$(( $1 * 10 ))\n"
