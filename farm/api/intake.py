@@ -4,13 +4,14 @@ Its YAML goes through the loader of ``farm submit`` (:func:`farm.specs.loading.p
 schema), so each rejection carries the same ``<file>: <field path>: <reason>`` lines the CLI prints for that file,
 ``<file>`` being the name the client sent. Its artifacts can come from two places only:
 
-- uploaded with the request: a file whose upload name is the artifact's ``src``; its bytes are hashed here and
+- uploaded with the request: a file whose upload name is the artifact's ``src`` (whatever it is: ``farm submit
+  --api`` names each upload as the job file does, ``../models/m.gguf`` included); its bytes are hashed here and
   shipped to the devices through Ray's object store, its row records ``src`` as ``upload:<name>``;
 - the API's artifact root (``--artifact-root``), a folder of the head node: ``src`` is a path relative to it and
   must stay inside it once resolved (``..`` and symlinks leading out are refused).
 
-Any other ``src`` — absolute (``/etc/shadow``), ``~``-relative, with a ``..`` part, or not uploaded when no root
-is configured — is refused: a request can never make the head node read a path of its choosing.
+Any other ``src`` — not uploaded, and absolute (``/etc/shadow``), ``~``-relative, with a ``..`` part, or with no
+root configured — is refused: a request can never make the head node read a path of its choosing.
 """
 
 from __future__ import annotations
@@ -82,10 +83,10 @@ def place_artifacts(
     refs: list[ArtifactRef] = []
     for i, art in enumerate(job.artifacts):
         where = f"artifacts[{i}].src"
-        problem = src_problem(art.src)
-        if problem is None and art.src in uploads:
+        problem = None
+        if art.src in uploads:  # the bytes came with the request: src is only the upload's name
             data, local_path = uploads[art.src], UPLOAD_PREFIX + art.src
-        elif problem is None and root is not None:
+        elif (problem := src_problem(art.src)) is None and root is not None:
             path, problem = _under_root(root, art.src)
             data, local_path = (path.read_bytes(), str(path)) if path is not None else (b"", "")
         elif problem is None:

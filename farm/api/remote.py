@@ -7,7 +7,6 @@ server refuses comes back as the same ``<file>: <field>: <reason>`` lines, raise
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from contextlib import ExitStack
 from typing import Any
 
@@ -41,18 +40,11 @@ class ApiClient:
     def status(self, job_id: str) -> JobStatus:
         return JobStatus.from_dict(self._call("GET", f"/api/jobs/{job_id}"))
 
-    def cancel(self, job_id: str) -> JobStatus:
-        return JobStatus.from_dict(self._call("POST", f"/api/jobs/{job_id}/cancel"))
-
-    def wait(self, job_id: str, poll_s: float = 1.0, on_status: Callable[[JobStatus], None] | None = None) -> JobStatus:
+    def wait(self, job_id: str, poll_s: float = 1.0) -> JobStatus:
         """Poll the job until it has ended."""
-        while True:
-            st = self.status(job_id)
-            if on_status is not None:
-                on_status(st)
-            if st.ended:
-                return st
+        while not (st := self.status(job_id)).ended:
             time.sleep(poll_s)
+        return st
 
     def _call(self, method: str, path: str, **kwargs: Any) -> Any:
         try:

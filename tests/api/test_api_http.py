@@ -251,11 +251,12 @@ def test_cancel_devices_failures_and_log(api: Served) -> None:
 
 def test_farm_submit_over_the_api(api: Served, tmp_path: Path) -> None:
     (tmp_path / "run.sh").write_text("echo value=7\n")
-    path = tmp_path / "cli.yaml"
+    (tmp_path / "jobs").mkdir()
+    path = tmp_path / "jobs" / "cli.yaml"
     path.write_text(
         job(
             "clihttp",
-            artifacts=[{"src": "run.sh", "dst": f"{tmp_path}/remote/{{device.id}}/"}],
+            artifacts=[{"src": "../run.sh", "dst": f"{tmp_path}/remote/{{device.id}}/"}],  # uploaded as named
             command=["sh", f"{tmp_path}/remote/{{device.id}}/run.sh"],
             grid=None,
         )
