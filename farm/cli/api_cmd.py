@@ -53,8 +53,20 @@ def serve(args: argparse.Namespace) -> int:
     settings = ApiSettings(token, results_root(args.results), root, args.max_body_mib << 20)
     app = create_app(FarmClient.connect(args.address), settings)
     stderr().print(f"farm API on http://{args.host}:{args.port}/ (OpenAPI schema at /api/openapi.json)")
+    if not _loopback(args.host):
+        stderr().print("farm: warning: plain HTTP beyond loopback: the token crosses the network in clear unless a")
+        stderr().print("TLS proxy is in front (deploy/README.md, 'The HTTP API and the farm page')")
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
     return 0
+
+
+def _loopback(host: str) -> bool:
+    import ipaddress
+
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"
 
 
 def submit_over_api(args: argparse.Namespace) -> int:

@@ -129,6 +129,8 @@ def test_page_shows_progress_and_cancel(api: tuple[Served, FarmClient], browser:
     script(browser, "document.querySelector('#failures tbody button').click()")
     log = "return document.getElementById('log').textContent"
     wait_until(lambda: "no such model: m1.gguf" in script(browser, log), timeout=60)
+    assert script(browser, "return document.getElementById('chart-title').textContent") == "no measurement yet"
+    script(browser, "document.getElementById('failures').scrollIntoView()")
     shot(browser, tmp_path, "farm-page-failure-log.png")
 
     cancel = "document.querySelector(`#jobs tr[data-job-id='${arguments[0]}'] td:last-child button:last-child`).click()"

@@ -88,10 +88,12 @@ function renderJobs(jobs) {
   }));
 }
 
-function chart(rows, metric) {
+function chart(allRows, metric) {
   const box = document.getElementById("chart");
-  const points = rows.map((r, i) => [i, r[metric]]).filter(([, v]) => typeof v === "number");
-  document.getElementById("chart-title").textContent = metric ? metric + " per run" : "no metric measured yet";
+  // measurements only: ok runs that are not warm-ups (a failed run's figures say nothing about the model)
+  const rows = allRows.filter((r) => r.status === "ok" && !r.warmup && typeof r[metric] === "number");
+  const points = rows.map((r, i) => [i, r[metric]]);
+  document.getElementById("chart-title").textContent = points.length ? metric + " per run" : "no measurement yet";
   if (!points.length) { box.replaceChildren(); return; }
   const W = 640, H = 220, L = 60, B = 24;
   const ys = points.map(([, v]) => v);
@@ -139,12 +141,13 @@ async function showLog(jobId, runId, attempt) {
 }
 
 async function renderDetail() {
-  if (!selected) return;
-  const base = "/api/jobs/" + encodeURIComponent(selected) + "/rows?limit=2000";
+  const jobId = selected;
+  if (!jobId) return;
+  const base = "/api/jobs/" + encodeURIComponent(jobId) + "/rows?limit=2000";
   const [all, failed] = await Promise.all([api(base).then((r) => r.json()),
     api(base + "&failures=true").then((r) => r.json())]);
+  if (jobId !== selected) return;  // another job was picked meanwhile: its own refresh shows it
   chart(all.rows, all.headline_metric);
-  const jobId = selected;
   document.querySelector("#failures tbody").replaceChildren(...failed.rows.map((r) => {
     const open = el("button", "log", "link");
     open.addEventListener("click", () => showLog(jobId, r.run_id, r.attempt).catch(report));
@@ -169,8 +172,13 @@ function report(err) {
   box.hidden = false;
 }
 
+let refreshing = false;
+let refreshAgain = false;
+
 async function refresh() {
   if (!token()) return;
+  if (refreshing) { refreshAgain = true; return; }  // one refresh at a time, in order
+  refreshing = true;
   try {
     const [devices, jobs] = await Promise.all([api("/api/devices").then((r) => r.json()),
       api("/api/jobs").then((r) => r.json())]);
@@ -182,6 +190,9 @@ async function refresh() {
     document.getElementById("updated").textContent = "updated " + new Date().toLocaleTimeString();
   } catch (err) {
     report(err);
+  } finally {
+    refreshing = false;
+    if (refreshAgain) { refreshAgain = false; refresh(); }
   }
 }
 
