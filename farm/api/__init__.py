@@ -8,6 +8,7 @@
   ``farm submit`` (same ``<file>: <field>: <reason>`` messages) and its artifacts come with the request or from
   the configured artifact root, never from an arbitrary path of the head node;
 - :mod:`farm.api.rows` — one submission's result rows, a page at a time;
+- :mod:`farm.api.models` — the shapes of the answers, as the OpenAPI schema publishes them;
 - :mod:`farm.api.remote` — the HTTP client of ``farm submit --api``.
 
 FastAPI and uvicorn are the optional ``api`` extra (``pip install farm[api]``); the client needs only requests.
