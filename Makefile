@@ -10,7 +10,7 @@ STAMP := $(VENV)/.farm-installed
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[dev,quickstart,report]'
+	$(BIN)/pip install -q -e '.[dev,quickstart,report,api]'
 	touch $(STAMP)
 
 system-deps:
@@ -31,7 +31,7 @@ test: system-deps $(STAMP) lint typecheck
 	$(BIN)/pytest
 
 unit: $(STAMP)
-	$(BIN)/pytest -m "not ray and not adb and not ssh and not prometheus and not llama"
+	$(BIN)/pytest -m "not ray and not adb and not ssh and not prometheus and not llama and not browser"
 
 bench: $(STAMP)
 	for b in bench/*.py; do $(BIN)/python $$b || exit 1; done

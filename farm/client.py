@@ -132,9 +132,12 @@ class DeviceStatus:
     state: SlotState
     current_run: str
     reason: str = ""
+    temperature_c: float | None = None  # the last temperature a run of the device reported
+    holder: str = ""  # the job id whose run holds the slot's lease ("" when free)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> DeviceStatus:
+        temperature = data.get("temperature_c")
         return cls(
             slot=str(data["slot"]),
             device_id=str(data["device_id"]),
@@ -144,6 +147,8 @@ class DeviceStatus:
             state=SlotState(data["state"]),
             current_run=str(data["current_run"]),
             reason=str(data.get("reason") or ""),
+            temperature_c=None if temperature is None else float(temperature),
+            holder=str(data.get("holder") or ""),
         )
 
 

@@ -301,6 +301,8 @@ class Controller:
                     "state": states[slot_id].value,
                     "current_run": f"{fl.job_id}:{fl.req.run_id}" if fl else "",
                     "reason": self.scheduler.slot_reason(slot_id),
+                    "temperature_c": self.temperatures.get(slot.device_id),
+                    "holder": fl.job_id if fl else "",  # the job whose run holds the slot's lease
                 }
             )
         return out
@@ -461,6 +463,7 @@ class Controller:
             build=rec.spec.build,
         )
         row.update(collected_columns(res, files))
+        row["job_id"] = rec.job_id  # the submission the row belongs to (the HTTP API pages a submission's rows)
         if not row["node"] and slot is not None:
             row["node"] = self.device_info.get(slot.device_id, {}).get("hostname", slot.node or "")
         rec.writer.add(row)

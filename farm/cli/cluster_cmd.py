@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from rich.table import Table
 
+from farm.cli.api_cmd import add_token_args, submit_over_api
 from farm.cli.common import inventory_from, port, port_or_zero, results_root, stderr, stdout
 from farm.cli.progress import follow
 from farm.cli.summary import print_summary
@@ -45,6 +46,8 @@ def register(sub: Any) -> None:
     _address(p)
     p.add_argument("--rerun", action="store_true", help="run again even the runs already recorded ok")
     p.add_argument("--wait", action="store_true", help="follow the job until it ends")
+    p.add_argument("--api", metavar="URL", help="submit over the farm's HTTP API (farm api serve) instead of Ray")
+    add_token_args(p)
     p.set_defaults(func=submit)
 
     p = sub.add_parser("status", help="state of one job or of all jobs")
@@ -111,6 +114,9 @@ def controller_stop(args: argparse.Namespace) -> int:
 
 def submit(args: argparse.Namespace) -> int:
     from farm.specs.job import load_job
+
+    if args.api:
+        return submit_over_api(args)
 
     job = load_job(args.job, check_artifacts=True)
     client = _connect(args)

@@ -26,6 +26,7 @@ COMMAND_MODULES = [
     "farm.cli.sim_cmd",
     "farm.cli.report_cmd",
     "farm.cli.regress_cmd",
+    "farm.cli.api_cmd",
 ]
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
