@@ -94,3 +94,13 @@ class ResultsError(FarmError):
 
 class ControllerError(FarmError):
     """The controller is not running, or refused a request."""
+
+
+def farm_error(exc: BaseException) -> FarmError | None:
+    """``exc`` itself, or the Farm error a Ray task or actor raised (Ray wraps it, keeping it as ``cause``)."""
+    for _ in range(8):  # a wrapper of a wrapper at most, in practice
+        cause = getattr(exc, "cause", None)
+        if not isinstance(cause, BaseException):
+            break
+        exc = cause
+    return exc if isinstance(exc, FarmError) else None

@@ -19,8 +19,8 @@ from starlette.datastructures import UploadFile
 
 from farm.api import intake, models, rows
 from farm.api.auth import BodyLimit, token_matches
-from farm.cli.main import farm_error as unwrapped
 from farm.errors import ConfigError, ControllerError, FarmError, ResultsError
+from farm.errors import farm_error as unwrapped
 from farm.results import ResultsStore
 
 if TYPE_CHECKING:

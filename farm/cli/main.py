@@ -13,7 +13,7 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from farm.errors import ConfigError, FarmError
+from farm.errors import ConfigError, FarmError, farm_error
 
 COMMAND_MODULES = [
     "farm.cli.validate_cmd",
@@ -71,16 +71,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         if error is None:
             raise
         return _report(error)
-
-
-def farm_error(exc: BaseException) -> FarmError | None:
-    """``exc`` itself, or the Farm error a Ray task or actor raised (Ray wraps it, keeping it as ``cause``)."""
-    for _ in range(8):  # a wrapper of a wrapper at most, in practice
-        cause = getattr(exc, "cause", None)
-        if not isinstance(cause, BaseException):
-            break
-        exc = cause
-    return exc if isinstance(exc, FarmError) else None
 
 
 def _report(exc: FarmError) -> int:

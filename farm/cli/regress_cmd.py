@@ -20,7 +20,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from farm.analysis.jobdata import load_job
+from farm.analysis.jobdata import load_job_data
 from farm.analysis.regress import DEFAULT_ALPHA, DEFAULT_MIN_EFFECT, MIN_SAMPLES, Regression, regress
 from farm.cli.common import results_root
 from farm.errors import ResultsError
@@ -148,7 +148,7 @@ def write_textfile(result: Regression, directory: str) -> Path:
 
 
 def run_regress(args: argparse.Namespace) -> int:
-    data = load_job(results_root(args.results), args.job, source="farm regress")
+    data = load_job_data(results_root(args.results), args.job, source="farm regress")
     result = regress(
         data, args.baseline, candidate=args.candidate, metric=args.metric, alpha=args.alpha, min_effect=args.min_effect
     )
