@@ -13,7 +13,7 @@
     │                          is no file) → row status ``failed``, never retried
     ├── SecurityError          refused on purpose (unknown or changed SSH host key); never retried
     ├── ResultsError           the results store cannot be read or written
-    │   └── _PartVanished      (inside farm.results.store) a listed part file was replaced by a compaction → listed again
+    │   └── _PartVanished      (inside farm.results.store) a listed part file was replaced by a compaction
     └── ControllerError        the Ray controller is missing or refused a request
 
 Third-party exceptions are translated at the boundary with ``raise ... from exc``: a transport's (adbutils,
