@@ -40,7 +40,7 @@ from typing import IO, Any, NoReturn, Protocol
 import paramiko
 
 from actors.transports.base import Completed, OnStart, PushResult
-from actors.transports.errors import ErrorTable, map_exceptions, mapped_type
+from actors.transports.errors import LOCAL_FILE_ERRORS, ErrorTable, map_exceptions, mapped_type
 from actors.transports.remote_shell import PidMarker, new_marker, prelude
 from farm.errors import (
     ConnectionLostError,
@@ -388,6 +388,8 @@ class SshTransport:
         on_start: OnStart | None = None,
     ) -> Completed:
         command = build_command(argv, self._marker, env, workdir)
+        if cancel is not None and cancel.is_set():
+            return Completed(None, "", "", 0.0, cancelled=True)
         chan = self._open_channel()
         transport = chan.get_transport()
         wake = threading.Event()
@@ -520,7 +522,8 @@ class SshTransport:
             raise
 
     def push(self, src: Path, dst: str, mode: int | None = None, *, use_cache: bool = True) -> PushResult:
-        """Upload ``src`` to ``dst`` atomically, skipping it when ``dst`` already holds the same content.
+        """Upload ``src`` to ``dst`` (a directory when it ends in ``/``) atomically, skipping it when ``dst`` already
+        holds the same content.
 
         The cache is a ``<dst>.farm-sha256`` file beside ``dst`` recording the sha256, size and mtime (SFTP
         gives whole seconds) ``dst`` had right after our upload; it is trusted only while the size and mtime
@@ -528,7 +531,10 @@ class SshTransport:
         during the upload when no cached copy can match (one read of ``src``), and memoised per file version.
         """
         t0 = time.monotonic()
-        local = src.stat()
+        if dst.endswith("/"):
+            dst += src.name
+        with map_exceptions(LOCAL_FILE_ERRORS, f"ssh push: cannot read {src}"):
+            local = src.stat()
         sftp = self._sftp()
         with self._file_errors(f"push {src} → {dst}"):
             try:
@@ -575,6 +581,8 @@ class SshTransport:
     def pull(self, src: str, dst: Path) -> None:
         """Download ``src`` from the device to ``dst`` (written to a temp name, then renamed)."""
         tmp = dst.with_name(f".{dst.name}.farm-tmp-{secrets.token_hex(4)}")
+        with map_exceptions(LOCAL_FILE_ERRORS, f"ssh pull: cannot create {dst.parent}"):
+            dst.parent.mkdir(parents=True, exist_ok=True)
         sftp = self._sftp()
         try:
             with self._file_errors(f"pull {src} → {dst}"):
