@@ -142,7 +142,7 @@ class AscendServer(AcceleratorBox):
         self._watch_accelerators(self._read_npus, spec.npus, "npus", "npu-smi", "NPUs")
 
     def _report(self) -> NpuSmiReport:
-        return parse_npu_smi(self.probe_text(NPU_SMI))
+        return parse_npu_smi(self.check_output(NPU_SMI))
 
     def _read_npus(self) -> dict[int, Reading]:
         return npu_readings(self._report())
@@ -171,7 +171,7 @@ class AscendServer(AcceleratorBox):
     def device_fingerprint(self) -> dict[str, str]:
         fp = self.host_fingerprint()
         try:
-            text = self.probe_text(NPU_SMI)
+            text = self.check_output(NPU_SMI)
             fp.update(npu_smi_fingerprint(text))
             first = min(c.npu_id for c in parse_npu_smi(text).chips)
         except OutputParseError as exc:

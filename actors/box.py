@@ -34,7 +34,7 @@ from collections.abc import Callable, Mapping, Sequence
 
 from actors.device import Device, RunSampler
 from actors.messages import RunRequest, RunResult
-from actors.transports.base import Completed, Transport
+from actors.transports.base import Completed, Transport, checked
 from actors.transports.ssh import SshConfig, SshTransport
 from farm.errors import (
     ConfigError,
@@ -150,7 +150,7 @@ class SshDevice(Device):
 
     def health(self) -> dict[str, str]:
         try:
-            self.ssh.exec_text(["true"], timeout=_HEALTH_TIMEOUT_S)
+            self.ssh.check_output(["true"], timeout=_HEALTH_TIMEOUT_S)
             state = "idle"
             self._last_refusal = ""
         except SecurityError as exc:
@@ -209,7 +209,7 @@ class SshDevice(Device):
     def remote_home(self) -> str:
         with self._home_lock:
             if self._home is None:
-                home = self.ssh.exec_text(["sh", "-c", 'printf "%s" "$HOME"'], timeout=_PROBE_TIMEOUT_S).strip()
+                home = self.ssh.check_output(["sh", "-c", 'printf "%s" "$HOME"'], timeout=_PROBE_TIMEOUT_S).strip()
                 if not home.startswith("/"):
                     raise DeviceOfflineError(f"{self.spec.id}: the box reports no usable $HOME ({home!r})")
                 self._home = home
@@ -226,14 +226,10 @@ class SshDevice(Device):
             self.synthetic = True
         return done
 
-    def probe_text(self, argv: Sequence[str], *, timeout: float = _PROBE_TIMEOUT_S) -> str:
-        """stdout of a status command the device cannot work without; DeviceOfflineError when it fails."""
-        done = self.probe(argv, timeout=timeout)
-        if done.exit_code != 0:
-            raise DeviceOfflineError(
-                f"{self.spec.id}: {shlex.join(argv)!r} exited {done.exit_code}: {done.stderr.strip()[-300:]}"
-            )
-        return done.stdout
+    def check_output(self, argv: Sequence[str], *, timeout: float = _PROBE_TIMEOUT_S) -> str:
+        """The transport's :meth:`~actors.transports.base.Transport.check_output` for a status command the device
+        cannot work without, also noting a stand-in's synthetic label (the tools print it on stderr)."""
+        return checked(self.probe(argv, timeout=timeout), self.spec.id, argv, timeout)
 
     def host_fingerprint(self) -> dict[str, str]:
         """``fp_kernel``, ``fp_arch``, ``fp_cpu_count``, ``fp_cpu_model``, ``fp_os``, ``fp_hostname``, ``fp_python``,

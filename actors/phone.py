@@ -79,11 +79,11 @@ class PhoneLayout:
     def thermal_command(self) -> str:
         """One ``cat`` of every relevant zone's ``temp`` (zones unreadable at discovery were left out)."""
         files = " ".join(f"{_THERMAL_DIR}/thermal_zone{z}/temp" for z in sorted(self.zones))
-        return f"cat {files} 2>/dev/null" if files else "true"
+        return f"cat {files} 2>/dev/null || true" if files else "true"  # a failed read is None, not an error
 
     def freq_command(self) -> str:
         files = " ".join(f"{_CPU_DIR}/cpu{c}/cpufreq/scaling_cur_freq" for c in self.big_cores)
-        return f"cat {files} 2>/dev/null" if files else "true"
+        return f"cat {files} 2>/dev/null || true" if files else "true"
 
     def temperature_from(self, text: str) -> float | None:
         """The hottest zone from :meth:`thermal_command` output; None when a read failed (lines would shift)."""
@@ -193,7 +193,7 @@ class PhoneSampler:
     def _poll(self, pid: int | None) -> float | None:
         """One round trip; records what it saw and returns the temperature (None if unreadable)."""
         t0 = time.perf_counter()
-        out = self.transport.shell(self._command(pid), timeout=10.0, reconnect=False).stdout
+        out = self.transport.check_output(["sh", "-c", self._command(pid)], timeout=10.0, reconnect=False)
         self.poll_seconds += time.perf_counter() - t0
         self.polls += 1
         parts = _sections(out)
@@ -274,7 +274,9 @@ class Phone(Device):
         layout = self.layout()
         if not layout.zones:
             return None
-        return layout.temperature_from(self._transport.shell(layout.thermal_command(), timeout=10.0).stdout)
+        return layout.temperature_from(
+            self._transport.check_output(["sh", "-c", layout.thermal_command()], timeout=10.0)
+        )
 
     def device_fingerprint(self) -> dict[str, str]:
         layout = self.layout()
@@ -323,8 +325,12 @@ class Phone(Device):
         t = self._transport
         listing = _sections(
             t.check_output(
-                f"getprop; echo {_SECTION}kernel; uname -r; echo {_SECTION}cpus; "
-                f"cd {_CPU_DIR} && echo cpu[0-9]*; echo {_SECTION}zones; cd {_THERMAL_DIR} && echo thermal_zone*"
+                [
+                    "sh",
+                    "-c",
+                    f"getprop; echo {_SECTION}kernel; uname -r; echo {_SECTION}cpus; "
+                    f"cd {_CPU_DIR} && echo cpu[0-9]*; echo {_SECTION}zones; cd {_THERMAL_DIR} && echo thermal_zone*",
+                ]
             )
         )
         cpus = sorted(int(w[3:]) for w in listing.get("cpus", "").split() if re.fullmatch(r"cpu\d+", w))
@@ -344,7 +350,7 @@ class Phone(Device):
         reads += [f"echo -n 'zone{z} '; cat {_THERMAL_DIR}/thermal_zone{z}/type 2>/dev/null || echo" for z in zones]
         reads.append(f"echo {_SECTION}temps")
         reads += [f"echo -n 'zone{z} '; cat {_THERMAL_DIR}/thermal_zone{z}/temp 2>/dev/null || echo" for z in zones]
-        details = _sections(t.check_output("; ".join(reads)))
+        details = _sections(t.check_output(["sh", "-c", "; ".join(reads)]))
         max_khz = {c: int(v) for c, v in _pairs(details.get("max", ""), "cpu").items() if v.isdigit()}
         min_khz = {c: int(v) for c, v in _pairs(details.get("min", ""), "cpu").items() if v.isdigit()}
         readable_cur = {c for c, v in _pairs(details.get("cur", ""), "cpu").items() if v.isdigit()}

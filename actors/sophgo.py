@@ -204,13 +204,13 @@ class SophgoBox(AcceleratorBox):
         self._watch_accelerators(self._read_chips, spec.chips, "chips", "bm-smi", "TPU chips")
 
     def _read_chips(self) -> dict[int, Reading]:
-        return tpu_readings(parse_bm_smi(self.probe_text(BM_SMI)))
+        return tpu_readings(parse_bm_smi(self.check_output(BM_SMI)))
 
     # -- hooks ------------------------------------------------------------------------------------------------
     def device_fingerprint(self) -> dict[str, str]:
         fp = self.host_fingerprint()
         try:
-            fp.update(bm_smi_fingerprint(self.probe_text(BM_SMI)))
+            fp.update(bm_smi_fingerprint(self.check_output(BM_SMI)))
         except OutputParseError as exc:
             log.warning("%s: bm-smi output not understood: %s", self.spec.id, exc)
         # read only (-p): the split is set by hand (memory_edit.sh -c …, then a reboot), never by the farm

@@ -43,7 +43,7 @@ def main() -> int:
         with virtual_phone_process(root) as vp:
             server, serial = vp.server, vp.serial
             transport = AdbTransport(AdbConnection(serial=serial, server_port=server.port), "bench-phone")
-            transport.shell("mkdir -p /data/local/tmp/bench")
+            transport.check_output(["mkdir", "-p", "/data/local/tmp/bench"])
             src = root / "artifact.bin"
             rates: dict[str, list[float]] = {"cli": [], "cold": [], "warm": []}
             kinds = list(rates)
@@ -61,9 +61,9 @@ def main() -> int:
                         res = transport.push(src, dst)
                         assert res.bytes_pushed == size, res
                     secs = time.perf_counter() - t0
-                    got = transport.shell(f"stat -c %s {dst}").stdout.strip()
+                    got = transport.check_output(["stat", "-c", "%s", dst]).strip()
                     assert got == str(size), (which, got)
-                    transport.shell(f"rm -f {dst} {dst}.farm-sha256")
+                    transport.check_output(["rm", "-f", dst, f"{dst}.farm-sha256"])
                     rate = size / secs / 1e6
                     rates[which].append(rate)
                     print(f"round {rnd} {which:>4}: {secs:6.2f} s  {rate:7.1f} MB/s", flush=True)

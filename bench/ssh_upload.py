@@ -40,7 +40,7 @@ def main() -> int:
             refresh(src, size)
             remote_dir = box.workdir
             transport = SshTransport(box.config)
-            transport.exec_text(["true"])  # connect outside the timed region, as a device actor would be
+            transport.check_output(["true"])  # connect outside the timed region, as a device actor would be
             scp = [
                 "scp", "-q", "-P", str(box.port), "-i", str(box.client_key),
                 "-o", f"UserKnownHostsFile={box.known_hosts}", "-o", "StrictHostKeyChecking=yes",

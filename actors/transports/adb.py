@@ -46,7 +46,6 @@ import threading
 import time
 from collections.abc import Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -54,10 +53,10 @@ import adbutils
 from adbutils import AdbClient, AdbError
 
 from actors.host_probe import file_sha256
-from actors.transports.base import Completed, OnStart, PushResult
+from actors.transports.base import CHECK_TIMEOUT_S, Completed, OnStart, PushResult, checked, refuse_empty
 from actors.transports.errors import LOCAL_FILE_ERRORS, ErrorTable, map_exceptions, reason
 from actors.transports.remote_shell import PidMarker, new_marker, prelude
-from farm.errors import ConnectionLostError, DeviceOfflineError, InfraError, RunRefused
+from farm.errors import ConnectionLostError, DeviceOfflineError, InfraError
 from farm.specs.inventory import AdbConnection
 
 log = logging.getLogger(__name__)
@@ -65,7 +64,6 @@ log = logging.getLogger(__name__)
 _TICK_S = 0.05  # granularity of timeout/cancel checks while a command runs
 _EXIT_WAIT_S = 10.0  # how long to wait for the exit frame once the benchmark was killed
 _PID_WAIT_S = 2.0  # how long a kill waits for a just-started command to announce its pid
-_SHELL_TIMEOUT_S = 30.0  # default for short housekeeping commands
 _SELF_HEAL_S = 1.0  # how long an offline TCP phone is given to come back by itself before we reconnect it
 _SYNC_CHUNK = 64 * 1024  # the largest DATA record adbd accepts (SYNC_DATA_MAX)
 _RECORDS_PER_WRITE = 16
@@ -86,8 +84,7 @@ def build_command(
     argv: Sequence[str], marker: str, env: Mapping[str, str] | None = None, workdir: str | None = None
 ) -> str:
     """The shell line for ``argv``: env exported, ``cd workdir``, pid marker, then ``exec argv``."""
-    if not argv:
-        raise RunRefused("empty argv: nothing to run")
+    refuse_empty(argv)
     parts = prelude(env, workdir)
     parts.append(f"echo {marker}$$")
     parts.append(f"exec {shlex.join(argv)}")
@@ -97,15 +94,6 @@ def build_command(
 def kill_command(pid: int) -> str:
     # mksh and the virtual phone both read "-N" after the signal as a process group; "--" is not portable.
     return f"kill -9 -{pid} 2>/dev/null || kill -9 {pid} 2>/dev/null; exit 0"
-
-
-@dataclass(frozen=True)
-class ShellResult:
-    """A short housekeeping command's outcome (probes, checks); benchmarks get a :class:`Completed`."""
-
-    exit_code: int
-    stdout: str
-    stderr: str
 
 
 class _ServerConnection(adbutils.AdbConnection):  # type: ignore[misc]  # adbutils ships no type hints
@@ -339,11 +327,12 @@ class AdbTransport:
 
     # -- commands --------------------------------------------------------------------------------------------
 
-    def shell(self, line: str, timeout: float = _SHELL_TIMEOUT_S, *, reconnect: bool = True) -> ShellResult:
-        """Run one raw shell line (no quoting added) and wait for its exit status; for probes and housekeeping.
+    def _shell(self, line: str, timeout: float = CHECK_TIMEOUT_S, *, reconnect: bool = True) -> Completed:
+        """Run one raw shell line (no quoting added) and wait for its exit status: the transport's own housekeeping.
 
         ``reconnect=False`` fails at once when the phone is gone (samplers must not stall a finished run).
         """
+        t0 = time.monotonic()
         conn = self._open(f"shell,v2,raw:{line}", timeout, reconnect=reconnect)
         wake = threading.Event()
         try:
@@ -357,14 +346,16 @@ class AdbTransport:
             raise ConnectionLostError(
                 f"{self._where}: no exit status from {line[:60]!r} ({reader.error or 'stream closed'})"
             )
-        return ShellResult(reader.exit_code, reader.text(reader.stdout), reader.text(reader.stderr))
+        stdout, stderr = reader.text(reader.stdout), reader.text(reader.stderr)
+        return Completed(reader.exit_code, stdout, stderr, time.monotonic() - t0)
 
-    def check_output(self, line: str, timeout: float = _SHELL_TIMEOUT_S) -> str:
-        """stdout of a probe line that must succeed; a failure is an infra fault of this phone."""
-        res = self.shell(line, timeout)
-        if res.exit_code != 0:
-            raise InfraError(f"{self._where}: {line[:60]!r} exited {res.exit_code}: {res.stderr.strip()[-300:]}")
-        return res.stdout
+    def check_output(self, argv: Sequence[str], *, timeout: float = CHECK_TIMEOUT_S, reconnect: bool = True) -> str:
+        """stdout of a short command that must succeed (see :meth:`actors.transports.base.Transport.check_output`).
+
+        ``reconnect=False`` fails at once when the phone is gone (samplers must not stall a finished run).
+        """
+        refuse_empty(argv)
+        return checked(self._shell(shlex.join(argv), timeout, reconnect=reconnect), self._where, argv, timeout)
 
     def run(
         self,
@@ -417,7 +408,7 @@ class AdbTransport:
             # e.g. on_start raised: do not leave the benchmark running unattended on the phone
             if reader.pid is not None and stop is None and reader.exit_code is None:
                 with contextlib.suppress(InfraError):
-                    self.shell(kill_command(reader.pid), timeout=_EXIT_WAIT_S)
+                    self._shell(kill_command(reader.pid), timeout=_EXIT_WAIT_S)
             raise
         finally:
             conn.close()
@@ -453,7 +444,7 @@ class AdbTransport:
         log.info("%s: %s; killing pid %s", self._where, why.replace("_", " "), pid)
         if pid is not None:
             try:
-                self.shell(kill_command(pid), timeout=_EXIT_WAIT_S)
+                self._shell(kill_command(pid), timeout=_EXIT_WAIT_S)
             except InfraError:
                 self._orphan(pid, None)
                 raise
@@ -482,7 +473,7 @@ class AdbTransport:
             kill = kill_command(pid)
             check = f"grep -qF {shlex.quote(word)} /proc/{pid}/cmdline 2>/dev/null || exit 0; " if word else ""
             try:
-                self.shell(check + kill, timeout=_EXIT_WAIT_S, reconnect=False)
+                self._shell(check + kill, timeout=_EXIT_WAIT_S, reconnect=False)
             except InfraError as exc:
                 log.info("%s: could not kill leftover pid %s yet: %s", self._where, pid, exc)
                 with self._orphans_lock:
@@ -509,7 +500,7 @@ class AdbTransport:
             f"chmod {file_mode:o} {q_dst} 2>/dev/null; cat {q_marker} 2>/dev/null; echo; echo @@; "
             f"stat -c '%s %Y' {q_dst} 2>/dev/null"
         )
-        out = self.shell(check).stdout
+        out = self._shell(check).stdout
         recorded, _, current = out.partition("@@")
         fields, now = recorded.split(), current.split()
         if len(fields) == 3 and fields[1:] == now and int(fields[1]) == local.st_size:
@@ -525,12 +516,12 @@ class AdbTransport:
                 self._send_file(src, tmp, file_mode, mtime)
             except BaseException:
                 with contextlib.suppress(InfraError):
-                    self.shell(f"rm -f {shlex.quote(tmp)}")
+                    self._shell(f"rm -f {shlex.quote(tmp)}")
                 raise
             digest = hashing.result()
         size = local.st_size
         # adbd sets the mtime DONE carries, and a rename keeps it: the marker can be written in the same trip.
-        done = self.shell(
+        done = self._shell(
             f"mv -f {shlex.quote(tmp)} {q_dst} && echo '{digest} {size} {mtime}' > {q_marker} && "
             f"stat -c '%s %Y' {q_dst}"
         )
@@ -538,7 +529,7 @@ class AdbTransport:
             raise InfraError(f"{self._where}: push {src} → {dst}: {done.stderr.strip()[-300:]}")
         if done.stdout.split() != [str(size), str(mtime)]:  # a filesystem that did not keep our mtime
             got = done.stdout.split()
-            self.shell(f"echo '{digest} {' '.join(got)}' > {q_marker}")
+            self._shell(f"echo '{digest} {' '.join(got)}' > {q_marker}")
         return PushResult(dst, digest, size, size, time.monotonic() - t0)
 
     def _send_file(self, src: Path, dst: str, mode: int, mtime: int) -> None:
@@ -647,4 +638,4 @@ def _no_server(host: str, port: int) -> str:
     )
 
 
-__all__ = ["AdbTransport", "ShellResult", "adb_devices", "build_command", "kill_command"]
+__all__ = ["AdbTransport", "adb_devices", "build_command", "kill_command"]

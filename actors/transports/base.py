@@ -5,15 +5,24 @@ A transport runs one command and moves files; it knows nothing about jobs, grids
 transport translating its library's exceptions through one table (:mod:`actors.transports.errors`); a command the
 transport will not build (empty ``argv``, an env name that is no identifier) is :class:`farm.errors.RunRefused`. A
 command that ran and failed is a :class:`Completed` with a non-zero ``exit_code``, never an exception.
+
+The one exception to that is :meth:`Transport.check_output`, the verb for a short command that must succeed (a
+probe, a status tool, housekeeping): it returns stdout and turns a failure into an error (:func:`checked`).
 """
 
 from __future__ import annotations
 
+import shlex
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol, runtime_checkable
+
+from farm.errors import ConnectionLostError, DeviceOfflineError, RunRefused
+
+CHECK_TIMEOUT_S = 30.0
+"""The default ``timeout`` of :meth:`Transport.check_output`."""
 
 
 @dataclass(frozen=True)
@@ -65,6 +74,15 @@ class Transport(Protocol):
         """
         ...
 
+    def check_output(self, argv: Sequence[str], *, timeout: float = CHECK_TIMEOUT_S) -> str:
+        """Run a short command that must succeed and return its stdout (argv quoted like :meth:`run`; a compound
+        script is ``["sh", "-c", script]``).
+
+        A non-zero exit is a :class:`~farm.errors.DeviceOfflineError`, a timeout a
+        :class:`~farm.errors.ConnectionLostError`, a dropped link what the transport's error table maps it to.
+        """
+        ...
+
     def push(self, src: Path, dst: str, mode: int | None = None) -> PushResult:
         """Copy a local file to ``dst`` on the device, skipping the transfer when the content is already there."""
         ...
@@ -76,3 +94,18 @@ class Transport(Protocol):
     def close(self) -> None:
         """Release connections; the transport may be used again afterwards (it reconnects)."""
         ...
+
+
+def refuse_empty(argv: Sequence[str]) -> None:
+    """An empty ``argv`` is a :class:`~farm.errors.RunRefused`: nothing to run."""
+    if not argv:
+        raise RunRefused("empty argv: nothing to run")
+
+
+def checked(done: Completed, where: str, argv: Sequence[str], timeout: float) -> str:
+    """``done.stdout`` when the command exited 0; else the error :meth:`Transport.check_output` promises."""
+    if done.timed_out:
+        raise ConnectionLostError(f"{where}: {shlex.join(argv)} timed out after {timeout} s")
+    if done.exit_code != 0:
+        raise DeviceOfflineError(f"{where}: {shlex.join(argv)} exited {done.exit_code}: {done.stderr.strip()[-300:]}")
+    return done.stdout

@@ -43,8 +43,6 @@ import itertools
 import logging
 import os
 import posixpath
-import re
-import shlex
 import tempfile
 import threading
 import time
@@ -53,16 +51,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from actors.transports.base import Completed, OnStart, PushResult
-from farm.errors import ConnectionLostError, DeviceOfflineError, FarmError, InfraError, RunRefused
+from actors.transports.base import CHECK_TIMEOUT_S, Completed, OnStart, PushResult, checked, refuse_empty
+from actors.transports.remote_shell import prelude
+from farm.errors import ConnectionLostError, DeviceOfflineError, FarmError, InfraError
 
 log = logging.getLogger(__name__)
 
 Verb = Literal["run", "check_output", "push", "pull", "close"]
-_ENV_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 _MARKER_SUFFIX = ".farm-sha256"
 _TICK_S = 0.01  # how often a waiting run looks at its cancel event and deadline
-_CHECK_TIMEOUT_S = 30.0
 
 
 @dataclass(frozen=True)
@@ -282,11 +279,8 @@ class FakeTransport:
         cancel: threading.Event | None,
         on_start: OnStart | None,
     ) -> Completed:
-        if not argv:
-            raise RunRefused("empty argv: nothing to run")
-        for key in env or {}:
-            if not _ENV_KEY.match(key):
-                raise RunRefused(f"invalid environment variable name {key!r}")
+        refuse_empty(argv)
+        prelude(env, None)  # refuses an env name that is no identifier, with the remote transports' own rule
         if cancel is not None and cancel.is_set():
             return Completed(None, "", "", 0.0, cancelled=True)
         if workdir is not None and not self.is_dir(workdir):
@@ -352,16 +346,10 @@ class FakeTransport:
         with self._lock:
             return proc.pid in self._dropped
 
-    def check_output(self, argv: Sequence[str], *, timeout: float = _CHECK_TIMEOUT_S) -> str:
-        """stdout of a short command that must succeed (errors: see the module docstring)."""
+    def check_output(self, argv: Sequence[str], *, timeout: float = CHECK_TIMEOUT_S) -> str:
+        """stdout of a short command that must succeed (see :meth:`actors.transports.base.Transport.check_output`)."""
         self._enter(Call("check_output", tuple(argv), None, None, timeout))
-        done = self._run(argv, None, None, timeout, None, None)
-        command = shlex.join(argv)
-        if done.timed_out:
-            raise ConnectionLostError(f"{self.label}: {command} timed out after {timeout} s")
-        if done.exit_code != 0:
-            raise DeviceOfflineError(f"{self.label}: {command} exited {done.exit_code}: {done.stderr.strip()[-300:]}")
-        return done.stdout
+        return checked(self._run(argv, None, None, timeout, None, None), self.label, argv, timeout)
 
     # -- transfers -------------------------------------------------------------------------------------------
 

@@ -12,7 +12,7 @@ Choices a caller may rely on:
   reason on stderr, the shell's convention, so the run is recorded as failed, not retried as an infra fault.
 * A command killed by a signal it did not get from us reports ``128 + signal`` (the shell's convention, what
   adb and ssh report for the same death), not Python's negative return code.
-* Core binding (``cores=``) goes through ``taskset``, see :func:`taskset_argv`.
+* Core binding is the caller's: it wraps ``argv`` with :func:`taskset_argv` (so does every other transport's).
 """
 
 from __future__ import annotations
@@ -30,10 +30,9 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from actors.host_probe import file_sha256, group_members
-from actors.transports.base import Completed, OnStart, PushResult
+from actors.transports.base import CHECK_TIMEOUT_S, Completed, OnStart, PushResult, checked, refuse_empty
 from actors.transports.errors import LOCAL_FILE_ERRORS, map_exceptions
 from farm.envvars import apply_env
-from farm.errors import RunRefused
 from farm.specs.types import parse_core_list as parse_cores  # one parser: jobs are validated with it
 
 log = logging.getLogger(__name__)
@@ -108,12 +107,10 @@ class LocalTransport:
         timeout: float | None = None,
         cancel: threading.Event | None = None,
         on_start: OnStart | None = None,
-        cores: str | Sequence[int] | None = None,
     ) -> Completed:
         """Run ``argv`` and wait for it (timeout, cancel, spawn-failure rules: see the module docstring)."""
-        if not argv:
-            raise RunRefused("argv is empty: nothing to run")
-        args = taskset_argv(cores, argv) if cores is not None else list(argv)
+        refuse_empty(argv)
+        args = list(argv)
         full_env = apply_env(os.environ, env) if env else None
         if workdir is not None and not Path(workdir).is_dir():
             return Completed(127, "", f"farm: workdir does not exist: {workdir}\n", 0.0)
@@ -163,6 +160,10 @@ class LocalTransport:
             cancelled=outcome == "cancelled",
             pid=proc.pid,
         )
+
+    def check_output(self, argv: Sequence[str], *, timeout: float = CHECK_TIMEOUT_S) -> str:
+        """stdout of a short command that must succeed (see :meth:`actors.transports.base.Transport.check_output`)."""
+        return checked(self.run(argv, timeout=timeout), "local host", argv, timeout)
 
     def _wait(
         self, proc: subprocess.Popen[bytes], deadline: float | None, cancel: threading.Event | None

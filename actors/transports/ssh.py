@@ -39,12 +39,11 @@ from typing import IO, Any, NoReturn, Protocol
 
 import paramiko
 
-from actors.transports.base import Completed, OnStart, PushResult
+from actors.transports.base import CHECK_TIMEOUT_S, Completed, OnStart, PushResult, checked, refuse_empty
 from actors.transports.errors import LOCAL_FILE_ERRORS, ErrorTable, map_exceptions, mapped_type
 from actors.transports.remote_shell import PidMarker, new_marker, prelude
 from farm.errors import (
     ConnectionLostError,
-    DeviceOfflineError,
     FarmError,
     InfraError,
     RunRefused,
@@ -155,8 +154,7 @@ def build_command(
     workdir: str | None = None,
 ) -> str:
     """The remote command line for ``argv``: POSIX sh, every argument and env value quoted, pid marker first."""
-    if not argv:
-        raise RunRefused("empty argv: nothing to run")
+    refuse_empty(argv)
     lines = prelude(env, workdir, cd="cd --")
     # the background child is not a group leader, so setsid(1) calls setsid() without forking: the pid printed
     # by the inner sh is the pid of the exec'd command and the id of its new process group
@@ -498,16 +496,9 @@ class SshTransport:
         finally:
             chan.close()
 
-    def exec_text(self, argv: Sequence[str], timeout: float = 30) -> str:
-        """stdout of a short probe (``bm-smi``, ``npu-smi info``); raises if it fails or times out."""
-        done = self.run(argv, timeout=timeout)
-        if done.timed_out:
-            raise ConnectionLostError(f"{self._where}: probe {shlex.join(argv)!r} timed out after {timeout} s")
-        if done.exit_code != 0:
-            raise DeviceOfflineError(
-                f"{self._where}: probe {shlex.join(argv)!r} exited {done.exit_code}: {done.stderr.strip()[-500:]}"
-            )
-        return done.stdout
+    def check_output(self, argv: Sequence[str], *, timeout: float = CHECK_TIMEOUT_S) -> str:
+        """stdout of a short command that must succeed (see :meth:`actors.transports.base.Transport.check_output`)."""
+        return checked(self.run(argv, timeout=timeout), self._where, argv, timeout)
 
     # -- files -----------------------------------------------------------------------------------------------
 
@@ -521,7 +512,7 @@ class SshTransport:
             chan.close()
             raise
 
-    def push(self, src: Path, dst: str, mode: int | None = None, *, use_cache: bool = True) -> PushResult:
+    def push(self, src: Path, dst: str, mode: int | None = None) -> PushResult:
         """Upload ``src`` to ``dst`` (a directory when it ends in ``/``) atomically, skipping it when ``dst`` already
         holds the same content.
 
@@ -538,7 +529,7 @@ class SshTransport:
         sftp = self._sftp()
         with self._file_errors(f"push {src} → {dst}"):
             try:
-                recorded = _read_marker(sftp, dst) if use_cache else None
+                recorded = _read_marker(sftp, dst)
                 if recorded is not None and recorded[1] == local.st_size:
                     digest = _cached_sha256(str(src.resolve()), local.st_ino, local.st_size, local.st_mtime_ns)
                     if recorded[0] == digest:

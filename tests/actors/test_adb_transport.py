@@ -56,13 +56,13 @@ def test_phone_refusing_connections_is_offline_until_it_listens_again(
     phone.drop_now(refuse_for=2.5)
     time.sleep(0.2)
     with pytest.raises(DeviceOfflineError):
-        t.shell("echo hi")
+        t.check_output(["echo", "hi"])
     assert t.state() != "device"
     deadline = time.monotonic() + 15
     while t.state() != "device":  # each call may reconnect: disconnect + connect
         assert time.monotonic() < deadline, "phone never came back"
         time.sleep(0.2)
-    assert t.shell("echo hi").stdout == "hi\n" and t.reconnects >= 1
+    assert t.check_output(["echo", "hi"]) == "hi\n" and t.reconnects >= 1
 
 
 def test_unauthorized_phone(adb_server: AdbServer, virtual_phones: PhoneFactory) -> None:
@@ -77,7 +77,7 @@ def test_no_adb_server_is_offline_and_none_is_started(adb_server: AdbServer) -> 
     port = free_port()
     t = AdbTransport(AdbConnection(serial="127.0.0.1:6000", server_port=port), "ghost")
     with pytest.raises(DeviceOfflineError, match="start-server"):
-        t.shell("true")
+        t.check_output(["true"])
     with pytest.raises(ConnectionRefusedError):  # the transport did not start a server behind our back
         socket.create_connection(("127.0.0.1", port), timeout=1).close()
 

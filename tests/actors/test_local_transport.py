@@ -121,7 +121,7 @@ def test_dispatch_overhead_is_small(transport: LocalTransport) -> None:
 
 def test_cores_bind_the_command(transport: LocalTransport) -> None:
     core = sorted(os.sched_getaffinity(0))[0]
-    done = transport.run(["grep", "Cpus_allowed_list", "/proc/self/status"], cores=[core])
+    done = transport.run(taskset_argv([core], ["grep", "Cpus_allowed_list", "/proc/self/status"]))
     assert done.exit_code == 0
     assert done.stdout.split()[-1] == str(core)
 

@@ -122,7 +122,7 @@ def test_unknown_host_is_refused_with_instructions(sshd_box: SshdBox, tmp_path: 
         path.write_text("")
     transport = SshTransport(dataclasses.replace(sshd_box.config, known_hosts=str(path)))
     with pytest.raises(SecurityError, match="ssh-keyscan") as info:
-        transport.exec_text(["true"])
+        transport.check_output(["true"])
     message = str(info.value)
     assert f"127.0.0.1:{sshd_box.port}" in message
     assert "SHA256:" in message
@@ -133,14 +133,14 @@ def test_wrong_client_key_is_a_security_error(sshd_box: SshdBox, tmp_path: Path)
     subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(tmp_path / "k")], check=True)
     transport = SshTransport(dataclasses.replace(sshd_box.config, key_file=str(tmp_path / "k")))
     with pytest.raises(SecurityError, match="authentication failed"):
-        transport.exec_text(["true"])
+        transport.check_output(["true"])
 
 
 def test_password_env_must_name_a_set_variable(sshd_box: SshdBox, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("FARM_TEST_SSH_PASS", raising=False)
     transport = SshTransport(dataclasses.replace(sshd_box.config, password_env="FARM_TEST_SSH_PASS"))
     with pytest.raises(RunRefused, match="password_env: environment variable FARM_TEST_SSH_PASS is not set"):
-        transport.exec_text(["true"])
+        transport.check_output(["true"])
 
 
 def test_closed_port_is_device_offline(sshd_box: SshdBox) -> None:
@@ -151,7 +151,7 @@ def test_closed_port_is_device_offline(sshd_box: SshdBox) -> None:
         free = s.getsockname()[1]
     transport = SshTransport(dataclasses.replace(sshd_box.config, port=free))
     with pytest.raises(DeviceOfflineError, match="cannot connect"):
-        transport.exec_text(["true"])
+        transport.check_output(["true"])
 
 
 def test_sshd_killed_mid_run_then_transport_reconnects(running_sshd_box: SshdBox) -> None:
@@ -184,7 +184,7 @@ def test_sshd_killed_mid_run_then_transport_reconnects(running_sshd_box: SshdBox
 
 
 def test_stand_in_tools_print_parseable_output(ssh: SshTransport, sshd_box: SshdBox, tmp_path: Path) -> None:
-    npu = ssh.exec_text(["npu-smi", "info"], timeout=20)
+    npu = ssh.check_output(["npu-smi", "info"], timeout=20)
     assert re.search(r"\|\s*\d+\s+310P3\s*\|\s*OK", npu)
     assert re.findall(r"\|\s*0\s+\d\s*\|\s*[0-9A-F:.]+\s*\|\s*\d+\s+(\d+)\s*/\s*(\d+)", npu)
 
@@ -224,7 +224,7 @@ def test_stand_in_tools_print_parseable_output(ssh: SshTransport, sshd_box: Sshd
     bad = ssh.run(["pipeline.py", "--model_path", remote_bmodel, "--devid", "5"], env=env, timeout=30)
     assert bad.exit_code != 0 and "bm_dev_request" in bad.stderr
 
-    info = ssh.exec_text(["model_tool", "--info", remote_bmodel])
+    info = ssh.check_output(["model_tool", "--info", remote_bmodel])
     assert re.search(r"device mem size: \d+ \(weight: \d+, instruct: \d+, runtime: \d+\)", info)
 
     # the LLaMA-Adapter demo is configured by editing its module constants: run rendered copies
