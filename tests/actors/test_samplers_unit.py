@@ -4,11 +4,12 @@ dropped link ends its watch without failing the run. No server: the fake answers
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
+from actors.phone import PhoneLayout, PhoneSampler
 from actors.ssh_host import RemoteRssSampler
 from actors.transports.fake import FakeProcess, FakeTransport, Reply
-from farm.errors import ConnectionLostError
+from farm.errors import ConnectionLostError, DeviceOfflineError
 
 
 def _status(hwm_kib: int, rss_kib: int) -> str:
@@ -84,3 +85,81 @@ def test_remote_rss_sampler_of_a_group_already_gone_has_no_peak() -> None:
     _wait_for(lambda: len(seen) >= 1)
     samples = sampler.stop()
     assert "peak_rss_mib" not in samples and samples["sampler_polls"] >= 1
+
+
+# -- the phone's sampler ------------------------------------------------------------------------------------------
+
+
+class PhoneLink(FakeTransport):
+    """The fake with the adb transport's ``reconnect=`` (a sampler asks not to wait for a lost phone's return)."""
+
+    def __init__(self, handler: Callable[[FakeProcess], Reply]) -> None:
+        super().__init__(programs={"sh": handler}, label="fake-phone")
+        self.reconnects_asked: list[bool] = []
+
+    def check_output(self, argv: Sequence[str], *, timeout: float = 30.0, reconnect: bool = True) -> str:
+        self.reconnects_asked.append(reconnect)
+        return super().check_output(argv, timeout=timeout)
+
+
+LAYOUT = PhoneLayout(
+    props={},
+    kernel="5.10",
+    cpu_max_khz={0: 1_800_000, 4: 2_400_000},
+    cpu_min_khz={0: 300_000, 4: 400_000},
+    zones={0: "cpu-0-0", 3: "gpuss-0"},
+    big_cores=(4,),
+)
+
+
+def _phone_answer(status: str, temps: str, freq: str) -> str:
+    return f"{status}@@farm-thermal\n{temps}\n@@farm-freq\n{freq}\n"
+
+
+def test_phone_sampler_reads_memory_heat_and_clocks_of_the_running_benchmark() -> None:
+    def phone(proc: FakeProcess) -> Reply:
+        script = proc.argv[2]
+        if "/proc/" not in script:  # the closing poll, after the benchmark ended: temperature only
+            return Reply(0, "@@farm-thermal\n41000 39000\n")
+        return Reply(0, _phone_answer(_status(300 * 1024, 250 * 1024), "52000 48000", "1800000"))
+
+    link = PhoneLink(phone)
+    sampler = PhoneSampler(link, LAYOUT, interval_s=0.05)  # type: ignore[arg-type]  # duck-typed: the fake
+    sampler.start(31337)
+    _wait_for(lambda: len(link.processes) >= 2)
+    samples = sampler.stop()
+    assert samples["peak_rss_mib"] == 300.0
+    assert samples["temp_max_c"] == 52.0 and samples["temp_end_c"] == 41.0
+    assert samples["big_freq_ratio_min"] == 0.75 and samples["throttled"] == 1.0  # 1.8 of 2.4 GHz: below 90 %
+    assert samples["sampler_polls"] == len(link.processes) and samples["sampler_poll_ms"] >= 0
+    polls = [p.argv[2] for p in link.processes]
+    assert all("cat /proc/31337/status" in s for s in polls[:-1]) and "/proc/" not in polls[-1]
+    assert "thermal_zone0/temp" in polls[0] and "thermal_zone3/temp" in polls[0] and "cpu4/cpufreq" in polls[0]
+    assert set(link.reconnects_asked) == {False}  # never stalls on a phone that went away
+
+
+def test_phone_sampler_at_full_clock_is_not_throttled_and_drops_a_short_thermal_reading() -> None:
+    def phone(proc: FakeProcess) -> Reply:
+        # one zone unreadable: the values would shift, so the reading is dropped rather than misread
+        return Reply(0, _phone_answer(_status(10 * 1024, 10 * 1024), "52000", "2400000"))
+
+    link = PhoneLink(phone)
+    sampler = PhoneSampler(link, LAYOUT, interval_s=0.05)  # type: ignore[arg-type]
+    sampler.start(5)
+    _wait_for(lambda: len(link.processes) >= 1)
+    samples = sampler.stop()
+    assert samples["throttled"] == 0.0 and samples["big_freq_ratio_min"] == 1.0
+    assert "temp_max_c" not in samples and "temp_end_c" not in samples
+
+
+def test_phone_sampler_stops_looking_when_the_phone_drops() -> None:
+    def gone(proc: FakeProcess) -> Reply:
+        raise DeviceOfflineError("fake-phone: offline")
+
+    link = PhoneLink(gone)
+    sampler = PhoneSampler(link, LAYOUT, interval_s=0.05)  # type: ignore[arg-type]
+    sampler.start(5)
+    _wait_for(lambda: len(link.processes) >= 1)
+    samples = sampler.stop()
+    assert samples == {"sampler_polls": 0.0}  # the run reports the fault; no figure is made up
+    assert len(link.processes) == 2  # the one failed poll while running, the closing one
