@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from actors import exec_wrap
 from actors.device import Device
 from actors.lease import LEASE_DIR_ENV
 from actors.messages import ArtifactRef, RunRequest, RunResult, ThermalGate
@@ -335,3 +336,25 @@ def test_cancel_wakes_a_waiting_gate_at_once() -> None:
     assert dev.cancel("w")  # registered before the gate's first reading
     runner.join(60)
     assert not runner.is_alive() and status(out[0]) == "cancelled"
+
+
+# -- in a container -----------------------------------------------------------------------------------------------
+
+
+def test_a_timed_out_run_in_a_container_is_killed_inside_it() -> None:
+    def docker(proc: FakeProcess) -> Reply:
+        if "farm-kill" in proc.argv:
+            return Reply(0)
+        return block_until_killed(proc)  # docker exec: killing the client leaves the command running inside
+
+    fake = FakeTransport(programs={"docker": docker})
+    fake.mkdir("/w")
+    dev = FakeDevice(fake)
+    res = dev.execute(request(dev, ["bench"], docker="cann", env={"K": "v"}, workdir="/w", timeout_s=0.2))
+    assert status(res) == "timeout"
+    started, killed = fake.calls_of("run")
+    pidfile = exec_wrap.pid_file("r", 1)
+    assert list(started.argv) == exec_wrap.docker_argv("cann", ["bench"], {"SLOT_VAR": "from-slot", "SHARED": "slot",
+                                                                          "K": "v"}, "/w", pidfile)  # fmt: skip
+    assert started.env == {} and started.workdir is None  # both go inside the container, not to docker itself
+    assert list(killed.argv) == exec_wrap.kill_argv("cann", pidfile)
