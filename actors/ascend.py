@@ -1,6 +1,6 @@
 """The ``ascend`` device kind: an Ascend 310P / 910 server over SSH, one slot per NPU.
 
-What an Ascend server adds to an SSH device (:mod:`actors.box`):
+What an Ascend server adds to an SSH device (:mod:`actors.ssh_device`, :mod:`actors.box`):
 
 * **Slots** — the inventory's ``npus:``, else the NPUs ``npu-smi info`` lists when the actor starts (once; if the
   server cannot be asked then, the single default slot ``npu0`` is used and a warning says to list ``npus:``).
@@ -12,7 +12,7 @@ What an Ascend server adds to an SSH device (:mod:`actors.box`):
   small control memory of a 910), ``npu_hbm_peak_mb`` (``HBM-Usage`` used; 910 only), ``npu_aicore_max_pct``
   (``AICore(%)``), ``npu_power_max_w`` (``Power(W)``, where the card reports it), ``temp_max_c``, plus
   ``sampler_polls`` / ``sampler_poll_ms``.
-* **Fingerprint** — the remote host's (:meth:`~actors.box.SshDevice.host_fingerprint`) plus ``fp_npu_name``
+* **Fingerprint** — the remote host's (:meth:`~actors.ssh_device.SshDevice.host_fingerprint`) plus ``fp_npu_name``
   (``310P3``), ``fp_npu_count``, ``fp_npu_smi`` and ``fp_npu_driver`` from the ``npu-smi info`` header, and
   from ``npu-smi info -t board -i <npu>`` ``fp_npu_driver`` (``Software Version``) and ``fp_npu_firmware``
   (``Firmware Version``) when the server prints them; per run, where the run executes (the host or the job's

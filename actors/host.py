@@ -1,4 +1,5 @@
-"""The ``host`` device kind: this machine (local transport) or a server reached over SSH."""
+"""The ``host`` device kind on this machine, through the local transport (a ``host`` with an ``ssh:`` block is
+:class:`actors.ssh_host.SshHost`)."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """The ``sophgo`` device kind: a TPU box (one or more BM1684X-class chips) over SSH, one slot per chip.
 
-What a TPU box adds to an SSH device (:mod:`actors.box`):
+What a TPU box adds to an SSH device (:mod:`actors.ssh_device`, :mod:`actors.box`):
 
 * **Slots** — the inventory's ``chips:``, else the chips ``bm-smi --noloop`` lists when the actor starts (once;
   if the box cannot be asked then, the inventory's single default slot ``chip0`` is used and a warning says to
@@ -22,7 +22,7 @@ What a TPU box adds to an SSH device (:mod:`actors.box`):
   ``failed`` with an error naming both files and sizes, and no device time is spent. Such a run's columns count
   the shared weights once (``bmodel_count``, ``bmodel_weights_identical`` say what was checked). Variants of one
   model measured in separate runs are compared with a query instead (see ``docs/boxes.md``).
-* **Fingerprint** — the remote host's (:meth:`~actors.box.SshDevice.host_fingerprint`) plus ``fp_tpu_name``
+* **Fingerprint** — the remote host's (:meth:`~actors.ssh_device.SshDevice.host_fingerprint`) plus ``fp_tpu_name``
   (``1684X-SC7``), ``fp_tpu_chips``, ``fp_tpu_sdk``, ``fp_tpu_driver`` from the bm-smi header, and the device
   memory split ``fp_tpu_mem_npu_mib`` / ``_vpu_`` / ``_vpp_`` read with ``memory_edit.sh -p`` (the inventory's
   ``memory_edit:``) — read, never changed: ``-c`` (set) is the researcher's, followed by a reboot.

@@ -1,6 +1,6 @@
 """The ``host`` device kind reached over SSH: an x86 or ARM server running simulators or CPU baselines.
 
-What it adds to an SSH device (:mod:`actors.box`):
+What it adds to an SSH device (:mod:`actors.ssh_device`):
 
 * **Slot** — one, like a local host.
 * **Sampler** — :class:`RemoteRssSampler` polls ``/proc/<pid>/status`` of every process in the run's process
@@ -8,7 +8,7 @@ What it adds to an SSH device (:mod:`actors.box`):
   ``VmHWM`` of one process and the highest summed ``VmRSS`` seen at a poll, as for a local host
   (:class:`~actors.host_probe.PeakRssSampler`), in MiB. Polls after 0.1 s, 0.3 s, then every 0.5 s, one SSH
   round trip each; a run shorter than the first poll has no ``peak_rss_mib``.
-* **Fingerprint** — :meth:`~actors.box.SshDevice.host_fingerprint`: ``fp_kernel`` (``uname -r``),
+* **Fingerprint** — :meth:`~actors.ssh_device.SshDevice.host_fingerprint`: ``fp_kernel`` (``uname -r``),
   ``fp_cpu_model`` (``/proc/cpuinfo``), ``fp_cpu_count`` (``nproc``), ``fp_arch``, ``fp_os``, ``fp_hostname``,
   ``fp_python``, ``fp_cpu_governor`` (cpufreq scaling governors, where readable).
 * **Temperature** — the hottest ``/sys/class/thermal`` zone; a server without zones is asked once only.
@@ -20,8 +20,8 @@ import logging
 import threading
 import time
 
-from actors.box import SshDevice
 from actors.device import RunSampler
+from actors.ssh_device import SshDevice
 from actors.transports.base import Transport
 from farm.errors import FarmError, OutputParseError
 from farm.probes.proc_status import parse_proc_status

@@ -9,24 +9,20 @@ Choices a caller may rely on:
 * Commands run through **shell v2** (``shell,v2,raw:``): real exit codes and stderr apart from stdout. A stream
   that ends without the exit frame, an ``EOFError`` or an adbutils ``AdbError`` mid-command is a
   :class:`~farm.errors.ConnectionLostError`, never a result: with the legacy shell a dropped phone looks like a
-  benchmark that printed less (see ``notes/adb-virtual-phone.md``). adbutils' and the socket's exceptions become
-  Farm's through one table, :data:`ADB_ERRORS` (see :mod:`actors.transports.errors`).
-* The command line is POSIX ``sh`` with every argument and env value quoted (``shlex.quote``); env keys must be
-  identifiers. It ``cd``s to ``workdir`` (exit 127 when that fails), prints its pid on a private marker line
+  benchmark that printed less. adbutils' and the socket's exceptions become Farm's through one table,
+  :data:`ADB_ERRORS` (see :mod:`actors.transports.errors`).
+* The command line (:func:`~actors.transports.remote_shell.build_command`) is POSIX ``sh`` with every argument and
+  env value quoted; it ``cd``s to ``workdir`` (exit 127 when that fails), prints its pid on a private marker line
   (stripped from stdout) and ``exec``s the benchmark, so the pid ``on_start`` gets is the benchmark's own.
-  Only ``echo $$``, ``exec``, ``export``, ``cd``, ``||`` are used: the virtual phone's shell and mksh both have them.
-* Timeout and cancel kill the benchmark through a second shell: ``kill -9 -PID`` (its process group when adbd
-  made it a group leader) or else ``kill -9 PID``, then wait for the exit frame; the result has ``exit_code``
-  None and ``timed_out``/``cancelled`` set.
-* A benchmark whose link dropped mid-run may still run on the phone (a phone whose Wi-Fi went silent never
-  hangs it up): its pid is remembered and the benchmark killed as soon as the phone answers again (the next
-  stream opened or health check), only if ``/proc/<pid>/cmdline`` still names it (a reboot reuses pids).
+* The run loop, timeout, cancel and the benchmarks a lost link left running are
+  :class:`~actors.transports.remote_run.RemoteTransport`'s; this transport kills through a second shell with
+  ``kill -9 -PID`` (its process group when adbd made it a group leader) or else ``kill -9 PID``, and reaps what a
+  lost link left running as soon as the phone answers again (the next stream opened or health check).
 * Phones attached over TCP (``adb connect host:port``) are reconnected when the server reports them offline or
   gone: ``disconnect`` then ``connect`` (after a refused reconnect adb 29 keeps a stale entry for ~10 s and a
   bare ``connect`` only answers "already connected"). At most one attempt per ``reconnect_interval_s``.
-* ``push`` is content-addressed: ``<dst>.farm-sha256`` beside ``dst`` records ``sha256 size mtime`` of what we
-  wrote, trusted only while ``dst`` keeps that size and mtime, so an unchanged artifact costs one shell round
-  trip and no bytes. Files are sent with our own sync ``SEND`` in 64 KiB ``DATA`` records (adbutils'
+* ``push`` is content-addressed (:mod:`actors.transports.push_marker`): an unchanged artifact costs one shell
+  round trip and no bytes. Files are sent with our own sync ``SEND`` in 64 KiB ``DATA`` records (adbutils'
   ``sync.push`` writes 4 KiB ones and reaches about half of ``adb push``), to a temp name renamed over ``dst``.
 * The adb server is never started implicitly (adbutils would start one on the default port, i.e. touch a
   developer's phones): a missing server is a :class:`~farm.errors.DeviceOfflineError` saying how to start it.
@@ -44,7 +40,7 @@ import stat
 import struct
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -53,21 +49,19 @@ import adbutils
 from adbutils import AdbClient, AdbError
 
 from actors.host_probe import file_sha256
-from actors.transports.base import CHECK_TIMEOUT_S, Completed, OnStart, PushResult, checked, refuse_empty
+from actors.transports.base import CHECK_TIMEOUT_S, Completed, PushResult, checked, refuse_empty
 from actors.transports.errors import LOCAL_FILE_ERRORS, ErrorTable, map_exceptions, reason
-from actors.transports.remote_shell import PidMarker, new_marker, prelude
+from actors.transports.push_marker import marker_line, marker_path, recorded_digest
+from actors.transports.remote_run import EXIT_WAIT_S, RemoteTransport
+from actors.transports.remote_shell import PidMarker
 from farm.errors import ConnectionLostError, DeviceOfflineError, InfraError
 from farm.specs.inventory import AdbConnection
 
 log = logging.getLogger(__name__)
 
-_TICK_S = 0.05  # granularity of timeout/cancel checks while a command runs
-_EXIT_WAIT_S = 10.0  # how long to wait for the exit frame once the benchmark was killed
-_PID_WAIT_S = 2.0  # how long a kill waits for a just-started command to announce its pid
 _SELF_HEAL_S = 1.0  # how long an offline TCP phone is given to come back by itself before we reconnect it
 _SYNC_CHUNK = 64 * 1024  # the largest DATA record adbd accepts (SYNC_DATA_MAX)
 _RECORDS_PER_WRITE = 16
-_SHA_SUFFIX = ".farm-sha256"
 _V2 = struct.Struct("<BI")  # shell v2 packet header: id, length
 _V2_STDOUT, _V2_STDERR, _V2_EXIT, _V2_CLOSE_STDIN = 1, 2, 3, 4
 _SYNC = struct.Struct("<4sI")
@@ -78,17 +72,6 @@ _UNAUTHORIZED = ("unauthorized", "authorizing")
 # adbutils, and the socket and stream under it, → Farm: a fault while talking to the server or the phone is the link's
 # (a block that runs before the phone was reached passes offline=True: DeviceOfflineError). See transports/errors.py.
 ADB_ERRORS: ErrorTable = {AdbError: ConnectionLostError, OSError: ConnectionLostError, EOFError: ConnectionLostError}
-
-
-def build_command(
-    argv: Sequence[str], marker: str, env: Mapping[str, str] | None = None, workdir: str | None = None
-) -> str:
-    """The shell line for ``argv``: env exported, ``cd workdir``, pid marker, then ``exec argv``."""
-    refuse_empty(argv)
-    parts = prelude(env, workdir)
-    parts.append(f"echo {marker}$$")
-    parts.append(f"exec {shlex.join(argv)}")
-    return "; ".join(parts)
 
 
 def kill_command(pid: int) -> str:
@@ -118,18 +101,23 @@ class _Client(AdbClient):  # type: ignore[misc]
 
 
 class _ShellReader(threading.Thread):
-    """Reads one shell-v2 stream to its end: stdout (marker line taken out), stderr, the exit status."""
+    """Reads one shell-v2 stream to its end: stdout (marker line taken out), stderr, the exit status.
 
-    def __init__(self, sock: socket.socket, wake: threading.Event, marker: bytes | None) -> None:
+    Started as a thread it is the run loop's view of one command (:class:`~actors.transports.remote_run.Started`);
+    :meth:`AdbTransport._shell` calls :meth:`run` in its own thread instead.
+    """
+
+    def __init__(self, conn: _ServerConnection, marker: bytes | None) -> None:
         super().__init__(daemon=True, name="adb-shell")
-        self._sock = sock
-        self._wake = wake
+        self._conn = conn
+        self._sock: socket.socket = conn.conn
+        self._wake = threading.Event()
         self._pid = PidMarker(marker)
         self.stdout: list[bytes] = []
         self.stderr: list[bytes] = []
         self.exit_code: int | None = None
         self.ended_at: float | None = None
-        self.error: BaseException | None = None
+        self._error: BaseException | None = None
 
     def run(self) -> None:
         buf = bytearray()
@@ -147,7 +135,7 @@ class _ShellReader(threading.Thread):
                     del buf[: _V2.size + length]
                     self._packet(packet_id, payload)
         except (OSError, EOFError) as exc:
-            self.error = exc
+            self._error = exc
         finally:
             self.ended_at = time.monotonic()
             tail = self._pid.flush()
@@ -163,6 +151,10 @@ class _ShellReader(threading.Thread):
     def started_at(self) -> float | None:
         return self._pid.started_at
 
+    @property
+    def error(self) -> str:
+        return reason(self._error) if self._error is not None else ""
+
     def _packet(self, packet_id: int, payload: bytes) -> None:
         if packet_id == _V2_STDOUT:
             pending = self._pid.pending
@@ -176,11 +168,28 @@ class _ShellReader(threading.Thread):
         elif packet_id == _V2_EXIT and payload:
             self.exit_code = payload[0]
 
-    def text(self, chunks: list[bytes]) -> str:
-        return b"".join(chunks).decode("utf-8", errors="replace")
+    def ended(self) -> bool:
+        return not self.is_alive()
+
+    def wait(self, seconds: float) -> bool:
+        self._wake.wait(seconds)
+        self._wake.clear()
+        return self.ended()
+
+    def finish(self) -> tuple[str, str, float]:
+        self.join(EXIT_WAIT_S)
+        end = self.ended_at if self.ended_at is not None else time.monotonic()
+        return _text(self.stdout), _text(self.stderr), end
+
+    def close(self) -> None:
+        self._conn.close()
 
 
-class AdbTransport:
+def _text(chunks: list[bytes]) -> str:
+    return b"".join(chunks).decode("utf-8", errors="replace")
+
+
+class AdbTransport(RemoteTransport):
     """Run commands on and move files to one phone through an adb server (thread-safe)."""
 
     def __init__(
@@ -196,13 +205,10 @@ class AdbTransport:
         self.reconnect_interval_s = reconnect_interval_s
         self.connect_timeout_s = connect_timeout_s
         self._client = _Client(adb.server_host, adb.server_port)
-        self._marker = new_marker()
         self._reconnect_lock = threading.Lock()
         self._last_reconnect = -float("inf")
         self.reconnects = 0  # successful reconnects (what tests and logs look at)
-        self._orphans_lock = threading.Lock()
-        self._orphans: dict[int, str] = {}  # pid → a word of its command line: benchmarks a lost link left running
-        self.orphans_killed = 0
+        super().__init__()
 
     @property
     def _where(self) -> str:
@@ -225,7 +231,7 @@ class AdbTransport:
         if reconnect and current not in ("device", "unauthorized") and self.adb.is_tcp:
             current = self.reconnect()
         if current == "device":
-            self._kill_orphans()
+            self._reap_orphans()
         return current
 
     def _server_state(self) -> str:
@@ -321,7 +327,7 @@ class AdbTransport:
             except BaseException:
                 conn.close()
                 raise
-            self._kill_orphans()  # the phone answers again: first stop what a lost link left running
+            self._reap_orphans()  # the phone answers again: first stop what a lost link left running
             return conn
         raise AssertionError("unreachable")
 
@@ -334,11 +340,10 @@ class AdbTransport:
         """
         t0 = time.monotonic()
         conn = self._open(f"shell,v2,raw:{line}", timeout, reconnect=reconnect)
-        wake = threading.Event()
+        reader = _ShellReader(conn, None)
         try:
             with map_exceptions(ADB_ERRORS, f"{self._where}: shell failed"):
                 conn.conn.sendall(_V2.pack(_V2_CLOSE_STDIN, 0))
-                reader = _ShellReader(conn.conn, wake, None)
                 reader.run()  # in this thread: the socket timeout bounds it
         finally:
             conn.close()
@@ -346,8 +351,7 @@ class AdbTransport:
             raise ConnectionLostError(
                 f"{self._where}: no exit status from {line[:60]!r} ({reader.error or 'stream closed'})"
             )
-        stdout, stderr = reader.text(reader.stdout), reader.text(reader.stderr)
-        return Completed(reader.exit_code, stdout, stderr, time.monotonic() - t0)
+        return Completed(reader.exit_code, _text(reader.stdout), _text(reader.stderr), time.monotonic() - t0)
 
     def check_output(self, argv: Sequence[str], *, timeout: float = CHECK_TIMEOUT_S, reconnect: bool = True) -> str:
         """stdout of a short command that must succeed (see :meth:`actors.transports.base.Transport.check_output`).
@@ -357,130 +361,24 @@ class AdbTransport:
         refuse_empty(argv)
         return checked(self._shell(shlex.join(argv), timeout, reconnect=reconnect), self._where, argv, timeout)
 
-    def run(
-        self,
-        argv: Sequence[str],
-        *,
-        env: Mapping[str, str] | None = None,
-        workdir: str | None = None,
-        timeout: float | None = None,
-        cancel: threading.Event | None = None,
-        on_start: OnStart | None = None,
-    ) -> Completed:
-        """Run ``argv`` on the phone and wait for it (see the module docstring for quoting, kill and faults)."""
-        line = build_command(argv, self._marker, env, workdir)
-        if cancel is not None and cancel.is_set():
-            return Completed(None, "", "", 0.0, cancelled=True)
-        conn = self._open(f"shell,v2,raw:{line}", self.connect_timeout_s)
-        sock: socket.socket = conn.conn
-        wake = threading.Event()
-        reader = _ShellReader(sock, wake, self._marker.encode())
-        t0 = time.monotonic()
+    def _start(self, command: str, argv: Sequence[str]) -> _ShellReader:
+        conn = self._open(f"shell,v2,raw:{command}", self.connect_timeout_s)
         try:
             with map_exceptions(ADB_ERRORS, f"{self._where}: could not start {argv[0]!r}"):
-                sock.settimeout(None)  # the reader blocks; timeout and cancel are watched here
-                sock.sendall(_V2.pack(_V2_CLOSE_STDIN, 0))  # the benchmark sees EOF on stdin
+                conn.conn.settimeout(None)  # the reader blocks; timeout and cancel are watched by the run loop
+                conn.conn.sendall(_V2.pack(_V2_CLOSE_STDIN, 0))  # the benchmark sees EOF on stdin
         except BaseException:
             conn.close()
             raise
+        reader = _ShellReader(conn, self._marker.encode())
         reader.start()
-        deadline = None if timeout is None else t0 + timeout
-        announced = False
-        stop: str | None = None
-        try:
-            while True:
-                if not announced and reader.pid is not None:
-                    announced = True
-                    if on_start is not None:
-                        on_start(reader.pid)
-                if not reader.is_alive():
-                    break
-                if cancel is not None and cancel.is_set():
-                    stop = "cancelled"
-                elif deadline is not None and time.monotonic() >= deadline:
-                    stop = "timed_out"
-                if stop is not None:
-                    self._stop_remote(reader, stop)
-                    break
-                wake.wait(_TICK_S)
-                wake.clear()
-        except BaseException:
-            # e.g. on_start raised: do not leave the benchmark running unattended on the phone
-            if reader.pid is not None and stop is None and reader.exit_code is None:
-                with contextlib.suppress(InfraError):
-                    self._shell(kill_command(reader.pid), timeout=_EXIT_WAIT_S)
-            raise
-        finally:
-            conn.close()
-        reader.join(_EXIT_WAIT_S)
-        started = reader.started_at if reader.started_at is not None else t0
-        end = reader.ended_at if reader.ended_at is not None else time.monotonic()
-        if reader.exit_code is None:
-            if reader.pid is not None:
-                self._orphan(reader.pid, argv)
-            raise ConnectionLostError(
-                f"{self._where}: connection lost while {argv[0]!r} ran (no exit status after "
-                f"{end - started:.1f} s: {reader.error or 'stream closed'})"
-            )
-        return Completed(
-            exit_code=None if stop is not None else reader.exit_code,
-            stdout=reader.text(reader.stdout),
-            stderr=reader.text(reader.stderr),
-            duration_s=end - started,
-            timed_out=stop == "timed_out",
-            cancelled=stop == "cancelled",
-            pid=reader.pid,
-        )
+        return reader
 
-    def _stop_remote(self, reader: _ShellReader, why: str) -> None:
-        """Kill the benchmark through a second shell and wait for its stream to end with an exit frame."""
-        pid = reader.pid
-        if pid is None:
-            # killed before its first instruction ran: give it a moment to announce itself
-            end = time.monotonic() + _PID_WAIT_S
-            while reader.pid is None and reader.is_alive() and time.monotonic() < end:
-                time.sleep(0.02)
-            pid = reader.pid
-        log.info("%s: %s; killing pid %s", self._where, why.replace("_", " "), pid)
-        if pid is not None:
-            try:
-                self._shell(kill_command(pid), timeout=_EXIT_WAIT_S)
-            except InfraError:
-                self._orphan(pid, None)
-                raise
-        reader.join(_EXIT_WAIT_S)
-        if reader.is_alive() or reader.exit_code is None:
-            raise ConnectionLostError(f"{self._where}: command did not end after kill ({why})")
+    def _kill(self, pid: int, guard: str = "", *, reconnect: bool = True) -> None:
+        self._shell(guard + kill_command(pid), timeout=EXIT_WAIT_S, reconnect=reconnect)
 
-    def _orphan(self, pid: int, argv: Sequence[str] | None) -> None:
-        """Remember a benchmark the link dropped under: it may still run on the phone (a phone on a Wi-Fi link
-        that went silent never hangs it up). It is killed as soon as the phone answers again."""
-        word = max((a for a in argv or () if "\n" not in a and "\0" not in a), key=len, default="")[:100]
-        with self._orphans_lock:
-            self._orphans[pid] = word
-        log.warning(
-            "%s: pid %s may still be running on the phone; it is killed when the phone is back", self._where, pid
-        )
-
-    def _kill_orphans(self) -> None:
-        """Kill the benchmarks lost links left running (each only while its command line still says it is ours:
-        after a reboot the pid may be another process)."""
-        with self._orphans_lock:
-            if not self._orphans:
-                return
-            orphans, self._orphans = self._orphans, {}
-        for pid, word in orphans.items():
-            kill = kill_command(pid)
-            check = f"grep -qF {shlex.quote(word)} /proc/{pid}/cmdline 2>/dev/null || exit 0; " if word else ""
-            try:
-                self._shell(check + kill, timeout=_EXIT_WAIT_S, reconnect=False)
-            except InfraError as exc:
-                log.info("%s: could not kill leftover pid %s yet: %s", self._where, pid, exc)
-                with self._orphans_lock:
-                    self._orphans.setdefault(pid, word)
-                continue
-            self.orphans_killed += 1
-            log.info("%s: killed pid %s, left running by a lost link", self._where, pid)
+    def _lost(self, cmd: object) -> None:
+        """Nothing to drop: every command has its own stream through the server."""
 
     # -- files -----------------------------------------------------------------------------------------------
 
@@ -493,7 +391,7 @@ class AdbTransport:
         with map_exceptions(LOCAL_FILE_ERRORS, f"adb push: cannot read {src}"):
             local = src.stat()
         file_mode = mode if mode is not None else stat.S_IMODE(local.st_mode)
-        q_dst, q_marker = shlex.quote(dst), shlex.quote(dst + _SHA_SUFFIX)
+        q_dst, q_marker = shlex.quote(dst), shlex.quote(marker_path(dst))
         # One round trip: make the parent, apply the mode (harmless if we upload next), read marker and stat.
         check = (
             f"mkdir -p {shlex.quote(posixpath.dirname(dst) or '/')} 2>/dev/null; "
@@ -502,11 +400,12 @@ class AdbTransport:
         )
         out = self._shell(check).stdout
         recorded, _, current = out.partition("@@")
-        fields, now = recorded.split(), current.split()
-        if len(fields) == 3 and fields[1:] == now and int(fields[1]) == local.st_size:
-            digest = file_sha256(src)  # cached per file version: free for an artifact the actor already hashed
-            if fields[0] == digest:
-                return PushResult(dst, digest, local.st_size, 0, time.monotonic() - t0)
+        now, held = current.split(), None
+        if len(now) == 2 and now[0] == str(local.st_size) and now[1].isdigit():
+            held = recorded_digest(recorded, local.st_size, int(now[1]))
+        # file_sha256 is cached per file version: free for an artifact the actor already hashed
+        if held is not None and held == file_sha256(src):
+            return PushResult(dst, held, local.st_size, 0, time.monotonic() - t0)
         # Hash while sending: both release the GIL, so a cold artifact costs max(hash, transfer), not the sum.
         with ThreadPoolExecutor(1, thread_name_prefix="adb-hash") as pool:
             hashing: Future[str] = pool.submit(file_sha256, src)
@@ -522,14 +421,14 @@ class AdbTransport:
         size = local.st_size
         # adbd sets the mtime DONE carries, and a rename keeps it: the marker can be written in the same trip.
         done = self._shell(
-            f"mv -f {shlex.quote(tmp)} {q_dst} && echo '{digest} {size} {mtime}' > {q_marker} && "
+            f"mv -f {shlex.quote(tmp)} {q_dst} && echo {_line(digest, size, mtime)} > {q_marker} && "
             f"stat -c '%s %Y' {q_dst}"
         )
         if done.exit_code != 0:
             raise InfraError(f"{self._where}: push {src} → {dst}: {done.stderr.strip()[-300:]}")
-        if done.stdout.split() != [str(size), str(mtime)]:  # a filesystem that did not keep our mtime
-            got = done.stdout.split()
-            self._shell(f"echo '{digest} {' '.join(got)}' > {q_marker}")
+        got = done.stdout.split()
+        if got != [str(size), str(mtime)] and len(got) == 2 and "".join(got).isdigit():  # mtime not kept
+            self._shell(f"echo {_line(digest, int(got[0]), int(got[1]))} > {q_marker}")
         return PushResult(dst, digest, size, size, time.monotonic() - t0)
 
     def _send_file(self, src: Path, dst: str, mode: int, mtime: int) -> None:
@@ -611,6 +510,11 @@ class AdbTransport:
         """Nothing to release: every operation opens (and closes) its own stream through the adb server."""
 
 
+def _line(digest: str, size: int, mtime: int) -> str:
+    """The marker's line, quoted for ``echo``."""
+    return shlex.quote(marker_line(digest, size, mtime).rstrip("\n"))
+
+
 def _recv_exact(sock: socket.socket, n: int) -> bytes:
     chunks: list[bytes] = []
     got = 0
@@ -638,4 +542,4 @@ def _no_server(host: str, port: int) -> str:
     )
 
 
-__all__ = ["AdbTransport", "adb_devices", "build_command", "kill_command"]
+__all__ = ["AdbTransport", "adb_devices", "kill_command"]

@@ -25,9 +25,10 @@ user writing a device kind of their own tests it the same way. It keeps the cont
   :class:`~farm.errors.ConnectionLostError` on timeout.
 * **Files** live in :attr:`FakeTransport.files` (path → :class:`FakeFile`; parents are implied). ``push`` behaves as
   the real ones: ``dst`` ending in ``/`` is a directory, the content lands under its final name whole, and a
-  ``<dst>.farm-sha256`` marker (``sha256 size mtime``) makes a second push of the same content move 0 bytes, for
-  as long as ``dst`` keeps that size and mtime (a file changed on the device is pushed again). Every write ticks
-  a device clock, which is the fake's mtime. ``pull`` of a missing file is an :class:`~farm.errors.InfraError`.
+  ``<dst>.farm-sha256`` marker (:mod:`actors.transports.push_marker`) makes a second push of the same content move
+  0 bytes, for as long as ``dst`` keeps that size and mtime (a file changed on the device is pushed again). Every
+  write ticks a device clock, which is the fake's mtime. ``pull`` of a missing file is an
+  :class:`~farm.errors.InfraError`.
 * **Faults** on demand: :meth:`FakeTransport.set_offline` (every call raises
   :class:`~farm.errors.DeviceOfflineError`, as a device whose link is down), :meth:`FakeTransport.drop_link`
   (commands running now end with :class:`~farm.errors.ConnectionLostError`; what they started is left running, as
@@ -52,13 +53,13 @@ from pathlib import Path
 from typing import Literal
 
 from actors.transports.base import CHECK_TIMEOUT_S, Completed, OnStart, PushResult, checked, refuse_empty
+from actors.transports.push_marker import marker_line, marker_path, recorded_digest
 from actors.transports.remote_shell import prelude
 from farm.errors import ConnectionLostError, DeviceOfflineError, FarmError, InfraError
 
 log = logging.getLogger(__name__)
 
 Verb = Literal["run", "check_output", "push", "pull", "close"]
-_MARKER_SUFFIX = ".farm-sha256"
 _TICK_S = 0.01  # how often a waiting run looks at its cancel event and deadline
 
 
@@ -367,13 +368,13 @@ class FakeTransport:
         digest = hashlib.sha256(data).hexdigest()
         with self._lock:
             current = self.files.get(target)
-            marker = self.files.get(target + _MARKER_SUFFIX)
+            marker = self.files.get(marker_path(target))
             if current is not None and marker is not None and _marker_matches(marker, current, digest):
                 if mode is not None:
                     self.chmod(target, mode)
                 return PushResult(target, digest, len(data), 0, time.monotonic() - t0)
             written = self.write(target, data, mode if mode is not None else local_mode)
-            self.write(target + _MARKER_SUFFIX, f"{digest} {len(data)} {written.mtime}\n")
+            self.write(marker_path(target), marker_line(digest, len(data), written.mtime))
         return PushResult(target, digest, len(data), len(data), time.monotonic() - t0)
 
     def pull(self, src: str, dst: Path) -> None:
@@ -407,7 +408,7 @@ def _norm(path: str) -> str:
 
 
 def _marker_matches(marker: FakeFile, current: FakeFile, digest: str) -> bool:
-    return marker.data.decode(errors="replace").split() == [digest, str(len(current.data)), str(current.mtime)]
+    return recorded_digest(marker.data.decode(errors="replace"), len(current.data), current.mtime) == digest
 
 
 __all__ = [

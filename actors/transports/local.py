@@ -32,6 +32,7 @@ from pathlib import Path
 from actors.host_probe import file_sha256, group_members
 from actors.transports.base import CHECK_TIMEOUT_S, Completed, OnStart, PushResult, checked, refuse_empty
 from actors.transports.errors import LOCAL_FILE_ERRORS, map_exceptions
+from actors.transports.push_marker import marker_line, marker_path, recorded_digest
 from farm.envvars import apply_env
 from farm.specs.types import parse_core_list as parse_cores  # one parser: jobs are validated with it
 
@@ -39,7 +40,6 @@ log = logging.getLogger(__name__)
 
 _POLL_S = 0.02  # how often a running command checks its deadline and cancel event
 _LINGER_S = 0.1  # how long pipes may stay open after the command exited before its group is killed
-_MARKER_SUFFIX = ".farm-sha256"
 
 
 def taskset_argv(cores: str | Sequence[int], argv: Sequence[str]) -> list[str]:
@@ -255,8 +255,9 @@ class LocalTransport:
     def push(self, src: Path, dst: str, mode: int | None = None) -> PushResult:
         """Copy ``src`` to ``dst`` (a directory when it ends in ``/``) atomically, skipping identical content.
 
-        A ``<dst>.farm-sha256`` marker records the hash, size and mtime of what was written, so the check does
-        not rehash ``dst``; a later change to ``dst`` changes its size or mtime and invalidates the marker.
+        The ``<dst>.farm-sha256`` marker (:mod:`actors.transports.push_marker`) records the hash, size and mtime of
+        what was written, so the check does not rehash ``dst``; a later change to ``dst`` changes its size or mtime
+        and invalidates the marker.
         """
         started = time.monotonic()
         src = Path(src)
@@ -264,7 +265,7 @@ class LocalTransport:
         with map_exceptions(LOCAL_FILE_ERRORS, f"local push: cannot read {src}"):
             digest = file_sha256(src)
             size = src.stat().st_size
-        marker = target.with_name(target.name + _MARKER_SUFFIX)
+        marker = Path(marker_path(str(target)))
         if target.is_file() and _marker_matches(marker, target, digest):
             if mode is not None:
                 os.chmod(target, mode)
@@ -273,7 +274,7 @@ class LocalTransport:
             target.parent.mkdir(parents=True, exist_ok=True)
             _atomic_copy(src, target, mode)
             st = target.stat()
-            marker.write_text(f"{digest} {st.st_size} {st.st_mtime_ns}\n")
+            marker.write_text(marker_line(digest, st.st_size, st.st_mtime))
         return PushResult(str(target), digest, size, size, time.monotonic() - started)
 
     def pull(self, src: str, dst: Path) -> None:
@@ -289,11 +290,11 @@ class LocalTransport:
 
 def _marker_matches(marker: Path, target: Path, digest: str) -> bool:
     try:
-        recorded = marker.read_text().split()
+        recorded = marker.read_text()
     except FileNotFoundError:
         return False
     st = target.stat()
-    return recorded == [digest, str(st.st_size), str(st.st_mtime_ns)]
+    return recorded_digest(recorded, st.st_size, st.st_mtime) == digest
 
 
 def _atomic_copy(src: Path, dst: Path, mode: int | None) -> None:

@@ -2,9 +2,11 @@
 
 A remote command is started as ``export K=V; cd DIR || exit; … echo <marker>$$; exec argv`` so the farm learns
 the device-side pid (for samplers and for killing the process group) without a second round trip; the marker
-line is then taken out of the command's stdout. Every argument and env value is quoted: env values are literal
-(``$HOME`` is not expanded), quoting is what keeps arguments from being code. The one expansion is the device's
-own variable under a prepend (:class:`farm.envvars.EnvPrepend`): ``export K='value'"${K:+:$K}"``.
+line is then taken out of the command's stdout. :func:`build_command` writes that line, in one of two shapes
+(``exec`` in place for adb, ``setsid`` in the background for ssh: see its docstring). Every argument and env
+value is quoted: env values are literal (``$HOME`` is not expanded), quoting is what keeps arguments from being
+code. The one expansion is the device's own variable under a prepend (:class:`farm.envvars.EnvPrepend`):
+``export K='value'"${K:+:$K}"``.
 """
 
 from __future__ import annotations
@@ -13,8 +15,9 @@ import re
 import secrets
 import shlex
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
+from actors.transports.base import refuse_empty
 from farm.envvars import EnvPrepend
 from farm.errors import RunRefused
 
@@ -32,6 +35,35 @@ def prelude(env: Mapping[str, str] | None, workdir: str | None, cd: str = "cd") 
     if workdir is not None:
         lines.append(f"{cd} {shlex.quote(workdir)} || exit 127")
     return lines
+
+
+def build_command(
+    argv: Sequence[str],
+    marker: str,
+    env: Mapping[str, str] | None = None,
+    workdir: str | None = None,
+    *,
+    own_group: bool = False,
+) -> str:
+    """The remote command line for ``argv``: env exported, ``cd workdir``, pid marker, then ``argv``.
+
+    By default ``argv`` is ``exec``'d in place (adb: adbd makes the shell a group leader where it can), in one
+    ``;``-joined line using only ``export``, ``cd``, ``||``, ``echo $$`` and ``exec``, which mksh and the virtual
+    phone's shell both have. With ``own_group`` (ssh) the line is ``sh -c`` of a script that starts ``argv`` in
+    the background under ``setsid`` (its own session and process group, pgid == the pid it prints) and
+    ``wait``s for it, so the waiting shell, outside that group, always reports an exit status (128+N for a
+    signal) and a channel that ends without one means the link died, not the benchmark.
+    """
+    refuse_empty(argv)
+    if not own_group:
+        return "; ".join([*prelude(env, workdir), f"echo {marker}$$", f"exec {shlex.join(argv)}"])
+    lines = prelude(env, workdir, cd="cd --")
+    # the background child is not a group leader, so setsid(1) calls setsid() without forking: the pid printed
+    # by the inner sh is the pid of the exec'd command and the id of its new process group
+    inner = f'echo {marker}$$; exec "$@"'
+    lines.append(f"setsid sh -c {shlex.quote(inner)} farm-run {shlex.join(argv)} &")
+    lines.append('wait "$!"')
+    return f"sh -c {shlex.quote(chr(10).join(lines))}"
 
 
 def new_marker() -> str:

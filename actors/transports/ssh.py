@@ -11,18 +11,19 @@ authentication, is a :class:`~farm.errors.SecurityError` (not retried). Network 
 :data:`SSH_ERRORS` (see :mod:`actors.transports.errors`); an unset ``password_env`` refuses the run
 (:class:`~farm.errors.RunRefused`).
 
-Remote process model: the login shell runs ``sh -c`` which starts the command in the background under
-``setsid`` (own session and process group, pgid == pid) and ``wait``s for it. The command's first act is to
-print its pid on a private marker line (stripped from stdout), so ``on_start`` gets the device pid and
-timeout/cancel can kill the whole group (``kill -TERM -PGID``, then KILL) over a second channel. Because
-the waiting shell stays outside that group, the channel always ends with an ``exit-status`` (128+N for a
-signal): a channel that closes without one means the connection died, not the benchmark.
+Remote process model (:func:`~actors.transports.remote_shell.build_command` with ``own_group``): the login shell
+runs ``sh -c`` which starts the command in the background under ``setsid`` (own session and process group, pgid
+== pid) and ``wait``s for it; the command's first act is to print its pid on a private marker line. The run loop
+is :class:`~actors.transports.remote_run.RemoteTransport`'s; this transport supplies one channel per command and
+kills on timeout/cancel through a second one (``kill -TERM -PGID``, then KILL after ``_KILL_GRACE_S``). A channel
+that closes without an ``exit-status`` means the connection died, not the benchmark: the connection is dropped,
+and what still runs on the box is killed after the next connect. ``push`` is content-addressed
+(:mod:`actors.transports.push_marker`).
 """
 
 from __future__ import annotations
 
 import contextlib
-import functools
 import hashlib
 import logging
 import os
@@ -33,15 +34,17 @@ import stat
 import threading
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, NoReturn, Protocol
 
 import paramiko
 
-from actors.transports.base import CHECK_TIMEOUT_S, Completed, OnStart, PushResult, checked, refuse_empty
-from actors.transports.errors import LOCAL_FILE_ERRORS, ErrorTable, map_exceptions, mapped_type
-from actors.transports.remote_shell import PidMarker, new_marker, prelude
+from actors.host_probe import file_sha256
+from actors.transports.base import CHECK_TIMEOUT_S, PushResult, checked
+from actors.transports.errors import LOCAL_FILE_ERRORS, ErrorTable, map_exceptions, mapped_type, reason
+from actors.transports.push_marker import marker_line, marker_path, recorded_digest
+from actors.transports.remote_run import EXIT_WAIT_S, RemoteTransport
+from actors.transports.remote_shell import PidMarker
 from farm.errors import (
     ConnectionLostError,
     FarmError,
@@ -49,58 +52,21 @@ from farm.errors import (
     RunRefused,
     SecurityError,
 )
+from farm.specs.inventory import SshConnection
 
 log = logging.getLogger(__name__)
 
 _KILL_GRACE_S = 2.0  # SIGTERM → SIGKILL delay: lets a benchmark flush its log, short enough not to stall a slot
-_TICK_S = 0.1  # granularity of timeout/cancel checks while a command runs
-_EXIT_WAIT_S = 10.0  # how long to wait for the exit status once the process group is gone
 _CHUNK = 1 << 20
 # Our receive window/packet for SFTP: paramiko's 2 MiB/32 KiB defaults throttle pulls on fast links.
 _SFTP_WINDOW = 16 << 20
 _SFTP_PACKET = 1 << 18
-_SHA_SUFFIX = ".farm-sha256"
 # OpenSSH's sftp-server takes writes up to 256 KiB (its limits@openssh.com extension says 255 KiB); 8x fewer
 # requests than paramiko's 32 KiB cut the Python work per byte. Other servers keep the portable 32 KiB.
 _OPENSSH_SFTP_WRITE = 255 * 1024
 # AES-GCM first: one AEAD pass instead of AES-CTR plus a separate HMAC per packet, ~40 % less client CPU per
 # byte pushed (measured with bench/ssh_upload.py); OpenSSH has offered it since 6.2.
 _CIPHERS_FIRST = ("aes128-gcm@openssh.com", "aes256-gcm@openssh.com")
-
-
-class SshTarget(Protocol):
-    """The connection fields of an SSH device; the inventory's SSH spec and :class:`SshConfig` both fit."""
-
-    @property
-    def host(self) -> str: ...
-    @property
-    def port(self) -> int: ...
-    @property
-    def user(self) -> str: ...
-    @property
-    def key_file(self) -> str | None: ...
-    @property
-    def known_hosts(self) -> str: ...
-    @property
-    def password_env(self) -> str | None: ...
-    @property
-    def connect_timeout_s(self) -> float: ...
-    @property
-    def device_label(self) -> str: ...
-
-
-@dataclass(frozen=True, kw_only=True)
-class SshConfig:
-    """How to reach one SSH device. A password is never written here: ``password_env`` names the env var."""
-
-    host: str
-    port: int = 22
-    user: str
-    key_file: str | None = None
-    known_hosts: str = "~/.ssh/known_hosts"
-    password_env: str | None = None
-    connect_timeout_s: float = 10
-    device_label: str = ""
 
 
 class _UnknownHostKeyError(paramiko.SSHException):
@@ -147,27 +113,10 @@ def _gcm_first_transport(
     return transport
 
 
-def build_command(
-    argv: Sequence[str],
-    marker: str,
-    env: Mapping[str, str] | None = None,
-    workdir: str | None = None,
-) -> str:
-    """The remote command line for ``argv``: POSIX sh, every argument and env value quoted, pid marker first."""
-    refuse_empty(argv)
-    lines = prelude(env, workdir, cd="cd --")
-    # the background child is not a group leader, so setsid(1) calls setsid() without forking: the pid printed
-    # by the inner sh is the pid of the exec'd command and the id of its new process group
-    inner = f'echo {marker}$$; exec "$@"'
-    lines.append(f"setsid sh -c {shlex.quote(inner)} farm-run {shlex.join(argv)} &")
-    lines.append('wait "$!"')
-    return f"sh -c {shlex.quote(chr(10).join(lines))}"
-
-
-def _kill_group_command(pgid: int, grace_s: float) -> str:
+def _kill_group_command(pgid: int, grace_s: float, guard: str = "") -> str:
     # `kill -SIG -PGID`, not `kill -s SIG -- -PGID`: dash's builtin kill understands neither -s nor --
     steps = max(1, round(grace_s / 0.1))
-    script = (
+    script = guard + (
         f"kill -TERM -{pgid} 2>/dev/null || kill -TERM {pgid} 2>/dev/null || exit 0; "
         f"i=0; while kill -0 -{pgid} 2>/dev/null && [ $i -lt {steps} ]; do sleep 0.1; i=$((i+1)); done; "
         f"kill -KILL -{pgid} 2>/dev/null; exit 0"
@@ -222,16 +171,67 @@ class _Recv(Protocol):
     def __call__(self, nbytes: int, /) -> bytes: ...
 
 
-class SshTransport:
+class _SshCommand:
+    """One command on its own channel, as the run loop sees it (a :class:`~actors.transports.remote_run.Started`)."""
+
+    def __init__(self, chan: paramiko.Channel, marker: bytes) -> None:
+        self.chan = chan
+        self.transport = chan.get_transport()
+        self._wake = threading.Event()
+        self._out = _StreamReader(chan.recv, self._wake, marker)
+        self._err = _StreamReader(chan.recv_stderr, self._wake)
+
+    def start(self) -> None:
+        self._out.start()
+        self._err.start()
+
+    @property
+    def pid(self) -> int | None:
+        return self._out.pid
+
+    @property
+    def started_at(self) -> float | None:
+        return self._out.started_at
+
+    @property
+    def error(self) -> str:
+        return reason(self._out.error) if self._out.error is not None else ""
+
+    @property
+    def exit_code(self) -> int | None:
+        # paramiko sets status_event on a closed channel too, leaving exit_status -1: the link died, not the command
+        if not self.chan.status_event.is_set() or self.chan.exit_status == -1:
+            return None
+        return int(self.chan.exit_status)
+
+    def ended(self) -> bool:
+        return bool(self.chan.status_event.is_set())
+
+    def wait(self, seconds: float) -> bool:
+        self._wake.wait(seconds)
+        self._wake.clear()
+        return self.ended()
+
+    def finish(self) -> tuple[str, str, float]:
+        self._out.join(EXIT_WAIT_S)
+        self._err.join(EXIT_WAIT_S)
+        return self._out.text(), self._err.text(), time.monotonic()
+
+    def close(self) -> None:
+        self.chan.close()
+
+
+class SshTransport(RemoteTransport):
     """Run commands on and move files to one SSH device over one shared, self-healing connection."""
 
-    def __init__(self, target: SshTarget) -> None:
+    own_group = True
+
+    def __init__(self, target: SshConnection, device_label: str = "") -> None:
+        super().__init__()
         self.target = target
-        self._label = target.device_label or f"{target.user}@{target.host}:{target.port}"
-        self._lock = threading.Lock()  # guards _client and _orphans
+        self._label = device_label or f"{target.user}@{target.host}:{target.port}"
+        self._lock = threading.Lock()  # guards _client
         self._client: paramiko.SSHClient | None = None
-        self._orphans: set[int] = set()  # remote pgids left running when a connection dropped
-        self._marker = new_marker()
         self._large_sftp_writes = False  # set per connection from the server's version string
 
     # -- connection ------------------------------------------------------------------------------------------
@@ -255,10 +255,8 @@ class SshTransport:
             self._client = client
             t = client.get_transport()
             assert t is not None
-            orphans, self._orphans = set(self._orphans), set()
-        for pgid in orphans:  # best effort: a lost connection leaves its benchmark running on the box
-            with contextlib.suppress(FarmError):
-                self._kill_group(pgid)
+        with contextlib.suppress(FarmError):  # best effort: a lost connection leaves its benchmark running
+            self._reap_orphans()
         return t
 
     def _password(self) -> str | None:
@@ -375,126 +373,42 @@ class SshTransport:
 
     # -- commands --------------------------------------------------------------------------------------------
 
-    def run(
-        self,
-        argv: Sequence[str],
-        *,
-        env: Mapping[str, str] | None = None,
-        workdir: str | None = None,
-        timeout: float | None = None,
-        cancel: threading.Event | None = None,
-        on_start: OnStart | None = None,
-    ) -> Completed:
-        command = build_command(argv, self._marker, env, workdir)
-        if cancel is not None and cancel.is_set():
-            return Completed(None, "", "", 0.0, cancelled=True)
+    def _start(self, command: str, argv: Sequence[str]) -> _SshCommand:
         chan = self._open_channel()
-        transport = chan.get_transport()
-        wake = threading.Event()
-        out = _StreamReader(chan.recv, wake, self._marker.encode())
-        err = _StreamReader(chan.recv_stderr, wake)
-        t0 = time.monotonic()
+        cmd = _SshCommand(chan, self._marker.encode())
         try:
-            with map_exceptions(SSH_ERRORS, f"{self._where}: could not start {argv[0]!r}"), self._dropping(transport):
+            with (
+                map_exceptions(SSH_ERRORS, f"{self._where}: could not start {argv[0]!r}"),
+                self._dropping(cmd.transport),
+            ):
                 chan.exec_command(command)
                 chan.shutdown_write()  # the command gets EOF on stdin, as under a batch scheduler
         except BaseException:
             chan.close()
             raise
-        out.start()
-        err.start()
-        deadline = None if timeout is None else t0 + timeout
-        announced = False
-        stop: str | None = None
-        try:
-            while True:
-                wake.wait(_TICK_S)
-                wake.clear()
-                if not announced and out.pid is not None:
-                    announced = True
-                    if on_start is not None:
-                        on_start(out.pid)
-                if chan.status_event.is_set():
-                    out.join(_EXIT_WAIT_S)
-                    err.join(_EXIT_WAIT_S)
-                    break
-                if cancel is not None and cancel.is_set():
-                    stop = "cancelled"
-                elif deadline is not None and time.monotonic() >= deadline:
-                    stop = "timed_out"
-                if stop is not None:
-                    self._stop_remote(chan, out, stop)
-                    break
-        except BaseException:
-            # e.g. on_start raised: do not leave the benchmark running unattended on the box
-            if out.pid is not None and stop is None and not chan.status_event.is_set():
-                with contextlib.suppress(FarmError):
-                    self._kill_group(out.pid)
-            chan.close()
-            raise
-        end = time.monotonic()
-        chan.close()
-        started = out.started_at if out.started_at is not None else t0
-        if stop is None and chan.exit_status == -1:
-            # the waiting shell always reports a status: none means the link (or sshd) died under us
-            if out.pid is not None:
-                with self._lock:
-                    self._orphans.add(out.pid)
-            self._drop(transport)
-            raise ConnectionLostError(
-                f"{self._where}: connection lost while {argv[0]!r} ran (no exit status after {end - started:.1f} s)"
-            )
-        return Completed(
-            exit_code=None if stop is not None else chan.exit_status,
-            stdout=out.text(),
-            stderr=err.text(),
-            duration_s=end - started,
-            timed_out=stop == "timed_out",
-            cancelled=stop == "cancelled",
-            pid=out.pid,
-        )
+        cmd.start()
+        return cmd
 
-    def _stop_remote(self, chan: paramiko.Channel, out: _StreamReader, why: str) -> None:
-        """Kill the command's process group, then wait for its channel to end (ConnectionLostError if not)."""
-        pid = out.pid
-        if pid is None:
-            # killed before its first instruction ran: give it a moment to announce itself
-            out_wait = time.monotonic() + 2
-            while out.pid is None and time.monotonic() < out_wait and not chan.status_event.is_set():
-                time.sleep(0.02)
-            pid = out.pid
-        log.info("%s: %s; killing remote process group %s", self._where, why.replace("_", " "), pid)
-        if pid is not None:
-            self._kill_group(pid)
-        if not chan.status_event.wait(_EXIT_WAIT_S) or chan.exit_status == -1:
-            if pid is not None:
-                with self._lock:
-                    self._orphans.add(pid)
-            raise ConnectionLostError(f"{self._where}: remote command did not end after kill ({why})")
-        out.join(_EXIT_WAIT_S)
-
-    def _kill_group(self, pgid: int) -> None:
-        self._exec(_kill_group_command(pgid, _KILL_GRACE_S), timeout=_KILL_GRACE_S + _EXIT_WAIT_S)
-
-    def _exec(self, command: str, timeout: float) -> tuple[int, bytes, bytes]:
-        """Run a raw shell command (no process-group handling) for short housekeeping tasks."""
+    def _kill(self, pid: int, guard: str = "", *, reconnect: bool = True) -> None:
+        """TERM the process group, KILL it after ``_KILL_GRACE_S`` (``reconnect`` is moot: the channel is opened
+        on the live connection, reconnecting if needed)."""
+        command = _kill_group_command(pid, _KILL_GRACE_S, guard)
+        timeout = _KILL_GRACE_S + EXIT_WAIT_S
         chan = self._open_channel()
         transport = chan.get_transport()
         try:
             with map_exceptions(SSH_ERRORS, f"{self._where}: connection lost"), self._dropping(transport):
-                chan.settimeout(timeout)
-                chan.exec_command(command)
+                chan.exec_command(command)  # it prints nothing (all to /dev/null): no output to drain
                 chan.shutdown_write()
-                wake = threading.Event()
-                err = _StreamReader(chan.recv_stderr, wake)
-                err.start()
-                out = b"".join(iter(lambda: chan.recv(_CHUNK), b""))
-                err.join(timeout)
                 if not chan.status_event.wait(timeout) or chan.exit_status == -1:
-                    raise ConnectionLostError(f"{self._where}: no exit status from housekeeping command")
-                return chan.exit_status, out, b"".join(err.chunks)
+                    raise ConnectionLostError(f"{self._where}: no exit status from the kill of pid {pid}")
         finally:
             chan.close()
+
+    def _lost(self, cmd: object) -> None:
+        """Drop the connection the command ran on: the next call reconnects (and then reaps the orphan)."""
+        if isinstance(cmd, _SshCommand) and cmd.transport is not None:
+            self._drop(cmd.transport)
 
     def check_output(self, argv: Sequence[str], *, timeout: float = CHECK_TIMEOUT_S) -> str:
         """stdout of a short command that must succeed (see :meth:`actors.transports.base.Transport.check_output`)."""
@@ -529,13 +443,11 @@ class SshTransport:
         sftp = self._sftp()
         with self._file_errors(f"push {src} → {dst}"):
             try:
-                recorded = _read_marker(sftp, dst)
-                if recorded is not None and recorded[1] == local.st_size:
-                    digest = _cached_sha256(str(src.resolve()), local.st_ino, local.st_size, local.st_mtime_ns)
-                    if recorded[0] == digest:
-                        if mode is not None:
-                            sftp.chmod(dst, mode)
-                        return PushResult(dst, digest, local.st_size, 0, time.monotonic() - t0)
+                held = _read_marker(sftp, dst, local.st_size)
+                if held is not None and held == file_sha256(src):
+                    if mode is not None:
+                        sftp.chmod(dst, mode)
+                    return PushResult(dst, held, local.st_size, 0, time.monotonic() - t0)
                 digest, sent = self._upload(sftp, src, dst, mode)
             finally:
                 sftp.close()
@@ -565,8 +477,8 @@ class SshTransport:
             raise
         digest = h.hexdigest()
         st = sftp.stat(dst)
-        with sftp.open(dst + _SHA_SUFFIX, "w") as marker:
-            marker.write(f"{digest} {sent} {int(st.st_mtime or 0)}\n".encode())
+        with sftp.open(marker_path(dst), "w") as marker:
+            marker.write(marker_line(digest, sent, st.st_mtime or 0).encode())
         return digest, sent
 
     def pull(self, src: str, dst: Path) -> None:
@@ -606,35 +518,22 @@ class SshTransport:
             raise
 
 
-@functools.lru_cache(maxsize=512)
-def _cached_sha256(path: str, inode: int, size: int, mtime_ns: int) -> str:
-    """sha256 of one version of a local file: the same artifact pushed to many devices is read once."""
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(_CHUNK):
-            h.update(block)
-    return h.hexdigest()
-
-
 def _copy(src: IO[bytes] | paramiko.SFTPFile, dst: IO[bytes] | paramiko.SFTPFile) -> None:
     while block := src.read(_CHUNK):
         dst.write(block)
 
 
-def _read_marker(sftp: paramiko.SFTPClient, dst: str) -> tuple[str, int] | None:
-    """(sha256, size) recorded for ``dst`` by our last upload, if ``dst`` is still exactly that file."""
+def _read_marker(sftp: paramiko.SFTPClient, dst: str, size: int) -> str | None:
+    """The sha256 our last upload recorded for ``dst``, if ``dst`` is still exactly that file and ``size`` long."""
     try:
         st = sftp.stat(dst)
-        with sftp.open(dst + _SHA_SUFFIX, "r") as fh:
-            recorded = fh.read(4096).decode("ascii", errors="replace").split()
+        with sftp.open(marker_path(dst), "r") as fh:
+            text = fh.read(4096).decode("ascii", errors="replace")
     except OSError:
         return None
-    if len(recorded) != 3 or st.st_mode is None or not stat.S_ISREG(st.st_mode):
+    if st.st_mode is None or not stat.S_ISREG(st.st_mode) or st.st_size != size:
         return None
-    digest, size, mtime = recorded
-    if size != str(st.st_size) or mtime != str(int(st.st_mtime or 0)):
-        return None  # changed on the box since we uploaded it
-    return digest, int(size)
+    return recorded_digest(text, size, st.st_mtime or 0)  # None when changed on the box since we uploaded it
 
 
 def _sftp_makedirs(sftp: paramiko.SFTPClient, path: str) -> None:

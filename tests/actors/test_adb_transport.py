@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from actors.transports.adb import AdbTransport, adb_devices, build_command
+from actors.transports.adb import AdbTransport, adb_devices
+from actors.transports.remote_shell import build_command
 from farm.errors import ConnectionLostError, DeviceOfflineError
 from farm.sim.adb_server import AdbServer
 from farm.sim.phone import VirtualPhone, free_port

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from actors.ascend import board_fingerprint, npu_readings, npu_smi_fingerprint, runtime_fingerprint
-from actors.box import BoxMonitor, Reading, expand_home, host_fingerprint_script, parse_host_fingerprint
+from actors.box import BoxMonitor, Reading
 from actors.sophgo import (
     BmodelSize,
     bm_smi_fingerprint,
@@ -21,6 +21,7 @@ from actors.sophgo import (
     shared_weight_problem,
     tpu_readings,
 )
+from actors.ssh_device import expand_home, host_fingerprint_script, parse_host_fingerprint
 from actors.ssh_host import group_peak_mib, hottest_zone_c
 from farm.errors import DeviceOfflineError
 from farm.probes.bm_smi import parse_bm_smi

@@ -3,7 +3,6 @@ host keys and authentication, faults, the box stand-ins. What every transport do
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import re
 import subprocess
@@ -106,7 +105,7 @@ def test_four_concurrent_runs_share_one_connection(ssh: SshTransport, tmp_path: 
 
 def test_changed_host_key_is_refused_before_any_command(sshd_box: SshdBox, wrong_known_hosts: Path) -> None:
     canary = sshd_box.workdir / "canary-hostkey"
-    impostor = SshTransport(dataclasses.replace(sshd_box.config, known_hosts=str(wrong_known_hosts)))
+    impostor = SshTransport(sshd_box.config.model_copy(update={"known_hosts": str(wrong_known_hosts)}))
     with pytest.raises(SecurityError, match="HOST KEY CHANGED") as info:
         impostor.run(["touch", str(canary)])
     assert f"[127.0.0.1]:{sshd_box.port}" in str(info.value)
@@ -120,7 +119,7 @@ def test_unknown_host_is_refused_with_instructions(sshd_box: SshdBox, tmp_path: 
     path = tmp_path / "known_hosts"
     if known_hosts == "empty":
         path.write_text("")
-    transport = SshTransport(dataclasses.replace(sshd_box.config, known_hosts=str(path)))
+    transport = SshTransport(sshd_box.config.model_copy(update={"known_hosts": str(path)}))
     with pytest.raises(SecurityError, match="ssh-keyscan") as info:
         transport.check_output(["true"])
     message = str(info.value)
@@ -131,14 +130,14 @@ def test_unknown_host_is_refused_with_instructions(sshd_box: SshdBox, tmp_path: 
 
 def test_wrong_client_key_is_a_security_error(sshd_box: SshdBox, tmp_path: Path) -> None:
     subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(tmp_path / "k")], check=True)
-    transport = SshTransport(dataclasses.replace(sshd_box.config, key_file=str(tmp_path / "k")))
+    transport = SshTransport(sshd_box.config.model_copy(update={"key_file": str(tmp_path / "k")}))
     with pytest.raises(SecurityError, match="authentication failed"):
         transport.check_output(["true"])
 
 
 def test_password_env_must_name_a_set_variable(sshd_box: SshdBox, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("FARM_TEST_SSH_PASS", raising=False)
-    transport = SshTransport(dataclasses.replace(sshd_box.config, password_env="FARM_TEST_SSH_PASS"))
+    transport = SshTransport(sshd_box.config.model_copy(update={"password_env": "FARM_TEST_SSH_PASS"}))
     with pytest.raises(RunRefused, match="password_env: environment variable FARM_TEST_SSH_PASS is not set"):
         transport.check_output(["true"])
 
@@ -149,7 +148,7 @@ def test_closed_port_is_device_offline(sshd_box: SshdBox) -> None:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         free = s.getsockname()[1]
-    transport = SshTransport(dataclasses.replace(sshd_box.config, port=free))
+    transport = SshTransport(sshd_box.config.model_copy(update={"port": free}))
     with pytest.raises(DeviceOfflineError, match="cannot connect"):
         transport.check_output(["true"])
 

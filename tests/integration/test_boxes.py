@@ -272,7 +272,7 @@ def test_health_offline_when_the_box_is_down_untrusted_when_its_key_is_wrong(
     dev.close()
     impostor = ssh_block(sshd_box, known_hosts=str(wrong_known_hosts))
     bad = SshHost(HostDevice.model_validate({"kind": "host", "id": "bad", "ssh": impostor}))
-    with caplog.at_level(logging.ERROR, logger="actors.box"):
+    with caplog.at_level(logging.ERROR, logger="actors.ssh_device"):
         assert bad.health() == {"bad": "untrusted"} and bad.health() == {"bad": "untrusted"}
     assert "HOST KEY CHANGED" in bad.health_reason
     refusals = [r for r in caplog.records if "HOST KEY CHANGED" in r.getMessage()]
