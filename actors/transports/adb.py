@@ -1,5 +1,8 @@
 """ADB transport (adbutils + our own shell-v2 and sync framing): commands and files on one Android phone.
 
+The streams through the server and the shell-v2 reader are :mod:`actors.transports.adb_streams`, the file transfer
+framing :mod:`actors.transports.adb_sync`; this module holds the transport and the phone's reconnects.
+
 One :class:`AdbTransport` per phone. It talks to the adb server named in the inventory (``server_host``,
 ``server_port``); every command or transfer opens its own stream through the server, so a benchmark, its
 sampler and a health probe run side by side without locking.
@@ -37,7 +40,6 @@ import secrets
 import shlex
 import socket
 import stat
-import struct
 import threading
 import time
 from collections.abc import Sequence
@@ -45,26 +47,21 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-import adbutils
-from adbutils import AdbClient, AdbError
+from adbutils import AdbError
 
 from actors.host_probe import file_sha256
+from actors.transports.adb_streams import CLOSE_STDIN, Client, ServerConnection, ShellReader
+from actors.transports.adb_sync import receive_file, send_file
 from actors.transports.base import CHECK_TIMEOUT_S, Completed, PushResult, checked, refuse_empty
 from actors.transports.errors import LOCAL_FILE_ERRORS, ErrorTable, map_exceptions, reason
 from actors.transports.push_marker import marker_line, marker_path, recorded_digest
 from actors.transports.remote_run import EXIT_WAIT_S, RemoteTransport
-from actors.transports.remote_shell import PidMarker
 from farm.errors import ConnectionLostError, DeviceOfflineError, InfraError
 from farm.specs.inventory import AdbConnection
 
 log = logging.getLogger(__name__)
 
 _SELF_HEAL_S = 1.0  # how long an offline TCP phone is given to come back by itself before we reconnect it
-_SYNC_CHUNK = 64 * 1024  # the largest DATA record adbd accepts (SYNC_DATA_MAX)
-_RECORDS_PER_WRITE = 16
-_V2 = struct.Struct("<BI")  # shell v2 packet header: id, length
-_V2_STDOUT, _V2_STDERR, _V2_EXIT, _V2_CLOSE_STDIN = 1, 2, 3, 4
-_SYNC = struct.Struct("<4sI")
 # adb server answers that mean "the phone is not (yet) there": worth a reconnect for TCP phones
 _GONE = ("offline", "not found", "no devices", "connecting")
 _UNAUTHORIZED = ("unauthorized", "authorizing")
@@ -77,116 +74,6 @@ ADB_ERRORS: ErrorTable = {AdbError: ConnectionLostError, OSError: ConnectionLost
 def kill_command(pid: int) -> str:
     # mksh and the virtual phone both read "-N" after the signal as a process group; "--" is not portable.
     return f"kill -9 -{pid} 2>/dev/null || kill -9 {pid} 2>/dev/null; exit 0"
-
-
-class _ServerConnection(adbutils.AdbConnection):  # type: ignore[misc]  # adbutils ships no type hints
-    """adbutils' server connection without its fallback of running ``adb start-server`` on failure."""
-
-    def _safe_connect(self) -> socket.socket:
-        sock: socket.socket = self._create_socket()
-        return sock
-
-    def close(self) -> None:
-        # adbutils sleeps 10 ms after a half-close on every close; a plain close ends the stream just as well.
-        with contextlib.suppress(AdbError, OSError):
-            self.conn.close()
-
-
-class _Client(AdbClient):  # type: ignore[misc]
-    def make_connection(self, timeout: float | None = None) -> _ServerConnection:
-        conn = _ServerConnection(self.host, self.port)
-        if timeout:
-            conn.conn.settimeout(timeout)
-        return conn
-
-
-class _ShellReader(threading.Thread):
-    """Reads one shell-v2 stream to its end: stdout (marker line taken out), stderr, the exit status.
-
-    Started as a thread it is the run loop's view of one command (:class:`~actors.transports.remote_run.Started`);
-    :meth:`AdbTransport._shell` calls :meth:`run` in its own thread instead.
-    """
-
-    def __init__(self, conn: _ServerConnection, marker: bytes | None) -> None:
-        super().__init__(daemon=True, name="adb-shell")
-        self._conn = conn
-        self._sock: socket.socket = conn.conn
-        self._wake = threading.Event()
-        self._pid = PidMarker(marker)
-        self.stdout: list[bytes] = []
-        self.stderr: list[bytes] = []
-        self.exit_code: int | None = None
-        self.ended_at: float | None = None
-        self._error: BaseException | None = None
-
-    def run(self) -> None:
-        buf = bytearray()
-        try:
-            while self.exit_code is None:
-                data = self._sock.recv(1 << 16)
-                if not data:
-                    break
-                buf += data
-                while len(buf) >= _V2.size:
-                    packet_id, length = _V2.unpack_from(buf)
-                    if len(buf) < _V2.size + length:
-                        break
-                    payload = bytes(buf[_V2.size : _V2.size + length])
-                    del buf[: _V2.size + length]
-                    self._packet(packet_id, payload)
-        except (OSError, EOFError) as exc:
-            self._error = exc
-        finally:
-            self.ended_at = time.monotonic()
-            tail = self._pid.flush()
-            if tail:
-                self.stdout.append(tail)
-            self._wake.set()
-
-    @property
-    def pid(self) -> int | None:
-        return self._pid.pid
-
-    @property
-    def started_at(self) -> float | None:
-        return self._pid.started_at
-
-    @property
-    def error(self) -> str:
-        return reason(self._error) if self._error is not None else ""
-
-    def _packet(self, packet_id: int, payload: bytes) -> None:
-        if packet_id == _V2_STDOUT:
-            pending = self._pid.pending
-            kept = self._pid.feed(payload)
-            if kept:
-                self.stdout.append(kept)
-            if pending and not self._pid.pending:
-                self._wake.set()  # the pid is known: the caller can start samplers
-        elif packet_id == _V2_STDERR:
-            self.stderr.append(payload)
-        elif packet_id == _V2_EXIT and payload:
-            self.exit_code = payload[0]
-
-    def ended(self) -> bool:
-        return not self.is_alive()
-
-    def wait(self, seconds: float) -> bool:
-        self._wake.wait(seconds)
-        self._wake.clear()
-        return self.ended()
-
-    def finish(self) -> tuple[str, str, float]:
-        self.join(EXIT_WAIT_S)
-        end = self.ended_at if self.ended_at is not None else time.monotonic()
-        return _text(self.stdout), _text(self.stderr), end
-
-    def close(self) -> None:
-        self._conn.close()
-
-
-def _text(chunks: list[bytes]) -> str:
-    return b"".join(chunks).decode("utf-8", errors="replace")
 
 
 class AdbTransport(RemoteTransport):
@@ -204,7 +91,7 @@ class AdbTransport(RemoteTransport):
         self.label = device_label or adb.serial
         self.reconnect_interval_s = reconnect_interval_s
         self.connect_timeout_s = connect_timeout_s
-        self._client = _Client(adb.server_host, adb.server_port)
+        self._client = Client(adb.server_host, adb.server_port)
         self._reconnect_lock = threading.Lock()
         self._last_reconnect = -float("inf")
         self.reconnects = 0  # successful reconnects (what tests and logs look at)
@@ -217,7 +104,7 @@ class AdbTransport(RemoteTransport):
 
     # -- server and device state -----------------------------------------------------------------------------
 
-    def _server(self, timeout: float | None) -> _ServerConnection:
+    def _server(self, timeout: float | None) -> ServerConnection:
         a = self.adb
         with map_exceptions(ADB_ERRORS, f"{self._where}: {_no_server(a.server_host, a.server_port)}", offline=True):
             return self._client.make_connection(timeout=timeout)
@@ -301,7 +188,7 @@ class AdbTransport(RemoteTransport):
 
     # -- streams ---------------------------------------------------------------------------------------------
 
-    def _open(self, service: str, timeout: float | None, *, reconnect: bool = True) -> _ServerConnection:
+    def _open(self, service: str, timeout: float | None, *, reconnect: bool = True) -> ServerConnection:
         """A stream to ``service`` on the phone; reconnects a TCP phone once when the server lost it."""
         for attempt in (1, 2):
             conn = self._server(timeout)
@@ -340,10 +227,10 @@ class AdbTransport(RemoteTransport):
         """
         t0 = time.monotonic()
         conn = self._open(f"shell,v2,raw:{line}", timeout, reconnect=reconnect)
-        reader = _ShellReader(conn, None)
+        reader = ShellReader(conn, None)
         try:
             with map_exceptions(ADB_ERRORS, f"{self._where}: shell failed"):
-                conn.conn.sendall(_V2.pack(_V2_CLOSE_STDIN, 0))
+                conn.conn.sendall(CLOSE_STDIN)
                 reader.run()  # in this thread: the socket timeout bounds it
         finally:
             conn.close()
@@ -351,7 +238,7 @@ class AdbTransport(RemoteTransport):
             raise ConnectionLostError(
                 f"{self._where}: no exit status from {line[:60]!r} ({reader.error or 'stream closed'})"
             )
-        return Completed(reader.exit_code, _text(reader.stdout), _text(reader.stderr), time.monotonic() - t0)
+        return Completed(reader.exit_code, *reader.texts(), time.monotonic() - t0)
 
     def check_output(self, argv: Sequence[str], *, timeout: float = CHECK_TIMEOUT_S, reconnect: bool = True) -> str:
         """stdout of a short command that must succeed (see :meth:`actors.transports.base.Transport.check_output`).
@@ -361,16 +248,16 @@ class AdbTransport(RemoteTransport):
         refuse_empty(argv)
         return checked(self._shell(shlex.join(argv), timeout, reconnect=reconnect), self._where, argv, timeout)
 
-    def _start(self, command: str, argv: Sequence[str]) -> _ShellReader:
+    def _start(self, command: str, argv: Sequence[str]) -> ShellReader:
         conn = self._open(f"shell,v2,raw:{command}", self.connect_timeout_s)
         try:
             with map_exceptions(ADB_ERRORS, f"{self._where}: could not start {argv[0]!r}"):
                 conn.conn.settimeout(None)  # the reader blocks; timeout and cancel are watched by the run loop
-                conn.conn.sendall(_V2.pack(_V2_CLOSE_STDIN, 0))  # the benchmark sees EOF on stdin
+                conn.conn.sendall(CLOSE_STDIN)  # the benchmark sees EOF on stdin
         except BaseException:
             conn.close()
             raise
-        reader = _ShellReader(conn, self._marker.encode())
+        reader = ShellReader(conn, self._marker.encode())
         reader.start()
         return reader
 
@@ -438,41 +325,9 @@ class AdbTransport(RemoteTransport):
         spec = f"{dst},{stat.S_IFREG | mode}".encode()
         try:
             with map_exceptions(ADB_ERRORS, f"{self._where}: push to {dst} failed"):
-                self._send_records(sock, src, spec, mtime, dst)
+                send_file(sock, src, spec, mtime, f"{self._where}: push to {dst}")
         finally:
             conn.close()
-
-    def _send_records(self, sock: socket.socket, src: Path, spec: bytes, mtime: int, dst: str) -> None:
-        record = _SYNC.size + _SYNC_CHUNK
-        buf = bytearray(record * _RECORDS_PER_WRITE)
-        view = memoryview(buf)
-        try:
-            sock.sendall(_SYNC.pack(b"SEND", len(spec)) + spec)
-            with src.open("rb") as fh:
-                eof = False
-                while not eof:
-                    # Several DATA records per write: fewer syscalls and Python iterations per byte.
-                    used = 0
-                    while used < len(buf):
-                        n = fh.readinto(view[used + _SYNC.size : used + record])
-                        if n:
-                            _SYNC.pack_into(buf, used, b"DATA", n)
-                            used += _SYNC.size + n
-                        if n < _SYNC_CHUNK:
-                            eof = True
-                            break
-                    if used:
-                        sock.sendall(view[:used])
-            sock.sendall(_SYNC.pack(b"DONE", mtime))
-            reply, length = _SYNC.unpack(_recv_exact(sock, _SYNC.size))
-            if reply == b"FAIL":
-                message = _recv_exact(sock, length).decode(errors="replace")
-                raise InfraError(f"{self._where}: push to {dst} refused by the phone: {message}")
-            if reply != b"OKAY":
-                raise ConnectionLostError(f"{self._where}: push to {dst}: unexpected sync reply {reply!r}")
-            sock.sendall(_SYNC.pack(b"QUIT", 0))
-        finally:
-            view.release()
 
     def pull(self, src: str, dst: Path) -> None:
         """Copy ``src`` from the phone to ``dst`` (written to a temp name, then renamed)."""
@@ -484,27 +339,11 @@ class AdbTransport(RemoteTransport):
         path = src.encode()
         try:
             with map_exceptions(ADB_ERRORS, f"{self._where}: pull {src} failed"):
-                self._receive_records(sock, src, path, tmp)
+                receive_file(sock, path, tmp, f"{self._where}: pull {src}")
                 tmp.replace(dst)
         finally:
             tmp.unlink(missing_ok=True)
             conn.close()
-
-    def _receive_records(self, sock: socket.socket, src: str, path: bytes, tmp: Path) -> None:
-        sock.sendall(_SYNC.pack(b"RECV", len(path)) + path)
-        with tmp.open("wb") as fh:
-            while True:
-                kind, length = _SYNC.unpack(_recv_exact(sock, _SYNC.size))
-                if kind == b"DATA":
-                    fh.write(_recv_exact(sock, length))
-                elif kind == b"DONE":
-                    break
-                elif kind == b"FAIL":
-                    message = _recv_exact(sock, length).decode(errors="replace")
-                    raise InfraError(f"{self._where}: pull {src}: {message}")
-                else:
-                    raise ConnectionLostError(f"{self._where}: pull {src}: unexpected sync record {kind!r}")
-        sock.sendall(_SYNC.pack(b"QUIT", 0))
 
     def close(self) -> None:
         """Nothing to release: every operation opens (and closes) its own stream through the adb server."""
@@ -515,21 +354,9 @@ def _line(digest: str, size: int, mtime: int) -> str:
     return shlex.quote(marker_line(digest, size, mtime).rstrip("\n"))
 
 
-def _recv_exact(sock: socket.socket, n: int) -> bytes:
-    chunks: list[bytes] = []
-    got = 0
-    while got < n:
-        data = sock.recv(n - got)
-        if not data:
-            raise EOFError(f"stream closed after {got} of {n} bytes")
-        chunks.append(data)
-        got += len(data)
-    return b"".join(chunks)
-
-
 def adb_devices(server_host: str = "127.0.0.1", server_port: int = 5037) -> list[dict[str, Any]]:
     """``adb devices -l`` of one adb server: ``[{serial, state, product, model, device, transport_id}]``."""
-    client = _Client(server_host, server_port)
+    client = Client(server_host, server_port)
     with map_exceptions(ADB_ERRORS, _no_server(server_host, server_port), offline=True):
         infos = client.list(extended=True)
     return [{"serial": i.serial, "state": i.state, **i.tags} for i in infos]

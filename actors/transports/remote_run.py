@@ -30,7 +30,8 @@ from collections.abc import Mapping, Sequence
 from typing import ClassVar, Protocol
 
 from actors.transports.base import Completed, OnStart
-from actors.transports.remote_shell import build_command, new_marker
+from actors.transports.errors import reason
+from actors.transports.remote_shell import PidMarker, build_command, new_marker
 from farm.errors import ConnectionLostError, InfraError
 
 log = logging.getLogger(__name__)
@@ -78,6 +79,64 @@ class Started(Protocol):
     def close(self) -> None:
         """Release the stream (idempotent)."""
         ...
+
+
+class CommandStream:
+    """What the transports' views of one started command share: stdout as it arrives with the pid marker line
+    taken out, stderr, the event that wakes the run loop, and the fault that ended a reader early.
+
+    A transport's reader calls :meth:`take_stdout` with each stdout chunk and :meth:`end_stdout` at the end of
+    the stream; the transport's subclass says when the command has :meth:`ended` and with what ``exit_code``.
+    """
+
+    def __init__(self, marker: bytes | None) -> None:
+        self.wake = threading.Event()
+        self._pid = PidMarker(marker)
+        self.stdout: list[bytes] = []
+        self.stderr: list[bytes] = []
+        self.fault: BaseException | None = None
+
+    def take_stdout(self, data: bytes) -> None:
+        pending = self._pid.pending
+        kept = self._pid.feed(data)
+        if kept:
+            self.stdout.append(kept)
+        if pending and not self._pid.pending:
+            self.wake.set()  # the pid is known: the caller can start samplers
+
+    def end_stdout(self) -> None:
+        tail = self._pid.flush()
+        if tail:
+            self.stdout.append(tail)
+        self.wake.set()
+
+    @property
+    def pid(self) -> int | None:
+        return self._pid.pid
+
+    @property
+    def started_at(self) -> float | None:
+        return self._pid.started_at
+
+    @property
+    def error(self) -> str:
+        return reason(self.fault) if self.fault is not None else ""
+
+    def ended(self) -> bool:
+        raise NotImplementedError
+
+    def wait(self, seconds: float) -> bool:
+        self.wake.wait(seconds)
+        self.wake.clear()
+        return self.ended()
+
+    def texts(self) -> tuple[str, str]:
+        """stdout and stderr as text (undecodable bytes replaced)."""
+        return _text(self.stdout), _text(self.stderr)
+
+
+def _text(chunks: list[bytes]) -> str:
+    return b"".join(chunks).decode("utf-8", errors="replace")
 
 
 def orphan_guard(pid: int, word: str) -> str:
@@ -226,4 +285,4 @@ class RemoteTransport(ABC):
             log.info("%s: killed pid %s, left running by a lost link", self._where, pid)
 
 
-__all__ = ["EXIT_WAIT_S", "RemoteTransport", "Started", "orphan_guard"]
+__all__ = ["EXIT_WAIT_S", "CommandStream", "RemoteTransport", "Started", "orphan_guard"]

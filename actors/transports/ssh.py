@@ -4,12 +4,12 @@ One :class:`SshTransport` holds one SSH connection per device, shared by every t
 it (a Sophgo box runs one benchmark per TPU chip at once): SSH multiplexes channels, one per command, so
 concurrent ``run`` calls need no lock beyond the one that (re)connects.
 
-Security: host keys are checked against ``known_hosts`` and never added; an unknown or changed key, or failed
-authentication, is a :class:`~farm.errors.SecurityError` (not retried). Network faults are
-:class:`~farm.errors.DeviceOfflineError` (cannot connect) or :class:`~farm.errors.ConnectionLostError`
+Security (:mod:`actors.transports.ssh_connect`): host keys are checked against ``known_hosts`` and never added; an
+unknown or changed key, or failed authentication, is a :class:`~farm.errors.SecurityError` (not retried). Network
+faults are :class:`~farm.errors.DeviceOfflineError` (cannot connect) or :class:`~farm.errors.ConnectionLostError`
 (dropped while a command ran); the scheduler retries both. paramiko's exceptions become these through one table,
-:data:`SSH_ERRORS` (see :mod:`actors.transports.errors`); an unset ``password_env`` refuses the run
-(:class:`~farm.errors.RunRefused`).
+:data:`~actors.transports.ssh_connect.SSH_ERRORS` (see :mod:`actors.transports.errors`); an unset ``password_env``
+refuses the run (:class:`~farm.errors.RunRefused`).
 
 Remote process model (:func:`~actors.transports.remote_shell.build_command` with ``own_group``): the login shell
 runs ``sh -c`` which starts the command in the background under ``setsid`` (own session and process group, pgid
@@ -26,32 +26,25 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import logging
-import os
 import posixpath
 import secrets
 import shlex
 import stat
 import threading
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import IO, Any, NoReturn, Protocol
+from typing import IO, Protocol
 
 import paramiko
 
 from actors.host_probe import file_sha256
 from actors.transports.base import CHECK_TIMEOUT_S, PushResult, checked
-from actors.transports.errors import LOCAL_FILE_ERRORS, ErrorTable, map_exceptions, mapped_type, reason
+from actors.transports.errors import LOCAL_FILE_ERRORS, map_exceptions, mapped_type, reason
 from actors.transports.push_marker import marker_line, marker_path, recorded_digest
-from actors.transports.remote_run import EXIT_WAIT_S, RemoteTransport
-from actors.transports.remote_shell import PidMarker
-from farm.errors import (
-    ConnectionLostError,
-    FarmError,
-    InfraError,
-    RunRefused,
-    SecurityError,
-)
+from actors.transports.remote_run import EXIT_WAIT_S, CommandStream, RemoteTransport
+from actors.transports.ssh_connect import SSH_ERRORS, connect
+from farm.errors import ConnectionLostError, FarmError, InfraError
 from farm.specs.inventory import SshConnection
 
 log = logging.getLogger(__name__)
@@ -64,53 +57,6 @@ _SFTP_PACKET = 1 << 18
 # OpenSSH's sftp-server takes writes up to 256 KiB (its limits@openssh.com extension says 255 KiB); 8x fewer
 # requests than paramiko's 32 KiB cut the Python work per byte. Other servers keep the portable 32 KiB.
 _OPENSSH_SFTP_WRITE = 255 * 1024
-# AES-GCM first: one AEAD pass instead of AES-CTR plus a separate HMAC per packet, ~40 % less client CPU per
-# byte pushed (measured with bench/ssh_upload.py); OpenSSH has offered it since 6.2.
-_CIPHERS_FIRST = ("aes128-gcm@openssh.com", "aes256-gcm@openssh.com")
-
-
-class _UnknownHostKeyError(paramiko.SSHException):
-    def __init__(self, hostname: str, key: paramiko.PKey) -> None:
-        super().__init__(f"{hostname} not found in known_hosts")
-        self.key = key
-
-
-# paramiko and the socket under it → Farm (see transports/errors.py). A host key or a client key the box refuses is
-# a SecurityError (never retried); any other fault is the link's: DeviceOfflineError while connecting
-# (offline=True), ConnectionLostError once connected.
-SSH_ERRORS: ErrorTable = {
-    _UnknownHostKeyError: SecurityError,
-    paramiko.BadHostKeyException: SecurityError,
-    paramiko.AuthenticationException: SecurityError,
-    paramiko.SSHException: ConnectionLostError,
-    OSError: ConnectionLostError,
-    EOFError: ConnectionLostError,
-}
-
-
-class _RejectUnknownHost(paramiko.RejectPolicy):
-    """paramiko's RejectPolicy, keeping the offered key so the error can show its fingerprint."""
-
-    def missing_host_key(self, client: paramiko.SSHClient, hostname: str, key: paramiko.PKey) -> NoReturn:
-        raise _UnknownHostKeyError(hostname, key)
-
-
-def _gcm_first_transport(
-    sock: Any,
-    /,
-    *,
-    gss_kex: bool = False,  # in paramiko's factory signature up to 4.x; GSS-API is not used here
-    gss_deleg_creds: bool = True,
-    disabled_algorithms: Mapping[str, Iterable[str]] | None = None,
-) -> paramiko.Transport:
-    """paramiko's transport with AES-GCM moved to the front of the cipher preference (see _CIPHERS_FIRST)."""
-    transport = paramiko.Transport(sock, disabled_algorithms=disabled_algorithms)
-    options = transport.get_security_options()
-    ciphers = tuple(options.ciphers)
-    options.ciphers = tuple(c for c in _CIPHERS_FIRST if c in ciphers) + tuple(
-        c for c in ciphers if c not in _CIPHERS_FIRST
-    )
-    return transport
 
 
 def _kill_group_command(pgid: int, grace_s: float, guard: str = "") -> str:
@@ -127,75 +73,44 @@ def _kill_group_command(pgid: int, grace_s: float, guard: str = "") -> str:
 class _StreamReader(threading.Thread):
     """Drains one channel stream until EOF so neither stream can fill its window and stall the other."""
 
-    def __init__(self, recv: _Recv, wake: threading.Event, marker: bytes | None = None) -> None:
+    def __init__(self, recv: _Recv, take: Callable[[bytes], object], end: Callable[[], None]) -> None:
         super().__init__(daemon=True, name="ssh-stream")
         self._recv = recv
-        self._wake = wake
-        self._pid = PidMarker(marker)
-        self.chunks: list[bytes] = []
-        self.error: BaseException | None = None
-
-    @property
-    def pid(self) -> int | None:
-        return self._pid.pid
-
-    @property
-    def started_at(self) -> float | None:
-        return self._pid.started_at
+        self._take = take
+        self._end = end
+        self.fault: BaseException | None = None
 
     def run(self) -> None:
         try:
-            while True:
-                data = self._recv(_CHUNK)
-                if not data:
-                    break
-                pending = self._pid.pending
-                kept = self._pid.feed(data)
-                if kept:
-                    self.chunks.append(kept)
-                if pending and not self._pid.pending:
-                    self._wake.set()  # the pid is known: the caller can start samplers
+            while data := self._recv(_CHUNK):
+                self._take(data)
         except (OSError, EOFError, paramiko.SSHException) as exc:
-            self.error = exc
+            self.fault = exc
         finally:
-            tail = self._pid.flush()
-            if tail:
-                self.chunks.append(tail)
-            self._wake.set()
-
-    def text(self) -> str:
-        return b"".join(self.chunks).decode("utf-8", errors="replace")
+            self._end()
 
 
 class _Recv(Protocol):
     def __call__(self, nbytes: int, /) -> bytes: ...
 
 
-class _SshCommand:
+class _SshCommand(CommandStream):
     """One command on its own channel, as the run loop sees it (a :class:`~actors.transports.remote_run.Started`)."""
 
     def __init__(self, chan: paramiko.Channel, marker: bytes) -> None:
+        super().__init__(marker)
         self.chan = chan
         self.transport = chan.get_transport()
-        self._wake = threading.Event()
-        self._out = _StreamReader(chan.recv, self._wake, marker)
-        self._err = _StreamReader(chan.recv_stderr, self._wake)
+        self._out = _StreamReader(chan.recv, self.take_stdout, self.end_stdout)
+        self._err = _StreamReader(chan.recv_stderr, self.stderr.append, self.wake.set)
 
     def start(self) -> None:
         self._out.start()
         self._err.start()
 
     @property
-    def pid(self) -> int | None:
-        return self._out.pid
-
-    @property
-    def started_at(self) -> float | None:
-        return self._out.started_at
-
-    @property
     def error(self) -> str:
-        return reason(self._out.error) if self._out.error is not None else ""
+        return reason(self._out.fault) if self._out.fault is not None else ""
 
     @property
     def exit_code(self) -> int | None:
@@ -207,15 +122,10 @@ class _SshCommand:
     def ended(self) -> bool:
         return bool(self.chan.status_event.is_set())
 
-    def wait(self, seconds: float) -> bool:
-        self._wake.wait(seconds)
-        self._wake.clear()
-        return self.ended()
-
     def finish(self) -> tuple[str, str, float]:
         self._out.join(EXIT_WAIT_S)
         self._err.join(EXIT_WAIT_S)
-        return self._out.text(), self._err.text(), time.monotonic()
+        return (*self.texts(), time.monotonic())
 
     def close(self) -> None:
         self.chan.close()
@@ -259,76 +169,12 @@ class SshTransport(RemoteTransport):
             self._reap_orphans()
         return t
 
-    def _password(self) -> str | None:
-        name = self.target.password_env
-        if not name:
-            return None
-        value = os.environ.get(name)
-        if value is None:
-            raise RunRefused(f"{self._label}: password_env: environment variable {name} is not set")
-        return value
-
     def _connect(self) -> paramiko.SSHClient:
-        t = self.target
-        known_hosts = Path(os.path.expanduser(t.known_hosts))
-        hostport = t.host if t.port == 22 else f"[{t.host}]:{t.port}"
-        client = paramiko.SSHClient()
-        client.set_missing_host_key_policy(_RejectUnknownHost())
-        try:
-            client.load_host_keys(str(known_hosts))
-        except FileNotFoundError:
-            pass  # every host is unknown: reported below with the file name
-        except (OSError, paramiko.SSHException) as exc:
-            raise SecurityError(f"{self._where}: cannot read known_hosts {known_hosts}: {exc}") from exc
-        try:
-            with map_exceptions(SSH_ERRORS, f"{self._where}: cannot connect", offline=True):
-                client.connect(
-                    t.host,
-                    port=t.port,
-                    username=t.user,
-                    key_filename=os.path.expanduser(t.key_file) if t.key_file else None,
-                    password=self._password(),
-                    timeout=t.connect_timeout_s,
-                    banner_timeout=t.connect_timeout_s,
-                    auth_timeout=t.connect_timeout_s,
-                    allow_agent=True,
-                    look_for_keys=t.key_file is None,
-                    transport_factory=_gcm_first_transport,
-                )
-        except SecurityError as exc:
-            client.close()
-            cause = exc.__cause__ if exc.__cause__ is not None else exc
-            raise SecurityError(self._refusal(cause, known_hosts, hostport)) from cause
-        except BaseException:
-            client.close()
-            raise
+        client = connect(self.target, self._where, self._label)
         transport = client.get_transport()
         assert transport is not None
-        # keepalives make a silently dead link (box unplugged) fail within ~a minute instead of at TCP timeout
-        transport.set_keepalive(15)
         self._large_sftp_writes = transport.remote_version.startswith("SSH-2.0-OpenSSH_")
-        log.info("%s: connected", self._where)
         return client
-
-    def _refusal(self, exc: BaseException, known_hosts: Path, hostport: str) -> str:
-        """What a connection refused for security says: how to check an unknown key, which key changed, or that
-        authentication failed (not retried: a wrong key stays wrong, and repeated failures get the farm banned)."""
-        t = self.target
-        if isinstance(exc, _UnknownHostKeyError):
-            fp = exc.key.fingerprint  # "SHA256:..." like ssh-keygen -lf
-            return (
-                f"{self._where}: host key not in {known_hosts} (the box offered {exc.key.get_name()} {fp}). "
-                f"Add it only after checking that fingerprint on the box itself (ssh-keygen -lf "
-                f"/etc/ssh/ssh_host_*_key.pub): ssh-keyscan -p {t.port} {t.host} >> {known_hosts}"
-            )
-        if isinstance(exc, paramiko.BadHostKeyException):
-            return (
-                f"{self._where}: HOST KEY CHANGED for {hostport}: {known_hosts} pins "
-                f"{exc.expected_key.fingerprint}, the box offered {exc.key.fingerprint}. Nothing was sent. "
-                "If the box was reinstalled, verify the new key and replace the entry "
-                f"(ssh-keygen -R '{hostport}' -f {known_hosts}); otherwise this may be an interception"
-            )
-        return f"{self._where}: SSH authentication failed: {exc}"
 
     @contextlib.contextmanager
     def _dropping(self, transport: paramiko.Transport | None) -> Iterator[None]:
@@ -548,3 +394,6 @@ def _sftp_makedirs(sftp: paramiko.SFTPClient, path: str) -> None:
     with contextlib.suppress(OSError):  # raced with another pusher: the stat below decides
         sftp.mkdir(path)
     sftp.stat(path)
+
+
+__all__ = ["SSH_ERRORS", "SshTransport"]

@@ -441,7 +441,9 @@ def test_push_once_per_content_with_mode_and_no_leftovers(side: Side, tmp_path: 
     assert side.listdir(folder) == ["model.gguf", "model.gguf.farm-sha256"]  # no temp file left behind
 
     again = side.transport.push(src, target, 0o600)
-    assert again.bytes_pushed == 0 and again.sha256 == digest and again.seconds < 0.5
+    assert again.bytes_pushed == 0 and again.sha256 == digest
+    if isinstance(side, PhoneSide):  # one shell round trip (the adb suite's bound; SFTP's several trips vary with load)
+        assert again.seconds < 0.5
     assert side.mode(target) & 0o777 == 0o600  # the mode is applied even when nothing moved
 
     side.write(target, b"tampered")  # changed on the device behind our back: pushed again
