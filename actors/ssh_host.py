@@ -22,7 +22,7 @@ import time
 
 from actors.device import RunSampler
 from actors.ssh_device import SshDevice
-from actors.transports.ssh import SshTransport
+from actors.transports.base import Transport
 from farm.errors import FarmError, OutputParseError
 from farm.probes.proc_status import parse_proc_status
 from farm.specs.inventory import HostDevice
@@ -75,7 +75,7 @@ def hottest_zone_c(text: str) -> float | None:
 class RemoteRssSampler:
     """Peak resident memory of one remote run's process group (a RunSampler; see the module docstring)."""
 
-    def __init__(self, ssh: SshTransport, interval_s: float = 0.5) -> None:
+    def __init__(self, ssh: Transport, interval_s: float = 0.5) -> None:
         self.ssh = ssh
         self.interval_s = interval_s
         self._stop = threading.Event()

@@ -40,7 +40,7 @@ import paramiko
 
 from actors.host_probe import file_sha256
 from actors.transports.base import CHECK_TIMEOUT_S, PushResult, checked
-from actors.transports.errors import map_exceptions, mapped_type, reason
+from actors.transports.errors import LOCAL_FILE_ERRORS, map_exceptions, mapped_type, reason
 from actors.transports.push_marker import marker_line, marker_path, recorded_digest
 from actors.transports.remote_run import EXIT_WAIT_S, CommandStream, RemoteTransport
 from actors.transports.ssh_connect import SSH_ERRORS, connect
@@ -273,7 +273,8 @@ class SshTransport(RemoteTransport):
             raise
 
     def push(self, src: Path, dst: str, mode: int | None = None) -> PushResult:
-        """Upload ``src`` to ``dst`` atomically, skipping it when ``dst`` already holds the same content.
+        """Upload ``src`` to ``dst`` (a directory when it ends in ``/``) atomically, skipping it when ``dst`` already
+        holds the same content.
 
         The cache is a ``<dst>.farm-sha256`` file beside ``dst`` recording the sha256, size and mtime (SFTP
         gives whole seconds) ``dst`` had right after our upload; it is trusted only while the size and mtime
@@ -281,7 +282,10 @@ class SshTransport(RemoteTransport):
         during the upload when no cached copy can match (one read of ``src``), and memoised per file version.
         """
         t0 = time.monotonic()
-        local = src.stat()
+        if dst.endswith("/"):
+            dst += src.name
+        with map_exceptions(LOCAL_FILE_ERRORS, f"ssh push: cannot read {src}"):
+            local = src.stat()
         sftp = self._sftp()
         with self._file_errors(f"push {src} → {dst}"):
             try:
@@ -326,6 +330,8 @@ class SshTransport(RemoteTransport):
     def pull(self, src: str, dst: Path) -> None:
         """Download ``src`` from the device to ``dst`` (written to a temp name, then renamed)."""
         tmp = dst.with_name(f".{dst.name}.farm-tmp-{secrets.token_hex(4)}")
+        with map_exceptions(LOCAL_FILE_ERRORS, f"ssh pull: cannot create {dst.parent}"):
+            dst.parent.mkdir(parents=True, exist_ok=True)
         sftp = self._sftp()
         try:
             with self._file_errors(f"pull {src} → {dst}"):

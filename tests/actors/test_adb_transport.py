@@ -1,4 +1,5 @@
-"""AdbTransport through the real adb server (Debian ``adb``) against virtual phones: commands, faults, pushes."""
+"""What only AdbTransport does, through the real adb server (Debian ``adb``) against virtual phones: command quoting,
+reconnects and faults, the server itself, parallel pushes. What every transport does: test_transport_contract.py."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import pytest
 
 from actors.transports.adb import AdbTransport, adb_devices
 from actors.transports.remote_shell import build_command
-from farm.errors import ConnectionLostError, DeviceOfflineError, RunRefused
+from farm.errors import ConnectionLostError, DeviceOfflineError
 from farm.sim.adb_server import AdbServer
 from farm.sim.phone import VirtualPhone, free_port
 from farm.specs.inventory import AdbConnection
@@ -26,63 +27,7 @@ def transport(server: AdbServer, phone: VirtualPhone, **kwargs: float) -> AdbTra
     return AdbTransport(AdbConnection(serial=phone.serial, server_port=server.port), phone.name, **kwargs)
 
 
-def running(phone: VirtualPhone, name: str) -> list[int]:
-    return [p.pid for p in phone.state.procs.running() if p.name == name]
-
-
 # -- commands ---------------------------------------------------------------------------------------------------
-
-
-def test_exit_code_streams_env_workdir_and_pid(adb_server: AdbServer, virtual_phones: PhoneFactory) -> None:
-    (phone,) = virtual_phones(1)
-    t = transport(adb_server, phone)
-    phone.shell("mkdir -p '/data/local/tmp/with space'")
-    pids: list[int] = []
-    done = t.run(
-        ["sh", "-c", 'echo "$GREETING"; pwd; echo oops >&2; exit 7'],
-        env={"GREETING": "it's $HOME; `x`"},
-        workdir="/data/local/tmp/with space",
-        on_start=pids.append,
-    )
-    assert done.exit_code == 7
-    assert done.stdout == "it's $HOME; `x`\n/data/local/tmp/with space\n"  # no marker line, nothing expanded
-    assert done.stderr == "oops\n"
-    assert pids == [done.pid] and done.pid is not None and done.duration_s > 0
-
-
-def test_arguments_are_data_not_code(adb_server: AdbServer, virtual_phones: PhoneFactory) -> None:
-    (phone,) = virtual_phones(1)
-    args = ["a b", "$(rm -rf /)", "it's", ";ls", "*", ""]
-    done = transport(adb_server, phone).run(["echo", *args])
-    assert done.exit_code == 0 and done.stdout == " ".join(args) + "\n"
-
-
-def test_missing_workdir_and_binary_are_failed_runs(adb_server: AdbServer, virtual_phones: PhoneFactory) -> None:
-    (phone,) = virtual_phones(1)
-    t = transport(adb_server, phone)
-    assert t.run(["true"], workdir="/data/local/tmp/nope").exit_code == 127
-    missing = t.run(["/data/local/tmp/no-such-binary"])
-    assert missing.exit_code == 127 and "not found" in missing.stderr
-    with pytest.raises(RunRefused, match="environment variable name"):
-        t.run(["true"], env={"BAD-KEY": "1"})
-
-
-def test_timeout_kills_the_benchmark_on_the_phone(adb_server: AdbServer, virtual_phones: PhoneFactory) -> None:
-    (phone,) = virtual_phones(1)
-    t0 = time.monotonic()
-    done = transport(adb_server, phone).run(["sleep", "30"], timeout=0.5)
-    assert done.timed_out and done.exit_code is None and not done.cancelled
-    assert 0.4 < done.duration_s < 5 and time.monotonic() - t0 < 10
-    assert running(phone, "sleep") == []
-
-
-def test_cancel_from_another_thread(adb_server: AdbServer, virtual_phones: PhoneFactory) -> None:
-    (phone,) = virtual_phones(1)
-    cancel = threading.Event()
-    threading.Timer(0.3, cancel.set).start()
-    done = transport(adb_server, phone).run(["sh", "-c", "sleep 30"], cancel=cancel)
-    assert done.cancelled and done.exit_code is None
-    assert running(phone, "sleep") == [] and running(phone, "sh") == []
 
 
 def test_build_command_quotes_everything() -> None:
@@ -147,36 +92,6 @@ def test_adb_devices_lists_the_servers_phones(adb_server: AdbServer, virtual_pho
 
 
 # -- files ------------------------------------------------------------------------------------------------------
-
-
-def test_push_once_per_content_then_pull_back(
-    adb_server: AdbServer, virtual_phones: PhoneFactory, tmp_path: Path
-) -> None:
-    (phone,) = virtual_phones(1)
-    t = transport(adb_server, phone)
-    src = tmp_path / "model.gguf"
-    src.write_bytes(os.urandom(3 * 65536 + 123))  # not a multiple of the chunk size
-    digest = hashlib.sha256(src.read_bytes()).hexdigest()
-
-    first = t.push(src, "/data/local/tmp/m/", 0o640)
-    assert (first.dst, first.sha256, first.bytes_pushed) == ("/data/local/tmp/m/model.gguf", digest, src.stat().st_size)
-    assert phone.shell("sha256sum /data/local/tmp/m/model.gguf").stdout.split()[0] == digest
-    assert phone.shell("stat -c %a /data/local/tmp/m/model.gguf").stdout.strip() == "640"
-    assert phone.shell("ls /data/local/tmp/m").stdout.split() == ["model.gguf", "model.gguf.farm-sha256"]
-
-    again = t.push(src, "/data/local/tmp/m/model.gguf", 0o640)
-    assert again.bytes_pushed == 0 and again.sha256 == digest and again.seconds < 0.5
-
-    # changed on the phone behind our back: size/mtime no longer match the marker, so it is pushed again
-    phone.shell("echo tampered > /data/local/tmp/m/model.gguf")
-    assert t.push(src, "/data/local/tmp/m/model.gguf").bytes_pushed == src.stat().st_size
-    # changed locally: pushed again
-    src.write_bytes(os.urandom(1000))
-    assert t.push(src, "/data/local/tmp/m/model.gguf").bytes_pushed == 1000
-
-    back = tmp_path / "back" / "model.gguf"
-    t.pull("/data/local/tmp/m/model.gguf", back)
-    assert back.read_bytes() == src.read_bytes()
 
 
 def test_push_to_several_phones_in_parallel(

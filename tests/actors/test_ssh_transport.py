@@ -1,9 +1,8 @@
-"""SshTransport against a real OpenSSH sshd on loopback: commands, host keys, files, faults."""
+"""What only SshTransport does, against a real OpenSSH sshd on loopback: remote process groups, one shared connection,
+host keys and authentication, faults, the box stand-ins. What every transport does: test_transport_contract.py."""
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 import re
 import subprocess
@@ -15,10 +14,8 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from actors.transports.base import Transport
-from actors.transports.remote_shell import build_command
 from actors.transports.ssh import SshTransport
-from farm.errors import ConnectionLostError, DeviceOfflineError, InfraError, RunRefused, SecurityError
+from farm.errors import ConnectionLostError, DeviceOfflineError, RunRefused, SecurityError
 
 if TYPE_CHECKING:  # imported for annotations only: pytest loads the module itself, as a plugin
     from tests.fixtures.ssh import SshdBox
@@ -40,82 +37,6 @@ def _alive(pid: int) -> bool:
     except OSError:
         return False
     return state != "Z"
-
-
-def test_is_a_transport(ssh: SshTransport) -> None:
-    assert isinstance(ssh, Transport)
-
-
-def test_exit_code_and_separate_streams(ssh: SshTransport) -> None:
-    done = ssh.run(["sh", "-c", "echo out; echo err >&2; exit 7"])
-    assert done.exit_code == 7
-    assert done.stdout == "out\n"  # the pid marker line is stripped
-    assert done.stderr == "err\n"
-    assert not done.timed_out and not done.cancelled
-    assert done.pid is not None and done.pid > 1
-
-
-def test_env_and_workdir(ssh: SshTransport, sshd_box: SshdBox) -> None:
-    workdir = sshd_box.workdir / "dir with space"
-    workdir.mkdir(exist_ok=True)
-    env = {"FARM_A": "a b 'c' $HOME", "BATCH_SIZE": "5"}
-    done = ssh.run(["sh", "-c", 'pwd; printf "%s|%s" "$FARM_A" "$BATCH_SIZE"'], env=env, workdir=str(workdir))
-    assert done.exit_code == 0, done.stderr
-    assert done.stdout == f"{workdir}\na b 'c' $HOME|5"
-
-
-def test_missing_workdir_is_a_failed_run(ssh: SshTransport, sshd_box: SshdBox) -> None:
-    done = ssh.run(["true"], workdir=str(sshd_box.workdir / "nope"))
-    assert done.exit_code not in (0, None)
-    assert "nope" in done.stderr
-
-
-def test_invalid_env_name_is_refused_before_anything_runs() -> None:
-    with pytest.raises(RunRefused, match="environment variable name"):
-        build_command(["true"], "m=", env={"A;touch /tmp/x": "1"})
-
-
-def test_nasty_arguments_arrive_verbatim(ssh: SshTransport, sshd_box: SshdBox) -> None:
-    canary = sshd_box.workdir / "canary"
-    nasty = [
-        f"; touch {canary}",
-        f"$(touch {canary})",
-        f"`touch {canary}`",
-        "it's",
-        'say "hi"',
-        "  spaces  ",
-        "",
-        "*",
-        "a\nb",
-        "--flag=$HOME",
-        "\\",
-        f"| touch {canary} &",
-    ]
-    code = "import json, sys; print(json.dumps(sys.argv[1:]))"
-    done = ssh.run(["python3", "-c", code, *nasty], env={"X": f"$(touch {canary})"})
-    assert done.exit_code == 0, done.stderr
-    assert json.loads(done.stdout) == nasty
-    assert not canary.exists()
-
-
-def test_large_stdout_and_stderr_do_not_deadlock(ssh: SshTransport) -> None:
-    # 8 MiB on stderr before any stdout: reading the streams one after the other would stall on the window
-    code = "import sys; sys.stderr.write('e' * (8 << 20)); sys.stderr.flush(); sys.stdout.write('o' * (8 << 20))"
-    done = ssh.run(["python3", "-c", code], timeout=60)
-    assert done.exit_code == 0
-    assert done.stdout == "o" * (8 << 20)
-    assert done.stderr == "e" * (8 << 20)
-
-
-def test_output_without_trailing_newline_and_no_output(ssh: SshTransport) -> None:
-    assert ssh.run(["printf", "%s", "abc"]).stdout == "abc"
-    silent = ssh.run(["true"])
-    assert (silent.exit_code, silent.stdout, silent.stderr) == (0, "", "")
-
-
-def test_command_not_found_is_exit_127(ssh: SshTransport) -> None:
-    done = ssh.run(["farm-no-such-binary", "x"])
-    assert done.exit_code == 127
 
 
 def test_on_start_gets_the_remote_pid_which_leads_its_own_group(ssh: SshTransport) -> None:
@@ -154,15 +75,6 @@ def test_timeout_kills_the_whole_process_group(ssh: SshTransport, sshd_box: Sshd
     assert sshd_box.remote_processes("sleep 1002") == []
 
 
-def test_cancel_kills_the_command(ssh: SshTransport, sshd_box: SshdBox) -> None:
-    cancel = threading.Event()
-    # cancelled once it is known to run on the box (no timer racing the start)
-    done = ssh.run(["sleep", "1003"], cancel=cancel, timeout=30, on_start=lambda _pid: cancel.set())
-    assert done.cancelled and not done.timed_out and done.exit_code is None
-    assert done.duration_s < 5
-    assert sshd_box.remote_processes("sleep 1003") == []
-
-
 def test_four_concurrent_runs_share_one_connection(ssh: SshTransport, tmp_path: Path) -> None:
     # A barrier on the box: each run checks in, then waits until all four have. Serialised runs never get past
     # it (the first would wait for the others forever, capped at 60 s), so this proves concurrency without
@@ -189,12 +101,6 @@ def test_four_concurrent_runs_share_one_connection(ssh: SshTransport, tmp_path: 
     for devid in range(4):
         assert getattr(results[devid], "stdout", None) == f"devid={devid} seen=4\n"
     assert ssh._client is client
-
-
-def test_check_output_returns_stdout_and_raises_on_failure(ssh: SshTransport) -> None:
-    assert ssh.check_output(["echo", "probe"]) == "probe\n"
-    with pytest.raises(InfraError, match="exited 3"):
-        ssh.check_output(["sh", "-c", "echo boom >&2; exit 3"])
 
 
 def test_changed_host_key_is_refused_before_any_command(sshd_box: SshdBox, wrong_known_hosts: Path) -> None:
@@ -245,43 +151,6 @@ def test_closed_port_is_device_offline(sshd_box: SshdBox) -> None:
     transport = SshTransport(sshd_box.config.model_copy(update={"port": free}))
     with pytest.raises(DeviceOfflineError, match="cannot connect"):
         transport.check_output(["true"])
-
-
-def test_push_uploads_once_then_skips_unchanged_content(ssh: SshTransport, sshd_box: SshdBox, tmp_path: Path) -> None:
-    src = tmp_path / "model.bmodel"
-    src.write_bytes(os.urandom(3 << 20) + b"tail")
-    dst = sshd_box.workdir / "models" / "nested" / "model.bmodel"
-    first = ssh.push(src, str(dst), mode=0o750)
-    assert first.bytes_pushed == first.size == src.stat().st_size
-    assert first.sha256 == hashlib.sha256(src.read_bytes()).hexdigest()
-    assert dst.read_bytes() == src.read_bytes()
-    assert dst.stat().st_mode & 0o777 == 0o750
-    assert [p.name for p in dst.parent.iterdir() if "farm-tmp" in p.name] == []
-
-    second = ssh.push(src, str(dst), mode=0o750)
-    assert second.bytes_pushed == 0 and second.sha256 == first.sha256
-
-    # changed behind our back on the box → uploaded again
-    dst.write_bytes(b"corrupted")
-    third = ssh.push(src, str(dst))
-    assert third.bytes_pushed == src.stat().st_size
-    assert dst.read_bytes() == src.read_bytes()
-
-    # new local content → uploaded again
-    src.write_bytes(b"v2")
-    assert ssh.push(src, str(dst)).bytes_pushed == 2
-    assert dst.read_bytes() == b"v2"
-
-
-def test_pull_round_trip_and_missing_file(ssh: SshTransport, sshd_box: SshdBox, tmp_path: Path) -> None:
-    remote = sshd_box.workdir / "log.txt"
-    remote.write_bytes(os.urandom(1 << 20))
-    local = tmp_path / "log.txt"
-    ssh.pull(str(remote), local)
-    assert local.read_bytes() == remote.read_bytes()
-    with pytest.raises(InfraError):
-        ssh.pull(str(sshd_box.workdir / "nope"), tmp_path / "nope")
-    assert not (tmp_path / "nope").exists()
 
 
 def test_sshd_killed_mid_run_then_transport_reconnects(running_sshd_box: SshdBox) -> None:
