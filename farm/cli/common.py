@@ -31,7 +31,7 @@ def inventory_from(path: str | None) -> Inventory:
 def results_root(arg: str | None) -> str:
     """The results root from ``--results``, ``$FARM_RESULTS`` or the default; a URI carrying a credential is
     refused (exit 2) before anything runs."""
-    from farm.results.store import refuse_credentials
+    from farm.results.location import refuse_credentials
 
     return refuse_credentials(arg or os.environ.get("FARM_RESULTS") or DEFAULT_RESULTS)
 

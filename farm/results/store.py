@@ -40,15 +40,16 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TypeVar
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import urlsplit
 
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
-from farm.errors import ConfigError, ResultsError
+from farm.errors import ResultsError
 from farm.locks import FileLock
+from farm.results.location import refuse_credentials
 from farm.results.schema import check_job_name, empty_table, kind_of_arrow, with_slot
 
 if TYPE_CHECKING:
@@ -62,31 +63,6 @@ PART_SUFFIX = ".parquet"
 #: Part files at least this large are left alone by :meth:`ResultsStore.compact`.
 SMALL_FILE_BYTES = 32 * 1024 * 1024
 _RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*\Z")
-# URI query options that would carry a credential (pyarrow's S3 takes access_key/secret_key/session_token).
-_SECRET_OPTION = re.compile(r"key|secret|token|password|credential", re.IGNORECASE)
-
-
-def refuse_credentials(root: str, field: str = "--results") -> str:
-    """``root``, or :class:`ConfigError` (exit 2) if it is a URI carrying a credential (``s3://KEY:SECRET@…``,
-    ``?secret_key=…``): credentials come only by reference, from the environment (``AWS_ACCESS_KEY_ID`` /
-    ``AWS_SECRET_ACCESS_KEY``, ``AWS_PROFILE``) or the machine's role, never in a URI that lands in logs, shell
-    history and result rows. The message does not repeat the secret."""
-    if "://" not in root:
-        return root
-    parts = urlsplit(root)
-    options = [k for k, _ in parse_qsl(parts.query, keep_blank_values=True) if _SECRET_OPTION.search(k)]
-    if "@" in parts.netloc or options:
-        where = f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}{parts.path}"
-        what = f"option {options[0]!r}" if options else "a user name or password before '@'"
-        raise ConfigError.single(
-            "results",
-            field,
-            f"{where}: the URI carries a credential ({what}); give credentials by reference instead: "
-            "AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY or AWS_PROFILE in the environment (docs/results.md)",
-        )
-    return root
-
-
 _T = TypeVar("_T")
 #: How often a reader lists a job's files again when one vanished under it (each time, a compaction finished).
 _READ_ATTEMPTS = 5
