@@ -6,14 +6,11 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import ray
 import requests
 import yaml
-from ray.cluster_utils import Cluster
 
 from tests.runtime.helpers import wait_until
 
@@ -43,15 +40,6 @@ def test_serve_refuses_a_missing_or_short_token(tmp_path: Path) -> None:
     assert done.returncode == 2 and "at least 16 characters" in done.stderr
     usage = farm("api", "serve", "--token", "x" * 20, timeout=120)  # no such option: tokens are never arguments
     assert usage.returncode == 2
-
-
-@pytest.fixture
-def head() -> Iterator[str]:
-    if ray.is_initialized():
-        ray.shutdown()
-    c = Cluster(initialize_head=True, head_node_args={"num_cpus": 2})
-    yield c.address
-    c.shutdown()
 
 
 def free_port() -> int:

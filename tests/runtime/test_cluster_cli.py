@@ -5,13 +5,10 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import ray
 import yaml
-from ray.cluster_utils import Cluster
 
 pytestmark = pytest.mark.ray
 
@@ -28,15 +25,6 @@ def farm(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
     if check and done.returncode != 0:
         raise AssertionError(f"farm {' '.join(args)} → {done.returncode}\n{done.stdout}\n{done.stderr}")
     return done
-
-
-@pytest.fixture
-def head() -> Iterator[str]:
-    if ray.is_initialized():
-        ray.shutdown()
-    c = Cluster(initialize_head=True, head_node_args={"num_cpus": 2})
-    yield c.address
-    c.shutdown()
 
 
 def test_submit_status_wait_cancel_devices(tmp_path: Path, head: str) -> None:
