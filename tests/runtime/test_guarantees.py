@@ -8,6 +8,7 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import ray
@@ -112,6 +113,19 @@ class _Raiser:
         return os.getpid()
 
 
+def _error_once_dead(actor: Any, deadline_s: float = 60.0) -> ray.exceptions.RayActorError:
+    """The error a call to ``actor`` raises once it is dead. ``ray.kill`` is asynchronous: a call made right after
+    it may still be served, so call until one fails (or the deadline says the kill never landed)."""
+    end = time.monotonic() + deadline_s
+    while time.monotonic() < end:
+        try:
+            ray.get(actor.pid.remote(), timeout=deadline_s)
+        except ray.exceptions.RayActorError as exc:
+            return exc
+        time.sleep(0.05)
+    raise AssertionError(f"the actor still answers {deadline_s} s after ray.kill")
+
+
 def test_an_actor_method_raising_is_a_failed_run_and_a_dead_actor_an_infra_error(local_ray: None) -> None:
     adapter = make_adapter("regex", {"patterns": {"x_count": r"x=(\d+)"}})
     actor = _Raiser.remote()  # type: ignore[attr-defined]
@@ -120,9 +134,7 @@ def test_an_actor_method_raising_is_a_failed_run_and_a_dead_actor_an_infra_error
     status, error, _ = classify(_failed_call(raised.value), adapter)
     assert status == "failed" and error is not None and "ValueError: bad core list 'big'" in error
     ray.kill(actor)
-    with pytest.raises(ray.exceptions.RayActorError) as died:
-        ray.get(actor.pid.remote())
-    status, error, _ = classify(_failed_call(died.value), adapter)
+    status, error, _ = classify(_failed_call(_error_once_dead(actor)), adapter)
     assert status == "infra_error" and error is not None and "device actor failed" in error
 
 
