@@ -55,7 +55,7 @@ def test_the_rule_needs_min_then_stops_when_narrow_and_always_at_max() -> None:
     assert should_stop(rule, stable, 3)
     noisy = [100.0, 130.0, 70.0, 120.0, 80.0]
     assert not should_stop(rule, noisy, 5)
-    assert should_stop(rule, noisy + [110.0], 6)  # max reached, however wide
+    assert should_stop(rule, [*noisy, 110.0], 6)  # max reached, however wide
     assert not should_stop(rule, [100.0], 4)  # one value (the others failed): no interval, go on
     assert interval(rule, [100.0]) is None
 
