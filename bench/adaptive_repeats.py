@@ -151,7 +151,7 @@ def main() -> int:
     print(f"\nadaptive repeats (synthetic: virtual phones, elastic-infer llama stand-in, {len(phones)} phones)")
     print(f"  rule              {args.method}, 95 % interval of {METRIC} within ±{args.ci:g} %, {args.min}..{args.max}")
     print(f"  phones' noise     {', '.join(f'{n:g}' for n in noises)} (relative sd)")
-    counts = ", ".join(f"{r['slot']} t={r['p_threads']}: {r['repeat_count']}" for r in closing)
+    counts = ", ".join(f"{r['slot']} t={r['p_threads']}: {r['repeat_count']:.0f}" for r in closing)
     print(f"  adaptive repeats  {counts}")
     print(f"  adaptive          {ad_min:.3f} device-min, worst width ±{max(widths):.2f} %")
     print(f"  fixed N={n_best:<2} (best) {best_min:.3f} device-min, worst width ±{best_width:.2f} %")

@@ -226,13 +226,14 @@ def render(job: JobSpec, run: RunSpec, slot: Slot, source: str = "<job>") -> Ren
     return Rendered(argv, env, workdir, artifacts, constants, inputs, collect)
 
 
-def repeat_text(job: JobSpec) -> str:
-    """``3`` or ``3..10 (adaptive: …)``: the measured repeats per point, as ``farm plan`` and ``validate`` say."""
+def repeat_text(job: JobSpec, noun: str = "") -> str:
+    """``3`` or ``3..10 (adaptive: …)``: the measured repeats per point, as ``farm plan`` and ``validate`` say;
+    ``noun`` goes after the count (``" repeats"``)."""
     rule = job.adaptive
     if rule is None:
-        return str(job.repeat)
+        return f"{job.repeat}{noun}"
     return (
-        f"{rule.min}..{rule.max} (adaptive: until the {rule.confidence:.0%} {rule.method} interval of "
+        f"{rule.min}..{rule.max}{noun} (adaptive: until the {rule.confidence:.0%} {rule.method} interval of "
         f"{job.headline} is within ±{rule.ci:g} %)"
     )
 

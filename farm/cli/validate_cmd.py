@@ -58,7 +58,7 @@ def _summary(path: Path, inventory: Inventory | None, check_artifacts: bool) -> 
         return f"{path}: ok: inventory, {len(inv.devices)} devices ({kind_text}), {len(inv.slots())} slots"
     job = job_from_document(doc, path.resolve().parent, check_artifacts=check_artifacts)
     points = job.grid_spec.count()
-    per_point = f"{repeat_text(job)} repeat{'s' if job.repeat_max != 1 else ''}" + (
+    per_point = repeat_text(job, " repeats" if job.repeat_max != 1 else " repeat") + (
         f" + {job.warmup} warm-up" if job.warmup else ""
     )
     runs = f"{points * (job.repeat_min + job.warmup)}" + (
