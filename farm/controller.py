@@ -247,6 +247,9 @@ class Controller:
         chosen = [s for s in spec.devices.select(slot_list)]
         adaptive = adaptive_repeats(spec) if single is None else None  # a rerun repeats one run, no more
         rec.headline = adaptive.metric if adaptive is not None else None
+        known: dict[str, float] = {}
+        if adaptive is not None and done:  # the values of the repeats done before count toward the decision
+            known = await asyncio.to_thread(self.store.metric_values, spec.name, adaptive.metric, done, spec.build)
         self.scheduler.submit(
             job_id,
             plan,
@@ -255,6 +258,7 @@ class Controller:
             done,
             adaptive=adaptive,
             grid_order=spec.order == "grid",
+            known=known,
         )
         log.info("job %s submitted: %d runs, %d already done", job_id, rec.total, len(done))
         self._wake.set()

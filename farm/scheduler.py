@@ -22,7 +22,7 @@ import enum
 import itertools
 import math
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 
 from farm.plan import AdaptiveRepeats, RunSpec
@@ -110,7 +110,9 @@ class _Job:
     skipped: int = 0
     finished: int = 0
     adaptive: AdaptiveRepeats | None = None
+    known: Mapping[str, float] = field(default_factory=dict)  # values of skipped runs (an earlier submission)
     points: dict[str, _Point] = field(default_factory=dict)
+    added: int = 0  # adaptive repeats queued and not yet reported in a Final
     grid_order: bool = False  # added repeats go first in the slot's queue (a point's repeats back to back)
 
     def pending(self) -> int:
@@ -169,9 +171,11 @@ class Scheduler:
         skip: Iterable[str] = (),
         adaptive: AdaptiveRepeats | None = None,
         grid_order: bool = False,
+        known: Mapping[str, float] | None = None,
     ) -> None:
         """Queue a job. ``skip``: run ids already done (resubmission); they are counted, not run. ``adaptive``:
-        the job's points get more repeats until the rule stops them (``grid_order``: right after each other)."""
+        the job's points get more repeats until the rule stops them (``grid_order``: right after each other);
+        ``known``: the headline values of skipped runs, which the rule counts as if measured now."""
         if job_id in self._jobs:
             raise ValueError(f"job {job_id!r} is already queued")
         slots = frozenset(slot_ids)
@@ -184,6 +188,7 @@ class Scheduler:
             slots,
             last_served=next(self._order),
             adaptive=adaptive,
+            known=known or {},
             grid_order=grid_order,
         )
         for sid in slots:
@@ -330,8 +335,9 @@ class Scheduler:
                 point.next_repeat = max(point.next_repeat, run.repeat + 1)
             if run.run_id in job.skip:
                 job.skipped += 1
-                if point is not None:
-                    point.measured += 1
+                if point is not None and job.adaptive is not None:
+                    self._done_before(job, point, run)
+                    self._decide(job, job.adaptive, point, run, None)  # an interrupted point goes on
                 continue
             if point is not None:
                 point.outstanding += 1
@@ -378,7 +384,8 @@ class Scheduler:
             point.measured += 1
             if status == "ok" and value is not None and math.isfinite(value):
                 point.values.append(float(value))
-            self._decide(job, job.adaptive, point, final)
+            self._decide(job, job.adaptive, point, attempt.run, final)
+        final.added, job.added = job.added, 0  # repeats added since the last outcome was reported
         return final
 
     # ----- adaptive repeats --------------------------------------------------------------------------------
@@ -387,20 +394,29 @@ class Scheduler:
             return None
         return job.points.setdefault(job.adaptive.point_key(run), _Point())
 
-    def _decide(self, job: _Job, adaptive: AdaptiveRepeats, point: _Point, final: Final) -> None:
-        """Once the point's planned repeats have all ended: close it, or queue its next repeat."""
+    @staticmethod
+    def _done_before(job: _Job, point: _Point, run: RunSpec) -> None:
+        point.measured += 1
+        value = job.known.get(run.run_id)
+        if value is not None and math.isfinite(value):
+            point.values.append(value)
+
+    def _decide(self, job: _Job, adaptive: AdaptiveRepeats, point: _Point, last: RunSpec, final: Final | None) -> None:
+        """Once the point's planned repeats have all ended: close it, or queue its next repeat. ``final``: the
+        outcome of the run that ended last (None: the last was done by an earlier submission, no row to carry
+        the decision)."""
         rule = adaptive.rule
         if point.outstanding > 0 or point.planned < rule.min:
             return
-        key = adaptive.point_key(final.run)
+        key = adaptive.point_key(last)
         while not job.cancelled and not should_stop(rule, point.values, point.measured, key):
-            run = adaptive.repeat_run(final.run, point.next_repeat)
+            run = adaptive.repeat_run(last, point.next_repeat)
             point.next_repeat += 1
-            if run.run_id in job.skip:  # done by an earlier submission: its value is in that submission's rows
-                point.measured += 1
+            if run.run_id in job.skip:  # done by an earlier submission
+                self._done_before(job, point, run)
                 continue
             point.outstanding += 1
-            final.added += 1
+            job.added += 1
             extra = Attempt(job.job_id, run, 1)
             queue = job.any if run.slot_id is None else job.each[run.slot_id]
             if job.grid_order:
@@ -409,6 +425,8 @@ class Scheduler:
                 queue.append(extra)
             return
         del job.points[key]  # closed: none of its runs is left to come (bounded memory on large grids)
+        if final is None:
+            return
         iv = interval(rule, point.values, key)
         final.closing = {
             "repeat_count": point.measured,

@@ -247,3 +247,19 @@ def test_cancel_adds_no_repeat_and_closes_the_point() -> None:
     final = s.finish("s1", "ok", value=5.0)
     assert final is not None and final.added == 0 and final.closing is not None
     assert final.closing["repeat_count"] == 2 and s.assign() == [] and s.job_done("j")
+
+
+def test_a_resubmission_decides_with_the_values_done_before() -> None:
+    adaptive, plan = _adaptive(min_=3, max_=6)
+    first = [r for r in plan if r.params["p"] == 0]
+    second = [r for r in plan if r.params["p"] == 1]
+    done = {r.run_id for r in first + second}  # an earlier submission ran every planned repeat, then stopped
+    known = {r.run_id: v for r, v in zip(first, [100.0, 100.1, 99.9], strict=True)}  # stable: closed
+    known |= {r.run_id: v for r, v in zip(second, [100.0, 140.0, 60.0], strict=True)}  # noisy: was interrupted
+    s = Scheduler()
+    s.submit("j", plan, ["s1"], retries=0, skip=done, adaptive=adaptive, known=known)
+    done_now = _drive(s, {1: iter([120.0, 80.0, 110.0])})
+    assert [(p, r) for p, r, _ in done_now] == [(1, 3), (1, 4), (1, 5)]  # only the noisy point goes on
+    assert sum(f.added for _, _, f in done_now) == 3  # each added repeat is reported once, even before a run ends
+    closing = done_now[-1][2].closing
+    assert closing is not None and closing["repeat_count"] == 6

@@ -70,3 +70,6 @@ def test_stable_point_stops_at_min_noisy_point_goes_to_max(client: FarmClient, t
     (stable,) = [r for r in by_mode["stable"] if r.get("repeat_count") is not None]
     (noisy,) = [r for r in by_mode["noisy"] if r.get("repeat_count") is not None]
     assert stable["ci_rel_pct"] <= 2.0 < noisy["ci_rel_pct"]
+    # Resubmitted, the job reads back the values done before: the stable point stays closed, nothing runs again.
+    again = client.wait(client.submit(job, src, ship=False), 240)
+    assert again.state == "done" and again.statuses == {} and again.skipped == 6, again  # the planned min runs
