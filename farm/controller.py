@@ -27,7 +27,7 @@ from typing import Any
 from actors.messages import ArtifactRef, RunRequest, RunResult, ThermalGate
 from farm.errors import ConfigError, ControllerError, ResultsError
 from farm.metrics import DeviceSnapshot, FarmMetrics, FarmSnapshot
-from farm.plan import ANY_SLOT, RunSpec, check_job_on, count_runs, plan_runs, render
+from farm.plan import ANY_SLOT, RunSpec, adaptive_repeats, check_job_on, count_runs, plan_runs, render
 from farm.results import ResultsStore, ResultsWriter
 from farm.rows import build_row, classify, collected_columns, job_settings, log_text
 from farm.scheduler import Final, Scheduler, SlotState
@@ -75,6 +75,7 @@ class _JobRecord:
     settings: dict[str, Any] = field(default_factory=dict)  # the rows' ``settings`` column (farm.rows)
     not_started: int = 0  # runs a cancel dropped before they reached a device: counted, no row each
     cancelled_at: float | None = None
+    headline: str | None = None  # adaptive repeats: the metric whose value the scheduler is fed
 
 
 @dataclass
@@ -244,12 +245,20 @@ class Controller:
         )
         self.jobs[job_id] = rec
         chosen = [s for s in spec.devices.select(slot_list)]
+        adaptive = adaptive_repeats(spec) if single is None else None  # a rerun repeats one run, no more
+        rec.headline = adaptive.metric if adaptive is not None else None
+        known: dict[str, float] = {}
+        if adaptive is not None and done:  # the values of the repeats done before count toward the decision
+            known = await asyncio.to_thread(self.store.metric_values, spec.name, adaptive.metric, done, spec.build)
         self.scheduler.submit(
             job_id,
             plan,
             [s.slot_id for s in chosen],
             spec.retries,
             done,
+            adaptive=adaptive,
+            grid_order=spec.order == "grid",
+            known=known,
         )
         log.info("job %s submitted: %d runs, %d already done", job_id, rec.total, len(done))
         self._wake.set()
@@ -390,7 +399,9 @@ class Controller:
             if key in res.samples:
                 self.temperatures[slot.device_id] = res.samples[key]
                 break
-        final = self.scheduler.finish(slot_id, status, error or "", time.monotonic())
+        value = metrics.get(rec.headline) if rec.headline is not None else None
+        final = self.scheduler.finish(slot_id, status, error or "", time.monotonic(), value=value)
+        rec.total += final.added if final is not None else 0  # repeats the stopping rule asked for
         if actor_lost:
             self._hold_until_healthy(slot.device_id, error or "its actor died")
         self.metrics.run_finished(
@@ -417,7 +428,8 @@ class Controller:
         self._wake.set()
         rec.recording += 1
         try:
-            await asyncio.to_thread(self._record, rec, fl.run, fl.req, res, status, error, metrics)
+            closing = final.closing if final is not None else None
+            await asyncio.to_thread(self._record, rec, fl.run, fl.req, res, status, error, metrics, closing)
         except Exception:
             log.exception("run %s on %s: its log or result row could not be written", fl.req.run_id, slot_id)
         finally:
@@ -433,7 +445,9 @@ class Controller:
         status: str,
         error: str | None,
         metrics: dict[str, float],
+        closing: dict[str, Any] | None = None,
     ) -> None:
+        """Write the run's log and row; ``closing``: the adaptive-repeat decision of the point this run closed."""
         if run.warmup and not rec.spec.record_warmup:
             return
         log_path = self.store.write_log(rec.spec.name, req.run_id, req.attempt, log_text(req, res))
@@ -463,6 +477,7 @@ class Controller:
             build=rec.spec.build,
         )
         row.update(collected_columns(res, files))
+        row.update(closing or {})
         row["job_id"] = rec.job_id  # the submission the row belongs to (the HTTP API pages a submission's rows)
         if not row["node"] and slot is not None:
             row["node"] = self.device_info.get(slot.device_id, {}).get("hostname", slot.node or "")

@@ -9,6 +9,8 @@ Orders:
   block design); the same seed gives the same order.
 Warm-ups: ``warmup: N`` runs each point N times, unrecorded (or recorded flagged), right before its first measured
 repeat on a slot.
+Adaptive repeats (``repeat: {min, max, ci}``): the plan holds ``min`` repeats per point; the scheduler adds the
+others one at a time (:class:`AdaptiveRepeats`), with the run ids a fixed ``repeat: max`` would have given them.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from farm.errors import ConfigError
 from farm.grid import Point, Scalar
 from farm.specs.inventory import Slot
 from farm.specs.job import EnvPrependSpec, JobSpec
+from farm.stability import StoppingRule
 
 ANY_SLOT = "*"
 
@@ -60,6 +63,33 @@ def run_id(job: str, slot: str, params: Mapping[str, Scalar], repeat: int, warmu
         ensure_ascii=True,
     )
     return hashlib.sha256(canon.encode()).hexdigest()[:20]
+
+
+@dataclass(frozen=True)
+class AdaptiveRepeats:
+    """What the scheduler needs to add repeats to a point lazily: the stopping rule, the metric it decides on,
+    and how to make repeat ``k`` of a run's point on the same slot (deterministic run ids)."""
+
+    job: str
+    metric: str
+    rule: StoppingRule
+
+    def point_key(self, run: RunSpec) -> str:
+        """One key per grid point and slot (``*`` for placement ``any``): the run id of its repeat 0."""
+        return run_id(self.job, run.slot_id or ANY_SLOT, run.params, 0)
+
+    def repeat_run(self, run: RunSpec, repeat: int) -> RunSpec:
+        rid = run_id(self.job, run.slot_id or ANY_SLOT, run.params, repeat)
+        return RunSpec(rid, run.slot_id, run.params, repeat, False, run.seq, run.candidates)
+
+
+def adaptive_repeats(job: JobSpec) -> AdaptiveRepeats | None:
+    """The job's adaptive repeat plan, or None for a fixed ``repeat: N``."""
+    spec, metric = job.adaptive, job.headline
+    if spec is None or metric is None:
+        return None
+    rule = StoppingRule(spec.min, spec.max, spec.ci, spec.confidence, spec.method, job.seed)
+    return AdaptiveRepeats(job.name, metric, rule)
 
 
 def _feistel_permutation(n: int, seed: int) -> Iterator[int]:
@@ -102,10 +132,10 @@ def _sequence(job: JobSpec) -> Iterator[tuple[Point, int, bool]]:
         for point in job.grid_spec.points():
             for w in range(job.warmup):
                 yield point, w, True
-            for r in range(job.repeat):
+            for r in range(job.repeat_min):
                 yield point, r, False
         return
-    for r in range(job.repeat):
+    for r in range(job.repeat_min):
         for point in _point_order(job, r):
             if r == 0:
                 for w in range(job.warmup):
@@ -196,10 +226,23 @@ def render(job: JobSpec, run: RunSpec, slot: Slot, source: str = "<job>") -> Ren
     return Rendered(argv, env, workdir, artifacts, constants, inputs, collect)
 
 
-def count_runs(job: JobSpec, slots: Sequence[Slot]) -> dict[str, int]:
-    """Runs per slot (``*`` for placement ``any``) without materialising them."""
+def repeat_text(job: JobSpec, noun: str = "") -> str:
+    """``3`` or ``3..10 (adaptive: …)``: the measured repeats per point, as ``farm plan`` and ``validate`` say;
+    ``noun`` goes after the count (``" repeats"``)."""
+    rule = job.adaptive
+    if rule is None:
+        return f"{job.repeat}{noun}"
+    return (
+        f"{rule.min}..{rule.max}{noun} (adaptive: until the {rule.confidence:.0%} {rule.method} interval of "
+        f"{job.headline} is within ±{rule.ci:g} %)"
+    )
+
+
+def count_runs(job: JobSpec, slots: Sequence[Slot], most: bool = False) -> dict[str, int]:
+    """Runs per slot (``*`` for placement ``any``) without materialising them; adaptive repeats count ``min``
+    (``most``: ``max``)."""
     chosen = job.devices.select(list(slots))
-    per_point = job.repeat + job.warmup
+    per_point = (job.repeat_max if most else job.repeat_min) + job.warmup
     points = job.grid_spec.count()
     if job.devices.placement == "any":
         return {ANY_SLOT: points * per_point} if chosen else {}

@@ -10,18 +10,23 @@ run goes to which idle slot. Rules:
   K consecutive infra errors quarantine a slot until a health check clears it;
 - ``each`` runs whose slot stays offline/quarantined past ``offline_grace_s`` end ``infra_error``; on an
   ``untrusted`` slot (refused on purpose, e.g. a changed SSH host key) they end so at once, with its reason;
-- ``cancel`` drops a job's pending runs and stops its plan; runs that never started are counted, not recorded.
+- ``cancel`` drops a job's pending runs and stops its plan; runs that never started are counted, not recorded;
+- adaptive repeats: :meth:`Scheduler.finish` takes each measured run's headline value; once all of a point's
+  planned repeats on a slot have finished, the stopping rule (``farm.stability``) closes the point or queues its
+  next repeat (at the front of the slot's queue for order ``grid``, at the back otherwise).
 """
 
 from __future__ import annotations
 
 import enum
 import itertools
+import math
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 
-from farm.plan import RunSpec
+from farm.plan import AdaptiveRepeats, RunSpec
+from farm.stability import interval, should_stop
 
 INFRA_STATUS = "infra_error"
 
@@ -62,6 +67,8 @@ class Final:
     attempt: int
     status: str
     error: str
+    added: int = 0  # repeats this outcome added to the plan (adaptive repeats)
+    closing: dict[str, float | int | str | None] | None = None  # the point's decision, on the run that closed it
 
 
 @dataclass
@@ -73,6 +80,17 @@ class _Slot:
     unavailable_since: float | None = None
     reason: str = ""  # why it is unavailable, when the device said
     down: SlotState = SlotState.OFFLINE  # the state it returns to after a run while unavailable
+
+
+@dataclass
+class _Point:
+    """One grid point on one slot of an adaptive job: its measured repeats so far."""
+
+    planned: int = 0  # measured runs of the point pulled from the plan (skipped ones included)
+    outstanding: int = 0  # queued or running measured runs
+    measured: int = 0  # measured runs that ended (any status) or were done in an earlier submission
+    next_repeat: int = 0
+    values: list[float] = field(default_factory=list)
 
 
 @dataclass
@@ -91,6 +109,11 @@ class _Job:
     pulled: int = 0
     skipped: int = 0
     finished: int = 0
+    adaptive: AdaptiveRepeats | None = None
+    known: Mapping[str, float] = field(default_factory=dict)  # values of skipped runs (an earlier submission)
+    points: dict[str, _Point] = field(default_factory=dict)
+    added: int = 0  # adaptive repeats queued and not yet reported in a Final
+    grid_order: bool = False  # added repeats go first in the slot's queue (a point's repeats back to back)
 
     def pending(self) -> int:
         return len(self.any) + sum(len(q) for q in self.each.values())
@@ -146,13 +169,28 @@ class Scheduler:
         slot_ids: Iterable[str],
         retries: int,
         skip: Iterable[str] = (),
+        adaptive: AdaptiveRepeats | None = None,
+        grid_order: bool = False,
+        known: Mapping[str, float] | None = None,
     ) -> None:
-        """Queue a job. ``skip``: run ids already done (resubmission); they are counted, not run."""
+        """Queue a job. ``skip``: run ids already done (resubmission); they are counted, not run. ``adaptive``:
+        the job's points get more repeats until the rule stops them (``grid_order``: right after each other);
+        ``known``: the headline values of skipped runs, which the rule counts as if measured now."""
         if job_id in self._jobs:
             raise ValueError(f"job {job_id!r} is already queued")
         slots = frozenset(slot_ids)
         # A new job queues behind the jobs already waiting, ahead of those served after it arrived.
-        self._jobs[job_id] = _Job(job_id, iter(plan), retries, frozenset(skip), slots, last_served=next(self._order))
+        self._jobs[job_id] = _Job(
+            job_id,
+            iter(plan),
+            retries,
+            frozenset(skip),
+            slots,
+            last_served=next(self._order),
+            adaptive=adaptive,
+            known=known or {},
+            grid_order=grid_order,
+        )
         for sid in slots:
             self.add_slot(sid)
             self._jobs[job_id].each[sid] = deque()
@@ -291,9 +329,18 @@ class Scheduler:
                 job.exhausted = True
                 return
             job.pulled += 1
+            point = self._point(job, run)
+            if point is not None:
+                point.planned += 1
+                point.next_repeat = max(point.next_repeat, run.repeat + 1)
             if run.run_id in job.skip:
                 job.skipped += 1
+                if point is not None and job.adaptive is not None:
+                    self._done_before(job, point, run)
+                    self._decide(job, job.adaptive, point, run, None)  # an interrupted point goes on
                 continue
+            if point is not None:
+                point.outstanding += 1
             attempt = Attempt(job.job_id, run, 1)
             if run.slot_id is None:
                 job.any.append(attempt)
@@ -301,8 +348,11 @@ class Scheduler:
                 job.each[run.slot_id].append(attempt)
 
     # ----- completion --------------------------------------------------------------------------------------
-    def finish(self, slot_id: str, status: str, error: str = "", now: float = 0.0) -> Final | None:
-        """Free the slot. Returns the final outcome, or None when the run was re-queued for a retry."""
+    def finish(
+        self, slot_id: str, status: str, error: str = "", now: float = 0.0, value: float | None = None
+    ) -> Final | None:
+        """Free the slot. Returns the final outcome, or None when the run was re-queued for a retry. ``value``: the
+        run's headline metric (adaptive repeats; None when the run produced none)."""
         slot = self._slots[slot_id]
         attempt = slot.current
         if attempt is None:
@@ -327,7 +377,64 @@ class Scheduler:
                 job.each[slot_id].appendleft(retry)
             return None
         job.finished += 1
-        return Final(job.job_id, attempt.run, attempt.attempt, status, error)
+        final = Final(job.job_id, attempt.run, attempt.attempt, status, error)
+        point = self._point(job, attempt.run)
+        if point is not None and job.adaptive is not None:
+            point.outstanding -= 1
+            point.measured += 1
+            if status == "ok" and value is not None and math.isfinite(value):
+                point.values.append(float(value))
+            self._decide(job, job.adaptive, point, attempt.run, final)
+        final.added, job.added = job.added, 0  # repeats added since the last outcome was reported
+        return final
+
+    # ----- adaptive repeats --------------------------------------------------------------------------------
+    def _point(self, job: _Job, run: RunSpec) -> _Point | None:
+        if job.adaptive is None or run.warmup:
+            return None
+        return job.points.setdefault(job.adaptive.point_key(run), _Point())
+
+    @staticmethod
+    def _done_before(job: _Job, point: _Point, run: RunSpec) -> None:
+        point.measured += 1
+        value = job.known.get(run.run_id)
+        if value is not None and math.isfinite(value):
+            point.values.append(value)
+
+    def _decide(self, job: _Job, adaptive: AdaptiveRepeats, point: _Point, last: RunSpec, final: Final | None) -> None:
+        """Once the point's planned repeats have all ended: close it, or queue its next repeat. ``final``: the
+        outcome of the run that ended last (None: the last was done by an earlier submission, no row to carry
+        the decision)."""
+        rule = adaptive.rule
+        if point.outstanding > 0 or point.planned < rule.min:
+            return
+        key = adaptive.point_key(last)
+        while not job.cancelled and not should_stop(rule, point.values, point.measured, key):
+            run = adaptive.repeat_run(last, point.next_repeat)
+            point.next_repeat += 1
+            if run.run_id in job.skip:  # done by an earlier submission
+                self._done_before(job, point, run)
+                continue
+            point.outstanding += 1
+            job.added += 1
+            extra = Attempt(job.job_id, run, 1)
+            queue = job.any if run.slot_id is None else job.each[run.slot_id]
+            if job.grid_order:
+                queue.appendleft(extra)
+            else:
+                queue.append(extra)
+            return
+        del job.points[key]  # closed: none of its runs is left to come (bounded memory on large grids)
+        if final is None:
+            return
+        iv = interval(rule, point.values, key)
+        final.closing = {
+            "repeat_count": point.measured,
+            "ci_low": iv.low if iv else None,
+            "ci_high": iv.high if iv else None,
+            "ci_rel_pct": iv.rel_pct if iv and math.isfinite(iv.rel_pct) else None,
+            "ci_method": rule.method,
+        }
 
     def mark_slot(self, slot_id: str, state: SlotState, now: float) -> None:
         """Record an externally observed state (e.g. unauthorized) without a run finishing."""

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator
 
-from farm.plan import RunSpec
-from farm.scheduler import Scheduler, SlotState
+from farm.plan import AdaptiveRepeats, RunSpec, run_id
+from farm.scheduler import Final, Scheduler, SlotState
 
 
 def runs(job: str, n: int, slot: str | None = "s1", candidates: tuple[str, ...] = ()) -> list[RunSpec]:
@@ -151,3 +152,114 @@ def test_resubmission_skips_done_runs() -> None:
         got.append(xs[0].run.run_id)
         s.finish("s1", "ok")
     assert got == ["j-1", "j-3"] and s.progress("j")["skipped"] == 2 and s.job_done("j")
+
+
+# ----- adaptive repeats: the scheduler is fed each run's headline value and adds repeats lazily ---------------
+def _adaptive(min_: int = 3, max_: int = 6, ci: float = 2.0) -> tuple[AdaptiveRepeats, list[RunSpec]]:
+    from farm.stability import StoppingRule
+
+    adaptive = AdaptiveRepeats("j", "x", StoppingRule(min_, max_, ci))
+    # two points on s1, interleaved: repeat 0 of both, then repeat 1 of both, … (order interleave)
+    base = [RunSpec("", "s1", {"p": p}, 0, False, p) for p in (0, 1)]
+    return adaptive, [adaptive.repeat_run(b, r) for r in range(min_) for b in base]
+
+
+def _drive(s: Scheduler, values: dict[int, Iterator[float]]) -> list[tuple[int, int, Final]]:
+    """Run everything on s1, feeding point p the values of ``values[p]``; (point, repeat, final) in order."""
+    out = []
+    while True:
+        leased = s.assign()
+        if not leased:
+            return out
+        (a,) = leased
+        p = int(a.run.params["p"])
+        final = s.finish("s1", "ok", value=next(values[p]))
+        assert final is not None
+        out.append((p, a.run.repeat, final))
+
+
+def test_a_stable_point_stops_at_min_and_a_noisy_one_goes_to_max() -> None:
+    adaptive, plan = _adaptive()
+    s = Scheduler()
+    s.submit("j", plan, ["s1"], retries=0, adaptive=adaptive)
+    done = _drive(s, {0: iter([100.0, 100.1, 99.9]), 1: iter([100.0, 140.0, 60.0, 120.0, 80.0, 110.0])})
+    assert [r for p, r, _ in done if p == 0] == [0, 1, 2]
+    assert [r for p, r, _ in done if p == 1] == [0, 1, 2, 3, 4, 5]
+    assert s.job_done("j")
+    closing = {p: f.closing for p, _, f in done if f.closing is not None}
+    assert closing[0] is not None and closing[0]["repeat_count"] == 3 and closing[0]["ci_method"] == "t"
+    assert closing[1] is not None and closing[1]["repeat_count"] == 6
+    assert float(closing[1]["ci_rel_pct"] or 0) > 2.0  # closed by max, not by stability
+    assert sum(f.added for _, _, f in done) == 3
+    # only the run that closed a point carries the decision
+    assert [f.closing is not None for p, _, f in done if p == 1] == [False] * 5 + [True]
+
+
+def test_added_repeats_have_the_run_ids_of_a_fixed_repeat_count() -> None:
+    adaptive, plan = _adaptive(min_=2, max_=4, ci=0.001)
+    s = Scheduler()
+    s.submit("j", plan, ["s1"], retries=0, adaptive=adaptive)
+    done = _drive(s, {p: itertools.cycle([1.0, 2.0]) for p in (0, 1)})
+    expected = {run_id("j", "s1", {"p": p}, r) for p in (0, 1) for r in range(4)}
+    assert {f.run.run_id for _, _, f in done} == expected
+
+
+def test_failed_runs_count_toward_max_without_a_value() -> None:
+    adaptive, plan = _adaptive(min_=2, max_=4)
+    s = Scheduler()
+    s.submit("j", plan[::2], ["s1"], retries=0, adaptive=adaptive)  # point 0 only
+    finals = []
+    while leased := s.assign():
+        final = s.finish(leased[0].slot_id, "failed", "exit code 1")
+        assert final is not None
+        finals.append(final)
+    assert len(finals) == 4  # no value ever: no interval, so it runs to max and stops
+    closing = finals[-1].closing
+    assert closing is not None and closing["repeat_count"] == 4 and closing["ci_low"] is None
+
+
+def test_repeats_done_by_an_earlier_submission_are_skipped_not_rerun() -> None:
+    adaptive, plan = _adaptive(min_=2, max_=5, ci=0.001)
+    done_before = {run_id("j", "s1", {"p": 0}, 2)}
+    s = Scheduler()
+    s.submit("j", plan[::2], ["s1"], retries=0, skip=done_before, adaptive=adaptive)
+    ran = [r for _, r, _ in _drive(s, {0: itertools.cycle([1.0, 2.0])})]
+    assert ran == [0, 1, 3, 4]
+
+
+def test_grid_order_runs_the_added_repeat_next() -> None:
+    adaptive, plan = _adaptive(min_=2, max_=3, ci=0.001)
+    grid = sorted(plan, key=lambda r: (r.params["p"], r.repeat))  # order grid: a point's repeats back to back
+    s = Scheduler()
+    s.submit("j", grid, ["s1"], retries=0, adaptive=adaptive, grid_order=True)
+    order = [(p, r) for p, r, _ in _drive(s, {p: itertools.cycle([1.0, 2.0]) for p in (0, 1)})]
+    assert order == [(0, 0), (0, 1), (0, 2), (1, 0), (1, 1), (1, 2)]
+
+
+def test_cancel_adds_no_repeat_and_closes_the_point() -> None:
+    adaptive, plan = _adaptive(min_=2, max_=6, ci=0.001)
+    s = Scheduler()
+    s.submit("j", plan[::2], ["s1"], retries=0, adaptive=adaptive)
+    assert len(s.assign()) == 1
+    assert s.finish("s1", "ok", value=1.0) is not None
+    assert len(s.assign()) == 1
+    s.cancel("j")
+    final = s.finish("s1", "ok", value=5.0)
+    assert final is not None and final.added == 0 and final.closing is not None
+    assert final.closing["repeat_count"] == 2 and s.assign() == [] and s.job_done("j")
+
+
+def test_a_resubmission_decides_with_the_values_done_before() -> None:
+    adaptive, plan = _adaptive(min_=3, max_=6)
+    first = [r for r in plan if r.params["p"] == 0]
+    second = [r for r in plan if r.params["p"] == 1]
+    done = {r.run_id for r in first + second}  # an earlier submission ran every planned repeat, then stopped
+    known = {r.run_id: v for r, v in zip(first, [100.0, 100.1, 99.9], strict=True)}  # stable: closed
+    known |= {r.run_id: v for r, v in zip(second, [100.0, 140.0, 60.0], strict=True)}  # noisy: was interrupted
+    s = Scheduler()
+    s.submit("j", plan, ["s1"], retries=0, skip=done, adaptive=adaptive, known=known)
+    done_now = _drive(s, {1: iter([120.0, 80.0, 110.0])})
+    assert [(p, r) for p, r, _ in done_now] == [(1, 3), (1, 4), (1, 5)]  # only the noisy point goes on
+    assert sum(f.added for _, _, f in done_now) == 3  # each added repeat is reported once, even before a run ends
+    closing = done_now[-1][2].closing
+    assert closing is not None and closing["repeat_count"] == 6

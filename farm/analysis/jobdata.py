@@ -39,10 +39,11 @@ SLOT = "slot"
 #: Numeric extras that describe how a run went rather than what it measured.
 NOT_METRICS: frozenset[str] = frozenset(
     {*REQUIRED_COLUMNS, "exit_code", "bytes_pushed", "dispatch_latency_s", "temp_start_c", "temp_end_c"}
+    | {"repeat_count"}  # adaptive repeats: how many a point got (its interval: the ``ci_`` columns)
 )
 #: Prefixes of columns that are not measurements: grid parameters, fingerprints, the thermal gate's figures and
 #: the samplers' own bookkeeping (``sampler_polls``, ``sampler_poll_ms``: how often and how fast they looked).
-NOT_METRIC_PREFIXES: tuple[str, ...] = ("p_", "fp_", "temp_gate", "cooldown_", "thermal_", "sampler_")
+NOT_METRIC_PREFIXES: tuple[str, ...] = ("p_", "fp_", "temp_gate", "cooldown_", "thermal_", "sampler_", "ci_")
 #: Metrics put first (in this order, after the job's own headline metrics) when a report, a summary or a plot
 #: needs "the main metric".
 HEADLINE_METRICS: tuple[str, ...] = (

@@ -15,7 +15,7 @@ from rich.table import Table
 
 from farm.cli.common import inventory_from, stdout
 from farm.envvars import describe_env
-from farm.plan import ANY_SLOT, RunSpec, check_job_on, count_runs, plan_runs, render
+from farm.plan import ANY_SLOT, RunSpec, check_job_on, count_runs, plan_runs, render, repeat_text
 from farm.specs.inventory import Slot
 from farm.specs.job import JobSpec, load_job
 from farm.templates import as_text
@@ -52,15 +52,18 @@ def run(args: argparse.Namespace) -> int:
 
     console = stdout()
     total = sum(counts.values())
+    most = count_runs(job, list(slots.values()), most=True)
+    total_text = f"{total}..{sum(most.values())}" if job.adaptive else str(total)
     console.print(
-        f"[bold]{job.name}[/]: workload {job.workload}, {job.grid_spec.count()} points, repeat {job.repeat}, "
-        f"warm-up {job.warmup}, order {job.order}, placement {job.devices.placement} → {total} runs"
+        f"[bold]{job.name}[/]: workload {job.workload}, {job.grid_spec.count()} points, repeat {repeat_text(job)}, "
+        f"warm-up {job.warmup}, order {job.order}, placement {job.devices.placement} → {total_text} runs"
     )
     per = Table(title="runs per device", show_edge=False)
     per.add_column("device")
     per.add_column("runs", justify="right")
     for slot_id, n in counts.items():
-        per.add_row("any matching device" if slot_id == ANY_SLOT else slot_id, str(n))
+        runs_text = f"{n}..{most[slot_id]}" if job.adaptive else str(n)
+        per.add_row("any matching device" if slot_id == ANY_SLOT else slot_id, runs_text)
     console.print(per)
     first = Table(title=f"first {args.rows} runs", show_edge=False)
     for col in ("run_id", "device", "repeat", "params", "command"):

@@ -41,7 +41,8 @@ def follow(client: FarmClient, job_id: str, bar: bool) -> JobStatus:
     with Progress(*columns, console=stderr(), transient=False) as progress:
         task = progress.add_task(status.job, total=status.total, detail="")
         while True:
-            progress.update(task, completed=status.done, detail=_detail(status))
+            # the total grows while adaptive repeats add runs
+            progress.update(task, total=status.total, completed=status.done, detail=_detail(status))
             if status.ended:
                 break
             status = client.wait(job_id, 0.5)

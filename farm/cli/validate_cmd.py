@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from farm.errors import ConfigError
-from farm.plan import check_job_on, count_runs
+from farm.plan import check_job_on, count_runs, repeat_text
 from farm.specs.inventory import Inventory, inventory_from_document, load_inventory
 from farm.specs.job import JobSpec, job_from_document
 from farm.specs.loading import read_document
@@ -58,10 +58,13 @@ def _summary(path: Path, inventory: Inventory | None, check_artifacts: bool) -> 
         return f"{path}: ok: inventory, {len(inv.devices)} devices ({kind_text}), {len(inv.slots())} slots"
     job = job_from_document(doc, path.resolve().parent, check_artifacts=check_artifacts)
     points = job.grid_spec.count()
-    per_point = f"{job.repeat} repeat{'s' if job.repeat != 1 else ''}" + (
+    per_point = repeat_text(job, " repeats" if job.repeat_max != 1 else " repeat") + (
         f" + {job.warmup} warm-up" if job.warmup else ""
     )
-    text = f"{path}: ok: job {job.name!r}, {points} points × {per_point} = {points * (job.repeat + job.warmup)} runs"
+    runs = f"{points * (job.repeat_min + job.warmup)}" + (
+        f"..{points * (job.repeat_max + job.warmup)}" if job.adaptive else ""
+    )
+    text = f"{path}: ok: job {job.name!r}, {points} points × {per_point} = {runs} runs"
     if inventory is not None:
         check_job_on(job, inventory.slots(), str(path))
         counts = count_runs(job, inventory.slots())

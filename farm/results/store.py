@@ -36,7 +36,7 @@ import logging
 import os
 import re
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -436,6 +436,29 @@ class ResultsStore:
         if build is not None:
             done = pc.and_(done, pc.fill_null(pc.equal(t.column("build"), build), False))
         return set(t.column("run_id").filter(done).to_pylist())
+
+    def metric_values(
+        self, job: str, metric: str, run_ids: Collection[str], build: str | None = None
+    ) -> dict[str, float]:
+        """The ``metric`` of each ``ok`` (not warm-up) run of ``run_ids`` — its highest attempt's, of ``build``
+        if given: what an adaptive repeat's resubmission needs of the repeats done before."""
+        best: dict[str, tuple[int, float]] = {}
+        wanted = set(run_ids)
+
+        def read(path: str) -> None:
+            names = self._file_schema(path).names
+            if metric not in names or (build is not None and "build" not in names):
+                return
+            cols = ["run_id", "status", "warmup", "attempt", metric, *(["build"] if build is not None else [])]
+            for row in self._read(path, cols).to_pylist():
+                value, rid = row[metric], row["run_id"]
+                if rid not in wanted or row["status"] != "ok" or row["warmup"] or value is None:
+                    continue
+                if (build is None or row.get("build") == build) and row["attempt"] >= best.get(rid, (0, 0.0))[0]:
+                    best[rid] = (row["attempt"], float(value))
+
+        self._each_part(job, read)
+        return {rid: value for rid, (_, value) in best.items()}
 
     def attempts(self, job: str) -> dict[str, int]:
         """The highest attempt number stored per run id of ``job``."""

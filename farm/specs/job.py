@@ -122,6 +122,45 @@ class Cooldown(_Spec):
     poll: Duration = 2.0
 
 
+class AdaptiveRepeat(_Spec):
+    """``repeat: {min: N, max: M, ci: X%}``: at least N, at most M measured repeats per point and slot, stopping
+    once the confidence interval of the headline metric is within ±X % of its center (``farm.stability``)."""
+
+    min: Int = Field(ge=2, le=1000, description="repeats before the first decision (an interval needs two)")
+    max: Int = Field(ge=2, le=1000, description="repeats at most, stable or not")
+    ci: Number = Field(gt=0, le=100, description="target half-width of the interval, percent of its center")
+    confidence: Number = Field(default=0.95, ge=0.5, lt=1)
+    method: Literal["t", "bootstrap"] = "t"
+    metric: str | None = Field(default=None, min_length=1, description="default: the workload's first headline")
+
+    @field_validator("ci", mode="before")
+    @classmethod
+    def _percent(cls, value: object) -> object:
+        if isinstance(value, str) and value.strip().endswith("%"):
+            try:
+                return float(value.strip()[:-1])
+            except ValueError:
+                raise ValueError(f"expected a percentage such as 5% or 2.5, got {value!r}") from None
+        return value
+
+    @model_validator(mode="after")
+    def _bounds(self) -> AdaptiveRepeat:
+        if self.max < self.min:
+            raise ValueError(f"max ({self.max}) is less than min ({self.min})")
+        return self
+
+
+def _repeat_kind(value: object) -> str:
+    return "tag:adaptive" if isinstance(value, dict | AdaptiveRepeat) else "tag:fixed"
+
+
+# ``repeat: N`` or ``repeat: {min, max, ci, ...}``; the tag picks the member so an error names the field.
+RepeatValue = Annotated[
+    Annotated[Int, Field(ge=1, le=10_000), Tag("tag:fixed")] | Annotated[AdaptiveRepeat, Tag("tag:adaptive")],
+    Discriminator(_repeat_kind),
+]
+
+
 class JobSpec(_Spec):
     name: Ident
     description: str = ""
@@ -136,7 +175,7 @@ class JobSpec(_Spec):
         default_factory=dict, description="arguments appended to the command only when the grid has that axis"
     )
     grid: dict[str, Any] | None = None
-    repeat: Int = Field(default=1, ge=1, le=10_000)
+    repeat: RepeatValue = 1
     warmup: Int = Field(default=0, ge=0, le=100)
     record_warmup: bool = False
     timeout: Duration = 600.0
@@ -220,6 +259,43 @@ class JobSpec(_Spec):
             raise FieldIssues(issues)
         self._grid = grid
         return self
+
+    @model_validator(mode="after")
+    def _adaptive_metric(self) -> JobSpec:
+        if isinstance(self.repeat, AdaptiveRepeat):
+            from farm.workloads import headline_metrics
+
+            heads = headline_metrics(self.workload, self.workload_options)
+            if self.repeat.metric is None and not heads:
+                raise FieldIssues([("repeat.metric", f"workload {self.workload!r} has no headline metric: name one")])
+            metric = self.repeat.metric
+            if metric is not None and self.workload in ("regex", "json") and metric not in heads:
+                raise FieldIssues([("repeat.metric", f"{metric!r} is not a metric of this job: {', '.join(heads)}")])
+        return self
+
+    @property
+    def adaptive(self) -> AdaptiveRepeat | None:
+        """The adaptive repeat rule, or None for a fixed ``repeat: N``."""
+        return self.repeat if isinstance(self.repeat, AdaptiveRepeat) else None
+
+    @property
+    def repeat_min(self) -> int:
+        """Measured repeats every point gets (``repeat: N``: N; adaptive: its ``min``)."""
+        return self.repeat.min if isinstance(self.repeat, AdaptiveRepeat) else self.repeat
+
+    @property
+    def repeat_max(self) -> int:
+        return self.repeat.max if isinstance(self.repeat, AdaptiveRepeat) else self.repeat
+
+    @property
+    def headline(self) -> str | None:
+        """The metric adaptive repeats decide on (None for a fixed repeat count)."""
+        rule = self.adaptive
+        if rule is None:
+            return None
+        from farm.workloads import headline_metrics
+
+        return rule.metric or headline_metrics(self.workload, self.workload_options)[0]
 
     @property
     def grid_spec(self) -> Grid:

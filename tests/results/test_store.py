@@ -141,6 +141,20 @@ def test_done_run_ids_of_a_build_label(tmp_path: Path) -> None:
     assert store.done_run_ids("nightly", "v3") == set() and store.done_run_ids("nightly") == {"a", "b", "c"}
 
 
+def test_metric_values_of_done_runs_for_adaptive_repeats(tmp_path: Path) -> None:
+    store = ResultsStore(str(tmp_path))
+    with store.writer("sweep") as w:
+        w.add(make_row(run_id="a", tok_s=10.0, build="v1"))
+        w.add(make_row(run_id="b", status="failed", error="exit 1", build="v1"))
+        w.add(make_row(run_id="c", tok_s=1.0, build="v1"))
+        w.add(make_row(run_id="c", attempt=2, tok_s=3.0, build="v1"))  # the latest attempt's value
+        w.add(make_row(run_id="w", warmup=True, tok_s=5.0, build="v1"))
+        w.add(make_row(run_id="d", tok_s=7.0, build="v2"))
+    assert store.metric_values("sweep", "tok_s", {"a", "b", "c", "w", "d"}, "v1") == {"a": 10.0, "c": 3.0}
+    assert store.metric_values("sweep", "tok_s", {"a", "d"}) == {"a": 10.0, "d": 7.0}
+    assert store.metric_values("sweep", "latency_ms", {"a"}) == {} and store.metric_values("none", "x", {"a"}) == {}
+
+
 def test_jobs_lists_only_partitions_with_part_files(tmp_path: Path) -> None:
     store = ResultsStore(str(tmp_path))
     assert store.jobs() == []
