@@ -45,6 +45,12 @@ _STAY_ON_WHEN_ASKED = "7"  # AC, USB and wireless chargers
 _FIXED_PERF = "cmd power set-fixed-performance-mode-enabled"
 
 
+def _airplane(on: bool) -> str:
+    """Airplane mode on or off: ``cmd connectivity`` (switches the radios), else only the setting (Android < 11)."""
+    switch = "enable" if on else "disable"
+    return f"cmd connectivity airplane-mode {switch} || settings put global airplane_mode_on {int(on)}"
+
+
 class PhoneBench:
     """:class:`~actors.bench.session.BenchControl` of a phone."""
 
@@ -116,10 +122,11 @@ class PhoneBench:
     def _apply_settings(self, mode: BenchMode, report: BenchReport) -> None:
         steps = []
         if mode.airplane is not None:
-            on = "enable" if mode.airplane else "disable"
-            steps.append(f"cmd connectivity airplane-mode {on} || settings put global airplane_mode_on {int(mode.airplane)}")
+            steps.append(_airplane(mode.airplane))
         if mode.stay_awake is not None:
-            steps.append(f"settings put global stay_on_while_plugged_in {_STAY_ON_WHEN_ASKED if mode.stay_awake else 0}")
+            steps.append(
+                f"settings put global stay_on_while_plugged_in {_STAY_ON_WHEN_ASKED if mode.stay_awake else 0}"
+            )
         if mode.screen is not None:
             steps.append(f"input keyevent {'KEYCODE_WAKEUP' if mode.screen else 'KEYCODE_SLEEP'}")
         if steps:
@@ -137,7 +144,7 @@ class PhoneBench:
         if "performance" in str(gpu.get("governors", "")).split() and mode.gpu == "max":
             writes.append((f"{gpu['dir']}/governor", "performance"))
         order = ("max_freq", "min_freq") if mode.gpu == "max" else ("min_freq", "max_freq")
-        return writes + [(f"{gpu['dir']}/{order[0]}", target), (f"{gpu['dir']}/{order[1]}", target)]
+        return [*writes, (f"{gpu['dir']}/{order[0]}", target), (f"{gpu['dir']}/{order[1]}", target)]
 
     @staticmethod
     def _charge_writes(mode: BenchMode, saved: Saved) -> list[tuple[str, str]]:
@@ -155,7 +162,9 @@ class PhoneBench:
         if root:
             sysfs.check_policies(self._sh, mode, policies, report)
         else:  # fixed performance mode: the vendor picks the clocks; record them, do not judge them
-            report.readback.update({f"{p}.governor": v["governor"] for p, v in sysfs.capture_policies(self._sh, list(policies)).items()})
+            report.readback.update(
+                {f"{p}.governor": v["governor"] for p, v in sysfs.capture_policies(self._sh, list(policies)).items()}
+            )
         gpu = saved.get("gpu") or {}
         if mode.gpu is not None:
             if not root or not gpu:
@@ -164,20 +173,29 @@ class PhoneBench:
                 report.problems.append(f"gpu: reads back {now['gpu.min']}-{now['gpu.max']}, not pinned")
         if mode.charging is not None:
             wanted = self._charge_writes(mode, saved)
-            if not root or not wanted:
+            charge = saved.get("charge") or {}
+            if not charge:
                 report.readback["charging"] = "unknown"
-                report.problems.append(
-                    "charging: unknown (" + ("no root" if not root else "the kernel offers no charge switch") + ")"
-                )
+                report.problems.append("charging: unknown (the kernel offers no charge switch)")
+            elif not root:
+                off = next(o for p, o, _ in _CHARGE_SWITCHES if p == charge["path"])
+                report.readback["charging"] = "off" if now["charge"] == off else "on"
+                report.problems.append(f"charging: {charge['path']} not writable without root")
             elif now["charge"] != wanted[0][1]:
                 report.problems.append(f"charging: {wanted[0][0]} reads back {now['charge']}, not {wanted[0][1]}")
         expected = {
             "airplane_mode_on": None if mode.airplane is None else str(int(mode.airplane)),
-            "stay_on_while_plugged_in": None if mode.stay_awake is None else (_STAY_ON_WHEN_ASKED if mode.stay_awake else "0"),
+            "stay_on_while_plugged_in": None
+            if mode.stay_awake is None
+            else (_STAY_ON_WHEN_ASKED if mode.stay_awake else "0"),
             "wakefulness": None if mode.screen is None else ("Awake" if mode.screen else "Asleep"),
         }
         for key, want in expected.items():
-            if want is not None and now[key] != want and not (key == "wakefulness" and now[key] == "Dozing" and want == "Asleep"):
+            if (
+                want is not None
+                and now[key] != want
+                and not (key == "wakefulness" and now[key] == "Dozing" and want == "Asleep")
+            ):
                 report.problems.append(f"{key}: reads back {now[key] or 'nothing'}, not {want}")
 
     def _read_state(self, saved: Saved) -> dict[str, str]:
@@ -189,7 +207,12 @@ class PhoneBench:
             "wakefulness": "dumpsys power | grep mWakefulness=",
         }
         if gpu:
-            commands.update({f"gpu.{k}": f"cat {shlex.quote(gpu['dir'] + '/' + _GPU_FIELDS[k])}" for k in ("governor", "min", "max")})
+            commands.update(
+                {
+                    f"gpu.{k}": f"cat {shlex.quote(gpu['dir'] + '/' + _GPU_FIELDS[k])}"
+                    for k in ("governor", "min", "max")
+                }
+            )
         if charge:
             commands["charge"] = f"cat {shlex.quote(charge['path'])}"
         out = sysfs.read_outputs(self._sh, commands)
@@ -202,7 +225,7 @@ class PhoneBench:
         steps = []
         if saved.get("airplane_mode_on") in ("0", "1"):
             on = saved["airplane_mode_on"] == "1"
-            steps.append(f"cmd connectivity airplane-mode {'enable' if on else 'disable'} || settings put global airplane_mode_on {int(on)}")
+            steps.append(_airplane(on))
         stay = str(saved.get("stay_on_while_plugged_in", ""))
         if stay.isdigit():
             steps.append(f"settings put global stay_on_while_plugged_in {stay}")

@@ -132,7 +132,9 @@ class BenchSession:
                     return active.report.record()
                 record = BenchReport(mode.profile()).record()
                 record["ok"] = False
-                record["warnings"].append(f"not applied: the device is in the bench mode of job {sorted(active.jobs)[0]}")
+                record["warnings"].append(
+                    f"not applied: the device is in the bench mode of job {sorted(active.jobs)[0]}"
+                )
                 return record
             return self._apply(job, mode)
 
@@ -161,9 +163,8 @@ class BenchSession:
         left = self.saved_file.read()
         if left is not None and isinstance(left.get("saved"), dict):
             problems = self._restore(left["saved"])
-            self._recovery_note = (
-                f"restored the settings job {left.get('job', '?')} left applied"
-                + (f", except: {'; '.join(problems)}" if problems else "")
+            self._recovery_note = f"restored the settings job {left.get('job', '?')} left applied" + (
+                f", except: {'; '.join(problems)}" if problems else ""
             )
             log.warning("%s: %s", self.label, self._recovery_note)
         self._recovered = True

@@ -56,7 +56,9 @@ def write_script(writes: list[tuple[str, str]]) -> str:
 
 def policies(shell: Shell) -> list[str]:
     """The policy directories' names (``policy0``, ``policy4``…), empty when the kernel has no cpufreq."""
-    return [w.rsplit("/", 1)[-1] for w in shell(f"echo {POLICY_DIR}/policy*").split() if _POLICY.match(w.rsplit("/", 1)[-1])]
+    return [
+        w.rsplit("/", 1)[-1] for w in shell(f"echo {POLICY_DIR}/policy*").split() if _POLICY.match(w.rsplit("/", 1)[-1])
+    ]
 
 
 def capture_policies(shell: Shell, names: list[str]) -> dict[str, dict[str, str]]:
@@ -88,7 +90,11 @@ def restore_writes(saved: Mapping[str, Mapping[str, str]]) -> list[tuple[str, st
             writes.append((_path(p, "governor"), orig["governor"]))
         if orig["min"] and orig["max"] and orig["hw_min"]:
             # lowest min first, so the max can go anywhere; then the saved min
-            writes += [(_path(p, "min"), orig["hw_min"]), (_path(p, "max"), orig["max"]), (_path(p, "min"), orig["min"])]
+            writes += [
+                (_path(p, "min"), orig["hw_min"]),
+                (_path(p, "max"), orig["max"]),
+                (_path(p, "min"), orig["min"]),
+            ]
     return writes
 
 
@@ -108,9 +114,7 @@ def check_policies(shell: Shell, mode: BenchMode, saved: Mapping[str, Mapping[st
         if mode.pin is not None:
             target = saved[p]["hw_max" if mode.pin == "max" else "hw_min"]
             if not (values["min"] == values["max"] == target):
-                report.problems.append(
-                    f"pin: {p} reads back {values['min']}-{values['max']} kHz, not {target} kHz"
-                )
+                report.problems.append(f"pin: {p} reads back {values['min']}-{values['max']} kHz, not {target} kHz")
 
 
 def restore_problems(shell: Shell, saved: Mapping[str, Mapping[str, str]]) -> list[str]:

@@ -112,7 +112,11 @@ def run_phones(args: argparse.Namespace) -> int:
         for k in range(args.count):
             storage = args.storages[k % len(args.storages)]
             phone = VirtualPhone(
-                f"vphone-{k}", port=ports[k] if ports else 0, seed=args.seed + k, soc=args.soc, storage=storage,
+                f"vphone-{k}",
+                port=ports[k] if ports else 0,
+                seed=args.seed + k,
+                soc=args.soc,
+                storage=storage,
                 rooted=args.rooted,
             ).start()
             phones.append(phone)
