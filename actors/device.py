@@ -14,7 +14,7 @@ import posixpath
 import threading
 import time
 from abc import ABC, abstractmethod
-from typing import Any, Protocol
+from typing import Protocol
 
 from actors import exec_wrap, run_files
 from actors.artifacts import CACHE_DIR, local_copy
@@ -24,7 +24,7 @@ from actors.lease import SlotLease
 from actors.messages import RunRequest, RunResult, ThermalGate
 from actors.run_files import rendered_copy
 from actors.transports.base import Transport
-from farm.errors import FarmError, InfraError
+from farm.errors import FarmError, InfraError, RunRefused
 from farm.sim.synthetic import marks_synthetic
 from farm.specs.bench import BenchMode
 from farm.specs.inventory import DeviceSpec, Slot
@@ -130,7 +130,7 @@ class Device(ABC):
         lease = SlotLease(req.slot_id, f"run {req.run_id} attempt {req.attempt} of job {req.job}")
         try:
             if lease.wait(cancel):
-                res.bench_mode = self._bench_mode(req)
+                self._bench_mode(req, res)
                 self._execute(req, res, cancel)
             else:
                 res.cancelled = True  # cancelled while another process held the slot
@@ -157,19 +157,24 @@ class Device(ABC):
         return res
 
     # ----- bench mode (actors.bench) --------------------------------------------------------------------
-    def _bench_mode(self, req: RunRequest) -> dict[str, Any] | None:
+    def _bench_mode(self, req: RunRequest, res: RunResult) -> None:
+        """Put the device in the run's bench mode (the job's profile, else the inventory's) and record it."""
         mode = BenchMode.model_validate(req.bench_mode) if req.bench_mode is not None else self.spec.bench_mode
         with self._lock:
             if self._bench is None:
                 control = self.bench_control()
                 if control is None:
-                    if mode is None:
-                        return None
-                    record = {"profile": mode.profile(), "applied": {}, "readback": {}, "ok": False}
-                    return {**record, "warnings": [f"bench mode: not controllable on a {self.kind} device"]}
+                    if mode is not None:
+                        record = {"profile": mode.profile(), "applied": {}, "readback": {}, "ok": False}
+                        res.bench_mode = {**record, "warnings": [f"not controllable on a {self.kind} device"]}
+                    return
                 self._bench = BenchSession(control[0], control[1], self.spec.id)
             session = self._bench
-        return session.ensure(req.job, mode)
+        try:
+            res.bench_mode = session.ensure(req.job, mode)
+        except RunRefused:
+            res.bench_mode = session.refused  # the failed row shows what did not read back
+            raise
 
     def end_bench_mode(self, job: str) -> list[str]:
         """``job`` ended: restore the device's own settings if it was the last job using bench mode."""

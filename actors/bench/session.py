@@ -114,9 +114,12 @@ class BenchSession:
         self._active: _Active | None = None
         self._recovered = False
         self._recovery_note = ""
+        self.refused: dict[str, Any] | None = None  # the record of the last profile refused (on_failure: error)
 
     def ensure(self, job: str, mode: BenchMode | None) -> dict[str, Any] | None:
-        """Bench mode for a run of ``job``: the record for its row (None when neither it nor another job asked)."""
+        """Bench mode for a run of ``job``: the record for its row (None when neither it nor another job asked).
+        A profile that did not take with ``on_failure: error`` is restored at once and raises
+        :class:`~farm.errors.RunRefused`; its record is then :attr:`refused`."""
         with self._lock:
             self._recover()
             active = self._active
@@ -151,6 +154,7 @@ class BenchSession:
             self._recovery_note = ""
         if not report.ok and mode.on_failure == "error":
             self._restore(saved)
+            self.refused = report.record()
             raise RunRefused(f"bench mode on {self.label}: {'; '.join(report.problems)} (on_failure: error)")
         self._active = _Active(mode, report, saved, {job})
         log.info("%s: bench mode of job %s applied: %s", self.label, job, report.readback)

@@ -21,6 +21,7 @@ _CPUFREQ_FILES = (
     "cpuinfo_min_freq",
     "scaling_cur_freq",
     "scaling_max_freq",
+    "scaling_min_freq",
     "scaling_governor",
 )
 

@@ -127,6 +127,10 @@ def test_a_profile_that_does_not_take_fails_the_run_and_leaves_the_phone_as_it_w
     res = device.execute(request(phone, "r1", {**PINNED, "governor": "turbo-boost"}))  # no such governor
     assert res.exit_code == 255 and res.infra_error is None
     assert "bench mode on" in res.stderr and "reads back schedutil, not turbo-boost" in res.stderr
+    assert res.bench_mode is not None and res.bench_mode["ok"] is False  # the failed row shows what read back
+    assert res.bench_mode["readback"]["policy4.governor"] == "schedutil"
+    assert res.bench_mode is not None and res.bench_mode["ok"] is False  # the failed row shows what read back
+    assert res.bench_mode["readback"]["policy4.governor"] == "schedutil"
     assert state_of(phone) == before and saved_file(phone) == ""
 
 
