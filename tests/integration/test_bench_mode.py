@@ -4,11 +4,9 @@ a cancel, a refused profile, and a ``kill -9`` of the device actor (restored by 
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import signal
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,8 +17,7 @@ import yaml
 from actors.bench.phone import SAVED_PATH
 from actors.messages import RunRequest
 from actors.phone import Phone
-from farm import runtime
-from farm.client import ControllerOptions, FarmClient, JobState
+from farm.client import JobState
 from farm.sim.adb_server import AdbServer
 from farm.sim.phone import VirtualPhone
 from farm.specs.inventory import AndroidDevice, Inventory
@@ -129,8 +126,6 @@ def test_a_profile_that_does_not_take_fails_the_run_and_leaves_the_phone_as_it_w
     assert "bench mode on" in res.stderr and "reads back schedutil, not turbo-boost" in res.stderr
     assert res.bench_mode is not None and res.bench_mode["ok"] is False  # the failed row shows what read back
     assert res.bench_mode["readback"]["policy4.governor"] == "schedutil"
-    assert res.bench_mode is not None and res.bench_mode["ok"] is False  # the failed row shows what read back
-    assert res.bench_mode["readback"]["policy4.governor"] == "schedutil"
     assert state_of(phone) == before and saved_file(phone) == ""
 
 
@@ -165,24 +160,6 @@ def test_the_inventory_profile_applies_when_the_job_names_none(
 
 
 # -- the farm on Ray ----------------------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def farm(local_ray: None, tmp_path: Path) -> Iterator[Any]:
-    clients: list[FarmClient] = []
-
-    def start(inv: Inventory) -> FarmClient:
-        options = ControllerOptions(health_interval_s=1.0, offline_grace_s=5.0)
-        client = FarmClient.start(inv, str(tmp_path / "res"), options=options)
-        clients.append(client)
-        return client
-
-    yield start
-    for c in clients:
-        with contextlib.suppress(Exception):
-            c.shutdown(timeout=30)
-        c.kill()
-    wait_until(lambda: runtime.find_controller() is None, timeout=30)
 
 
 def _job(tmp: Path, name: str, n: int, seconds: float, **extra: Any) -> Path:
