@@ -1,5 +1,5 @@
 """Bench mode on this machine as a ``host`` device: what it cannot change is recorded (or fails the run), never
-pretended. Skipped where this machine's cpufreq is writable: a test must not re-clock the machine it runs on."""
+pretended (host tests skipped where this machine's cpufreq is writable: a test must not re-clock its machine)."""
 
 from __future__ import annotations
 
@@ -9,13 +9,15 @@ from pathlib import Path
 
 import pytest
 
+from actors.bench.host import BoxBench
 from actors.host import LocalHost
 from actors.lease import LEASE_DIR_ENV
 from actors.messages import RunRequest
+from farm.specs.bench import BenchMode
 from farm.specs.inventory import HostDevice
 
 POLICY0 = Path("/sys/devices/system/cpu/cpufreq/policy0/scaling_governor")
-pytestmark = pytest.mark.skipif(
+read_only_cpufreq = pytest.mark.skipif(
     os.access(POLICY0, os.W_OK), reason="this machine's cpufreq is writable: the test would re-clock it"
 )
 
@@ -33,6 +35,7 @@ def request(dev: LocalHost, on_failure: str) -> RunRequest:
                       timeout_s=60, bench_mode=mode)  # fmt: skip
 
 
+@read_only_cpufreq
 def test_a_host_that_cannot_be_pinned_says_why(host: LocalHost, tmp_path: Path) -> None:
     res = host.execute(request(host, "warn"))
     assert res.exit_code == 0 and res.bench_mode is not None
@@ -45,7 +48,19 @@ def test_a_host_that_cannot_be_pinned_says_why(host: LocalHost, tmp_path: Path) 
     assert host.end_bench_mode("t") == [] and not saved.exists()
 
 
+@read_only_cpufreq
 def test_on_failure_error_fails_the_run(host: LocalHost) -> None:
     res = host.execute(request(host, "error"))
     assert res.exit_code == 255 and res.infra_error is None
     assert "bench mode on" in res.stderr and "not controllable" in res.stderr and "(on_failure: error)" in res.stderr
+
+
+def test_a_box_applies_nothing_and_records_what_its_tool_reports() -> None:
+    readings = {1: {"util_pct": 0.0, "temp_c": 41.5}, 0: {"util_pct": 3.0, "temp_c": 40.0}}
+    box = BoxBench(lambda: readings, "bm-smi", "sophgo")
+    report = box.apply(BenchMode(), box.capture())
+    assert report.ok and report.applied == {}
+    assert report.notes == ["nothing applied on a sophgo box; the state bm-smi reports is recorded"]
+    assert report.readback == {"bm-smi.0.temp_c": "40", "bm-smi.0.util_pct": "3", "bm-smi.1.temp_c": "41.5",
+                               "bm-smi.1.util_pct": "0"}  # fmt: skip
+    assert box.restore({}) == []
