@@ -502,11 +502,12 @@ class Controller:
 
     async def _end_bench_mode(self, rec: _JobRecord) -> None:
         """The job's devices restore their own settings (bench mode) before the job is reported finished."""
-        devices = {s.device_id for s in rec.spec.devices.select(list(self.slots.values()))}
-        calls = [self.devices[d].end_bench_mode.remote(rec.spec.name) for d in sorted(devices) if d in self.devices]
+        chosen = {s.device_id for s in rec.spec.devices.select(list(self.slots.values()))}
+        devices = sorted(d for d in chosen if d in self.devices)
+        calls = [self.devices[d].end_bench_mode.remote(rec.spec.name) for d in devices]
         try:
             results = await asyncio.wait_for(asyncio.gather(*calls, return_exceptions=True), 120)
-            for device, problems in zip(sorted(devices), results, strict=False):
+            for device, problems in zip(devices, results, strict=True):
                 if problems:
                     log.error("job %s: %s did not restore its own settings: %s", rec.job_id, device, problems)
         except Exception:
