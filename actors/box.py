@@ -17,6 +17,8 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 
+from actors.bench.host import BoxBench, saved_file
+from actors.bench.session import BenchControl, SavedFile
 from actors.device import RunSampler
 from actors.ssh_device import SshDevice
 from farm.errors import FarmError, OutputParseError
@@ -172,6 +174,7 @@ class AcceleratorBox(SshDevice):
         """Start the shared monitor and learn the slots: the inventory's ``field`` list, or what ``tool`` lists
         once at start (falling back to index 0 when it cannot answer)."""
         self.monitor = BoxMonitor(read, interval_s=self.sample_interval_s, label=self.spec.id)
+        self._box_bench = BoxBench(read, tool, self.kind)
         spec = self.spec
         assert isinstance(spec, SophgoDevice | AscendDevice)
         if declared is not None:
@@ -196,6 +199,9 @@ class AcceleratorBox(SshDevice):
 
     def slots(self) -> list[Slot]:
         return list(self._slots)
+
+    def bench_control(self) -> tuple[BenchControl, SavedFile]:
+        return self._box_bench, saved_file(self.ssh, ".cache/farm", self.spec.id)
 
     def sampler(self, slot_id: str) -> RunSampler:
         return self.monitor.watch(self._index.get(slot_id) or 0, self.columns)

@@ -18,13 +18,15 @@ from typing import Protocol
 
 from actors import exec_wrap, run_files
 from actors.artifacts import CACHE_DIR, local_copy
+from actors.bench.session import BenchControl, BenchSession, SavedFile
 from actors.host_probe import column_suffix
 from actors.lease import SlotLease
 from actors.messages import RunRequest, RunResult, ThermalGate
 from actors.run_files import rendered_copy
 from actors.transports.base import Transport
-from farm.errors import FarmError, InfraError
+from farm.errors import FarmError, InfraError, RunRefused
 from farm.sim.synthetic import marks_synthetic
+from farm.specs.bench import BenchMode
 from farm.specs.inventory import DeviceSpec, Slot
 
 log = logging.getLogger(__name__)
@@ -60,6 +62,7 @@ class Device(ABC):
         self._idle_temp_c: float | None = spec.idle_temp_c
         self.health_reason = ""  # why the last health check found the device unusable ("" when it was fine)
         self._inputs = run_files.InputHasher()
+        self._bench: BenchSession | None = None
 
     # ----- hooks for device kinds ----------------------------------------------------------------------
     @abstractmethod
@@ -98,6 +101,10 @@ class Device(ABC):
         on purpose, e.g. a changed SSH host key); the reason goes to :attr:`health_reason`."""
         return {s.slot_id: "idle" for s in self.slots()}
 
+    def bench_control(self) -> tuple[BenchControl, SavedFile] | None:
+        """What bench mode can change on this device and where it saves the device's own values (None: nothing)."""
+        return None
+
     def close(self) -> None:  # noqa: B027 - optional hook: most kinds hold nothing to release
         """Release connections (called when the actor shuts down)."""
 
@@ -123,6 +130,7 @@ class Device(ABC):
         lease = SlotLease(req.slot_id, f"run {req.run_id} attempt {req.attempt} of job {req.job}")
         try:
             if lease.wait(cancel):
+                self._bench_mode(req, res)
                 self._execute(req, res, cancel)
             else:
                 res.cancelled = True  # cancelled while another process held the slot
@@ -147,6 +155,34 @@ class Device(ABC):
         if marks_synthetic(res.stdout, res.stderr):  # a stand-in tool or package ran
             res.synthetic = True
         return res
+
+    # ----- bench mode (actors.bench) --------------------------------------------------------------------
+    def _bench_mode(self, req: RunRequest, res: RunResult) -> None:
+        """Put the device in the run's bench mode (the job's profile, else the inventory's) and record it."""
+        mode = BenchMode.model_validate(req.bench_mode) if req.bench_mode is not None else self.spec.bench_mode
+        with self._lock:
+            if self._bench is None:
+                control = self.bench_control()
+                if control is None:
+                    if mode is not None:
+                        record = {"profile": mode.profile(), "applied": {}, "readback": {}, "ok": False}
+                        res.bench_mode = {**record, "warnings": [f"not controllable on a {self.kind} device"]}
+                    return
+                self._bench = BenchSession(control[0], control[1], self.spec.id)
+            session = self._bench
+        try:
+            res.bench_mode = session.ensure(req.job, mode)
+        except RunRefused:
+            res.bench_mode = session.refused  # the failed row shows what did not read back
+            raise
+
+    def end_bench_mode(self, job: str) -> list[str]:
+        """``job`` ended: restore the device's own settings if it was the last job using bench mode."""
+        return self._bench.end(job) if self._bench is not None else []
+
+    def close_bench_mode(self) -> None:
+        if self._bench is not None:
+            self._bench.close()
 
     def _execute(self, req: RunRequest, res: RunResult, cancel: threading.Event) -> None:
         slot = next((s for s in self.slots() if s.slot_id == req.slot_id), None)

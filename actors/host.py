@@ -7,6 +7,8 @@ import os
 import sys
 from pathlib import Path
 
+from actors.bench.host import HostBench, saved_file
+from actors.bench.session import BenchControl, SavedFile
 from actors.device import Device, RunSampler
 from actors.host_probe import PeakRssSampler, host_fingerprint
 from actors.transports.base import Transport
@@ -51,6 +53,10 @@ class LocalHost(Device):
 
     def sampler(self, slot_id: str) -> RunSampler:
         return _RssSampler()
+
+    def bench_control(self) -> tuple[BenchControl, SavedFile]:
+        farm_dir = str(Path("~/.cache/farm").expanduser())
+        return HostBench(self._transport), saved_file(self._transport, farm_dir, self.spec.id)
 
     def temperature_c(self) -> float | None:
         temps = []

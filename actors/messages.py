@@ -47,6 +47,7 @@ class RunRequest:
     collect: list[str] = field(default_factory=list)  # globs (relative to workdir) copied back after the run
     collect_clear: bool = False  # remove files matching ``collect`` before the run
     docker: str | None = None  # run the command inside this container (``docker exec``)
+    bench_mode: dict[str, Any] | None = None  # the job's bench profile (farm.specs.bench.BenchMode as data)
 
 
 @dataclass
@@ -73,6 +74,7 @@ class RunResult:
     env: dict[str, str] | None = None
     collected: list[CollectedFile] = field(default_factory=list)
     collect_error: str | None = None
+    bench_mode: dict[str, Any] | None = None  # profile, applied, readback, ok, warnings (actors.bench.session)
 
 
 @dataclass(frozen=True)

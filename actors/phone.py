@@ -41,6 +41,8 @@ import threading
 import time
 from dataclasses import dataclass
 
+from actors.bench.phone import PhoneBench
+from actors.bench.session import BenchControl, SavedFile
 from actors.device import Device, RunSampler
 from actors.messages import RunRequest, RunResult
 from actors.transports.adb import AdbTransport
@@ -266,6 +268,10 @@ class Phone(Device):
     # -- hooks -----------------------------------------------------------------------------------------------
     def transport(self, slot_id: str) -> Transport:
         return self._transport
+
+    def bench_control(self) -> tuple[BenchControl, SavedFile]:
+        control = PhoneBench(self._transport)
+        return control, control.saved_file()
 
     def sampler(self, slot_id: str) -> RunSampler:
         return PhoneSampler(self._transport, self.layout(), self.sample_interval_s)

@@ -69,10 +69,18 @@ class DeviceActor:
         states = self.health()
         return {"states": states, "reason": self.device.health_reason}
 
+    def end_bench_mode(self, job: str) -> list[str]:
+        """``job`` ended on this device: restore the device's own settings (the settings that would not restore)."""
+        return self.device.end_bench_mode(job)
+
     def close(self) -> None:
-        """Release the device's connections (SSH, …) for good: from now on health checks do not connect."""
+        """Restore what bench mode changed, then release the device's connections (SSH, …) for good: from now
+        on health checks do not connect."""
         self._closed = True
-        self.device.close()
+        try:
+            self.device.close_bench_mode()
+        finally:
+            self.device.close()
 
     def __ray_shutdown__(self) -> None:  # called by Ray when the actor exits gracefully
         self.close()

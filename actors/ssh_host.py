@@ -20,6 +20,8 @@ import logging
 import threading
 import time
 
+from actors.bench.host import HostBench, saved_file
+from actors.bench.session import BenchControl, SavedFile
 from actors.device import RunSampler
 from actors.ssh_device import SshDevice
 from actors.transports.base import Transport
@@ -128,6 +130,9 @@ class SshHost(SshDevice):
 
     def sampler(self, slot_id: str) -> RunSampler:
         return RemoteRssSampler(self.ssh, self.sample_interval_s)
+
+    def bench_control(self) -> tuple[BenchControl, SavedFile]:
+        return HostBench(self.ssh), saved_file(self.ssh, ".cache/farm", self.spec.id)
 
     def temperature_c(self) -> float | None:
         if self._has_zones is False:

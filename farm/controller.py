@@ -511,8 +511,24 @@ class Controller:
                         self.store.write_job_record(rec.spec.name, rec.job_id, self._cancellation(rec))
                 except Exception:
                     log.exception("job %s: its last rows or its cancellation record could not be written", rec.job_id)
-                rec.done_event.set()
+                # then sets done_event; kept in _tasks so the task is not collected while it waits
+                self._tasks.append(asyncio.get_running_loop().create_task(self._end_bench_mode(rec)))
                 log.info("job %s %s: %s", rec.job_id, rec.state, dict(rec.statuses))
+
+    async def _end_bench_mode(self, rec: _JobRecord) -> None:
+        """The job's devices restore their own settings (bench mode) before the job is reported finished."""
+        chosen = {s.device_id for s in rec.spec.devices.select(list(self.slots.values()))}
+        devices = sorted(d for d in chosen if d in self.devices)
+        calls = [self.devices[d].end_bench_mode.remote(rec.spec.name) for d in devices]
+        try:
+            results = await asyncio.wait_for(asyncio.gather(*calls, return_exceptions=True), 120)
+            for device, problems in zip(devices, results, strict=True):
+                if problems:
+                    log.error("job %s: %s did not restore its own settings: %s", rec.job_id, device, problems)
+        except Exception:
+            log.exception("job %s: restoring the devices' own settings failed", rec.job_id)
+        finally:
+            rec.done_event.set()
 
     def _cancellation(self, rec: _JobRecord) -> dict[str, Any]:
         st = self._status(rec)
@@ -631,4 +647,5 @@ def _request(
         dispatched_at=time.time(),
         collect_clear=rec.spec.collect_clear,
         docker=rec.spec.exec.docker if rec.spec.exec is not None else None,
+        bench_mode=rec.spec.bench_mode.profile() if rec.spec.bench_mode is not None else None,
     )

@@ -166,6 +166,10 @@ def build_row(
     if callable(tool_fingerprint) and status != "infra_error":
         row.update(tool_fingerprint(res.stdout + "\n" + res.stderr))
     row.update(res.fingerprint)  # the device's own facts win over what the benchmark printed
+    if res.bench_mode is not None:  # the device state the run was measured in (actors.bench)
+        row["bench_mode"] = json.dumps(res.bench_mode, sort_keys=True)
+        row["bench_mode_ok"] = bool(res.bench_mode.get("ok"))
+        row["bench_mode_warnings"] = json.dumps(res.bench_mode.get("warnings", []))
     return row
 
 

@@ -55,6 +55,12 @@ def register(sub: Any) -> None:
         help="storage profiles given to the phones in turn, comma-separated: which regime the elastic-infer "
         f"stand-in models ({', '.join(STORAGE_PROFILES)}; default: all three in turn)",
     )
+    phones.add_argument(
+        "--rooted",
+        action="store_true",
+        help="give the phones su and root-writable cpufreq/devfreq/charging files (bench mode's root paths); "
+        "default: stock phones, which refuse those writes",
+    )
     phones.set_defaults(func=run_phones)
     arts = what.add_parser(
         "artifacts",
@@ -106,7 +112,12 @@ def run_phones(args: argparse.Namespace) -> int:
         for k in range(args.count):
             storage = args.storages[k % len(args.storages)]
             phone = VirtualPhone(
-                f"vphone-{k}", port=ports[k] if ports else 0, seed=args.seed + k, soc=args.soc, storage=storage
+                f"vphone-{k}",
+                port=ports[k] if ports else 0,
+                seed=args.seed + k,
+                soc=args.soc,
+                storage=storage,
+                rooted=args.rooted,
             ).start()
             phones.append(phone)
             server.connect(phone.serial)

@@ -86,7 +86,12 @@ async def _nproc(ctx: CommandContext) -> int:
 
 
 async def _id(ctx: CommandContext) -> int:
-    await ctx.out("uid=2000(shell) gid=2000(shell) groups=2000(shell),1004(input),1007(log),3003(inet)\n")
+    if ctx.argv[1:] == ["-u"]:
+        await ctx.out(f"{ctx.proc.uid}\n")
+    elif ctx.proc.uid == 0:
+        await ctx.out("uid=0(root) gid=0(root) groups=0(root)\n")
+    else:
+        await ctx.out("uid=2000(shell) gid=2000(shell) groups=2000(shell),1004(input),1007(log),3003(inet)\n")
     return 0
 
 

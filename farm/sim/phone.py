@@ -9,7 +9,8 @@ CLI).
 Faults on demand: :meth:`VirtualPhone.drop_now`, :meth:`~VirtualPhone.drop_after`,
 :meth:`~VirtualPhone.drop_on_command` (abort the TCP connections, optionally refuse new ones for a while, then
 listen again), :meth:`~VirtualPhone.stop` / :meth:`~VirtualPhone.start` (same port, files kept) and
-``refuse_auth`` (the server lists the phone as ``unauthorized``).
+``refuse_auth`` (the server lists the phone as ``unauthorized``). ``rooted=True``: the phone has ``su`` and root
+may write its cpufreq/devfreq/charging files (:mod:`farm.sim.device_settings`).
 """
 
 from __future__ import annotations
@@ -28,7 +29,9 @@ from typing import Any, TypeVar
 
 from farm.sim import procfs
 from farm.sim.adb_wire import AdbConnection, AdbStream, AuthMode, DeviceIdentity, ServiceHandler
+from farm.sim.applets_settings import register_settings_commands
 from farm.sim.commands import default_table
+from farm.sim.device_settings import DeviceSettings
 from farm.sim.filesystem import VirtualFS
 from farm.sim.processes import ProcessTable
 from farm.sim.shell_io import BufferSink, CommandTable, InputPipe
@@ -93,6 +96,7 @@ class VirtualPhone:
         storage: str = DEFAULT_STORAGE,
         model: str = DEFAULT_MODEL,
         refuse_auth: bool = False,
+        rooted: bool = False,
         require_auth: bool = False,
         config: SimConfig | None = None,
         root: Path | None = None,
@@ -125,10 +129,12 @@ class VirtualPhone:
             config=config,
             on_command=self._on_command,
             storage=STORAGE_PROFILES[storage],
+            device=DeviceSettings.for_soc(profile, rooted=rooted),
         )
         self.state.props["ro.farm.sim.storage"] = storage  # which elastic-infer regime the stand-in models
         fs.lookup = functools.partial(procfs.lookup, self.state)
         self.commands: CommandTable = default_table()
+        register_settings_commands(self.commands, rooted=rooted)
         self.identity = DeviceIdentity(self.state.props, FEATURES)
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name=f"vphone-{name}", daemon=True)

@@ -48,6 +48,7 @@ class Process:
     state: str = "S (sleeping)"
     task: asyncio.Task[int] | None = None
     killed_by: int | None = None
+    uid: int = 2000  # shell; 0 under su on a rooted phone
 
     @property
     def name(self) -> str:
@@ -110,6 +111,7 @@ class ProcessTable:
         proc = Process(pid, ppid, pgid, list(argv))
         if parent is not None:
             proc.cpus_allowed = parent.cpus_allowed
+            proc.uid = parent.uid
         self._procs[pid] = proc
         return proc
 

@@ -12,7 +12,7 @@ _ZONE = re.compile(r"^/sys/class/thermal/thermal_zone(\d+)(?:/(type|temp|mode))?
 _CPU = re.compile(r"^/sys/devices/system/cpu/cpu(\d+)(?:/cpufreq(?:/([a-z_]+))?)?$")
 _DIRS: dict[str, list[str]] = {
     "/sys": ["class", "devices"],
-    "/sys/class": ["thermal"],
+    "/sys/class": ["devfreq", "power_supply", "thermal"],
     "/sys/devices": ["system"],
     "/sys/devices/system": ["cpu"],
 }
@@ -21,6 +21,7 @@ _CPUFREQ_FILES = (
     "cpuinfo_min_freq",
     "scaling_cur_freq",
     "scaling_max_freq",
+    "scaling_min_freq",
     "scaling_governor",
 )
 
@@ -38,18 +39,20 @@ def _cur_khz(state: PhoneState, cpu: int) -> int:
     """Max clock while something runs, the low idle clock otherwise; big cores step down when hot."""
     soc = state.soc
     if not state.thermal.busy():
-        return soc.min_khz(cpu)
+        return state.device.cur_khz(cpu, soc.min_khz(cpu))
     khz = soc.max_khz(cpu)
     hottest = max(state.thermal.temperatures_c())
     if cpu in soc.big and hottest > 75.0:
         khz = int(khz * 0.8)
-    return khz
+    return state.device.cur_khz(cpu, khz)
 
 
 def lookup(state: PhoneState, path: str) -> VirtualNode:
     """The node at ``path`` under ``/proc`` or ``/sys``, computed now; ``None`` if it does not exist."""
     if path in _DIRS:
         return list(_DIRS[path])
+    if (tunable := state.device.lookup(path)) is not None:
+        return tunable
     if path == "/proc":
         return ["cpuinfo", "meminfo", "self", "version"] + [str(p.pid) for p in state.procs.running()]
     if path == "/proc/meminfo":
@@ -84,7 +87,7 @@ def lookup(state: PhoneState, path: str) -> VirtualNode:
             return b"enabled\n"
         return f"{round(state.thermal.temperature_c(i) * 1000)}\n".encode()
     if path == "/sys/devices/system/cpu":
-        return [f"cpu{c}" for c in state.soc.cpus] + ["online", "possible"]
+        return [f"cpu{c}" for c in state.soc.cpus] + ["cpufreq", "online", "possible"]
     if path in ("/sys/devices/system/cpu/online", "/sys/devices/system/cpu/possible"):
         return f"0-{max(state.soc.cpus)}\n".encode()
     if m := _CPU.match(path):

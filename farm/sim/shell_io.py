@@ -51,6 +51,18 @@ class FileSink:
             f.write(data)
 
 
+class SysfsSink:
+    """A write to a tunable ``/sys`` file (``echo performance > …/scaling_governor``): refused when opened unless
+    the writer is root, stored as the kernel would on write (:mod:`farm.sim.device_settings`)."""
+
+    def __init__(self, state: PhoneState, path: str, uid: int) -> None:
+        state.device.check_writable(path, uid)
+        self._state, self._path = state, path
+
+    async def write(self, data: bytes) -> None:
+        self._state.device.write(self._path, data)
+
+
 class InputPipe:
     """A command's stdin: bytes fed by the stream or a previous pipeline stage, then EOF."""
 

@@ -15,7 +15,7 @@ import posixpath
 import re
 from collections.abc import Callable
 
-from farm.sim.filesystem import FsError, normalize
+from farm.sim.filesystem import FsError, is_virtual, normalize
 from farm.sim.processes import Process
 from farm.sim.shell_builtins import BUILTINS, ShellExit
 from farm.sim.shell_io import (
@@ -28,6 +28,7 @@ from farm.sim.shell_io import (
     InputPipe,
     NullSink,
     Sink,
+    SysfsSink,
 )
 from farm.sim.shell_parser import Pipeline, Redirect, ShellSyntaxError, SimpleCommand, Word, parse
 from farm.sim.state import PhoneState
@@ -182,6 +183,8 @@ class ShellSession:
                 stdin = InputPipe(self.state.fs.read_bytes(normalize(path, self.cwd)))
             elif normalize(path, self.cwd) == "/dev/null":
                 sinks[r.fd] = NullSink()
+            elif is_virtual(normalize(path, self.cwd)):
+                sinks[r.fd] = SysfsSink(self.state, normalize(path, self.cwd), self.proc.uid)
             else:
                 sinks[r.fd] = FileSink(self.state, normalize(path, self.cwd), append=r.op == ">>")
         return stdin, sinks[1], sinks[2]

@@ -10,9 +10,10 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from farm.sim.device_settings import DeviceSettings
 from farm.sim.filesystem import VirtualFS
 from farm.sim.processes import ProcessTable
-from farm.sim.soc import DEFAULT_STORAGE, STORAGE_PROFILES, SocProfile, StorageProfile
+from farm.sim.soc import DEFAULT_STORAGE, SOC_PROFILES, STORAGE_PROFILES, SocProfile, StorageProfile
 from farm.sim.thermal import ThermalModel
 
 
@@ -46,6 +47,8 @@ class PhoneState:
     # Called with each shell command line before it runs (fault injection hooks in here).
     on_command: Callable[[str], None] | None = None
     storage: StorageProfile = STORAGE_PROFILES[DEFAULT_STORAGE]
+    # cpufreq policies, GPU devfreq, settings, screen, charge switch (what bench mode pins)
+    device: DeviceSettings = field(default_factory=lambda: DeviceSettings.for_soc(SOC_PROFILES["sm8550"], rooted=False))
     _runs: dict[str, int] = field(default_factory=dict)
 
     def rng_for(self, label: str) -> random.Random:

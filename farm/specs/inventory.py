@@ -13,6 +13,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from farm.specs.bench import BenchMode
 from farm.specs.loading import Document, FieldIssues, read_document, validate_document
 from farm.specs.types import HostName, Ident, Index, Labels, Number, PathText, Port, Text, UserName
 
@@ -60,6 +61,7 @@ class _Device(_Spec):
     cores: dict[Text, list[Index]] | None = None
     synthetic: bool = False
     idle_temp_c: Number | None = Field(default=None, gt=-50, lt=150)
+    bench_mode: BenchMode | None = None  # the device's default profile; a job's own `bench_mode:` wins
 
     def slots(self) -> list[Slot]:
         return [Slot(slot_id=self.id, device_id=self.id, kind=self.kind_name, node=self.node, labels=self.labels)]

@@ -21,6 +21,7 @@ from pydantic import (
 from farm import templates
 from farm.errors import ConfigError
 from farm.grid import RESERVED, Grid, GridError, RangeRows, parse_grid, single_point_grid
+from farm.specs.bench import BenchMode
 from farm.specs.inventory import Slot
 from farm.specs.loading import Document, FieldIssues, read_document, validate_document
 from farm.specs.types import Argument, Duration, FileMode, Ident, Int, Labels, Number, parse_core_list
@@ -182,6 +183,7 @@ class JobSpec(_Spec):
     order: Literal["grid", "interleave", "shuffle"] = "interleave"
     seed: Int = 0
     cooldown: Cooldown | None = None
+    bench_mode: BenchMode | None = None  # device state to run in, restored after the job (docs/measurement.md)
     retries: Int = Field(default=2, ge=0, le=20)
     synthetic: bool = False
     inputs: list[Argument] = Field(default_factory=list, description="files already on the device to sha256")

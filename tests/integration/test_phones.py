@@ -9,13 +9,11 @@ comment names (``# analysis: farm …``).
 
 from __future__ import annotations
 
-import contextlib
 import os
 import re
 import shlex
 import time
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,11 +24,9 @@ import yaml
 from actors.host_probe import file_sha256
 from actors.messages import ArtifactRef, RunRequest
 from actors.phone import Phone, relevant_zones
-from farm import runtime
 from farm.analysis.bound import analyze_bound
 from farm.analysis.jobdata import load_job_data
 from farm.cli.main import main
-from farm.client import ControllerOptions, FarmClient
 from farm.discover import discover_on_cluster, discover_phones
 from farm.sim.adb_server import AdbServer
 from farm.sim.phone import VirtualPhone
@@ -193,25 +189,6 @@ def test_discover_lists_ready_phones_as_inventory_entries(
 
 
 # -- the farm on Ray --------------------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def farm(local_ray: None, tmp_path: Path) -> Iterator[Any]:
-    """``farm(inventory, **options)`` starts a controller (small health interval and grace) on ``tmp_path/res``."""
-    clients: list[FarmClient] = []
-
-    def start(inv: Inventory, **opts: Any) -> FarmClient:
-        options = ControllerOptions(**{"health_interval_s": 1.0, "offline_grace_s": 5.0, **opts})
-        client = FarmClient.start(inv, str(tmp_path / "res"), options=options)
-        clients.append(client)
-        return client
-
-    yield start
-    for c in clients:
-        with contextlib.suppress(Exception):
-            c.shutdown(timeout=30)
-        c.kill()
-    wait_until(lambda: runtime.find_controller() is None, timeout=30)
 
 
 @pytest.mark.ray

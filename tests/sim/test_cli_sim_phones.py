@@ -67,6 +67,26 @@ def test_sim_phones_serves_prints_inventory_and_stops_on_ctrl_c(tmp_path: Path) 
     assert not server.is_running()
 
 
+def test_sim_phones_rooted_have_su_through_adb(tmp_path: Path) -> None:
+    server = AdbServer(free_port(), home=str(tmp_path))
+    proc = _farm("sim", "phones", "--rooted", "--adb-port", str(server.port))
+    try:
+        assert proc.stdout is not None
+        lines: list[str] = []
+        deadline = time.monotonic() + 30
+        while not any("serial:" in ln for ln in lines) and time.monotonic() < deadline:
+            line = proc.stdout.readline()
+            if not line:
+                break
+            lines.append(line)
+        (serial,) = [d["adb"]["serial"] for d in yaml.safe_load("".join(lines))["devices"]]
+        assert server.run("-s", serial, "shell", "su -c 'id -u'").stdout == "0\n"
+    finally:
+        proc.send_signal(signal.SIGINT)
+        rc = proc.wait(timeout=20)
+    assert rc == 0, proc.stderr.read() if proc.stderr else ""
+
+
 def test_sim_phones_rejects_bad_arguments() -> None:
     proc = _farm("sim", "phones", "--count", "2", "--base-port", "5560", "--soc", "nope", "--storage", "ram,ssd")
     _, err = proc.communicate(timeout=30)
