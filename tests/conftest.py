@@ -2,4 +2,10 @@
 
 from __future__ import annotations
 
-pytest_plugins = ["tests.fixtures.adb", "tests.fixtures.ray", "tests.fixtures.s3", "tests.fixtures.ssh"]
+pytest_plugins = [
+    "tests.fixtures.adb",
+    "tests.fixtures.controller",
+    "tests.fixtures.ray",
+    "tests.fixtures.s3",
+    "tests.fixtures.ssh",
+]

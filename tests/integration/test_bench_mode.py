@@ -184,12 +184,12 @@ def _inventory(server: AdbServer, phones: list[VirtualPhone]) -> Inventory:
 
 @pytest.mark.ray
 def test_a_job_on_a_rooted_and_a_stock_phone_records_bench_mode_and_restores_both(
-    adb_server: AdbServer, virtual_phones: PhoneFactory, farm: Any, tmp_path: Path
+    adb_server: AdbServer, virtual_phones: PhoneFactory, start_farm: Any, tmp_path: Path
 ) -> None:
     (rooted,) = virtual_phones(1, rooted=True)
     (stock,) = virtual_phones(1)
     before = {p.name: state_of(p) for p in (rooted, stock)}
-    client = farm(_inventory(adb_server, [rooted, stock]))
+    client = start_farm(_inventory(adb_server, [rooted, stock]))
     path = _job(tmp_path, "pinned", 2, 0.1)
     status = client.wait(client.submit(load_job(path), str(path), ship=False), 300)
     assert status.state is JobState.DONE and status.statuses == {"ok": 4}
@@ -210,11 +210,11 @@ def test_a_job_on_a_rooted_and_a_stock_phone_records_bench_mode_and_restores_bot
 
 @pytest.mark.ray
 def test_cancel_restores_the_phone(
-    adb_server: AdbServer, virtual_phones: PhoneFactory, farm: Any, tmp_path: Path
+    adb_server: AdbServer, virtual_phones: PhoneFactory, start_farm: Any, tmp_path: Path
 ) -> None:
     (phone,) = virtual_phones(1, rooted=True)
     before = state_of(phone)
-    client = farm(_inventory(adb_server, [phone]))
+    client = start_farm(_inventory(adb_server, [phone]))
     path = _job(tmp_path, "cancelled", 5, 30)
     job_id = client.submit(load_job(path), str(path), ship=False)
     wait_until(lambda: client.status(job_id).running == 1 and saved_file(phone) != "", timeout=120)
@@ -227,11 +227,11 @@ def test_cancel_restores_the_phone(
 
 @pytest.mark.ray
 def test_kill_9_of_the_device_actor_is_restored_by_the_next_lease(
-    adb_server: AdbServer, virtual_phones: PhoneFactory, farm: Any, tmp_path: Path
+    adb_server: AdbServer, virtual_phones: PhoneFactory, start_farm: Any, tmp_path: Path
 ) -> None:
     (phone,) = virtual_phones(1, rooted=True)
     before = state_of(phone)
-    client = farm(_inventory(adb_server, [phone]))
+    client = start_farm(_inventory(adb_server, [phone]))
     path = _job(tmp_path, "killed", 2, 3, retries=2)
     job_id = client.submit(load_job(path), str(path), ship=False)
     wait_until(lambda: client.status(job_id).running == 1 and saved_file(phone) != "", timeout=120)

@@ -195,7 +195,7 @@ def test_discover_lists_ready_phones_as_inventory_entries(
 def test_every_phone_job_as_shipped_then_its_analysis(
     adb_server: AdbServer,
     virtual_phones: PhoneFactory,
-    farm: Any,
+    start_farm: Any,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
@@ -206,7 +206,7 @@ def test_every_phone_job_as_shipped_then_its_analysis(
     # one phone per storage profile: the elastic-infer stand-in is sync-, Flash-IO- and RAM-IO-bound on them
     phones = [virtual_phones(1, storage=storage)[0] for storage in ("sync", "flash", "ram")]
     regime = {p.name: p.state.storage.name for p in phones}
-    client = farm(inventory(adb_server, phones))
+    client = start_farm(inventory(adb_server, phones))
     results = tmp_path / "res"
     (tmp_path / "jobs").mkdir()
     monkeypatch.chdir(tmp_path)  # relative --out paths of the analyses land here
@@ -272,10 +272,10 @@ def _sleep_job(tmp: Path, name: str, n: int, seconds: float, **extra: Any) -> Pa
 
 @pytest.mark.ray
 def test_phone_dropped_mid_run_is_retried_to_one_ok_row(
-    adb_server: AdbServer, virtual_phones: PhoneFactory, farm: Any, tmp_path: Path
+    adb_server: AdbServer, virtual_phones: PhoneFactory, start_farm: Any, tmp_path: Path
 ) -> None:
     (phone,) = virtual_phones(1)
-    client = farm(inventory(adb_server, [phone]))
+    client = start_farm(inventory(adb_server, [phone]))
     phone.drop_on_command("slept_s=0.5", delay=0.2)  # the run's own command line; the phone keeps listening
     submit_and_wait(client, _sleep_job(tmp_path, "dropped", 1, 0.5, retries=2), timeout=120)
     got = sorted(rows(tmp_path / "res", "dropped"), key=lambda r: r["attempt"])
@@ -287,10 +287,10 @@ def test_phone_dropped_mid_run_is_retried_to_one_ok_row(
 
 @pytest.mark.ray
 def test_phone_that_never_comes_back(
-    adb_server: AdbServer, virtual_phones: PhoneFactory, farm: Any, tmp_path: Path
+    adb_server: AdbServer, virtual_phones: PhoneFactory, start_farm: Any, tmp_path: Path
 ) -> None:
     alive, dead = virtual_phones(2)
-    client = farm(inventory(adb_server, [alive, dead]))
+    client = start_farm(inventory(adb_server, [alive, dead]))
     dead.stop()  # switched off for good (stops listening, processes killed)
     wait_until(lambda: device_states(client)[dead.name] == "offline", timeout=30)
     assert device_states(client)[alive.name] == "idle"
@@ -311,11 +311,11 @@ def test_phone_that_never_comes_back(
 
 @pytest.mark.ray
 def test_unauthorized_phone_gets_no_runs(
-    adb_server: AdbServer, virtual_phones: PhoneFactory, farm: Any, tmp_path: Path
+    adb_server: AdbServer, virtual_phones: PhoneFactory, start_farm: Any, tmp_path: Path
 ) -> None:
     (ok,) = virtual_phones(1)
     (locked,) = virtual_phones(1, refuse_auth=True)
-    client = farm(inventory(adb_server, [ok, locked]))
+    client = start_farm(inventory(adb_server, [ok, locked]))
     wait_until(lambda: device_states(client)[locked.name] == "unauthorized", timeout=30)
     submit_and_wait(client, _sleep_job(tmp_path, "authjob", 4, 0.05, devices={"placement": "any"}), timeout=120)
     got = rows(tmp_path / "res", "authjob")
@@ -325,10 +325,10 @@ def test_unauthorized_phone_gets_no_runs(
 
 @pytest.mark.ray
 def test_thermal_gate_waits_for_a_hot_phone(
-    adb_server: AdbServer, virtual_phones: PhoneFactory, farm: Any, tmp_path: Path
+    adb_server: AdbServer, virtual_phones: PhoneFactory, start_farm: Any, tmp_path: Path
 ) -> None:
     (phone,) = virtual_phones(1)
-    client = farm(inventory(adb_server, [phone]))
+    client = start_farm(inventory(adb_server, [phone]))
     idle = max(phone.state.thermal.temperatures_c()[:4])
     phone.state.thermal.set_load("heater", cpu=1.0)
     wait_until(lambda: max(phone.state.thermal.temperatures_c()[:4]) > idle + 12, timeout=30)
