@@ -73,6 +73,8 @@ class RunResult:
     env: dict[str, str] | None = None
     collected: list[CollectedFile] = field(default_factory=list)
     collect_error: str | None = None
+    # energy_j, avg_power_w, idle_power_w, energy_source, energy_valid, … (see farm.probes.power)
+    energy: dict[str, float | bool | str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -42,10 +42,12 @@ import time
 from dataclasses import dataclass
 
 from actors.device import Device, RunSampler
+from actors.energy import IDLE_WINDOW_S
 from actors.messages import RunRequest, RunResult
 from actors.transports.adb import AdbTransport
 from actors.transports.base import Transport
 from farm.errors import InfraError, OutputParseError
+from farm.probes.power import ColumnValue, GaugeReading, gauge_power, parse_gauge, sampled_energy
 from farm.probes.proc_status import parse_proc_status
 from farm.probes.thermal_zones import parse_thermal_zones
 from farm.sim.synthetic import SYNTHETIC_PROP
@@ -63,6 +65,9 @@ _MIN_PLAUSIBLE_C, _MAX_PLAUSIBLE_C = 0.0, 150.0
 _THROTTLE_RATIO = 0.9
 _FIRST_POLLS_S = (0.1, 0.2)  # gaps before the first polls; then every ``interval_s``
 _SECTION = "@@farm-"
+_BATTERY = "/sys/class/power_supply/battery"
+_GAUGE_FILES = tuple(f"{_BATTERY}/{name}" for name in ("current_now", "voltage_now", "status"))
+_IDLE_GAP_S = 0.1  # between fuel gauge reads of the idle window
 
 
 @dataclass(frozen=True)
@@ -75,6 +80,10 @@ class PhoneLayout:
     cpu_min_khz: dict[int, int]
     zones: dict[int, str]  # zone index → type, only the relevant zones (see module docstring)
     big_cores: tuple[int, ...]
+    gauge: bool = False  # the battery fuel gauge's current_now and voltage_now read as numbers at discovery
+
+    def gauge_command(self) -> str:
+        return f"cat {' '.join(_GAUGE_FILES)} 2>/dev/null || true" if self.gauge else "true"
 
     def thermal_command(self) -> str:
         """One ``cat`` of every relevant zone's ``temp`` (zones unreadable at discovery were left out)."""
@@ -175,8 +184,27 @@ class PhoneSampler:
         self.ratios: list[float] = []
         self.polls = 0
         self.poll_seconds = 0.0
+        self.idle: list[GaugeReading] = []
+        self.gauge: list[GaugeReading] = []
+        self.window = (0.0, 0.0)  # (start, end) of the run on time.monotonic
+
+    def measure_idle(self, window_s: float = IDLE_WINDOW_S) -> None:
+        """The idle baseline: fuel gauge reads every 0.1 s for ``window_s``, right before the run."""
+        if not self.layout.gauge:
+            return
+        end = time.monotonic() + window_s
+        while True:
+            t0 = time.monotonic()
+            out = self.transport.check_output(["sh", "-c", self.layout.gauge_command()], timeout=10.0)
+            reading = parse_gauge((t0 + time.monotonic()) / 2, out)
+            if reading is not None:
+                self.idle.append(reading)
+            if time.monotonic() + _IDLE_GAP_S > end:
+                return
+            time.sleep(_IDLE_GAP_S)
 
     def start(self, pid: int) -> None:
+        self.window = (time.monotonic(), 0.0)
         self._pid = pid
         self._thread = threading.Thread(target=self._loop, name=f"phone-sampler-{pid}", daemon=True)
         self._thread.start()
@@ -188,15 +216,20 @@ class PhoneSampler:
         parts += [f"echo {_SECTION}thermal", self.layout.thermal_command()]
         if pid is not None:
             parts += [f"echo {_SECTION}freq", self.layout.freq_command()]
+            if self.layout.gauge:
+                parts += [f"echo {_SECTION}gauge", self.layout.gauge_command()]
         return "; ".join(parts)
 
     def _poll(self, pid: int | None) -> float | None:
         """One round trip; records what it saw and returns the temperature (None if unreadable)."""
-        t0 = time.perf_counter()
+        t0, m0 = time.perf_counter(), time.monotonic()
         out = self.transport.check_output(["sh", "-c", self._command(pid)], timeout=10.0, reconnect=False)
         self.poll_seconds += time.perf_counter() - t0
         self.polls += 1
         parts = _sections(out)
+        reading = parse_gauge((m0 + time.monotonic()) / 2, parts.get("gauge", ""))  # read mid round trip
+        if reading is not None:
+            self.gauge.append(reading)
         temp = self.layout.temperature_from(parts.get("thermal", ""))
         if pid is None:
             return temp
@@ -227,6 +260,7 @@ class PhoneSampler:
     def stop(self) -> dict[str, float]:
         if self._thread is None:
             return {}
+        self.window = (self.window[0], time.monotonic())
         self._stop.set()
         self._thread.join(15.0)
         samples: dict[str, float] = {}
@@ -249,6 +283,16 @@ class PhoneSampler:
             samples["sampler_poll_ms"] = round(1000.0 * self.poll_seconds / self.polls, 3)
         return samples
 
+    def energy_columns(self) -> dict[str, ColumnValue]:
+        """The run's energy from the fuel gauge (conventions detected over the idle and run reads together)."""
+        if not self.layout.gauge or self._thread is None:
+            return {}
+        power = gauge_power(self.idle + self.gauge)
+        idle, run = power.samples[: len(self.idle)], power.samples[len(self.idle) :]
+        start, end = self.window
+        reading = sampled_energy("fuel_gauge", run, idle, start, end, power.problem)
+        return {**reading.columns(), "energy_gauge_unit": power.current_unit}
+
 
 class Phone(Device):
     """An Android phone behind an adb server."""
@@ -268,7 +312,9 @@ class Phone(Device):
         return self._transport
 
     def sampler(self, slot_id: str) -> RunSampler:
-        return PhoneSampler(self._transport, self.layout(), self.sample_interval_s)
+        sampler = PhoneSampler(self._transport, self.layout(), self.sample_interval_s)
+        sampler.measure_idle()
+        return sampler
 
     def temperature_c(self) -> float | None:
         layout = self.layout()
@@ -348,6 +394,7 @@ class Phone(Device):
         ]
         reads.append(f"echo {_SECTION}types")
         reads += [f"echo -n 'zone{z} '; cat {_THERMAL_DIR}/thermal_zone{z}/type 2>/dev/null || echo" for z in zones]
+        reads += [f"echo {_SECTION}gauge", f"cat {' '.join(_GAUGE_FILES)} 2>/dev/null"]
         reads.append(f"echo {_SECTION}temps")
         reads += [f"echo -n 'zone{z} '; cat {_THERMAL_DIR}/thermal_zone{z}/temp 2>/dev/null || echo" for z in zones]
         details = _sections(t.check_output(["sh", "-c", "; ".join(reads)]))
@@ -369,6 +416,7 @@ class Phone(Device):
             cpu_min_khz=min_khz,
             zones=relevant_zones(types),
             big_cores=tuple(c for c in self._big_cores(max_khz) if c in readable_cur and c in max_khz),
+            gauge=parse_gauge(0.0, details.get("gauge", "")) is not None,
         )
 
     def _big_cores(self, max_khz: dict[int, int]) -> tuple[int, ...]:

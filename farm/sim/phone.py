@@ -28,6 +28,7 @@ from typing import Any, TypeVar
 
 from farm.sim import procfs
 from farm.sim.adb_wire import AdbConnection, AdbStream, AuthMode, DeviceIdentity, ServiceHandler
+from farm.sim.battery import CONVENTIONS, FuelGauge, GaugeConvention
 from farm.sim.commands import default_table
 from farm.sim.filesystem import VirtualFS
 from farm.sim.processes import ProcessTable
@@ -126,6 +127,7 @@ class VirtualPhone:
             on_command=self._on_command,
             storage=STORAGE_PROFILES[storage],
         )
+        self.state.battery = FuelGauge(self.state.thermal, CONVENTIONS.get(soc, GaugeConvention()), clock)
         self.state.props["ro.farm.sim.storage"] = storage  # which elastic-infer regime the stand-in models
         fs.lookup = functools.partial(procfs.lookup, self.state)
         self.commands: CommandTable = default_table()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+from farm.sim import battery
 from farm.sim.filesystem import VirtualNode
 from farm.sim.state import PhoneState
 
@@ -12,7 +13,7 @@ _ZONE = re.compile(r"^/sys/class/thermal/thermal_zone(\d+)(?:/(type|temp|mode))?
 _CPU = re.compile(r"^/sys/devices/system/cpu/cpu(\d+)(?:/cpufreq(?:/([a-z_]+))?)?$")
 _DIRS: dict[str, list[str]] = {
     "/sys": ["class", "devices"],
-    "/sys/class": ["thermal"],
+    "/sys/class": ["power_supply", "thermal"],
     "/sys/devices": ["system"],
     "/sys/devices/system": ["cpu"],
 }
@@ -50,6 +51,8 @@ def lookup(state: PhoneState, path: str) -> VirtualNode:
     """The node at ``path`` under ``/proc`` or ``/sys``, computed now; ``None`` if it does not exist."""
     if path in _DIRS:
         return list(_DIRS[path])
+    if path.startswith(battery.SUPPLY_DIR) and state.battery is not None:
+        return battery.lookup(state.battery, path)
     if path == "/proc":
         return ["cpuinfo", "meminfo", "self", "version"] + [str(p.pid) for p in state.procs.running()]
     if path == "/proc/meminfo":

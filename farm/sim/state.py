@@ -10,6 +10,7 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from farm.sim.battery import FuelGauge
 from farm.sim.filesystem import VirtualFS
 from farm.sim.processes import ProcessTable
 from farm.sim.soc import DEFAULT_STORAGE, STORAGE_PROFILES, SocProfile, StorageProfile
@@ -46,6 +47,7 @@ class PhoneState:
     # Called with each shell command line before it runs (fault injection hooks in here).
     on_command: Callable[[str], None] | None = None
     storage: StorageProfile = STORAGE_PROFILES[DEFAULT_STORAGE]
+    battery: FuelGauge | None = None  # /sys/class/power_supply/battery (see farm.sim.battery)
     _runs: dict[str, int] = field(default_factory=dict)
 
     def rng_for(self, label: str) -> random.Random:
