@@ -133,9 +133,11 @@ class RaplSampler:
 
     def measure_idle(self) -> None:
         before = self._read()
+        if before is None:  # unreadable: the row says why; no point waiting
+            return
         time.sleep(self.idle_window_s)
         after = self._read()
-        if before is not None and after is not None and after[0] > before[0]:
+        if after is not None and after[0] > before[0]:
             self.idle_power_w = sum(self._joules(before, after)) / (after[0] - before[0])
 
     def start(self, pid: int) -> None:

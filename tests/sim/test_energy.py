@@ -77,7 +77,6 @@ def test_fuel_gauge_energy_matches_the_model_within_2_percent(
     dissipated = vp.state.battery.energy_between(*sampler.window)
     measured = e["energy_j"]
     assert isinstance(measured, float)
-    print("ENERGY", soc, measured, dissipated, e)
     assert abs(measured - dissipated) <= 0.02 * dissipated, (measured, dissipated)
     # the idle window read the phone at rest: well below the run's average power
     assert isinstance(e["idle_power_w"], float) and isinstance(e["avg_power_w"], float)
