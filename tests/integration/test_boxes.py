@@ -219,6 +219,10 @@ def test_ascend_server_binds_each_run_to_its_npu(box: SshdBox, tmp_path: Path) -
         s = res.samples  # npu-smi saw card 1 (the slot's) hold the demo: ASCEND_RT_VISIBLE_DEVICES=1, DEVICE_ID 0
         assert s["npu_mem_peak_mb"] > 6200 + 310 * 5 and s["npu_aicore_max_pct"] >= 60 and "npu_hbm_peak_mb" not in s
         assert s["npu_power_max_w"] > 20  # 310P3: ~15 W idle, more while the demo runs
+        e = res.energy  # npu-smi's Power(W) integrated over the run; the idle poll right before it read ~15 W
+        assert e["energy_source"] == "npu_smi" and e["energy_valid"] is True and e["energy_samples"] >= 1, e
+        assert isinstance(e["idle_power_w"], float) and isinstance(e["avg_power_w"], float)
+        assert 14 < e["idle_power_w"] < 18 < e["avg_power_w"] < 30, e
         fp = res.fingerprint
         assert fp["fp_npu_name"] == "310P3" and fp["fp_npu_count"] == "2" and fp["fp_npu_driver"] == "24.1.0"
         assert (fp["fp_cann"], fp["fp_torch"], fp["fp_torch_npu"]) == ("7.0.T3", "1.11.0", "1.11.0.post4")
