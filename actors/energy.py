@@ -18,15 +18,17 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import shlex
 import signal
 import subprocess
 import threading
 import time
 from dataclasses import dataclass
-from pathlib import Path
+from collections.abc import Callable
+from pathlib import Path, PurePath, PurePosixPath
 from typing import Protocol
 
-from farm.errors import OutputParseError
+from farm.errors import FarmError, OutputParseError
 from farm.probes.power import (
     ColumnValue,
     EnergyReading,
@@ -90,7 +92,7 @@ class RaplDomain:
     """One powercap zone that counts: ``kind`` ``package`` or ``dram``; its counter file and wrap range."""
 
     kind: str
-    energy_file: Path
+    energy_file: PurePath  # on this machine, or on a remote host (read by the sampler's ``read``)
     max_range_uj: int
 
 
@@ -108,12 +110,40 @@ def rapl_domains(root: Path = POWERCAP) -> list[RaplDomain]:
     return domains
 
 
+def read_local_counters(domains: list[RaplDomain]) -> list[int]:
+    return [int(Path(d.energy_file).read_text().strip()) for d in domains]
+
+
+def rapl_listing_script(root: str = str(POWERCAP)) -> str:
+    """Shell printing ``<zone dir> <name> <max_energy_range_uj>`` per RAPL zone of a remote host."""
+    return (
+        f"for z in {shlex.quote(root)}/intel-rapl:*; do "
+        '[ -r "$z/name" ] && echo "$z $(cat "$z/name") $(cat "$z/max_energy_range_uj")"; done; exit 0'
+    )
+
+
+def parse_rapl_listing(text: str) -> list[RaplDomain]:
+    """The package and dram zones of :func:`rapl_listing_script` output."""
+    domains = []
+    for line in text.splitlines():
+        parts = line.split()
+        if len(parts) == 3 and parts[2].isdigit() and (kind := rapl_kind(parts[1])) is not None:
+            domains.append(RaplDomain(kind, PurePosixPath(parts[0]) / "energy_uj", int(parts[2])))
+    return domains
+
+
 class RaplSampler:
     """Energy of a run on this machine from RAPL counters (see the module docstring)."""
 
-    def __init__(self, domains: list[RaplDomain], idle_window_s: float = IDLE_WINDOW_S) -> None:
+    def __init__(
+        self,
+        domains: list[RaplDomain],
+        idle_window_s: float = IDLE_WINDOW_S,
+        read: Callable[[list[RaplDomain]], list[int]] | None = None,
+    ) -> None:
         self.domains = domains
         self.idle_window_s = idle_window_s
+        self._read_counters = read or read_local_counters
         self.problem: str | None = None
         self.idle_power_w: float | None = None
         self._start: tuple[float, list[int]] | None = None
@@ -121,8 +151,8 @@ class RaplSampler:
 
     def _read(self) -> tuple[float, list[int]] | None:
         try:
-            values = [int(d.energy_file.read_text().strip()) for d in self.domains]
-        except (OSError, ValueError) as exc:
+            values = self._read_counters(self.domains)
+        except (OSError, ValueError, FarmError) as exc:
             # Since Linux 5.10 (the Platypus fix) energy_uj is readable by root only.
             self.problem = f"RAPL counters not readable: {exc}"
             return None
@@ -139,9 +169,13 @@ class RaplSampler:
         after = self._read()
         if after is not None and after[0] > before[0]:
             self.idle_power_w = sum(self._joules(before, after)) / (after[0] - before[0])
+        # The run starts from this read: read at start() (once the pid is known, an SSH round trip later on a
+        # remote host) a short command would already be over.
+        self._start = after
 
     def start(self, pid: int) -> None:
-        self._start = self._read()
+        if self._start is None:
+            self._start = self._read()
 
     def stop(self) -> dict[str, float]:
         self._end = self._read()

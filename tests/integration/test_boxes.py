@@ -22,6 +22,8 @@ import datetime as dt
 import json
 import logging
 import os
+import shlex
+import shutil
 import threading
 import time
 import uuid
@@ -246,6 +248,23 @@ def test_ascend_server_binds_each_run_to_its_npu(box: SshdBox, tmp_path: Path) -
         wait_until(lambda: box.remote_processes(f"sleep {marker}") == [], timeout=20)
         unknown = dev.execute(request("g", "npu/npu0", ["true"], docker="no-such-container"))
         assert unknown.exit_code == 1 and "No such container" in unknown.stderr
+    finally:
+        dev.close()
+
+
+def test_ssh_host_energy_from_rapl_counters_read_over_ssh(box: SshdBox, tmp_path: Path) -> None:
+    # the box's sshd is this machine: a recorded powercap tree under tmp_path stands in for the server's
+    tree = tmp_path / "powercap"
+    shutil.copytree(Path(__file__).resolve().parents[1] / "data" / "powercap" / "handmade_one_socket", tree)
+    dev = SshHost(HostDevice.model_validate({"kind": "host", "id": "srv", "ssh": ssh_block(box)}))
+    dev.powercap = str(tree)
+    try:
+        pkg = tree / "intel-rapl:0" / "energy_uj"
+        res = dev.execute(request("p", "srv", ["sh", "-c", f"echo 262143500000 > {shlex.quote(str(pkg))}"]))
+        assert res.exit_code == 0, res.stderr
+        e = res.energy
+        assert e["energy_source"] == "rapl" and e["energy_valid"] is True and e["idle_power_w"] == 0.0, e
+        assert e["energy_package_j"] == pytest.approx(0.5) and e["energy_dram_j"] == 0.0
     finally:
         dev.close()
 
