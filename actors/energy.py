@@ -23,8 +23,8 @@ import signal
 import subprocess
 import threading
 import time
-from dataclasses import dataclass
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path, PurePath, PurePosixPath
 from typing import Protocol
 
