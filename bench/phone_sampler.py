@@ -1,4 +1,5 @@
-"""Overhead of the phone sampler (one shell round trip per poll) on a CPU-bound command on a virtual phone.
+"""Overhead of the phone sampler (one shell round trip per poll) on a CPU-bound command on a virtual phone,
+with energy on: every poll also reads the battery fuel gauge, and each run starts with the idle window's reads.
 
 Starts a private adb server (Debian ``adb``) and one virtual phone in a separate process, pushes a file and
 runs ``sha256sum`` over it several times: the phone hashes it for real, so the command is CPU-bound on the
@@ -6,7 +7,8 @@ phone. Rounds alternate with and without the sampler (AB, BA, ...), through the 
 transport and ``PhoneSampler``. Two measures per run:
 
 * **phone CPU** — user + system CPU seconds the phone's process spent during the run (``/proc/<pid>/stat``):
-  the benchmark's hashing plus whatever the polls made the phone do. The sampler's share is
+  the benchmark's hashing plus whatever the polls (and, for the sampled arm, the fuel gauge reads of the idle
+  window right before the run) made the phone do. The sampler's share is
   median(with) / median(without) − 1 (target <= 1 %). CPU time does not depend on how busy the machine is, so
   this is the robust figure on a shared machine.
 * **wall** — the transport's ``duration_s`` (pid announced → exit frame), medians and paired differences. On a
@@ -62,20 +64,22 @@ def main() -> int:
                     fh.write(os.urandom(1 << 20))
             transport.push(blob, "/data/local/tmp/blob.bin")
             argv = ["sha256sum", *["/data/local/tmp/blob.bin"] * args.passes]
-            phone.layout()  # read once per device actor, outside any run
+            assert phone.layout().gauge  # read once per device actor, outside any run
             times: dict[str, list[float]] = {"with": [], "without": []}
             cpu: dict[str, list[float]] = {"with": [], "without": []}
             polls: list[float] = []
             rtt_ms: list[float] = []
             for rnd in range(1, args.rounds + 1):
                 for arm in ("with", "without") if rnd % 2 else ("without", "with"):
-                    sampler = phone.sampler(spec.id) if arm == "with" else None
                     cpu0 = cpu_seconds(vp.pid)
+                    sampler = phone.sampler(spec.id) if arm == "with" else None  # reads the idle window
                     done = transport.run(argv, timeout=600, on_start=sampler.start if sampler else None)
                     assert done.exit_code == 0, done.stderr
                     if sampler is not None:
                         samples = sampler.stop()  # its last poll (temp_end_c) is part of its cost
                         polls.append(samples["sampler_polls"])
+                        energy = sampler.energy_columns()
+                        assert energy.get("energy_valid") is True, energy
                         rtt_ms.append(samples.get("sampler_poll_ms", float("nan")))
                     cpu[arm].append(cpu_seconds(vp.pid) - cpu0)
                     times[arm].append(done.duration_s)
