@@ -14,9 +14,13 @@ transport and ``PhoneSampler``. Two measures per run:
 * **wall** — the transport's ``duration_s`` (pid announced → exit frame), medians and paired differences. On a
   loaded machine its run-to-run spread is far larger than the effect.
 
+* **share of one core** — the same rounds with ``sleep`` as the command (the phone does nothing else), so the
+  phone's CPU time is the sampler's own: (CPU with − CPU without) / wall time of the sampled run, idle window
+  included. The difference of two ~4 s CPU-bound runs varies by ±5 % on a loaded machine; this one does not.
+
 Figures printed last, with the polls per run and the mean round trip of a poll.
 
-    .venv/bin/python bench/phone_sampler.py [--mb 128] [--passes 30] [--rounds 8]
+    .venv/bin/python bench/phone_sampler.py [--mb 128] [--passes 30] [--rounds 8] [--sleep-s 4] [--sleep-rounds 4]
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ import os
 import statistics
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -42,11 +47,31 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def core_share(phone: Phone, transport: AdbTransport, pid: int, sleep_s: float, rounds: int) -> float:
+    """Phone CPU seconds the sampler (idle window, polls, last poll) costs per wall second of the sampled run."""
+    cpu: dict[str, list[float]] = {"with": [], "without": []}
+    walls: list[float] = []
+    for rnd in range(rounds):
+        for arm in ("with", "without") if rnd % 2 == 0 else ("without", "with"):
+            cpu0, t0 = cpu_seconds(pid), time.monotonic()
+            sampler = phone.sampler("bench-phone") if arm == "with" else None
+            done = transport.run(["sleep", f"{sleep_s:g}"], timeout=600, on_start=sampler.start if sampler else None)
+            assert done.exit_code == 0, done.stderr
+            if sampler is not None:
+                sampler.stop()
+                walls.append(time.monotonic() - t0)
+            cpu[arm].append(cpu_seconds(pid) - cpu0)
+            print(f"sleep round {rnd + 1} {arm:>7}: phone cpu {cpu[arm][-1]:6.3f} s", flush=True)
+    return (statistics.median(cpu["with"]) - statistics.median(cpu["without"])) / statistics.median(walls)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--mb", type=int, default=128, help="size of the file hashed on the phone")
     ap.add_argument("--passes", type=int, default=30, help="how many times one run hashes it")
     ap.add_argument("--rounds", type=int, default=8)
+    ap.add_argument("--sleep-s", type=float, default=4.0, help="length of the idle command of the core-share rounds")
+    ap.add_argument("--sleep-rounds", type=int, default=4)
     args = ap.parse_args()
     with tempfile.TemporaryDirectory(prefix="farm-bench-sampler-") as tmp:
         root = Path(tmp)
@@ -86,6 +111,13 @@ def main() -> int:
                     print(
                         f"round {rnd} {arm:>7}: {done.duration_s:6.3f} s, phone cpu {cpu[arm][-1]:6.3f} s", flush=True
                     )
+            share = core_share(phone, transport, vp.pid, args.sleep_s, args.sleep_rounds)
+    print(
+        f"sampler alone (sleep {args.sleep_s:g} s, {args.sleep_rounds} rounds per arm): "
+        f"{1000 * share:.2f} ms of phone cpu per second of run = {100 * share:.2f} % of one core (target <= 1 %)"
+    )
+    if not times["with"]:
+        return 0
     with_s, without_s = statistics.median(times["with"]), statistics.median(times["without"])
     cpu_with, cpu_without = statistics.median(cpu["with"]), statistics.median(cpu["without"])
     paired = [a / b - 1 for a, b in zip(times["with"], times["without"], strict=True)]
