@@ -67,7 +67,7 @@ _FIRST_POLLS_S = (0.1, 0.2)  # gaps before the first polls; then every ``interva
 _SECTION = "@@farm-"
 _BATTERY = "/sys/class/power_supply/battery"
 _GAUGE_FILES = tuple(f"{_BATTERY}/{name}" for name in ("current_now", "voltage_now", "status"))
-_IDLE_GAP_S = 0.1  # between fuel gauge reads of the idle window
+_IDLE_GAP_S = 0.25  # between fuel gauge reads of the idle window (3 reads in 0.5 s)
 
 
 @dataclass(frozen=True)
@@ -189,7 +189,7 @@ class PhoneSampler:
         self.window = (0.0, 0.0)  # (start, end) of the run on time.monotonic
 
     def measure_idle(self, window_s: float = IDLE_WINDOW_S) -> None:
-        """The idle baseline: fuel gauge reads every 0.1 s for ``window_s``, right before the run."""
+        """The idle baseline: fuel gauge reads every 0.25 s for ``window_s``, right before the run."""
         if not self.layout.gauge:
             return
         end = time.monotonic() + window_s
@@ -199,9 +199,10 @@ class PhoneSampler:
             reading = parse_gauge((t0 + time.monotonic()) / 2, out)
             if reading is not None:
                 self.idle.append(reading)
-            if time.monotonic() + _IDLE_GAP_S > end:
+            now = time.monotonic()
+            if now >= end - 0.01:
                 return
-            time.sleep(_IDLE_GAP_S)
+            time.sleep(min(_IDLE_GAP_S, end - now))
 
     def start(self, pid: int) -> None:
         self.window = (time.monotonic(), 0.0)

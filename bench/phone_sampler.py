@@ -26,6 +26,7 @@ Figures printed last, with the polls per run and the mean round trip of a poll.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import statistics
 import sys
@@ -47,8 +48,11 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def core_share(phone: Phone, transport: AdbTransport, pid: int, sleep_s: float, rounds: int) -> float:
-    """Phone CPU seconds the sampler (idle window, polls, last poll) costs per wall second of the sampled run."""
+def core_share(phone: Phone, transport: AdbTransport, pid: int, sleep_s: float, rounds: int, energy: bool) -> float:
+    """Phone CPU seconds the sampler (idle window, polls, last poll) costs per wall second of the sampled run;
+    ``energy`` off: as if the phone had no fuel gauge (no gauge reads, no idle window)."""
+    layout = phone.layout()
+    phone._layout = dataclasses.replace(layout, gauge=energy and layout.gauge)
     cpu: dict[str, list[float]] = {"with": [], "without": []}
     walls: list[float] = []
     for rnd in range(rounds):
@@ -61,7 +65,9 @@ def core_share(phone: Phone, transport: AdbTransport, pid: int, sleep_s: float, 
                 sampler.stop()
                 walls.append(time.monotonic() - t0)
             cpu[arm].append(cpu_seconds(pid) - cpu0)
-            print(f"sleep round {rnd + 1} {arm:>7}: phone cpu {cpu[arm][-1]:6.3f} s", flush=True)
+            print(f"sleep round {rnd + 1} {arm:>7} (energy {'on' if energy else 'off'}): "
+                  f"phone cpu {cpu[arm][-1]:6.3f} s", flush=True)  # fmt: skip
+    phone._layout = layout
     return (statistics.median(cpu["with"]) - statistics.median(cpu["without"])) / statistics.median(walls)
 
 
@@ -111,11 +117,15 @@ def main() -> int:
                     print(
                         f"round {rnd} {arm:>7}: {done.duration_s:6.3f} s, phone cpu {cpu[arm][-1]:6.3f} s", flush=True
                     )
-            share = core_share(phone, transport, vp.pid, args.sleep_s, args.sleep_rounds)
-    print(
-        f"sampler alone (sleep {args.sleep_s:g} s, {args.sleep_rounds} rounds per arm): "
-        f"{1000 * share:.2f} ms of phone cpu per second of run = {100 * share:.2f} % of one core (target <= 1 %)"
-    )
+            shares = {
+                on: core_share(phone, transport, vp.pid, args.sleep_s, args.sleep_rounds, on) for on in (True, False)
+            }
+    for on, share in shares.items():
+        print(
+            f"sampler alone, energy {'on' if on else 'off'} (sleep {args.sleep_s:g} s, {args.sleep_rounds} rounds "
+            f"per arm): {1000 * share:.2f} ms of phone cpu per second of run = {100 * share:.2f} % of one core"
+            + (" (target <= 1 %)" if on else "")
+        )
     if not times["with"]:
         return 0
     with_s, without_s = statistics.median(times["with"]), statistics.median(times["without"])
