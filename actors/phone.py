@@ -67,7 +67,7 @@ _FIRST_POLLS_S = (0.1, 0.2)  # gaps before the first polls; then every ``interva
 _SECTION = "@@farm-"
 _BATTERY = "/sys/class/power_supply/battery"
 _GAUGE_FILES = tuple(f"{_BATTERY}/{name}" for name in ("current_now", "voltage_now", "status"))
-_IDLE_GAP_S = 0.25  # between fuel gauge reads of the idle window (3 reads in 0.5 s)
+_IDLE_READS = 3  # fuel gauge reads of the idle window, spread over it
 
 
 @dataclass(frozen=True)
@@ -82,17 +82,30 @@ class PhoneLayout:
     big_cores: tuple[int, ...]
     gauge: bool = False  # the battery fuel gauge's current_now and voltage_now read as numbers at discovery
 
-    def gauge_command(self) -> str:
-        return f"cat {' '.join(_GAUGE_FILES)} 2>/dev/null || true" if self.gauge else "true"
-
     def thermal_command(self) -> str:
         """One ``cat`` of every relevant zone's ``temp`` (zones unreadable at discovery were left out)."""
         files = " ".join(f"{_THERMAL_DIR}/thermal_zone{z}/temp" for z in sorted(self.zones))
         return f"cat {files} 2>/dev/null || true" if files else "true"  # a failed read is None, not an error
 
     def freq_command(self) -> str:
-        files = " ".join(f"{_CPU_DIR}/cpu{c}/cpufreq/scaling_cur_freq" for c in self.big_cores)
-        return f"cat {files} 2>/dev/null || true" if files else "true"
+        """One ``cat`` of the big cores' clocks, then the fuel gauge's files when the phone has one (one line
+        each: see :meth:`split_freq_gauge`)."""
+        files = [f"{_CPU_DIR}/cpu{c}/cpufreq/scaling_cur_freq" for c in self.big_cores]
+        files += list(_GAUGE_FILES) if self.gauge else []
+        return f"cat {' '.join(files)} 2>/dev/null || true" if files else "true"
+
+    def split_freq_gauge(self, text: str) -> tuple[str, str]:
+        """:meth:`freq_command` output → (clock lines, gauge lines); both empty when a file failed to read."""
+        lines = text.splitlines()
+        if len(lines) != len(self.big_cores) + (len(_GAUGE_FILES) if self.gauge else 0):
+            return "", ""
+        cut = len(self.big_cores)
+        return "\n".join(lines[:cut]), "\n".join(lines[cut:])
+
+    def idle_command(self, reads: int, gap_s: float) -> str:
+        """``reads`` reads of the fuel gauge ``gap_s`` apart, in one round trip (the idle window)."""
+        read = f"cat {' '.join(_GAUGE_FILES)} 2>/dev/null; echo {_SECTION}gauge"
+        return f"; sleep {gap_s:g}; ".join([read] * reads)
 
     def temperature_from(self, text: str) -> float | None:
         """The hottest zone from :meth:`thermal_command` output; None when a read failed (lines would shift)."""
@@ -189,20 +202,19 @@ class PhoneSampler:
         self.window = (0.0, 0.0)  # (start, end) of the run on time.monotonic
 
     def measure_idle(self, window_s: float = IDLE_WINDOW_S) -> None:
-        """The idle baseline: fuel gauge reads every 0.25 s for ``window_s``, right before the run."""
+        """The idle baseline: three fuel gauge reads spread over ``window_s`` right before the run, in one round
+        trip (the phone sleeps between them); each is stamped at its share of the round trip."""
         if not self.layout.gauge:
             return
-        end = time.monotonic() + window_s
-        while True:
-            t0 = time.monotonic()
-            out = self.transport.check_output(["sh", "-c", self.layout.gauge_command()], timeout=10.0)
-            reading = parse_gauge((t0 + time.monotonic()) / 2, out)
+        t0 = time.monotonic()
+        command = self.layout.idle_command(_IDLE_READS, window_s / (_IDLE_READS - 1))
+        out = self.transport.check_output(["sh", "-c", command], timeout=10.0 + window_s)
+        t1 = time.monotonic()
+        texts = out.split(f"{_SECTION}gauge")[:_IDLE_READS]
+        for i, text in enumerate(texts):
+            reading = parse_gauge(t0 + (t1 - t0) * i / max(1, len(texts) - 1), text)
             if reading is not None:
                 self.idle.append(reading)
-            now = time.monotonic()
-            if now >= end - 0.01:
-                return
-            time.sleep(min(_IDLE_GAP_S, end - now))
 
     def start(self, pid: int) -> None:
         self.window = (time.monotonic(), 0.0)
@@ -217,8 +229,6 @@ class PhoneSampler:
         parts += [f"echo {_SECTION}thermal", self.layout.thermal_command()]
         if pid is not None:
             parts += [f"echo {_SECTION}freq", self.layout.freq_command()]
-            if self.layout.gauge:
-                parts += [f"echo {_SECTION}gauge", self.layout.gauge_command()]
         return "; ".join(parts)
 
     def _poll(self, pid: int | None) -> float | None:
@@ -228,7 +238,8 @@ class PhoneSampler:
         self.poll_seconds += time.perf_counter() - t0
         self.polls += 1
         parts = _sections(out)
-        reading = parse_gauge((m0 + time.monotonic()) / 2, parts.get("gauge", ""))  # read mid round trip
+        freq, gauge = self.layout.split_freq_gauge(parts.get("freq", ""))
+        reading = parse_gauge((m0 + time.monotonic()) / 2, gauge)  # read mid round trip
         if reading is not None:
             self.gauge.append(reading)
         temp = self.layout.temperature_from(parts.get("thermal", ""))
@@ -243,7 +254,7 @@ class PhoneSampler:
             self.peak_rss_mib = max(self.peak_rss_mib or 0.0, seen)
         if temp is not None:
             self.temps.append(temp)
-        ratio = self.layout.freq_ratio_from(parts.get("freq", ""))
+        ratio = self.layout.freq_ratio_from(freq)
         if ratio is not None:
             self.ratios.append(ratio)
         return temp
