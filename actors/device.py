@@ -189,14 +189,16 @@ class Device(ABC):
         if req.docker is not None:  # env and workdir apply inside the container, which keeps its own PATH
             env = {k: v for k, v in env.items() if k != "PATH" or "PATH" in req.env}
             argv, env, workdir = exec_wrap.docker_argv(req.docker, argv, env, workdir, pidfile), {}, None
-        meter = self.energy_meter()  # an external meter measures instead of the device's own source
-        sampler: RunSampler = (
-            self.sampler(req.slot_id) if meter is None else WithEnergy(self.sampler(req.slot_id), meter)
-        )
         if "temp_start_c" not in res.samples:  # the thermal gate already read it
             temp_start = self.temperature_c()
             if temp_start is not None:
                 res.samples["temp_start_c"] = temp_start
+        sampler = self.sampler(req.slot_id)
+        # An external meter measures instead of the device's own source. Started last: nothing that can raise
+        # stands between its process and the try/finally that stops it.
+        meter = self.energy_meter()
+        if meter is not None:
+            sampler = WithEnergy(sampler, meter)
 
         def on_start(pid: int) -> None:
             if req.dispatched_at:
