@@ -169,6 +169,10 @@ def test_sophgo_box_runs_both_chips_at_once(box: SshdBox, tmp_path: Path) -> Non
             s = res.samples
             # bm-smi while running: the demo's ~0.8 GB of weights on top of ~1-1.3 GB idle, on its own chip
             assert s["tpu_mem_peak_mb"] > 1500 and s["tpu_util_max_pct"] >= 70 and s["sampler_polls"] >= 1
+            e = res.energy  # the chip's TPU_P over the run; its idle poll came before the chip was loaded
+            assert e["energy_source"] == "bm_smi" and e["energy_valid"] is True, e
+            assert isinstance(e["idle_power_w"], float) and isinstance(e["avg_power_w"], float)
+            assert e["idle_power_w"] < 8 < e["avg_power_w"] < 22, e  # 6.6 W idle, 20.6 W while the model is held
             assert s["bmodel_weight_mib"] == round(models[chip].stat().st_size / (1 << 20), 3)
             assert s["bmodel_runtime_mib"] > 0 and s["bmodel_device_mem_mib"] > s["bmodel_weight_mib"]
             fp = res.fingerprint
