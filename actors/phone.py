@@ -25,6 +25,10 @@ What a phone adds to the generic run (:mod:`actors.device`):
   core sits at its ``cpuinfo_min_freq`` (the benchmark is not using them, e.g. a GPU run) say nothing and are
   skipped: with no telling poll the row has no ``throttled`` value. A memory-bound run on a ``schedutil``
   governor may still read as throttled; ``temp_max_c`` tells the two apart.
+* **Energy** — where ``/sys/class/power_supply/battery`` has ``current_now``, ``voltage_now`` and ``status``
+  (checked once, at discovery), each poll reads them with the big cores' clocks and each run starts with an idle
+  window (three reads over 0.5 s, one round trip): ``energy_j``, ``avg_power_w``, ``idle_power_w``,
+  ``energy_valid`` (false while charging), … (:meth:`PhoneSampler.energy_columns`; ``docs/measurement.md``).
 * **Fingerprint** — ``fp_model``, ``fp_board_platform``, ``fp_soc`` (inventory label ``soc``, else
   ``ro.soc.model``, else the board platform), ``fp_build_fingerprint``, ``fp_android_release``, ``fp_kernel``,
   ``fp_cpu_max_freq_khz`` (``"0:1804800,1:…"``), ``fp_synthetic`` (``ro.farm.synthetic``). A phone that says

@@ -11,9 +11,10 @@ Pure functions and records; the samplers that read a device live with its device
   ``voltage_now`` above 100 000 is µV (the kernel ABI), else mV; ``current_now`` is µA when any reading of the
   run or its idle window is 10 000 or more in magnitude (a phone never draws 10 A, and a phone running a
   benchmark draws far more than 10 mA), else mA; the discharge sign is the sign of the summed currents while
-  ``status`` says the battery is not charging. Energy is invalid when ``status`` reads ``Charging`` or ``Full``
-  at any reading, or when readings of the other sign and more than a tenth of the typical magnitude appear (a
-  charger fed the phone for part of the run).
+  ``status`` says the battery is discharging. Energy is invalid when ``status`` reads ``Charging``, ``Full`` or
+  ``Not charging`` (a charger powers the phone and holds the battery) at any reading, or when readings of the
+  other sign and more than a tenth of the typical magnitude appear (a charger fed the phone for part of the
+  run).
 * **RAPL** — :func:`rapl_delta_uj`: ``energy_uj`` counters wrap at ``max_energy_range_uj``; a counter that went
   down wrapped once (runs longer than one wrap period, hours at package power, are undercounted).
 * **External meter** — :func:`parse_watts`: one number of watts per line.
@@ -33,7 +34,7 @@ ColumnValue = float | bool | str
 _UV_THRESHOLD = 100_000  # voltage_now above this is µV
 _UA_THRESHOLD = 10_000  # any |current_now| at or above this: the gauge counts µA
 _REVERSED_SHARE = 0.1  # opposite-sign readings above this share of the median magnitude: a charger was on
-_CHARGING = ("charging", "full")
+_CHARGING = ("charging", "full", "not charging")  # "Not charging": on a charger that holds the battery
 _TOKEN_COUNTS = ("prefill_tokens", "decode_tokens")
 
 
@@ -84,12 +85,13 @@ class GaugeReading:
 
 
 def parse_gauge(t: float, text: str) -> GaugeReading | None:
-    """``current_now``, ``voltage_now`` and ``status`` lines (in that order) → a reading; None if unreadable."""
-    parts = text.split()
-    if len(parts) < 3:
+    """``current_now``, ``voltage_now`` and ``status`` lines (in that order) → a reading; None if unreadable.
+    ``status`` is the whole line (``Not charging`` is two words)."""
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    if len(lines) != 3:
         return None
     try:
-        return GaugeReading(t, int(parts[0]), int(parts[1]), parts[2])
+        return GaugeReading(t, int(lines[0]), int(lines[1]), lines[2])
     except ValueError:
         return None
 
@@ -114,7 +116,7 @@ def gauge_power(readings: Sequence[GaugeReading]) -> GaugePower:
     problem = None
     charging = sorted({r.status for r in readings if r.status.lower() in _CHARGING})
     if charging:
-        problem = f"the battery reported status {'/'.join(charging)}: it was charging, not supplying the phone"
+        problem = f"the battery reported status {'/'.join(charging)}: a charger, not the battery, powered the phone"
     else:
         magnitudes = sorted(abs(r.current) for r in readings)
         typical = magnitudes[len(magnitudes) // 2]

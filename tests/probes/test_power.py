@@ -77,3 +77,13 @@ def test_per_unit_columns_only_from_a_valid_energy() -> None:
     cols = per_unit_columns(metrics, energy)
     assert cols == {"tokens_per_j": 4.0, "j_per_token": 0.25, "pictures_per_j": 4.0}
     assert per_unit_columns(metrics, {**energy, "energy_valid": False}) == {}
+
+
+def test_gauge_text_needs_three_lines_and_keeps_a_two_word_status() -> None:
+    from farm.probes.power import parse_gauge
+
+    reading = parse_gauge(1.0, "-420000\n3870000\nNot charging\n")
+    assert reading is not None and reading.status == "Not charging"
+    problem = gauge_power([reading]).problem  # on a charger that holds the battery: it does not feed the phone
+    assert problem is not None and "Not charging" in problem
+    assert parse_gauge(1.0, "-420000\n3870000\n") is None and parse_gauge(1.0, "x\n3870000\nFull\n") is None
