@@ -271,6 +271,8 @@ class MeterSampler:
         return {}
 
     def energy_columns(self) -> dict[str, ColumnValue]:
+        if not self._start and self.problem is None:
+            return {}  # the command never started: no run to put an energy on
         with self._lock:
             readings = list(self.readings)
         idle = [r for r in readings if r.t < self._start]
