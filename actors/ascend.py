@@ -134,6 +134,7 @@ class AscendServer(AcceleratorBox):
 
     kind = "ascend"
     columns = COLUMNS
+    energy_source = "npu_smi"
 
     def __init__(self, spec: AscendDevice) -> None:
         super().__init__(spec)

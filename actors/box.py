@@ -22,6 +22,7 @@ from actors.bench.session import BenchControl, SavedFile
 from actors.device import RunSampler
 from actors.ssh_device import SshDevice
 from farm.errors import FarmError, OutputParseError
+from farm.probes.power import ColumnValue, PowerSample, sampled_energy
 from farm.specs.inventory import AscendDevice, Slot, SophgoDevice
 
 log = logging.getLogger(__name__)
@@ -39,8 +40,12 @@ _DELIVERY_WAIT_S = 5.0
 class MonitorWatch:
     """The maxima of one chip's readings over the polls made while one run was in flight (a RunSampler)."""
 
-    def __init__(self, monitor: BoxMonitor, index: int, columns: Mapping[str, str]) -> None:
+    def __init__(self, monitor: BoxMonitor, index: int, columns: Mapping[str, str], source: str = "") -> None:
         self.monitor = monitor
+        self.source = source  # the energy source name of the tool's ``power_w`` readings ("npu_smi", "bm_smi")
+        self.power: list[PowerSample] = []  # the chip's ``power_w`` at each poll while the run was watched
+        self.idle: list[PowerSample] = []
+        self.window = (0.0, 0.0)
         self.index = index
         self.columns = dict(columns)  # reading key → row column
         self.last_at = 0.0
@@ -50,7 +55,19 @@ class MonitorWatch:
         self.poll_seconds = 0.0
         self.peaks: dict[str, float] = {}
 
+    def measure_idle(self) -> bool | None:
+        """The idle baseline: one fresh poll right before the run (the chip's own power, whatever its neighbours
+        run). Whether the tool reported the chip's power; None when the poll failed."""
+        try:
+            reading = self.monitor.current(max_age_s=0.0).get(self.index, {})
+        except FarmError:
+            return None
+        if "power_w" in reading:
+            self.idle.append(PowerSample(time.monotonic(), reading["power_w"]))
+        return "power_w" in reading
+
     def start(self, pid: int) -> None:
+        self.window = (time.monotonic(), 0.0)
         self.monitor.attach(self)
 
     def next_due(self, interval_s: float) -> float:
@@ -64,17 +81,28 @@ class MonitorWatch:
             return
         self.polls += 1
         self.poll_seconds += seconds
-        for key, value in readings.get(self.index, {}).items():
+        chip = readings.get(self.index, {})
+        if "power_w" in chip and self.window[0] <= at:
+            self.power.append(PowerSample(at, chip["power_w"]))
+        for key, value in chip.items():
             if key in self.columns:
                 self.peaks[key] = max(self.peaks.get(key, value), value)
 
     def stop(self) -> dict[str, float]:
+        self.window = (self.window[0], time.monotonic())
         self.monitor.detach(self)
         samples = {self.columns[key]: round(value, 3) for key, value in self.peaks.items()}
         samples["sampler_polls"] = float(self.polls)
         if self.polls:
             samples["sampler_poll_ms"] = round(1000.0 * self.poll_seconds / self.polls, 3)
         return samples
+
+    def energy_columns(self) -> dict[str, ColumnValue]:
+        """The chip's energy from the tool's power readings (none: no columns)."""
+        if not self.power and not self.idle:
+            return {}
+        start, end = self.window
+        return sampled_energy(self.source, self.power, self.idle, start, end).columns()
 
 
 class BoxMonitor:
@@ -93,8 +121,8 @@ class BoxMonitor:
         self._last: tuple[float, dict[int, Reading]] | None = None
         self.polls = 0  # every poll made, for every run: the box-side cost is this, not the sum over runs
 
-    def watch(self, index: int, columns: Mapping[str, str]) -> MonitorWatch:
-        return MonitorWatch(self, index, columns)
+    def watch(self, index: int, columns: Mapping[str, str], source: str = "") -> MonitorWatch:
+        return MonitorWatch(self, index, columns, source)
 
     def attach(self, watch: MonitorWatch) -> None:
         with self._cond:
@@ -167,6 +195,7 @@ class AcceleratorBox(SshDevice):
 
     sample_interval_s = 1.0
     columns: Mapping[str, str] = {}  # the tool's reading name → the row column of its peak over a run
+    energy_source = ""  # the name the energy columns give the tool's power readings
 
     def _watch_accelerators(
         self, read: Callable[[], dict[int, Reading]], declared: list[int] | None, field: str, tool: str, what: str
@@ -175,6 +204,7 @@ class AcceleratorBox(SshDevice):
         once at start (falling back to index 0 when it cannot answer)."""
         self.monitor = BoxMonitor(read, interval_s=self.sample_interval_s, label=self.spec.id)
         self._box_bench = BoxBench(read, tool, self.kind)
+        self._reports_power: bool | None = None
         spec = self.spec
         assert isinstance(spec, SophgoDevice | AscendDevice)
         if declared is not None:
@@ -204,7 +234,11 @@ class AcceleratorBox(SshDevice):
         return self._box_bench, saved_file(self.ssh, ".cache/farm", self.spec.id)
 
     def sampler(self, slot_id: str) -> RunSampler:
-        return self.monitor.watch(self._index.get(slot_id) or 0, self.columns)
+        watch = self.monitor.watch(self._index.get(slot_id) or 0, self.columns, self.energy_source)
+        if self._reports_power is not False:  # a tool that printed no power once is not asked before each run
+            reported = watch.measure_idle()
+            self._reports_power = self._reports_power if reported is None else reported
+        return watch
 
     def temperature_c(self) -> float | None:
         try:

@@ -19,6 +19,7 @@ from typing import Protocol
 from actors import exec_wrap, run_files
 from actors.artifacts import CACHE_DIR, local_copy
 from actors.bench.session import BenchControl, BenchSession, SavedFile
+from actors.energy import MeterSampler, WithEnergy, energy_columns
 from actors.host_probe import column_suffix
 from actors.lease import SlotLease
 from actors.messages import RunRequest, RunResult, ThermalGate
@@ -78,6 +79,14 @@ class Device(ABC):
 
     def sampler(self, slot_id: str) -> RunSampler:
         return NullSampler()
+
+    def energy_meter(self) -> MeterSampler | None:
+        """The inventory's external meter, started now for its idle window (None when the device has none)."""
+        if self.spec.energy_meter is None:
+            return None
+        meter = MeterSampler(list(self.spec.energy_meter.command))
+        meter.measure_idle()
+        return meter
 
     def temperature_c(self) -> float | None:
         """The device's current temperature (hottest relevant zone), or None when it has no sensor."""
@@ -216,11 +225,16 @@ class Device(ABC):
         if req.docker is not None:  # env and workdir apply inside the container, which keeps its own PATH
             env = {k: v for k, v in env.items() if k != "PATH" or "PATH" in req.env}
             argv, env, workdir = exec_wrap.docker_argv(req.docker, argv, env, workdir, pidfile), {}, None
-        sampler = self.sampler(req.slot_id)
         if "temp_start_c" not in res.samples:  # the thermal gate already read it
             temp_start = self.temperature_c()
             if temp_start is not None:
                 res.samples["temp_start_c"] = temp_start
+        sampler = self.sampler(req.slot_id)
+        # An external meter measures instead of the device's own source. Started last: nothing that can raise
+        # stands between its process and the try/finally that stops it.
+        meter = self.energy_meter()
+        if meter is not None:
+            sampler = WithEnergy(sampler, meter)
 
         def on_start(pid: int) -> None:
             if req.dispatched_at:
@@ -238,6 +252,7 @@ class Device(ABC):
         finally:
             samples = sampler.stop()
         res.samples.update(samples)
+        res.energy.update(energy_columns(sampler))
         if started and req.docker is not None and (completed.timed_out or completed.cancelled):
             # docker exec does not forward signals: the command is still running inside the container
             killed = transport.run(exec_wrap.kill_argv(req.docker, pidfile), timeout=30.0)

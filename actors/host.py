@@ -10,6 +10,7 @@ from pathlib import Path
 from actors.bench.host import HostBench, saved_file
 from actors.bench.session import BenchControl, SavedFile
 from actors.device import Device, RunSampler
+from actors.energy import POWERCAP, RaplSampler, WithEnergy, rapl_domains
 from actors.host_probe import PeakRssSampler, host_fingerprint
 from actors.transports.base import Transport
 from actors.transports.local import LocalTransport
@@ -38,6 +39,7 @@ class LocalHost(Device):
     helper runners installed with Farm (``farm-llama``) resolve without activating the virtualenv."""
 
     kind = "host"
+    powercap: Path = POWERCAP  # where the RAPL zones are (tests point it at a recorded tree)
 
     def __init__(self, spec: HostDevice) -> None:
         super().__init__(spec)
@@ -52,7 +54,12 @@ class LocalHost(Device):
         return {"PATH": f"{self._bin}{os.pathsep}{path}" if path else self._bin}
 
     def sampler(self, slot_id: str) -> RunSampler:
-        return _RssSampler()
+        domains = rapl_domains(self.powercap)
+        if not domains:
+            return _RssSampler()
+        rapl = RaplSampler(domains)
+        rapl.measure_idle()
+        return WithEnergy(_RssSampler(), rapl)
 
     def bench_control(self) -> tuple[BenchControl, SavedFile]:
         farm_dir = str(Path("~/.cache/farm").expanduser())

@@ -75,6 +75,8 @@ class RunResult:
     collected: list[CollectedFile] = field(default_factory=list)
     collect_error: str | None = None
     bench_mode: dict[str, Any] | None = None  # profile, applied, readback, ok, warnings (actors.bench.session)
+    # energy_j, avg_power_w, idle_power_w, energy_source, energy_valid, … (see farm.probes.power)
+    energy: dict[str, float | bool | str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

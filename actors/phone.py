@@ -25,6 +25,10 @@ What a phone adds to the generic run (:mod:`actors.device`):
   core sits at its ``cpuinfo_min_freq`` (the benchmark is not using them, e.g. a GPU run) say nothing and are
   skipped: with no telling poll the row has no ``throttled`` value. A memory-bound run on a ``schedutil``
   governor may still read as throttled; ``temp_max_c`` tells the two apart.
+* **Energy** — where ``/sys/class/power_supply/battery`` has ``current_now``, ``voltage_now`` and ``status``
+  (checked once, at discovery), each poll reads them with the big cores' clocks and each run starts with an idle
+  window (three reads over 0.5 s, one round trip): ``energy_j``, ``avg_power_w``, ``idle_power_w``,
+  ``energy_valid`` (false while charging), … (:meth:`PhoneSampler.energy_columns`; ``docs/measurement.md``).
 * **Fingerprint** — ``fp_model``, ``fp_board_platform``, ``fp_soc`` (inventory label ``soc``, else
   ``ro.soc.model``, else the board platform), ``fp_build_fingerprint``, ``fp_android_release``, ``fp_kernel``,
   ``fp_cpu_max_freq_khz`` (``"0:1804800,1:…"``), ``fp_synthetic`` (``ro.farm.synthetic``). A phone that says
@@ -44,10 +48,12 @@ from dataclasses import dataclass
 from actors.bench.phone import PhoneBench
 from actors.bench.session import BenchControl, SavedFile
 from actors.device import Device, RunSampler
+from actors.energy import IDLE_WINDOW_S
 from actors.messages import RunRequest, RunResult
 from actors.transports.adb import AdbTransport
 from actors.transports.base import Transport
 from farm.errors import InfraError, OutputParseError
+from farm.probes.power import ColumnValue, GaugeReading, gauge_power, parse_gauge, sampled_energy
 from farm.probes.proc_status import parse_proc_status
 from farm.probes.thermal_zones import parse_thermal_zones
 from farm.sim.synthetic import SYNTHETIC_PROP
@@ -65,6 +71,9 @@ _MIN_PLAUSIBLE_C, _MAX_PLAUSIBLE_C = 0.0, 150.0
 _THROTTLE_RATIO = 0.9
 _FIRST_POLLS_S = (0.1, 0.2)  # gaps before the first polls; then every ``interval_s``
 _SECTION = "@@farm-"
+_BATTERY = "/sys/class/power_supply/battery"
+_GAUGE_FILES = tuple(f"{_BATTERY}/{name}" for name in ("current_now", "voltage_now", "status"))
+_IDLE_READS = 3  # fuel gauge reads of the idle window, spread over it
 
 
 @dataclass(frozen=True)
@@ -77,6 +86,7 @@ class PhoneLayout:
     cpu_min_khz: dict[int, int]
     zones: dict[int, str]  # zone index → type, only the relevant zones (see module docstring)
     big_cores: tuple[int, ...]
+    gauge: bool = False  # the battery fuel gauge's current_now and voltage_now read as numbers at discovery
 
     def thermal_command(self) -> str:
         """One ``cat`` of every relevant zone's ``temp`` (zones unreadable at discovery were left out)."""
@@ -84,8 +94,24 @@ class PhoneLayout:
         return f"cat {files} 2>/dev/null || true" if files else "true"  # a failed read is None, not an error
 
     def freq_command(self) -> str:
-        files = " ".join(f"{_CPU_DIR}/cpu{c}/cpufreq/scaling_cur_freq" for c in self.big_cores)
-        return f"cat {files} 2>/dev/null || true" if files else "true"
+        """One ``cat`` of the big cores' clocks, then the fuel gauge's files when the phone has one (one line
+        each: see :meth:`split_freq_gauge`)."""
+        files = [f"{_CPU_DIR}/cpu{c}/cpufreq/scaling_cur_freq" for c in self.big_cores]
+        files += list(_GAUGE_FILES) if self.gauge else []
+        return f"cat {' '.join(files)} 2>/dev/null || true" if files else "true"
+
+    def split_freq_gauge(self, text: str) -> tuple[str, str]:
+        """:meth:`freq_command` output → (clock lines, gauge lines); both empty when a file failed to read."""
+        lines = text.splitlines()
+        if len(lines) != len(self.big_cores) + (len(_GAUGE_FILES) if self.gauge else 0):
+            return "", ""
+        cut = len(self.big_cores)
+        return "\n".join(lines[:cut]), "\n".join(lines[cut:])
+
+    def idle_command(self, reads: int, gap_s: float) -> str:
+        """``reads`` reads of the fuel gauge ``gap_s`` apart, in one round trip (the idle window)."""
+        read = f"cat {' '.join(_GAUGE_FILES)} 2>/dev/null; echo {_SECTION}gauge"
+        return f"; sleep {gap_s:g}; ".join([read] * reads)
 
     def temperature_from(self, text: str) -> float | None:
         """The hottest zone from :meth:`thermal_command` output; None when a read failed (lines would shift)."""
@@ -177,8 +203,27 @@ class PhoneSampler:
         self.ratios: list[float] = []
         self.polls = 0
         self.poll_seconds = 0.0
+        self.idle: list[GaugeReading] = []
+        self.gauge: list[GaugeReading] = []
+        self.window = (0.0, 0.0)  # (start, end) of the run on time.monotonic
+
+    def measure_idle(self, window_s: float = IDLE_WINDOW_S) -> None:
+        """The idle baseline: three fuel gauge reads spread over ``window_s`` right before the run, in one round
+        trip (the phone sleeps between them); each is stamped at its share of the round trip."""
+        if not self.layout.gauge:
+            return
+        t0 = time.monotonic()
+        command = self.layout.idle_command(_IDLE_READS, window_s / (_IDLE_READS - 1))
+        out = self.transport.check_output(["sh", "-c", command], timeout=10.0 + window_s)
+        t1 = time.monotonic()
+        texts = out.split(f"{_SECTION}gauge")[:_IDLE_READS]
+        for i, text in enumerate(texts):
+            reading = parse_gauge(t0 + (t1 - t0) * i / max(1, len(texts) - 1), text)
+            if reading is not None:
+                self.idle.append(reading)
 
     def start(self, pid: int) -> None:
+        self.window = (time.monotonic(), 0.0)
         self._pid = pid
         self._thread = threading.Thread(target=self._loop, name=f"phone-sampler-{pid}", daemon=True)
         self._thread.start()
@@ -194,11 +239,15 @@ class PhoneSampler:
 
     def _poll(self, pid: int | None) -> float | None:
         """One round trip; records what it saw and returns the temperature (None if unreadable)."""
-        t0 = time.perf_counter()
+        t0, m0 = time.perf_counter(), time.monotonic()
         out = self.transport.check_output(["sh", "-c", self._command(pid)], timeout=10.0, reconnect=False)
         self.poll_seconds += time.perf_counter() - t0
         self.polls += 1
         parts = _sections(out)
+        freq, gauge = self.layout.split_freq_gauge(parts.get("freq", ""))
+        reading = parse_gauge((m0 + time.monotonic()) / 2, gauge)  # read mid round trip
+        if reading is not None:
+            self.gauge.append(reading)
         temp = self.layout.temperature_from(parts.get("thermal", ""))
         if pid is None:
             return temp
@@ -211,7 +260,7 @@ class PhoneSampler:
             self.peak_rss_mib = max(self.peak_rss_mib or 0.0, seen)
         if temp is not None:
             self.temps.append(temp)
-        ratio = self.layout.freq_ratio_from(parts.get("freq", ""))
+        ratio = self.layout.freq_ratio_from(freq)
         if ratio is not None:
             self.ratios.append(ratio)
         return temp
@@ -229,6 +278,7 @@ class PhoneSampler:
     def stop(self) -> dict[str, float]:
         if self._thread is None:
             return {}
+        self.window = (self.window[0], time.monotonic())
         self._stop.set()
         self._thread.join(15.0)
         samples: dict[str, float] = {}
@@ -250,6 +300,16 @@ class PhoneSampler:
         if self.polls:
             samples["sampler_poll_ms"] = round(1000.0 * self.poll_seconds / self.polls, 3)
         return samples
+
+    def energy_columns(self) -> dict[str, ColumnValue]:
+        """The run's energy from the fuel gauge (conventions detected over the idle and run reads together)."""
+        if not self.layout.gauge or self._thread is None:
+            return {}
+        power = gauge_power(self.idle + self.gauge)
+        idle, run = power.samples[: len(self.idle)], power.samples[len(self.idle) :]
+        start, end = self.window
+        reading = sampled_energy("fuel_gauge", run, idle, start, end, power.problem)
+        return {**reading.columns(), "energy_gauge_unit": power.current_unit}
 
 
 class Phone(Device):
@@ -274,7 +334,9 @@ class Phone(Device):
         return control, control.saved_file()
 
     def sampler(self, slot_id: str) -> RunSampler:
-        return PhoneSampler(self._transport, self.layout(), self.sample_interval_s)
+        sampler = PhoneSampler(self._transport, self.layout(), self.sample_interval_s)
+        sampler.measure_idle()
+        return sampler
 
     def temperature_c(self) -> float | None:
         layout = self.layout()
@@ -354,6 +416,7 @@ class Phone(Device):
         ]
         reads.append(f"echo {_SECTION}types")
         reads += [f"echo -n 'zone{z} '; cat {_THERMAL_DIR}/thermal_zone{z}/type 2>/dev/null || echo" for z in zones]
+        reads += [f"echo {_SECTION}gauge", f"cat {' '.join(_GAUGE_FILES)} 2>/dev/null"]
         reads.append(f"echo {_SECTION}temps")
         reads += [f"echo -n 'zone{z} '; cat {_THERMAL_DIR}/thermal_zone{z}/temp 2>/dev/null || echo" for z in zones]
         details = _sections(t.check_output(["sh", "-c", "; ".join(reads)]))
@@ -375,6 +438,7 @@ class Phone(Device):
             cpu_min_khz=min_khz,
             zones=relevant_zones(types),
             big_cores=tuple(c for c in self._big_cores(max_khz) if c in readable_cur and c in max_khz),
+            gauge=parse_gauge(0.0, details.get("gauge", "")) is not None,
         )
 
     def _big_cores(self, max_khz: dict[int, int]) -> tuple[int, ...]:

@@ -85,10 +85,15 @@ def memory_split(text: str) -> dict[str, str]:
 
 
 def tpu_readings(report: BmSmiReport) -> dict[int, Reading]:
-    """Per chip id: ``mem_used_mb``, ``util_pct``, ``temp_c`` (those bm-smi printed)."""
+    """Per chip id: ``mem_used_mb``, ``util_pct``, ``temp_c``, ``power_w`` (those bm-smi printed)."""
     out: dict[int, Reading] = {}
     for chip in report.chips:
-        values = {"mem_used_mb": chip.memory_used_mb, "util_pct": chip.util_pct, "temp_c": chip.chip_temp_c}
+        values = {
+            "mem_used_mb": chip.memory_used_mb,
+            "util_pct": chip.util_pct,
+            "temp_c": chip.chip_temp_c,
+            "power_w": chip.power_w,
+        }
         out[chip.chip_id] = {k: v for k, v in values.items() if v is not None}
     return out
 
@@ -195,6 +200,7 @@ class SophgoBox(AcceleratorBox):
 
     kind = "sophgo"
     columns = COLUMNS
+    energy_source = "bm_smi"
 
     def __init__(self, spec: SophgoDevice) -> None:
         super().__init__(spec)

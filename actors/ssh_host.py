@@ -12,6 +12,8 @@ What it adds to an SSH device (:mod:`actors.ssh_device`):
   ``fp_cpu_model`` (``/proc/cpuinfo``), ``fp_cpu_count`` (``nproc``), ``fp_arch``, ``fp_os``, ``fp_hostname``,
   ``fp_python``, ``fp_cpu_governor`` (cpufreq scaling governors, where readable).
 * **Temperature** — the hottest ``/sys/class/thermal`` zone; a server without zones is asked once only.
+* **Energy** — RAPL package and dram counters (:class:`~actors.energy.RaplSampler`), read over SSH at the start
+  and end of each run, where the server has them; zones are listed once per actor.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import time
 from actors.bench.host import HostBench, saved_file
 from actors.bench.session import BenchControl, SavedFile
 from actors.device import RunSampler
+from actors.energy import RaplDomain, RaplSampler, WithEnergy, parse_rapl_listing, rapl_listing_script
 from actors.ssh_device import SshDevice
 from actors.transports.base import Transport
 from farm.errors import FarmError, OutputParseError
@@ -123,13 +126,30 @@ class SshHost(SshDevice):
 
     kind = "host"
     sample_interval_s = 0.5
+    powercap = "/sys/class/powercap"  # where the RAPL zones are (tests point it at a recorded tree)
 
     def __init__(self, spec: HostDevice) -> None:
         super().__init__(spec)
         self._has_zones: bool | None = None
+        self._rapl: list[RaplDomain] | None = None
 
     def sampler(self, slot_id: str) -> RunSampler:
-        return RemoteRssSampler(self.ssh, self.sample_interval_s)
+        rss = RemoteRssSampler(self.ssh, self.sample_interval_s)
+        if self._rapl is None:  # asked once: a server's RAPL zones do not come and go
+            self._rapl = parse_rapl_listing(self.probe(["sh", "-c", rapl_listing_script(self.powercap)]).stdout)
+        if not self._rapl:
+            return rss
+        rapl = RaplSampler(self._rapl, read=self._read_counters)
+        rapl.measure_idle()
+        return WithEnergy(rss, rapl)
+
+    def _read_counters(self, domains: list[RaplDomain]) -> list[int]:
+        """One ``cat`` of the counters over SSH (root-only since Linux 5.10: a refusal is the row's reason)."""
+        done = self.ssh.run(["cat", *(str(d.energy_file) for d in domains)], timeout=10.0)
+        values = done.stdout.split()
+        if done.exit_code != 0 or len(values) != len(domains):
+            raise OSError(done.stderr.strip()[-200:] or f"cat exited with {done.exit_code}")
+        return [int(v) for v in values]
 
     def bench_control(self) -> tuple[BenchControl, SavedFile]:
         return HostBench(self.ssh), saved_file(self.ssh, ".cache/farm", self.spec.id)

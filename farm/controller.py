@@ -97,6 +97,7 @@ class Controller:
         self.devices: dict[str, Any] = {}  # device id → actor handle
         self.device_info: dict[str, dict[str, Any]] = {}
         self.temperatures: dict[str, float] = {}  # device id → last temperature seen (°C)
+        self.powers: dict[str, float] = {}  # slot id → average power of its last run with a valid energy (W)
         self.synthetic_devices = {d.id for d in self.inventory.devices if d.synthetic}
         self.slots: dict[str, Slot] = {}
         self.jobs: dict[str, _JobRecord] = {}
@@ -161,6 +162,7 @@ class Controller:
         """Read by the metrics exporter at scrape time (from its own thread: copy, never iterate live dicts)."""
         states = self.scheduler.slot_states()
         temps = dict(self.temperatures)
+        powers = dict(self.powers)
         devices = [
             DeviceSnapshot(
                 slot=slot.slot_id,
@@ -168,6 +170,7 @@ class Controller:
                 node=str(self.device_info.get(slot.device_id, {}).get("hostname", slot.node or "")),
                 state=states.get(slot.slot_id, SlotState.OFFLINE).value,
                 temperature_c=temps.get(slot.device_id),
+                power_w=powers.get(slot.slot_id),
             )
             for slot in list(self.slots.values())
         ]
@@ -399,6 +402,8 @@ class Controller:
             if key in res.samples:
                 self.temperatures[slot.device_id] = res.samples[key]
                 break
+        if res.energy.get("energy_valid") is True and isinstance(watts := res.energy.get("avg_power_w"), float):
+            self.powers[slot_id] = watts
         value = metrics.get(rec.headline) if rec.headline is not None else None
         final = self.scheduler.finish(slot_id, status, error or "", time.monotonic(), value=value)
         rec.total += final.added if final is not None else 0  # repeats the stopping rule asked for

@@ -70,6 +70,7 @@ class DeviceSnapshot:
     node: str
     state: str  # idle, busy, offline, unauthorized, untrusted, quarantined
     temperature_c: float | None = None
+    power_w: float | None = None  # average power of the slot's last run with a valid energy (docs/measurement.md)
 
 
 @dataclass(frozen=True)
@@ -114,7 +115,7 @@ class FarmStateCollector(Collector):
         except Exception:  # a scrape must never take the controller down; the gap shows in the graphs
             log.exception("metrics: reading the controller snapshot failed")
             return []
-        state, temperature, queued, devices = families
+        state, temperature, queued, devices, power = families
         per_state: dict[str, int] = dict.fromkeys(DEVICE_STATES, 0)
         for dev in snap.devices:
             # One series per known state (1 for the current one, as prometheus_client's Enum does): a device
@@ -125,6 +126,8 @@ class FarmStateCollector(Collector):
             per_state[dev.state] = per_state.get(dev.state, 0) + 1
             if dev.temperature_c is not None and math.isfinite(dev.temperature_c):
                 temperature.add_metric([dev.slot, dev.kind, dev.node], dev.temperature_c)
+            if dev.power_w is not None and math.isfinite(dev.power_w):
+                power.add_metric([dev.slot, dev.kind, dev.node], dev.power_w)
         for job, depth in sorted(snap.queue_depth.items()):
             queued.add_metric([job], float(depth))
         for name, count in per_state.items():
@@ -148,6 +151,12 @@ class FarmStateCollector(Collector):
                 "farm_job_queued_runs", "Runs of an unfinished job waiting for a device slot", labels=["job"]
             ),
             GaugeMetricFamily("farm_devices", "Device slots in each state", labels=["state"]),
+            GaugeMetricFamily(
+                "farm_device_power_watts",
+                "Average power of the slot's last run with a valid energy reading (fuel gauge, RAPL, npu-smi, "
+                "bm-smi or an external meter)",
+                labels=["slot", "kind", "node"],
+            ),
         ]
 
 

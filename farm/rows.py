@@ -14,6 +14,7 @@ from actors.host_probe import column_suffix
 from actors.messages import RunRequest, RunResult
 from farm.errors import OutputParseError
 from farm.grid import Scalar
+from farm.probes.power import per_unit_columns
 from farm.results.schema import slot_device
 from farm.specs.job import JobSpec
 from farm.specs.loading import is_secret_key
@@ -159,6 +160,8 @@ def build_row(
         row[f"p_{key}"] = value
     row.update({k: float(v) for k, v in res.samples.items()})
     row.update({k: float(v) for k, v in metrics.items()})
+    row.update(res.energy)  # energy_j, energy_valid, energy_source, … (docs/measurement.md)
+    row.update(per_unit_columns(metrics, res.energy))
     row.update(run_columns(req, res, settings))
     row.update(output_fingerprint(res.stdout + "\n" + res.stderr) if status != "infra_error" else {})
     # An adapter may read facts about the environment from the tool's own log (codl_op: the OpenCL runtime).

@@ -144,7 +144,7 @@ def test_dispatch_latency_histogram(reg: CollectorRegistry) -> None:
 def test_state_is_read_from_the_snapshot_at_every_scrape(reg: CollectorRegistry) -> None:
     snap = FarmSnapshot(
         devices=[
-            DeviceSnapshot("pixel7/0", "android", "lab-1", "busy", temperature_c=41.5),
+            DeviceSnapshot("pixel7/0", "android", "lab-1", "busy", temperature_c=41.5, power_w=3.25),
             DeviceSnapshot("box/chip0", "sophgo", "head", "quarantined"),
         ],
         queue_depth={"sweep": 7},
@@ -155,6 +155,8 @@ def test_state_is_read_from_the_snapshot_at_every_scrape(reg: CollectorRegistry)
     assert value(reg, "farm_device_state", state="busy", **dev) == 1
     assert value(reg, "farm_device_state", state="idle", **dev) == 0
     assert value(reg, "farm_device_temperature_celsius", **dev) == 41.5
+    assert value(reg, "farm_device_power_watts", **dev) == 3.25
+    assert value(reg, "farm_device_power_watts", slot="box/chip0", kind="sophgo", node="head") is None
     # No sensor: no temperature series rather than a made-up number.
     assert value(reg, "farm_device_temperature_celsius", slot="box/chip0", kind="sophgo", node="head") is None
     assert value(reg, "farm_job_queued_runs", job="sweep") == 7

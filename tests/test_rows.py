@@ -151,3 +151,23 @@ def test_build_is_the_label_else_the_binary_argv0_names_else_none() -> None:
     labelled = build_row(job="j", req=req, params={}, repeat=0, warmup=False, device_kind="host", res=pushed,
                          status="ok", error=None, metrics={}, log_path="/l", synthetic=False, build="v1.2")  # fmt: skip
     assert labelled["build"] == "v1.2"
+
+
+def test_energy_columns_keep_their_types_and_give_work_per_joule() -> None:
+    from farm.probes.power import EnergyReading
+    from farm.results.schema import validate_row
+
+    energy = EnergyReading("fuel_gauge", 20.0, 4.0, 9, 0.45, 0.6).columns()
+    res = RunResult(exit_code=0, energy=energy)
+    metrics = {"prefill_tokens": 8.0, "decode_tokens": 32.0, "decode_tokens_per_s": 9.0}
+    row = build_row(job="j", req=_req(), params={}, repeat=0, warmup=False, device_kind="android", res=res,
+                    status="ok", error=None, metrics=metrics, log_path="/l", synthetic=True)  # fmt: skip
+    assert row["energy_valid"] is True and row["energy_source"] == "fuel_gauge"
+    assert (row["energy_j"], row["avg_power_w"], row["idle_power_w"]) == (20.0, 5.0, 0.6)
+    assert row["tokens_per_j"] == 2.0 and row["j_per_token"] == 0.5
+    validate_row(row)  # bool and string extras are allowed as they are
+    charging = EnergyReading("fuel_gauge", 20.0, 4.0, 9, 0.45, 0.6, problem="charging").columns()
+    row = build_row(job="j", req=_req(), params={}, repeat=0, warmup=False, device_kind="android",
+                    res=RunResult(exit_code=0, energy=charging), status="ok", error=None, metrics=metrics,
+                    log_path="/l", synthetic=True)  # fmt: skip
+    assert row["energy_valid"] is False and row["energy_invalid_reason"] == "charging" and "j_per_token" not in row

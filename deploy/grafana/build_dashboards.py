@@ -399,7 +399,8 @@ def temperature() -> Dashboard:
         base(
             "farm-temperature",
             "Farm / Temperature",
-            "Device temperatures (hottest sensor, last reading) next to when each device was busy.",
+            "Device temperatures (hottest sensor, last reading) and power (last run) next to when each device was "
+            "busy.",
             variable("kind", "Device kind", "farm_device_state"),
             variable("slot", "Slot", "farm_device_state"),
         )
@@ -425,6 +426,15 @@ def temperature() -> Dashboard:
                 "none",
                 query(f'max by (slot) (farm_device_state{{{sel}, state="busy"}})', "{{slot}}"),
                 desc="1 while the device runs a benchmark: read with the temperature to spot heat soak.",
+            )
+        )
+        .with_panel(
+            graph(
+                "Power per slot",
+                "watt",
+                query(f"max by (slot) (farm_device_power_watts{{{sel}}})", "{{slot}}"),
+                desc="Average power of each slot's last run with a valid energy reading (fuel gauge, RAPL, "
+                "npu-smi, bm-smi or an external meter). Runs while charging are invalid and leave no point.",
             )
         )
     )

@@ -40,6 +40,7 @@ SLOT = "slot"
 NOT_METRICS: frozenset[str] = frozenset(
     {*REQUIRED_COLUMNS, "exit_code", "bytes_pushed", "dispatch_latency_s", "temp_start_c", "temp_end_c"}
     | {"repeat_count"}  # adaptive repeats: how many a point got (its interval: the ``ci_`` columns)
+    | {"energy_valid", "energy_samples", "energy_period_s"}  # how the energy was read, not a measurement
 )
 #: Prefixes of columns that are not measurements: grid parameters, fingerprints, the thermal gate's figures and
 #: the samplers' own bookkeeping (``sampler_polls``, ``sampler_poll_ms``: how often and how fast they looked).
@@ -142,8 +143,9 @@ def job_headline(settings: Sequence[object]) -> tuple[str, ...]:
 
 
 def higher_is_better(metric: str) -> bool:
-    """Rates (``*_per_s``, ``throughput*``) are better high; times, latencies and sizes are better low."""
-    return metric.endswith("_per_s") or metric.startswith("throughput") or metric.endswith("_per_second")
+    """Rates (``*_per_s``, ``throughput*``) and work per joule (``*_per_j``) are better high; times, latencies,
+    sizes and energy are better low."""
+    return metric.endswith(("_per_s", "_per_j", "_per_second")) or metric.startswith("throughput")
 
 
 @dataclass(frozen=True)

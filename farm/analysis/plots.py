@@ -12,6 +12,9 @@ panel per combination of the *panel* columns):
 4. Fallback: the main metric vs the numeric axis with the most values, lines = the other axes, panels =
    devices; with no numeric axis, a bar chart of the main metric per axis combination, one bar per device.
 
+Besides these, :func:`energy_plots` draws energy per unit of work (``j_per_token``, ``pictures_per_j``) the way
+the fallback draws a metric, when the job's rows have it.
+
 Axes that only restate another one (zipped pairs such as threads ↔ cores) are left out of labels. Points are
 medians over repeats; the whiskers span min–max. Drawing uses the object-oriented API on the Agg canvas
 (no pyplot, no global backend switch), so it is safe inside a library and in threads.
@@ -33,6 +36,8 @@ from farm.analysis.stats import finite, median
 log = logging.getLogger(__name__)
 
 _BATCH_AXES = ("p_batch_size", "p_batch", "p_bsz")
+#: Energy per unit of work that :func:`energy_plots` draws (see farm.probes.power.per_unit_columns).
+ENERGY_PER_UNIT = ("j_per_token", "pictures_per_j")
 _MAX_PANELS = 16
 _MAX_TICKS = 12
 _PANEL_W, _PANEL_H = 5.2, 3.6
@@ -96,12 +101,24 @@ def choose_plots(data: JobData, metrics: Sequence[str] | None = None) -> list[Pl
         others = [a for a in varying if a != batch]
         return [_spec(data, m, batch, [SLOT, *others], [], rule="batch-size sweep") for m in throughput[:2]]
 
-    metric = wanted[0]
+    return [_generic(data, wanted[0], varying)]
+
+
+def _generic(data: JobData, metric: str, varying: Sequence[str], rule: str = "generic") -> PlotSpec:
     numeric = [a for a in varying if a in data.numeric_axes()]
     if numeric:
         x = max(numeric, key=lambda a: (len(data.values(a)), -varying.index(a)))
-        return [_spec(data, metric, x, [a for a in varying if a != x], [SLOT], rule="generic: numeric axis")]
-    return [_spec(data, metric, None, varying, [], rule="generic: categories")]
+        return _spec(data, metric, x, [a for a in varying if a != x], [SLOT], rule=f"{rule}: numeric axis")
+    return _spec(data, metric, None, varying, [], rule=f"{rule}: categories")
+
+
+def energy_plots(data: JobData) -> list[PlotSpec]:
+    """Energy per unit of work (:data:`ENERGY_PER_UNIT`) against the grid axes, as the generic rule draws a
+    metric, when the rows have it (runs with a valid energy reading only carry these columns)."""
+    if not data.measurements:
+        return []
+    varying = [a for a in data.independent_axes() if len(data.values(a)) > 1]
+    return [_generic(data, m, varying, rule="energy") for m in ENERGY_PER_UNIT if m in data.metrics]
 
 
 # -- drawing ------------------------------------------------------------------------------------------------

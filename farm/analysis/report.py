@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from farm.analysis.jobdata import SLOT, JobData, axis_name, describe, format_value, group_rows
-from farm.analysis.plots import choose_plots, render_all
+from farm.analysis.plots import choose_plots, energy_plots, render_all
 from farm.analysis.stats import Summary, finite, summarize
 
 log = logging.getLogger(__name__)
@@ -412,6 +412,7 @@ def write_report(report: Report, data: JobData, out_dir: Path, with_plots: bool 
             log.warning("report %s: %s", report.job, note)
         else:
             specs = choose_plots(data, report.shown)
+            specs += [e for e in energy_plots(data) if e.filename not in {s.filename for s in specs}]
             for spec, path in render_all(data, specs, out_dir / "plots"):
                 paths.append(path)
                 plots.append((f"{spec.title} ({spec.rule})", f"plots/{path.name}"))

@@ -1,4 +1,5 @@
-"""Probe: Sophgo ``bm-smi`` status table (per TPU chip: utilisation %, device memory used/total MB).
+"""Probe: Sophgo ``bm-smi`` status table (per TPU chip: utilisation %, device memory used/total MB, temperature,
+``TPU_P`` power in W).
 
 bm-smi redraws its table with ANSI escapes unless run with ``--file=`` or non-looping; escapes are stripped
 and, when several frames were captured, the last frame of each chip wins. Per chip the table has two rows: the
@@ -17,6 +18,7 @@ from farm.workloads.textscan import strip_ansi
 _UTIL = re.compile(r"(\d+(?:\.\d+)?)\s*%")
 _MEMORY = re.compile(r"(?P<used>\d+(?:\.\d+)?)\s*MB\s*/\s*(?P<total>\d+(?:\.\d+)?)\s*MB", re.IGNORECASE)
 _TEMP = re.compile(r"^(\d+(?:\.\d+)?)C$")
+_WATTS = re.compile(r"^(\d+(?:\.\d+)?)W$")
 
 
 @dataclass(frozen=True)
@@ -27,6 +29,7 @@ class TpuChip:
     memory_used_mb: float | None
     memory_total_mb: float | None
     chip_temp_c: float | None = None
+    power_w: float | None = None  # TPU_P: the chip's own power, where the SDK prints it
 
 
 @dataclass(frozen=True)
@@ -41,7 +44,7 @@ def _cells(line: str) -> list[str]:
 def parse_bm_smi(text: str) -> BmSmiReport:
     """Chips in id order; raise OutputParseError when no chip row pair is found."""
     chips: dict[int, TpuChip] = {}
-    pending: tuple[int, str | None, float | None, float | None] | None = None
+    pending: tuple[int, str | None, float | None, float | None, float | None] | None = None
     for line in strip_ansi(text).splitlines():
         if not line.strip().startswith("|"):
             continue
@@ -54,9 +57,16 @@ def parse_bm_smi(text: str) -> BmSmiReport:
             chip_id = int(second[0]) if second and second[0].isdigit() else int(first[0])
             name = first[1] if len(first) > 1 else None
             temp = _TEMP.match(second[2]) if len(second) > 2 else None
-            pending = (chip_id, name, float(utils[-1]), float(temp.group(1)) if temp else None)
+            watts = _WATTS.match(second[3]) if len(second) > 3 else None
+            pending = (
+                chip_id,
+                name,
+                float(utils[-1]),
+                float(temp.group(1)) if temp else None,
+                float(watts.group(1)) if watts else None,
+            )
         elif memory is not None and pending is not None:
-            chip_id, name, util, temp_c = pending
+            chip_id, name, util, temp_c, power_w = pending
             chips[chip_id] = TpuChip(
                 chip_id=chip_id,
                 name=name,
@@ -64,6 +74,7 @@ def parse_bm_smi(text: str) -> BmSmiReport:
                 memory_used_mb=float(memory["used"]),
                 memory_total_mb=float(memory["total"]),
                 chip_temp_c=temp_c,
+                power_w=power_w,
             )
             pending = None
     if not chips:

@@ -30,6 +30,7 @@ from typing import Any, TypeVar
 from farm.sim import procfs
 from farm.sim.adb_wire import AdbConnection, AdbStream, AuthMode, DeviceIdentity, ServiceHandler
 from farm.sim.applets_settings import register_settings_commands
+from farm.sim.battery import CONVENTIONS, FuelGauge, GaugeConvention
 from farm.sim.commands import default_table
 from farm.sim.device_settings import DeviceSettings
 from farm.sim.filesystem import VirtualFS
@@ -131,6 +132,8 @@ class VirtualPhone:
             storage=STORAGE_PROFILES[storage],
             device=DeviceSettings.for_soc(profile, rooted=rooted),
         )
+        self.state.battery = FuelGauge(self.state.thermal, CONVENTIONS.get(soc, GaugeConvention()), clock)
+        self.state.battery.charge_switch = lambda: self.state.device.charging_enabled
         self.state.props["ro.farm.sim.storage"] = storage  # which elastic-infer regime the stand-in models
         fs.lookup = functools.partial(procfs.lookup, self.state)
         self.commands: CommandTable = default_table()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+from farm.sim import battery
 from farm.sim.filesystem import VirtualNode
 from farm.sim.state import PhoneState
 
@@ -51,6 +52,11 @@ def lookup(state: PhoneState, path: str) -> VirtualNode:
     """The node at ``path`` under ``/proc`` or ``/sys``, computed now; ``None`` if it does not exist."""
     if path in _DIRS:
         return list(_DIRS[path])
+    if path.startswith(battery.SUPPLY_DIR) and state.battery is not None:
+        if path == battery.BATTERY_DIR:  # the gauge's files and the kernel's charge switch
+            return sorted([*battery.FILES, "charging_enabled"])
+        if not path.endswith("/charging_enabled"):
+            return battery.lookup(state.battery, path)
     if (tunable := state.device.lookup(path)) is not None:
         return tunable
     if path == "/proc":

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from farm.sim.device_settings import DeviceSettings
+from farm.sim.battery import FuelGauge
 from farm.sim.filesystem import VirtualFS
 from farm.sim.processes import ProcessTable
 from farm.sim.soc import DEFAULT_STORAGE, SOC_PROFILES, STORAGE_PROFILES, SocProfile, StorageProfile
@@ -49,6 +50,7 @@ class PhoneState:
     storage: StorageProfile = STORAGE_PROFILES[DEFAULT_STORAGE]
     # cpufreq policies, GPU devfreq, settings, screen, charge switch (what bench mode pins)
     device: DeviceSettings = field(default_factory=lambda: DeviceSettings.for_soc(SOC_PROFILES["sm8550"], rooted=False))
+    battery: FuelGauge | None = None  # /sys/class/power_supply/battery (see farm.sim.battery)
     _runs: dict[str, int] = field(default_factory=dict)
 
     def rng_for(self, label: str) -> random.Random:

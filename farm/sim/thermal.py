@@ -53,6 +53,8 @@ class ThermalModel:
         self._temps = [z.idle_c for z in zones]
         self._loads: dict[object, tuple[float, float]] = {}
         self._t = clock()
+        # Called (outside the lock) after each load change: the fuel gauge integrates power between changes.
+        self.listeners: list[Callable[[], None]] = []
 
     def _load(self) -> tuple[float, float]:
         cpu = min(1.0, sum(c for c, _ in self._loads.values()))
@@ -76,11 +78,22 @@ class ThermalModel:
         with self._lock:
             self._advance()
             self._loads[key] = (max(0.0, cpu), max(0.0, gpu))
+        self._notify()
 
     def clear_load(self, key: object) -> None:
         with self._lock:
             self._advance()
             self._loads.pop(key, None)
+        self._notify()
+
+    def _notify(self) -> None:
+        for listener in self.listeners:
+            listener()
+
+    def load(self) -> tuple[float, float]:
+        """The summed (cpu, gpu) load now, each capped at full load."""
+        with self._lock:
+            return self._load()
 
     def temperatures_c(self) -> list[float]:
         with self._lock:

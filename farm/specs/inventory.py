@@ -43,6 +43,13 @@ class SshConnection(_Spec):
     connect_timeout_s: Number = Field(default=10.0, gt=0, le=3600)
 
 
+class EnergyMeter(_Spec):
+    """An external power meter of one device: a command run on the device's node that prints watts, one number
+    per line, while it runs (a wrapper around a Monsoon or Joulescope, say); see docs/measurement.md."""
+
+    command: list[Annotated[Text, Field(min_length=1)]] = Field(min_length=1, max_length=64)
+
+
 class Slot(_Spec):
     """One leasable unit of a device, as the scheduler and result rows see it."""
 
@@ -62,6 +69,7 @@ class _Device(_Spec):
     synthetic: bool = False
     idle_temp_c: Number | None = Field(default=None, gt=-50, lt=150)
     bench_mode: BenchMode | None = None  # the device's default profile; a job's own `bench_mode:` wins
+    energy_meter: EnergyMeter | None = None
 
     def slots(self) -> list[Slot]:
         return [Slot(slot_id=self.id, device_id=self.id, kind=self.kind_name, node=self.node, labels=self.labels)]

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from farm.analysis.jobdata import JobData
-from farm.analysis.plots import choose_plots, render
+from farm.analysis.plots import choose_plots, energy_plots, render
 from tests.analysis.jobs import job
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -133,3 +133,20 @@ def test_categories_become_bars(tmp_path: Path) -> None:
 def test_nothing_to_plot_without_measurements(tmp_path: Path) -> None:
     data = job(tmp_path, "broken", [{"status": "failed", "error": "exit code 1", "p_x": 1}])
     assert choose_plots(data) == []
+
+
+def test_energy_per_token_is_plotted_against_the_grid_axes(tmp_path: Path) -> None:
+    rows = _rows(
+        {"p_threads": [1, 2, 4], "slot": ["phone-1"]},
+        decode_tokens_per_s=lambda p: 5.0 * p["p_threads"],
+        j_per_token=lambda p: 0.5 / p["p_threads"],
+        energy_j=lambda p: 30.0 / p["p_threads"],
+    )
+    for row in rows:
+        row.update(energy_valid=True, energy_samples=8.0, energy_period_s=0.5)
+    data = job(tmp_path, "energy", rows)
+    assert "energy_samples" not in data.metrics and "energy_valid" not in data.metrics
+    (spec,) = energy_plots(data)
+    assert (spec.metric, spec.x, spec.panels) == ("j_per_token", "p_threads", ("slot",))
+    _png_ok(render(data, spec, tmp_path / "plots"))
+    assert energy_plots(sparsity_job(tmp_path / "other")) == []  # no energy columns: no energy plot

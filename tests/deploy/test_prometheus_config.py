@@ -53,6 +53,7 @@ def test_every_alert_reads_only_exported_metrics() -> None:
     exported = {m.name for m in FarmMetrics().registry.collect()} | {
         "farm_device_state",
         "farm_device_temperature_celsius",
+        "farm_device_power_watts",
         "farm_job_queued_runs",
         "farm_devices",
     }

@@ -22,6 +22,8 @@ import datetime as dt
 import json
 import logging
 import os
+import shlex
+import shutil
 import threading
 import time
 import uuid
@@ -167,6 +169,10 @@ def test_sophgo_box_runs_both_chips_at_once(box: SshdBox, tmp_path: Path) -> Non
             s = res.samples
             # bm-smi while running: the demo's ~0.8 GB of weights on top of ~1-1.3 GB idle, on its own chip
             assert s["tpu_mem_peak_mb"] > 1500 and s["tpu_util_max_pct"] >= 70 and s["sampler_polls"] >= 1
+            e = res.energy  # the chip's TPU_P over the run; its idle poll came before the chip was loaded
+            assert e["energy_source"] == "bm_smi" and e["energy_valid"] is True, e
+            assert isinstance(e["idle_power_w"], float) and isinstance(e["avg_power_w"], float)
+            assert e["idle_power_w"] < 8 < e["avg_power_w"] < 22, e  # 6.6 W idle, 20.6 W while the model is held
             assert s["bmodel_weight_mib"] == round(models[chip].stat().st_size / (1 << 20), 3)
             assert s["bmodel_runtime_mib"] > 0 and s["bmodel_device_mem_mib"] > s["bmodel_weight_mib"]
             fp = res.fingerprint
@@ -219,6 +225,10 @@ def test_ascend_server_binds_each_run_to_its_npu(box: SshdBox, tmp_path: Path) -
         s = res.samples  # npu-smi saw card 1 (the slot's) hold the demo: ASCEND_RT_VISIBLE_DEVICES=1, DEVICE_ID 0
         assert s["npu_mem_peak_mb"] > 6200 + 310 * 5 and s["npu_aicore_max_pct"] >= 60 and "npu_hbm_peak_mb" not in s
         assert s["npu_power_max_w"] > 20  # 310P3: ~15 W idle, more while the demo runs
+        e = res.energy  # npu-smi's Power(W) integrated over the run; the idle poll right before it read ~15 W
+        assert e["energy_source"] == "npu_smi" and e["energy_valid"] is True and e["energy_samples"] >= 1, e
+        assert isinstance(e["idle_power_w"], float) and isinstance(e["avg_power_w"], float)
+        assert 14 < e["idle_power_w"] < 18 < e["avg_power_w"] < 30, e
         fp = res.fingerprint
         assert fp["fp_npu_name"] == "310P3" and fp["fp_npu_count"] == "2" and fp["fp_npu_driver"] == "24.1.0"
         assert (fp["fp_cann"], fp["fp_torch"], fp["fp_torch_npu"]) == ("7.0.T3", "1.11.0", "1.11.0.post4")
@@ -242,6 +252,23 @@ def test_ascend_server_binds_each_run_to_its_npu(box: SshdBox, tmp_path: Path) -
         wait_until(lambda: box.remote_processes(f"sleep {marker}") == [], timeout=20)
         unknown = dev.execute(request("g", "npu/npu0", ["true"], docker="no-such-container"))
         assert unknown.exit_code == 1 and "No such container" in unknown.stderr
+    finally:
+        dev.close()
+
+
+def test_ssh_host_energy_from_rapl_counters_read_over_ssh(box: SshdBox, tmp_path: Path) -> None:
+    # the box's sshd is this machine: a recorded powercap tree under tmp_path stands in for the server's
+    tree = tmp_path / "powercap"
+    shutil.copytree(Path(__file__).resolve().parents[1] / "data" / "powercap" / "handmade_one_socket", tree)
+    dev = SshHost(HostDevice.model_validate({"kind": "host", "id": "srv", "ssh": ssh_block(box)}))
+    dev.powercap = str(tree)
+    try:
+        pkg = tree / "intel-rapl:0" / "energy_uj"
+        res = dev.execute(request("p", "srv", ["sh", "-c", f"echo 262143500000 > {shlex.quote(str(pkg))}"]))
+        assert res.exit_code == 0, res.stderr
+        e = res.energy
+        assert e["energy_source"] == "rapl" and e["energy_valid"] is True and e["idle_power_w"] == 0.0, e
+        assert e["energy_package_j"] == pytest.approx(0.5) and e["energy_dram_j"] == 0.0
     finally:
         dev.close()
 

@@ -225,6 +225,12 @@ def test_every_phone_job_as_shipped_then_its_analysis(
             regime
         )
         assert all(r["synthetic"] is True and r["fp_synthetic"] == "1" for r in got)
+        # every run read the virtual phone's fuel gauge; a run over before the first poll has no reading to use
+        assert all(r["energy_source"] == "fuel_gauge" and r["energy_valid"] in (True, False) for r in got)
+        valid = [r for r in got if r["energy_valid"]]
+        assert valid and all(r["energy_j"] > 0 and r["idle_power_w"] > 0 for r in valid), name
+        if name.startswith("elastic-infer"):
+            assert all(r["j_per_token"] > 0 for r in valid)
         if name.startswith("elastic-infer"):
             assert all(r["prefill_ms_per_token"] > 0 and r["decode_ms_per_token"] > 0 for r in got)
         else:

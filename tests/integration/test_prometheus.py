@@ -17,6 +17,7 @@ import re
 import shutil
 import signal
 import subprocess
+import sys
 import time
 import urllib.parse
 import urllib.request
@@ -185,7 +186,12 @@ def farm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Any, tuple[
 
     runtime.init_ray(num_cpus=2)
     results = tmp_path_factory.mktemp("results")
-    inventory = Inventory.model_validate({"devices": [{"id": "h1", "kind": "host"}, {"id": "h2", "kind": "host"}]})
+    # h1 has an external power meter (a script printing 3.5 W twenty times a second): its runs have a valid
+    # energy, so the power gauge and the dashboard's power panel have data.
+    meter = tmp_path_factory.mktemp("meter") / "meter.py"
+    meter.write_text("import time\nwhile True:\n    print(3.5, flush=True)\n    time.sleep(0.05)\n")
+    h1 = {"id": "h1", "kind": "host", "energy_meter": {"command": [sys.executable, str(meter)]}}
+    inventory = Inventory.model_validate({"devices": [h1, {"id": "h2", "kind": "host"}]})
     client = FarmClient.start(inventory, str(results), options=ControllerOptions(metrics_port=0, health_interval_s=1))
     try:
         address = client.info().metrics_address
@@ -341,6 +347,8 @@ def test_prometheus_scrapes_a_live_run_and_every_shipped_query_has_data(
     assert len(throughput) == 2  # one last value per device
     ttft = prometheus.instant('farm_run_latency_seconds{metric="ttft_ms"}')
     assert {float(r["value"][1]) for r in ttft} == {0.0125}
+    power = prometheus.instant("farm_device_power_watts")
+    assert ("h1", 3.5) in [(r["metric"]["slot"], float(r["value"][1])) for r in power]  # h2 too, with RAPL
 
     # Each shipped query finds series over the run (temperature only where the host has a sensor).
     end = time.time()

@@ -147,6 +147,7 @@ def test_bm_smi_strips_ansi_and_keeps_last_frame():
         (1, 12, 1024, 10694, 47),
     ]
     assert chips[0].name == "1684X-SC7"
+    assert [c.power_w for c in chips] == [3.0, 3.2]  # TPU_P
 
 
 def test_bm_smi_nothing():
