@@ -10,8 +10,8 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from farm.sim.device_settings import DeviceSettings
 from farm.sim.battery import FuelGauge
+from farm.sim.device_settings import DeviceSettings
 from farm.sim.filesystem import VirtualFS
 from farm.sim.processes import ProcessTable
 from farm.sim.soc import DEFAULT_STORAGE, SOC_PROFILES, STORAGE_PROFILES, SocProfile, StorageProfile
