@@ -23,7 +23,6 @@ drift and the farm's overheads, not what a real phone saves.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import sys
 import tempfile
 import time
@@ -35,14 +34,12 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.common import machine, print_machine
+from bench.common import machine, print_machine, virtual_phone_farm
 from farm.cli.main import main as farm_main
-from farm.client import ControllerOptions, FarmClient, JobState, start_ray, stop_ray
+from farm.client import FarmClient, JobState
 from farm.plan import ANY_SLOT, run_id
 from farm.results import ResultsStore
-from farm.sim.adb_server import AdbServer
-from farm.sim.phone import SimConfig, VirtualPhone, free_port
-from farm.specs.inventory import Inventory
+from farm.sim.phone import SimConfig, VirtualPhone
 from farm.specs.job import load_job
 from farm.stability import StoppingRule, interval
 
@@ -60,7 +57,7 @@ def job_file(folder: Path, name: str, repeat: int | dict[str, Any]) -> Path:
 
 
 def device_minutes(rows: list[dict[str, Any]]) -> float:
-    return sum(r["duration_s"] + (r.get("cooldown_wait_s") or 0.0) for r in rows) / 60.0
+    return float(sum(r["duration_s"] + (r.get("cooldown_wait_s") or 0.0) for r in rows)) / 60.0
 
 
 def point_of(row: dict[str, Any]) -> tuple[str, tuple[tuple[str, Any], ...]]:
@@ -117,31 +114,14 @@ def main() -> int:
     if farm_main(["sim", "artifacts", str(fixed_path)]) != 0:  # labelled placeholders at the job's artifact paths
         return 1
     root = str(tmp / "results")
-    server = AdbServer(free_port(), home=str(tmp / "adb-home")).start()
     phones = [
         VirtualPhone(f"vphone-{k}", seed=args.seed + k, config=SimConfig(0.02, 0.1, 0.6, noise)).start()
         for k, noise in enumerate(noises)
     ]
     started = time.monotonic()
-    try:
-        for phone in phones:
-            server.connect(phone.serial)
-        server.wait_for([p.serial for p in phones], "device")
-        inv = Inventory.model_validate({"devices": [p.inventory_entry(server_port=server.port) for p in phones]})
-        start_ray()
-        client = FarmClient.start(inv, root, options=ControllerOptions())
-        try:
-            fixed = run_job(client, fixed_path, root)
-            adaptive = run_job(client, adaptive_path, root)
-        finally:
-            client.shutdown(timeout=60)
-            stop_ray()
-    finally:
-        for phone in phones:
-            with contextlib.suppress(Exception):
-                server.disconnect(phone.serial)
-            phone.close()
-        server.kill()
+    with virtual_phone_farm(tmp / "adb-home", phones, root) as client:
+        fixed = run_job(client, fixed_path, root)
+        adaptive = run_job(client, adaptive_path, root)
     elapsed = time.monotonic() - started
     rule = StoppingRule(args.min, args.max, args.ci, method=args.method, seed=load_job(fixed_path).seed)
     n_best, best_min, best_width = oracle_fixed(fixed, rule, "fixed")

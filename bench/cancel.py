@@ -26,6 +26,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Mapping
 from pathlib import Path
 
 import yaml
@@ -33,7 +34,7 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 
 
-def _trial(tmp: Path, name: str, grid: dict[str, object]) -> tuple[float, float, int, int]:
+def _trial(tmp: Path, name: str, grid: Mapping[str, object]) -> tuple[float, float, int, int]:
     job = tmp / f"{name}.yaml"
     job.write_text(
         yaml.safe_dump(

@@ -16,14 +16,17 @@ import shlex
 import subprocess
 import sys
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from farm.client import ControllerOptions, FarmClient, JobState, JobStatus
 from farm.specs.inventory import Inventory
+
+if TYPE_CHECKING:
+    from farm.sim.phone import VirtualPhone
 
 # What every benchmarked run executes, on the farm and in every baseline: a process that sleeps, then prints
 # one metric line the regex adapter parses (so a run is a full ``ok`` row, not a parse error).
@@ -240,4 +243,38 @@ def virtual_phone_process(root: Path) -> Iterator[PhoneProcess]:
         if proc.stdin is not None:
             proc.stdin.close()
         proc.wait(30)
+        server.kill()
+
+
+@contextlib.contextmanager
+def virtual_phone_farm(
+    home: Path, phones: Sequence[VirtualPhone], root: str, *, entry: Mapping[str, Any] | None = None
+) -> Iterator[FarmClient]:
+    """A controller on a local Ray over started ``phones`` behind a private adb server (its state under ``home``),
+    writing results under ``root``; ``entry`` is merged into each phone's inventory entry. Phones, server, controller
+    and Ray are all stopped on exit."""
+    from farm.client import start_ray, stop_ray
+    from farm.sim import free_port
+    from farm.sim.adb_server import AdbServer
+
+    server = AdbServer(free_port(), home=str(home)).start()
+    try:
+        for phone in phones:
+            server.connect(phone.serial)
+        server.wait_for([p.serial for p in phones], "device")
+        inv = Inventory.model_validate(
+            {"devices": [{**p.inventory_entry(server_port=server.port), **(entry or {})} for p in phones]}
+        )
+        start_ray()
+        client = FarmClient.start(inv, root, options=ControllerOptions())
+        try:
+            yield client
+        finally:
+            client.shutdown(timeout=60)
+            stop_ray()
+    finally:
+        for phone in phones:
+            with contextlib.suppress(Exception):
+                server.disconnect(phone.serial)
+            phone.close()
         server.kill()

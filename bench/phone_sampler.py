@@ -36,7 +36,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from actors.phone import Phone
+from actors.phone import Phone, PhoneSampler
 from actors.transports.adb import AdbTransport
 from bench.common import virtual_phone_process
 from farm.specs.inventory import AndroidDevice
@@ -109,6 +109,7 @@ def main() -> int:
                     if sampler is not None:
                         samples = sampler.stop()  # its last poll (temp_end_c) is part of its cost
                         polls.append(samples["sampler_polls"])
+                        assert isinstance(sampler, PhoneSampler)
                         energy = sampler.energy_columns()
                         assert energy.get("energy_valid") is True, energy
                         rtt_ms.append(samples.get("sampler_poll_ms", float("nan")))

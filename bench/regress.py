@@ -20,7 +20,6 @@ noise, thermal drift and the farm's run-to-run variation, not what a real phone 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import sys
 import tempfile
 import time
@@ -31,15 +30,13 @@ import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.common import machine, print_machine
-from farm.analysis.jobdata import load_job as load_job_data
+from bench.common import machine, print_machine, virtual_phone_farm
+from farm.analysis.jobdata import load_job_data
 from farm.analysis.regress import DEFAULT_ALPHA, DEFAULT_MIN_EFFECT, RegressRow, regress
 from farm.cli.main import main as farm_main
-from farm.client import ControllerOptions, FarmClient, JobState, start_ray, stop_ray
-from farm.sim.adb_server import AdbServer
-from farm.sim.phone import SimConfig, VirtualPhone, free_port
+from farm.client import FarmClient, JobState
+from farm.sim.phone import SimConfig, VirtualPhone
 from farm.sim.standin_model import SLOWDOWN_ENV
-from farm.specs.inventory import Inventory
 from farm.specs.job import load_job
 
 REPO = Path(__file__).resolve().parents[1]
@@ -107,36 +104,17 @@ def main() -> int:
     if farm_main(["sim", "artifacts", str(probe)]) != 0:  # labelled placeholders at the job's artifact paths
         return 1
     root = str(tmp / "results")
-    server = AdbServer(free_port(), home=str(tmp / "adb-home")).start()
     phones = [VirtualPhone(f"vphone-{k}", seed=k, config=SIM).start() for k in range(args.phones)]
     started = time.monotonic()
     slow_rows: list[RegressRow] = []
     null_trials: list[list[RegressRow]] = []
-    try:
-        for phone in phones:
-            server.connect(phone.serial)
-        server.wait_for([p.serial for p in phones], "device")
-        inv = Inventory.model_validate(
-            {"devices": [{**p.inventory_entry(server_port=server.port), "synthetic": False} for p in phones]}
-        )
-        start_ray()
-        client = FarmClient.start(inv, root, options=ControllerOptions())
-        try:
-            for k in range(args.trials):
-                slow_rows += run_trial(client, folder, root, args.job, f"cal-slow-{k}", args.repeat, args.slowdown)
-                print(f"slow trial {k}: {[r.verdict for r in slow_rows[-args.phones :]]}", flush=True)
-            for k in range(args.null_trials):
-                null_trials.append(run_trial(client, folder, root, args.job, f"cal-null-{k}", args.repeat, None))
-                print(f"null trial {k}: {[r.verdict for r in null_trials[-1]]}", flush=True)
-        finally:
-            client.shutdown(timeout=60)
-            stop_ray()
-    finally:
-        for phone in phones:
-            with contextlib.suppress(Exception):
-                server.disconnect(phone.serial)
-            phone.close()
-        server.kill()
+    with virtual_phone_farm(tmp / "adb-home", phones, root, entry={"synthetic": False}) as client:
+        for k in range(args.trials):
+            slow_rows += run_trial(client, folder, root, args.job, f"cal-slow-{k}", args.repeat, args.slowdown)
+            print(f"slow trial {k}: {[r.verdict for r in slow_rows[-args.phones :]]}", flush=True)
+        for k in range(args.null_trials):
+            null_trials.append(run_trial(client, folder, root, args.job, f"cal-null-{k}", args.repeat, None))
+            print(f"null trial {k}: {[r.verdict for r in null_trials[-1]]}", flush=True)
     elapsed = time.monotonic() - started
     caught = sum(r.verdict == "regression" for r in slow_rows)
     alarms = sum(any(r.verdict in ("regression", "improvement") for r in rows) for rows in null_trials)
