@@ -85,7 +85,8 @@ def memory_split(text: str) -> dict[str, str]:
 
 
 def tpu_readings(report: BmSmiReport) -> dict[int, Reading]:
-    """Per chip id: ``mem_used_mb``, ``util_pct``, ``temp_c``, ``power_w`` (those bm-smi printed)."""
+    """Per chip id: ``mem_used_mb``, ``util_pct``, ``temp_c``, ``power_w``, ``clock_mhz``, ``max_clock_mhz`` (those
+    bm-smi printed); the clocks are what bench mode records of a box's state."""
     out: dict[int, Reading] = {}
     for chip in report.chips:
         values = {
@@ -93,6 +94,8 @@ def tpu_readings(report: BmSmiReport) -> dict[int, Reading]:
             "util_pct": chip.util_pct,
             "temp_c": chip.chip_temp_c,
             "power_w": chip.power_w,
+            "clock_mhz": chip.clock_mhz,
+            "max_clock_mhz": chip.max_clock_mhz,
         }
         out[chip.chip_id] = {k: v for k, v in values.items() if v is not None}
     return out

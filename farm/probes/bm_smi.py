@@ -1,10 +1,12 @@
 """Probe: Sophgo ``bm-smi`` status table (per TPU chip: utilisation %, device memory used/total MB, temperature,
-``TPU_P`` power in W).
+``TPU_P`` power in W, the clock: ``Minclk``, ``Maxclk``, ``Currclk`` in MHz).
 
 bm-smi redraws its table with ANSI escapes unless run with ``--file=`` or non-looping; escapes are stripped
 and, when several frames were captured, the last frame of each chip wins. Per chip the table has two rows: the
 first ends with ``Tpu-Util`` (``NN%``), the second holds ``Memory-Usage`` as ``<used>MB/ <total>MB``. Layouts
-with several ``MB/ MB`` pairs on that row (newer SDKs list extra heaps) report the first pair.
+with several ``MB/ MB`` pairs on that row (newer SDKs list extra heaps) report the first pair. The second row's
+``<n>M`` cells are the clocks, in the header's order ``Minclk Maxclk … Currclk`` (wherever the SDK puts ``Fan``);
+a row with another count of them reports none.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ _UTIL = re.compile(r"(\d+(?:\.\d+)?)\s*%")
 _MEMORY = re.compile(r"(?P<used>\d+(?:\.\d+)?)\s*MB\s*/\s*(?P<total>\d+(?:\.\d+)?)\s*MB", re.IGNORECASE)
 _TEMP = re.compile(r"^(\d+(?:\.\d+)?)C$")
 _WATTS = re.compile(r"^(\d+(?:\.\d+)?)W$")
+_MHZ = re.compile(r"(?<![\w.:/])(\d+)M(?!\w)")  # ``1000M``, not ``0MB`` or a bus id
 
 
 @dataclass(frozen=True)
@@ -30,6 +33,9 @@ class TpuChip:
     memory_total_mb: float | None
     chip_temp_c: float | None = None
     power_w: float | None = None  # TPU_P: the chip's own power, where the SDK prints it
+    min_clock_mhz: float | None = None
+    max_clock_mhz: float | None = None
+    clock_mhz: float | None = None  # Currclk
 
 
 @dataclass(frozen=True)
@@ -67,6 +73,8 @@ def parse_bm_smi(text: str) -> BmSmiReport:
             )
         elif memory is not None and pending is not None:
             chip_id, name, util, temp_c, power_w = pending
+            clocks = [float(mhz) for mhz in _MHZ.findall(line)]
+            lo, hi, now = clocks if len(clocks) == 3 else (None, None, None)
             chips[chip_id] = TpuChip(
                 chip_id=chip_id,
                 name=name,
@@ -75,6 +83,9 @@ def parse_bm_smi(text: str) -> BmSmiReport:
                 memory_total_mb=float(memory["total"]),
                 chip_temp_c=temp_c,
                 power_w=power_w,
+                min_clock_mhz=lo,
+                max_clock_mhz=hi,
+                clock_mhz=now,
             )
             pending = None
     if not chips:

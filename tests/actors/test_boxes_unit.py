@@ -100,9 +100,10 @@ def test_different_weights_are_named_in_the_problem() -> None:
 
 def test_bm_smi_readings_take_the_last_frame_per_chip() -> None:
     text = (DATA / "bm_smi" / "handmade_two_chips_ansi.txt").read_text()
+    clocks = {"clock_mhz": 1000.0, "max_clock_mhz": 1000.0}  # Currclk, Maxclk
     assert tpu_readings(parse_bm_smi(text)) == {
-        0: {"mem_used_mb": 6123.0, "util_pct": 87.0, "temp_c": 55.0, "power_w": 3.0},
-        1: {"mem_used_mb": 1024.0, "util_pct": 12.0, "temp_c": 47.0, "power_w": 3.2},
+        0: {"mem_used_mb": 6123.0, "util_pct": 87.0, "temp_c": 55.0, "power_w": 3.0, **clocks},
+        1: {"mem_used_mb": 1024.0, "util_pct": 12.0, "temp_c": 47.0, "power_w": 3.2, **clocks},
     }
     assert bm_smi_fingerprint(text) == {
         "fp_tpu_chips": "2",

@@ -148,6 +148,7 @@ def test_bm_smi_strips_ansi_and_keeps_last_frame():
     ]
     assert chips[0].name == "1684X-SC7"
     assert [c.power_w for c in chips] == [3.0, 3.2]  # TPU_P
+    assert [(c.min_clock_mhz, c.max_clock_mhz, c.clock_mhz) for c in chips] == [(25, 1000, 1000)] * 2
 
 
 def test_bm_smi_nothing():
