@@ -192,6 +192,9 @@ def test_discover_lists_ready_phones_as_inventory_entries(
 
 
 @pytest.mark.ray
+# Six shipped jobs run end to end on three phones (hundreds of runs): ~7 min on a lightly loaded 2-core machine,
+# past the suite's 600 s default when the machine is shared. Each job's own wait is bounded at 900 s below.
+@pytest.mark.timeout(3600)
 def test_every_phone_job_as_shipped_then_its_analysis(
     adb_server: AdbServer,
     virtual_phones: PhoneFactory,
