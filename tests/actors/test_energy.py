@@ -78,7 +78,9 @@ def test_an_external_meter_is_read_during_the_run(tmp_path: Path) -> None:
     e = run(dev, ["sleep", "0.6"]).energy
     assert e["energy_source"] == "meter" and e["energy_valid"] is True, e
     assert e["avg_power_w"] == pytest.approx(2.5) and e["idle_power_w"] == pytest.approx(2.5)
-    assert isinstance(e["energy_j"], float) and e["energy_j"] >= 2.5 * 0.6
+    # 2.5 W over the span the meter's samples cover: most of the 0.6 s run (the edges before its first and after its
+    # last sample are not extrapolated, so under load the span can fall a little short of the run)
+    assert isinstance(e["energy_j"], float) and 2.5 * 0.5 <= e["energy_j"] <= 2.5 * 10
     assert e["energy_samples"] >= 3
 
 
