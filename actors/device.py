@@ -23,6 +23,7 @@ from actors.energy import MeterSampler, WithEnergy, energy_columns
 from actors.host_probe import column_suffix
 from actors.lease import SlotLease
 from actors.messages import RunRequest, RunResult, ThermalGate
+from actors.rss_watch import peak_mib
 from actors.run_files import rendered_copy
 from actors.transports.base import Transport
 from farm.errors import FarmError, InfraError, RunRefused
@@ -261,6 +262,11 @@ class Device(ABC):
                             req.docker, killed.stderr.strip()[-200:])  # fmt: skip
         if started and req.collect and req.workdir:
             self._collect(transport, req, before, res)
+        if started and completed.reaped_peak_kib is not None and req.docker is None:
+            # The kernel's own peak of the command (the sampler may not have sampled a run that short).
+            peak = peak_mib(res.samples.get("peak_rss_mib"), completed.reaped_peak_kib)
+            if peak is not None:
+                res.samples["peak_rss_mib"] = peak
         if started:
             res.exit_code = completed.exit_code
             res.stdout = completed.stdout

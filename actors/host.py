@@ -10,8 +10,9 @@ from pathlib import Path
 from actors.bench.host import HostBench, saved_file
 from actors.bench.session import BenchControl, SavedFile
 from actors.device import Device, RunSampler
-from actors.energy import POWERCAP, RaplSampler, WithEnergy, rapl_domains
-from actors.host_probe import PeakRssSampler, host_fingerprint
+from actors.energy import POWERCAP, RaplDomain, RaplSampler, WithEnergy, rapl_domains
+from actors.host_probe import host_fingerprint
+from actors.rss_watch import PeakRssSampler
 from actors.transports.base import Transport
 from actors.transports.local import LocalTransport
 from farm.specs.inventory import HostDevice, Slot
@@ -45,6 +46,8 @@ class LocalHost(Device):
         super().__init__(spec)
         self._transport = LocalTransport()
         self._bin = str(Path(sys.executable).parent)
+        self._zones: list[Path] | None = None  # thermal zones' temp files, listed on first use
+        self._rapl: tuple[Path, list[RaplDomain]] | None = None  # (powercap root, its domains), listed on first use
 
     def transport(self, slot_id: str) -> Transport:
         return self._transport
@@ -54,7 +57,9 @@ class LocalHost(Device):
         return {"PATH": f"{self._bin}{os.pathsep}{path}" if path else self._bin}
 
     def sampler(self, slot_id: str) -> RunSampler:
-        domains = rapl_domains(self.powercap)
+        if self._rapl is None or self._rapl[0] != self.powercap:
+            self._rapl = (self.powercap, rapl_domains(self.powercap))
+        domains = self._rapl[1]
         if not domains:
             return _RssSampler()
         rapl = RaplSampler(domains)
@@ -66,10 +71,12 @@ class LocalHost(Device):
         return HostBench(self._transport), saved_file(self._transport, farm_dir, self.spec.id)
 
     def temperature_c(self) -> float | None:
+        if self._zones is None:
+            self._zones = [zone / "temp" for zone in _THERMAL.glob("thermal_zone*")]
         temps = []
-        for zone in _THERMAL.glob("thermal_zone*"):
+        for zone in self._zones:
             try:
-                temps.append(int((zone / "temp").read_text().strip()) / 1000.0)
+                temps.append(int(zone.read_text().strip()) / 1000.0)
             except (OSError, ValueError):
                 continue
         return max(temps) if temps else None

@@ -1,12 +1,8 @@
-"""Probes of the local host: the environment fingerprint and a peak-RSS sampler for local process trees.
+"""Probes of the local host: ``/proc`` process helpers and the environment fingerprint.
 
-Everything here reads ``/proc`` and the Python runtime of the machine this code runs on; a host actor and the
-local transport's kill path use it. Remote devices get their probes from their own transports.
-
-Sampler cost, measured on the project's 2-core dev VM (kernel without ``/proc/<pid>/task/*/children``,
-about 90 processes, so descendants are found by scanning ``/proc``): with ``interval_s=0.05`` the sampler
-thread uses about 1 % of one core on a three-process tree (0.2 % of it is just waking up 20 times a second);
-``tests/actors/test_host_probe.py`` checks it through :attr:`PeakRssSampler.cpu_fraction`.
+Everything here reads ``/proc`` and the Python runtime of the machine this code runs on; a host actor, the peak-RSS
+sampler (:mod:`actors.rss_watch`) and the local transport's kill path use it. Remote devices get their probes from
+their own transports.
 """
 
 from __future__ import annotations
@@ -18,8 +14,7 @@ import platform
 import re
 import socket
 import threading
-import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -46,7 +41,8 @@ class ProcStat:
 def read_stat(pid: int) -> ProcStat | None:
     """Parse ``/proc/<pid>/stat``; ``None`` when the process is gone."""
     try:
-        raw = (_PROC / str(pid) / "stat").read_bytes()
+        with open(f"{_PROC}/{pid}/stat", "rb") as fh:  # str paths: this runs for every process of a /proc scan
+            raw = fh.read()
     except (FileNotFoundError, ProcessLookupError, PermissionError):
         return None
     # comm (field 2) may hold spaces and parentheses: the fields after it start after the *last* ')'.
@@ -74,10 +70,6 @@ def group_members(pgid: int) -> list[int]:
     return [s.pid for s in iter_stats() if s.pgid == pgid and s.state != "Z"]
 
 
-def _has_children_files(pid: int) -> bool:
-    return (_PROC / str(pid) / "task" / str(pid) / "children").exists()
-
-
 def _children_from_files(pid: int) -> list[int]:
     out: list[int] = []
     try:
@@ -92,9 +84,23 @@ def _children_from_files(pid: int) -> list[int]:
     return out
 
 
-def descendants(root: int) -> list[int]:
-    """``root`` and every process below it, via ``children`` files or, without them, a ``/proc`` scan."""
-    if _has_children_files(root):
+def has_children_files(pid: int) -> bool:
+    """Whether the kernel lists a process's children in ``/proc/<pid>/task/*/children`` (``CONFIG_PROC_CHILDREN``)."""
+    return os.path.exists(f"{_PROC}/{pid}/task/{pid}/children")
+
+
+def parent_map() -> dict[int, list[int]]:
+    """Every live process's children by parent pid: one full ``/proc`` scan, for kernels without children files."""
+    by_parent: dict[int, list[int]] = {}
+    for stat in iter_stats():
+        by_parent.setdefault(stat.ppid, []).append(stat.pid)
+    return by_parent
+
+
+def descendants(root: int, by_parent: dict[int, list[int]] | None = None) -> list[int]:
+    """``root`` and every process below it, via ``children`` files or, without them, a ``/proc`` scan (or the
+    ``by_parent`` map of one scan shared by several trees)."""
+    if by_parent is None and has_children_files(root):
         found = [root]
         frontier = [root]
         while frontier:
@@ -104,9 +110,8 @@ def descendants(root: int) -> list[int]:
             found.extend(nxt)
             frontier = nxt
         return found
-    by_parent: dict[int, list[int]] = {}
-    for stat in iter_stats():
-        by_parent.setdefault(stat.ppid, []).append(stat.pid)
+    if by_parent is None:
+        by_parent = parent_map()
     found = [root]
     frontier = [root]
     while frontier:
@@ -118,7 +123,8 @@ def descendants(root: int) -> list[int]:
 def read_rss_hwm_kib(pid: int) -> tuple[int, int] | None:
     """``(VmRSS, VmHWM)`` of one process in KiB; ``None`` when it is gone or is a zombie (no memory lines)."""
     try:
-        text = (_PROC / str(pid) / "status").read_text()
+        with open(f"{_PROC}/{pid}/status") as fh:
+            text = fh.read()
     except (FileNotFoundError, ProcessLookupError, PermissionError):
         return None
     rss = hwm = None
@@ -130,111 +136,6 @@ def read_rss_hwm_kib(pid: int) -> tuple[int, int] | None:
     if rss is None or hwm is None:
         return None
     return rss, hwm
-
-
-# --- peak RSS sampler ---
-
-
-class PeakRssSampler:
-    """Samples the summed resident memory of a process tree in a background thread and keeps the peak.
-
-    The peak is ``max(highest sampled sum of VmRSS over the tree, highest VmHWM of any single process)``: the
-    sum catches multi-process workloads, VmHWM (the kernel's own high-water mark) catches a single process's
-    peak between two samples. Values are MiB (``peak_rss_mib`` follows the kernel's KiB-based units).
-
-    Pass an unstarted sampler as a transport's ``on_start`` callback: calling it with a pid starts it::
-
-        sampler = PeakRssSampler()
-        completed = transport.run(argv, on_start=sampler)
-        peak_rss_mib = sampler.stop()
-
-    Without ``/proc/<pid>/task/*/children`` (kernels built without ``CONFIG_PROC_CHILDREN``) new descendants
-    are discovered by a full ``/proc`` scan every ``rescan_every`` samples, while the known ones are read
-    every sample; this keeps the sampler's own CPU use small enough not to disturb the benchmark it measures.
-    """
-
-    def __init__(self, pid: int | None = None, interval_s: float = 0.05, rescan_every: int = 10) -> None:
-        if interval_s <= 0:
-            raise ValueError(f"interval_s must be positive, got {interval_s}")
-        self.pid = pid
-        self.interval_s = interval_s
-        self.rescan_every = max(1, rescan_every)
-        self.samples = 0
-        self.cpu_seconds = 0.0  # CPU time used by the sampler thread itself
-        self.wall_seconds = 0.0
-        self._peak_kib = 0
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-
-    def __call__(self, pid: int) -> None:
-        self.start(pid)
-
-    def start(self, pid: int | None = None) -> None:
-        """Start sampling ``pid`` (or the pid given at construction)."""
-        if pid is not None:
-            self.pid = pid
-        if self.pid is None:
-            raise ValueError("PeakRssSampler.start needs a pid")
-        if self._thread is not None:
-            raise RuntimeError("PeakRssSampler already started")
-        self._thread = threading.Thread(target=self._loop, name=f"peak-rss-{self.pid}", daemon=True)
-        self._thread.start()
-
-    def stop(self) -> float:
-        """Stop sampling; return the peak in MiB (``nan`` if the process was gone before the first sample)."""
-        if self._thread is not None:
-            self._stop.set()
-            self._thread.join()
-        return self.peak_rss_mib
-
-    @property
-    def peak_rss_mib(self) -> float:
-        return self._peak_kib / _KIB_PER_MIB if self.samples else float("nan")
-
-    @property
-    def cpu_fraction(self) -> float:
-        """The sampler's own CPU use as a fraction of one core over its lifetime."""
-        return self.cpu_seconds / self.wall_seconds if self.wall_seconds > 0 else 0.0
-
-    def _loop(self) -> None:
-        assert self.pid is not None
-        root = self.pid
-        cpu0, wall0 = time.thread_time(), time.monotonic()
-        use_children_files = _has_children_files(root)
-        known: list[int] = [root]
-        tick = 0
-        try:
-            while True:
-                if use_children_files or tick % self.rescan_every == 0:
-                    known = descendants(root)
-                if not self._sample(known) and read_stat(root) is None:
-                    break  # the whole tree is gone
-                tick += 1
-                if self._stop.wait(self.interval_s):
-                    # One last look (the tree may have grown since the scan) — only while the root still exists:
-                    # once it is gone the look is a full /proc scan for nothing, on the path between two runs.
-                    if read_stat(root) is not None:
-                        self._sample(descendants(root))
-                    break
-        finally:
-            self.cpu_seconds = time.thread_time() - cpu0
-            self.wall_seconds = time.monotonic() - wall0
-
-    def _sample(self, pids: Iterable[int]) -> bool:
-        total = 0
-        seen = False
-        for pid in pids:
-            mem = read_rss_hwm_kib(pid)
-            if mem is None:
-                continue
-            seen = True
-            rss, hwm = mem
-            total += rss
-            self._peak_kib = max(self._peak_kib, hwm)
-        if seen:
-            self._peak_kib = max(self._peak_kib, total)
-            self.samples += 1
-        return seen
 
 
 # --- environment fingerprint ---

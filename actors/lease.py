@@ -10,6 +10,7 @@ wait); a crashed holder's lease ends with its process (see :mod:`farm.locks`).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import os
@@ -33,6 +34,11 @@ def lease_dir() -> Path:
 
 def lease_path(slot_id: str) -> Path:
     """The lock file of ``slot_id``: readable, and distinct for slot ids that differ only in odd characters."""
+    return _lease_path(slot_id, os.environ.get(LEASE_DIR_ENV))
+
+
+@functools.lru_cache(maxsize=1024)
+def _lease_path(slot_id: str, configured: str | None) -> Path:  # once per slot, not once per run
     safe = re.sub(r"[^A-Za-z0-9._-]", "_", slot_id)[:80]
     digest = hashlib.sha256(slot_id.encode()).hexdigest()[:12]
     return lease_dir() / f"{safe}-{digest}.lock"

@@ -1,7 +1,17 @@
-"""What the controller sends a device actor and what comes back: plain dataclasses that cross Ray by pickle."""
+"""What the controller sends a device actor and what comes back: plain dataclasses that cross Ray as bytes.
+
+A run's request and result cross Ray once each per run, so how they serialise is part of every run's cost. Handed
+to Ray as dataclasses they go through cloudpickle (its per-object Python hook); packed here with the standard
+pickle first (:func:`pack_request`, :func:`pack_result`) they reach Ray as one ``bytes`` value, which it passes
+through untouched: measured on the dev VM, about 0.2-0.3 ms less CPU per run on each side. The one exception is an
+artifact's Ray object reference (cluster mode), which must travel as itself for Ray to track it: it is sent beside
+the bytes and put back on arrival.
+"""
 
 from __future__ import annotations
 
+import dataclasses
+import pickle
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -87,3 +97,29 @@ class CollectedFile:
     sha256: str
     size: int
     data: bytes
+
+
+def pack_request(req: RunRequest) -> tuple[bytes, list[Any]]:
+    """``req`` as bytes, plus its artifacts' object references (see the module docstring)."""
+    refs = [a.ref for a in req.artifacts]
+    if any(ref is not None for ref in refs):
+        req = dataclasses.replace(req, artifacts=[dataclasses.replace(a, ref=None) for a in req.artifacts])
+    return pickle.dumps(req, protocol=pickle.HIGHEST_PROTOCOL), refs
+
+
+def unpack_request(data: bytes, refs: list[Any]) -> RunRequest:
+    # Bytes from the controller over Ray, which unpickles every message between the two anyway: no new trust boundary.
+    req: RunRequest = pickle.loads(data)  # noqa: S301
+    if refs:
+        arts = [dataclasses.replace(a, ref=ref) for a, ref in zip(req.artifacts, refs, strict=True)]
+        req = dataclasses.replace(req, artifacts=arts)
+    return req
+
+
+def pack_result(res: RunResult) -> bytes:
+    return pickle.dumps(res, protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def unpack_result(data: bytes) -> RunResult:
+    res: RunResult = pickle.loads(data)  # noqa: S301 - from the device actor over Ray (see unpack_request)
+    return res

@@ -10,7 +10,7 @@ import os
 import socket
 from typing import Any
 
-from actors.messages import RunRequest, RunResult
+from actors.messages import pack_result, unpack_request
 from actors.registry import make_device
 from farm.specs.inventory import Inventory
 
@@ -46,10 +46,12 @@ class DeviceActor:
             "synthetic": self.device.synthetic,
         }
 
-    def execute(self, req: RunRequest) -> RunResult:
-        res = self.device.execute(req)
+    def execute(self, data: bytes, refs: list[Any] | None = None) -> bytes:
+        """Run one request packed by :func:`~actors.messages.pack_request` (``refs`` only when an artifact has an
+        object reference); its result, packed."""
+        res = self.device.execute(unpack_request(data, refs or []))
         res.node = self.hostname
-        return res
+        return pack_result(res)
 
     def cancel(self, run_id: str) -> bool:
         return self.device.cancel(run_id)

@@ -6,7 +6,7 @@ What it adds to an SSH device (:mod:`actors.ssh_device`):
 * **Sampler** — :class:`RemoteRssSampler` polls ``/proc/<pid>/status`` of every process in the run's process
   group (the transport starts each command as its own group): ``peak_rss_mib`` is the larger of the highest
   ``VmHWM`` of one process and the highest summed ``VmRSS`` seen at a poll, as for a local host
-  (:class:`~actors.host_probe.PeakRssSampler`), in MiB. Polls after 0.1 s, 0.3 s, then every 0.5 s, one SSH
+  (:class:`~actors.rss_watch.PeakRssSampler`), in MiB. Polls after 0.1 s, 0.3 s, then every 0.5 s, one SSH
   round trip each; a run shorter than the first poll has no ``peak_rss_mib``.
 * **Fingerprint** — :meth:`~actors.ssh_device.SshDevice.host_fingerprint`: ``fp_kernel`` (``uname -r``),
   ``fp_cpu_model`` (``/proc/cpuinfo``), ``fp_cpu_count`` (``nproc``), ``fp_arch``, ``fp_os``, ``fp_hostname``,

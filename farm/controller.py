@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
+import functools
 import logging
+import os
 import time
 import uuid
 from collections import Counter, deque
@@ -24,10 +25,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from actors.messages import ArtifactRef, RunRequest, RunResult, ThermalGate
+from actors.messages import ArtifactRef, RunRequest, RunResult, ThermalGate, pack_request, unpack_result
 from farm.errors import ConfigError, ControllerError, ResultsError
 from farm.metrics import DeviceSnapshot, FarmMetrics, FarmSnapshot
-from farm.plan import ANY_SLOT, RunSpec, adaptive_repeats, check_job_on, count_runs, plan_runs, render
+from farm.plan import ANY_SLOT, Rendered, RunSpec, adaptive_repeats, check_job_on, count_runs, plan_runs, render
+from farm.recorder import Recorder
 from farm.results import ResultsStore, ResultsWriter
 from farm.rows import build_row, classify, collected_columns, job_settings, log_text
 from farm.scheduler import Final, Scheduler, SlotState
@@ -104,6 +106,7 @@ class Controller:
         self.inflight: dict[str, _Inflight] = {}  # slot id → run in flight
         self._rechecking: set[str] = set()  # devices whose lost actor is being waited for (_hold_until_healthy)
         self._wake = asyncio.Event()
+        self._recorder_thread: Recorder | None = None  # writes finished runs' logs and rows (started on first use)
         self._tasks: list[asyncio.Task[None]] = []
         self._started = False
         self.dispatch_latencies: deque[float] = deque(maxlen=100_000)  # the latest runs' latencies
@@ -375,9 +378,10 @@ class Controller:
             ArtifactRef(a.name, a.sha256, a.size, dst, a.mode, a.local_path, a.ref, tuple(consts.items()))
             for a, (_, dst, _), consts in zip(rec.artifacts, rendered.artifacts, rendered.constants, strict=True)
         ]
-        req = _request(rec, run, slot_id, attempt, rendered.argv, rendered.env, rendered.workdir, arts)
-        req = dataclasses.replace(req, inputs=rendered.inputs, collect=rendered.collect)
-        ref = self.devices[slot.device_id].execute.remote(req)
+        req = _request(rec, run, slot_id, attempt, rendered.argv, rendered.env, rendered.workdir, arts, rendered)
+        data, refs = pack_request(req)
+        actor = self.devices[slot.device_id]
+        ref = actor.execute.remote(data, refs) if any(r is not None for r in refs) else actor.execute.remote(data)
         self.inflight[slot_id] = _Inflight(job_id, run, req, ref)
         asyncio.get_running_loop().create_task(self._await_run(slot_id))
 
@@ -385,7 +389,7 @@ class Controller:
         fl = self.inflight[slot_id]
         actor_lost = False
         try:
-            res: RunResult = await fl.ref
+            res = unpack_result(await fl.ref)
         except Exception as exc:
             res = _failed_call(exc)
             actor_lost = res.infra_error is not None
@@ -427,19 +431,25 @@ class Controller:
             log.warning("run %s on %s: %s — retrying", fl.req.run_id, slot_id, error)
         else:
             rec.statuses[status] += 1
-        # The slot is free: let the loop hand it its next run while this run's log and row are written in a
-        # thread. Writing them here would block the loop on two fsyncs per run (and on Parquet flushes), which
-        # delays every other slot's dispatch; the job is not reported done until ``recording`` is back to 0.
+        # The slot is free: let the loop hand it its next run while the recorder thread writes this run's log and
+        # row (file I/O and Parquet flushes would delay every other slot's dispatch); the job is not reported done
+        # until ``recording`` is back to 0.
         self._wake.set()
         rec.recording += 1
-        try:
-            closing = final.closing if final is not None else None
-            await asyncio.to_thread(self._record, rec, fl.run, fl.req, res, status, error, metrics, closing)
-        except Exception:
-            log.exception("run %s on %s: its log or result row could not be written", fl.req.run_id, slot_id)
-        finally:
+        closing = final.closing if final is not None else None
+        write = functools.partial(self._record, rec, fl.run, fl.req, res, status, error, metrics, closing)
+        self._recorder().submit(rec, write)
+
+    def _recorder(self) -> Recorder:
+        if self._recorder_thread is None:
+            self._recorder_thread = Recorder(asyncio.get_running_loop(), self._recorded)
+        return self._recorder_thread
+
+    def _recorded(self, records: list[_JobRecord]) -> None:
+        """On the loop: the recorder wrote these runs' logs and rows."""
+        for rec in records:
             rec.recording -= 1
-            self._wake.set()
+        self._wake.set()
 
     def _record(
         self,
@@ -455,7 +465,8 @@ class Controller:
         """Write the run's log and row; ``closing``: the adaptive-repeat decision of the point this run closed."""
         if run.warmup and not rec.spec.record_warmup:
             return
-        log_path = self.store.write_log(rec.spec.name, req.run_id, req.attempt, log_text(req, res))
+        # Synced with the row flush that writes this run's row, not per run (farm.results.run_logs).
+        log_path = self.store.write_log(rec.spec.name, req.run_id, req.attempt, log_text(req, res), durable=False)
         try:
             files = self.store.write_files(
                 rec.spec.name, req.run_id, req.attempt, [(f.path, f.data) for f in res.collected]
@@ -607,8 +618,8 @@ class Controller:
         return dict(self.devices)
 
     async def stats(self) -> dict[str, Any]:
-        """Figures the benchmarks read: dispatch latencies (s) of every run so far."""
-        return {"dispatch_latencies_s": list(self.dispatch_latencies)}
+        """Figures the benchmarks read: dispatch latencies (s) of every run so far, the controller's pid."""
+        return {"dispatch_latencies_s": list(self.dispatch_latencies), "pid": os.getpid()}
 
 
 def _failed_call(exc: BaseException) -> RunResult:
@@ -634,7 +645,9 @@ def _request(
     env: dict[str, str],
     workdir: str | None,
     artifacts: list[ArtifactRef] | None = None,
+    rendered: Rendered | None = None,
 ) -> RunRequest:
+    """The request of one run; ``rendered`` (the run's rendered command) adds its ``inputs`` and ``collect``."""
     cd = rec.spec.cooldown
     cores = run.params.get("cores")
     return RunRequest(
@@ -653,4 +666,6 @@ def _request(
         collect_clear=rec.spec.collect_clear,
         docker=rec.spec.exec.docker if rec.spec.exec is not None else None,
         bench_mode=rec.spec.bench_mode.profile() if rec.spec.bench_mode is not None else None,
+        inputs=rendered.inputs if rendered is not None else [],
+        collect=rendered.collect if rendered is not None else [],
     )

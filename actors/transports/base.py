@@ -36,6 +36,9 @@ class Completed:
     timed_out: bool = False
     cancelled: bool = False
     pid: int | None = None  # pid on the device, when known
+    # The kernel's peak RSS of the command and the descendants it reaped (KiB, ``wait4``'s ``ru_maxrss``), where the
+    # transport reaps the command itself (local); None elsewhere.
+    reaped_peak_kib: int | None = None
 
 
 @dataclass(frozen=True)

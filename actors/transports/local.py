@@ -86,6 +86,45 @@ def _group_alive(pgid: int) -> bool:
     return bool(group_members(pgid))  # killpg also succeeds on zombies: look closer
 
 
+_env_lock = threading.Lock()
+_env_cache: dict[tuple[tuple[str, str, str | None], ...], dict[bytes, bytes]] = {}
+_env_seen: dict[bytes, bytes] = {}  # the process environment the cache was built from
+
+
+def _environment(env: Mapping[str, str]) -> dict[bytes, bytes]:
+    """This process's environment with ``env`` applied, encoded for ``Popen``. Kept per ``env`` while the process
+    environment is unchanged: a device actor runs the same env many times, and copying and encoding
+    ``os.environ`` per run cost more than the spawn (CPython's encoded environment is compared instead)."""
+    key = tuple((k, str(v), getattr(v, "sep", None)) for k, v in env.items())
+    current: dict[bytes, bytes] | None = getattr(os.environ, "_data", None)
+    with _env_lock:
+        if current is None or current != _env_seen:
+            _env_cache.clear()
+            _env_seen.clear()
+            _env_seen.update(current or {})
+        cached = _env_cache.get(key)
+        if cached is None:
+            merged = apply_env(os.environ, env)
+            cached = {os.fsencode(k): os.fsencode(v) for k, v in merged.items()}
+            if current is not None and len(_env_cache) < 64:
+                _env_cache[key] = cached
+        return cached
+
+
+def _reap(proc: subprocess.Popen[bytes]) -> int | None:
+    """Wait for ``proc`` (which has exited) with ``wait4``, so the kernel's peak RSS of it and of the descendants it
+    reaped comes with its status (KiB); None when something else reaped it first."""
+    if proc.returncode is not None:
+        return None
+    try:
+        _, status, usage = os.wait4(proc.pid, 0)
+    except ChildProcessError:
+        proc.wait()
+        return None
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    return usage.ru_maxrss
+
+
 def _exit_code(returncode: int) -> int:
     return 128 - returncode if returncode < 0 else returncode
 
@@ -111,7 +150,7 @@ class LocalTransport:
         """Run ``argv`` and wait for it (timeout, cancel, spawn-failure rules: see the module docstring)."""
         refuse_empty(argv)
         args = list(argv)
-        full_env = apply_env(os.environ, env) if env else None
+        full_env = _environment(env) if env else None
         if workdir is not None and not Path(workdir).is_dir():
             return Completed(127, "", f"farm: workdir does not exist: {workdir}\n", 0.0)
         if cancel is not None and cancel.is_set():
@@ -144,7 +183,7 @@ class LocalTransport:
                 log.exception("on_start callback failed for pid %d", proc.pid)
 
         deadline = None if timeout is None else started + timeout
-        out, err, outcome, ended = self._wait(proc, deadline, cancel)
+        out, err, outcome, ended, peak_kib = self._wait(proc, deadline, cancel)
         duration = ended - started
         if outcome == "exited" and _group_alive(pgid):
             # Members that closed their stdout/stderr (daemons) outlive the leader unnoticed until here.
@@ -159,6 +198,7 @@ class LocalTransport:
             timed_out=outcome == "timeout",
             cancelled=outcome == "cancelled",
             pid=proc.pid,
+            reaped_peak_kib=peak_kib,
         )
 
     def check_output(self, argv: Sequence[str], *, timeout: float = CHECK_TIMEOUT_S) -> str:
@@ -167,11 +207,11 @@ class LocalTransport:
 
     def _wait(
         self, proc: subprocess.Popen[bytes], deadline: float | None, cancel: threading.Event | None
-    ) -> tuple[bytes, bytes, str, float]:
+    ) -> tuple[bytes, bytes, str, float, int | None]:
         """Drain stdout/stderr until the command ends.
 
-        Returns both outputs, the outcome (``exited``, ``timeout`` or ``cancelled``) and the monotonic time
-        the command ended: its exit, or the moment we started killing it.
+        Returns both outputs, the outcome (``exited``, ``timeout`` or ``cancelled``), the monotonic time
+        the command ended (its exit, or the moment we started killing it) and its peak RSS as reaped (KiB).
 
         One selector watches both pipes and a pidfd of the process, so the loop wakes the moment output
         arrives or the process exits (no sleeps, hence little overhead over a bare subprocess), and at least
@@ -190,6 +230,7 @@ class LocalTransport:
         outcome = "exited"
         drain_until: float | None = None  # after a kill, stop waiting for pipes held outside the group
         ended = time.monotonic()
+        peak_kib: int | None = None
         try:
             while open_pipes or exited_at is None:
                 now = time.monotonic()
@@ -216,7 +257,7 @@ class LocalTransport:
                 for key, _ in sel.select(wait_s):
                     if key.fd == pidfd:
                         sel.unregister(pidfd)
-                        proc.wait()
+                        peak_kib = _reap(proc)
                         exited_at = time.monotonic()
                         ended = exited_at if drain_until is None else ended
                         continue
@@ -236,7 +277,7 @@ class LocalTransport:
             proc.stdout.close()
             proc.stderr.close()
         out, err = (b"".join(c) for c in chunks.values())
-        return out, err, outcome, ended
+        return out, err, outcome, ended, peak_kib
 
     def _kill_group(self, pgid: int, proc: subprocess.Popen[bytes]) -> None:
         """SIGTERM the group, give it ``kill_grace_s``, then SIGKILL whatever is left; reap the leader."""

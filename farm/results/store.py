@@ -11,7 +11,7 @@ Layout under the root (a local directory or any ``pyarrow.fs`` URI such as ``fil
 On a local disk a part file is written as ``.part-….tmp``, fsynced and renamed into place only once complete, so
 a crash leaves at worst a dot-file that every reader skips, never a torn ``.parquet``. Object stores have no
 rename: there the file is serialized in memory and uploaded under its final name, which an object store shows
-only once the upload completed (see :meth:`ResultsStore._write_atomic`). The ``job``
+only once the upload completed (see :meth:`ResultsStore.write_atomic`). The ``job``
 column is the partition directory; readers add it back.
 
 Duplicates: a writer (:mod:`farm.results.writer`) drops a row whose ``(run_id, attempt)`` it has already
@@ -34,7 +34,6 @@ import contextlib
 import json
 import logging
 import os
-import re
 import uuid
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
@@ -49,6 +48,7 @@ import pyarrow.parquet as pq
 
 from farm.errors import ResultsError
 from farm.locks import FileLock
+from farm.results import run_logs
 from farm.results.location import refuse_credentials
 from farm.results.schema import check_job_name, empty_table, kind_of_arrow, with_slot
 
@@ -62,7 +62,6 @@ PART_PREFIX = "part-"
 PART_SUFFIX = ".parquet"
 #: Part files at least this large are left alone by :meth:`ResultsStore.compact`.
 SMALL_FILE_BYTES = 32 * 1024 * 1024
-_RUN_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*\Z")
 _T = TypeVar("_T")
 #: How often a reader lists a job's files again when one vanished under it (each time, a compaction finished).
 _READ_ATTEMPTS = 5
@@ -135,6 +134,7 @@ class ResultsStore:
             self._fs = pafs.LocalFileSystem()
             self._base = os.path.abspath(root)
         self.is_local = isinstance(self._fs, pafs.LocalFileSystem)
+        self._unsynced = run_logs.Unsynced()  # logs written with durable=False, not yet synced
         self._scheme = "" if self.is_local else urlsplit(root).scheme
 
     def __repr__(self) -> str:
@@ -189,7 +189,7 @@ class ResultsStore:
 
     # -- writing ---------------------------------------------------------------------------------------------
 
-    def _write_atomic(self, directory: str, name: str, write: Any, *, replace: bool = True) -> str:
+    def write_atomic(self, directory: str, name: str, write: Any, *, replace: bool = True) -> str:
         """Write ``.<name>.tmp`` via ``write(stream)``, then rename it to ``name`` (object stores: serialize, then
         upload as ``name``); return its path. With
         ``replace=False`` an existing ``name`` is kept and :class:`FileExistsError` raised (local stores)."""
@@ -239,7 +239,7 @@ class ResultsStore:
     def write_table(self, job: str, table: pa.Table) -> str:
         """Write ``table`` (file columns, no ``job``) as one new part file of ``job``; return its path."""
         dictionary = _dictionary_columns(table.schema)
-        return self._write_atomic(
+        return self.write_atomic(
             self.runs_dir(job),
             _part_name(),
             lambda sink: pq.write_table(table, sink, compression="zstd", use_dictionary=dictionary),
@@ -259,10 +259,10 @@ class ResultsStore:
     def write_job_record(self, job: str, job_id: str, record: Mapping[str, Any]) -> str:
         """Store one JSON record about a whole submission of ``job`` (today: its cancellation) as
         ``<root>/jobs/<job>/<job_id>.json``; return its path."""
-        if not _RUN_ID.match(job_id):
+        if not run_logs.RUN_ID.match(job_id):
             raise ResultsError(f"cannot name a job record after job_id={job_id!r}")
         data = json.dumps(dict(record), sort_keys=True).encode()
-        return self.uri(self._write_atomic(self.job_records_dir(job), f"{job_id}.json", lambda sink: sink.write(data)))
+        return self.uri(self.write_atomic(self.job_records_dir(job), f"{job_id}.json", lambda sink: sink.write(data)))
 
     def job_records(self, job: str | None = None) -> list[dict[str, Any]]:
         """The job records of one job (or every job), oldest submission first."""
@@ -301,38 +301,18 @@ class ResultsStore:
             )
         return lock
 
-    def write_log(self, job: str, run_id: str, attempt: int, text: str) -> str:
-        """Store a run's raw output; return the path (local) or URI to put in the row's ``log_path``."""
-        check_job_name(job)
-        if not _RUN_ID.match(run_id) or isinstance(attempt, bool) or attempt < 1:
-            raise ResultsError(f"cannot name a log file after run_id={run_id!r} attempt={attempt!r}")
-        data = text.encode("utf-8", errors="replace")
-        directory = f"{self._base}/logs/{job}"
-        try:
-            path = self._write_atomic(
-                directory, f"{run_id}-{attempt}.log", lambda sink: sink.write(data), replace=False
-            )
-        except FileExistsError:
-            # A log of this (run_id, attempt) is already there (e.g. written before a crash): keep both.
-            name = f"{run_id}-{attempt}.{uuid.uuid4().hex[:8]}.log"
-            path = self._write_atomic(directory, name, lambda sink: sink.write(data), replace=False)
-        return self.uri(path)
+    def write_log(self, job: str, run_id: str, attempt: int, text: str, *, durable: bool = True) -> str:
+        """Store a run's raw output; return the path (local) or URI to put in the row's ``log_path``. With
+        ``durable=False`` a local log is synced only by :meth:`sync_logs` (see :mod:`farm.results.run_logs`)."""
+        return run_logs.write_log(self, job, run_id, attempt, text, unsynced=None if durable else self._unsynced)
+
+    def sync_logs(self) -> None:
+        """Make every log written with ``durable=False`` durable (one ``syncfs``); writers call it before a flush."""
+        self._unsynced.sync(self._base)
 
     def write_files(self, job: str, run_id: str, attempt: int, files: Sequence[tuple[str, bytes]]) -> str | None:
         """Store the files collected from one run (relative paths → bytes); return their folder, None if none."""
-        if not files:
-            return None
-        check_job_name(job)
-        if not _RUN_ID.match(run_id) or isinstance(attempt, bool) or attempt < 1:
-            raise ResultsError(f"cannot name a folder after run_id={run_id!r} attempt={attempt!r}")
-        base = f"{self._base}/files/{job}/{run_id}-{attempt}"
-        for rel, data in files:
-            parts = rel.split("/")
-            if not rel or rel.startswith("/") or any(p in ("", ".", "..") for p in parts):
-                raise ResultsError(f"collected file {rel!r} is not a plain relative path")
-            folder = "/".join([base, *parts[:-1]])
-            self._write_atomic(folder, parts[-1], lambda sink, data=data: sink.write(data))
-        return self.uri(base)
+        return run_logs.write_files(self, job, run_id, attempt, files)
 
     # -- reading ---------------------------------------------------------------------------------------------
 

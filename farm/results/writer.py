@@ -119,6 +119,7 @@ class ResultsWriter:
         if not self._buffer:
             return None
         table = self._buffer.to_table(self._validator.kinds)
+        self.store.sync_logs()  # the logs these rows name are on disk before the rows are (farm.results.run_logs)
         path = self.store.write_table(self.job, table)
         log.debug("wrote %d rows of job %s to %s", len(self._buffer), self.job, path)
         self.files_written.append(path)

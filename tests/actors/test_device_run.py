@@ -129,3 +129,26 @@ def test_two_devices_in_one_process_use_one_lease_per_slot(
     first.join(60)
     second.join(60)
     assert second_ran.exists() and [r.exit_code for r in out] == [0, 0]
+
+
+def test_short_runs_start_no_thread_and_still_get_their_peak_rss(host: LocalHost) -> None:
+    code = "b = bytearray(40 << 20)\nfor i in range(0, len(b), 4096): b[i] = 1\n"
+    host.execute(request(host, ["true"], run_id="warm"))  # the one sampling thread of this process may start here
+    before = {t.ident for t in threading.enumerate()}
+    results = [host.execute(request(host, [sys.executable, "-c", code], run_id=f"r{i}")) for i in range(5)]
+    assert {t.ident for t in threading.enumerate()} <= before  # nothing started per run, nothing left behind
+    # Each run ends long before the first sample (50 ms): its peak is the kernel's, reported on reaping.
+    assert all(r.exit_code == 0 and r.samples["peak_rss_mib"] >= 40 for r in results), [r.samples for r in results]
+
+
+def test_a_lock_names_its_latest_holder_only(tmp_path: Path) -> None:
+    from farm.locks import FileLock
+
+    path = tmp_path / "slot.lock"
+    long_holder = FileLock(path, "run " + "x" * 400)  # longer than the padded line
+    assert long_holder.try_acquire()
+    long_holder.release()
+    short = FileLock(path, "run r2")
+    assert short.try_acquire()
+    assert short.current_holder().endswith(": run r2")
+    short.release()

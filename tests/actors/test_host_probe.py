@@ -8,13 +8,15 @@ import os
 import platform
 import subprocess
 import sys
+import threading
 import time
 from importlib import metadata
 from pathlib import Path
 
 import pytest
 
-from actors.host_probe import PeakRssSampler, cpu_governors, descendants, file_sha256, host_fingerprint
+from actors.host_probe import cpu_governors, descendants, file_sha256, host_fingerprint
+from actors.rss_watch import PeakRssSampler
 from actors.transports.local import LocalTransport
 
 # Each child allocates and touches N MiB, says "ready", and holds it until stdin closes.
@@ -166,3 +168,20 @@ def test_cpu_governors_where_cpufreq_is_readable(tmp_path: Path) -> None:
     (tmp_path / "cpufreq").mkdir()  # not a CPU
     assert cpu_governors(tmp_path) == "performance,schedutil"
     assert cpu_governors(tmp_path / "missing") is None  # containers and many VMs have no cpufreq
+
+
+def test_one_thread_samples_every_watched_tree() -> None:
+    procs = [_start(_TREE.format(hold=_HOLD.format(mib=1))) for _ in range(4)]
+    try:
+        samplers = [PeakRssSampler(p.pid, interval_s=0.05) for p in procs]
+        for sampler in samplers:
+            sampler.start()
+        time.sleep(0.4)
+        watchers = [t for t in threading.enumerate() if t.name == "peak-rss"]
+        peaks = [s.stop() for s in samplers]
+    finally:
+        for p in procs:
+            _finish(p)
+    assert len(watchers) <= 2  # one per sampling interval in use in this process (this test's, perhaps another)
+    assert all(s.samples >= 3 for s in samplers), [s.samples for s in samplers]
+    assert all(p > 0 for p in peaks)

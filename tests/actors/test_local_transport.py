@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -134,3 +135,25 @@ def test_parse_cores_and_taskset_argv() -> None:
     for bad in ("", "a-b", "-1", "3-x"):
         with pytest.raises(ValueError):
             parse_cores(bad)
+
+
+def test_a_change_to_this_process_environment_reaches_the_next_command(
+    transport: LocalTransport, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The merged environment is kept between runs; it must not outlive a change to os.environ.
+    argv = ["sh", "-c", 'echo "$FARM_T_BASE/$FARM_T_X"']
+    monkeypatch.setenv("FARM_T_BASE", "one")
+    assert transport.run(argv, env={"FARM_T_X": "x"}).stdout.strip() == "one/x"
+    monkeypatch.setenv("FARM_T_BASE", "two")
+    assert transport.run(argv, env={"FARM_T_X": "x"}).stdout.strip() == "two/x"
+    assert transport.run(argv, env={"FARM_T_X": "y"}).stdout.strip() == "two/y"
+
+
+def test_the_kernel_peak_rss_of_a_command_comes_back_with_it(transport: LocalTransport) -> None:
+    # 60 MiB touched and freed at once: far too quick for any sampler, reported by wait4 on reaping.
+    code = "b = bytearray(60 << 20)\nfor i in range(0, len(b), 4096): b[i] = 1\n"
+    done = transport.run([sys.executable, "-c", code])
+    assert done.exit_code == 0
+    assert done.reaped_peak_kib is not None and done.reaped_peak_kib >= 60 * 1024, done.reaped_peak_kib
+    child = transport.run(["sh", "-c", f"{sys.executable} -c '{code}'; true"])
+    assert child.reaped_peak_kib is not None and child.reaped_peak_kib >= 60 * 1024  # a reaped grandchild counts

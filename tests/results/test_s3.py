@@ -54,7 +54,7 @@ def test_a_failed_serialization_uploads_nothing(s3_server: S3Server) -> None:
         raise OSError("disk full while serializing")
 
     with pytest.raises(ResultsError, match="disk full"):
-        store._write_atomic(store.runs_dir("torn"), "part-x.parquet", torn)
+        store.write_atomic(store.runs_dir("torn"), "part-x.parquet", torn)
     assert store.part_files("torn") == []
 
 

@@ -477,3 +477,61 @@ def test_collected_files_are_stored_per_run_and_paths_stay_inside(tmp_path: Path
         with pytest.raises(ResultsError, match="not a plain relative path"):
             store.write_files("j", "r1", 3, [(bad, b"x")])
     assert not (tmp_path / "files" / "escape.npz").exists()
+
+
+def test_unsynced_logs_are_synced_before_the_rows_that_name_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # farm.results.run_logs: a log written with durable=False is synced by the flush of its row, before the part
+    # file is written, so no crash can leave a row whose log is missing.
+    store = ResultsStore(str(tmp_path))
+    calls: list[str] = []
+    sync, write_table = store.sync_logs, store.write_table
+    monkeypatch.setattr(store, "sync_logs", lambda: (calls.append("sync"), sync())[1])
+    monkeypatch.setattr(store, "write_table", lambda job, table: (calls.append("part"), write_table(job, table))[1])
+    w = store.writer("sweep", flush_rows=2, flush_seconds=3600)
+    first = store.write_log("sweep", "a", 1, "one\n", durable=False)
+    again = store.write_log("sweep", "a", 1, "again\n", durable=False)  # the same run and attempt: a second file
+    assert Path(first).read_text() == "one\n" and Path(again).read_text() == "again\n" and first != again
+    w.add(make_row(run_id="a", log_path=first))
+    assert calls == []
+    w.add(make_row(run_id="b", log_path=store.write_log("sweep", "b", 1, "two\n", durable=False)))
+    assert calls == ["sync", "part"]
+    w.close()
+    assert store.table("sweep").num_rows == 2
+
+
+def test_without_syncfs_each_owed_log_is_fsynced(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from farm.results import run_logs
+
+    monkeypatch.setattr(run_logs, "_syncfs", None)
+    synced: list[int] = []
+    real_fsync = run_logs.os.fsync
+    monkeypatch.setattr(run_logs.os, "fsync", lambda fd: (synced.append(fd), real_fsync(fd))[1])
+    store = ResultsStore(str(tmp_path))
+    for run in ("a", "b", "c"):
+        store.write_log("sweep", run, 1, run, durable=False)
+    store.sync_logs()
+    assert len(synced) == 4  # three logs and their one folder
+    store.sync_logs()
+    assert len(synced) == 4  # nothing owed any more
+
+
+def test_a_failed_log_sync_fails_the_flush_and_keeps_the_rows(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from farm.results import run_logs
+
+    store = ResultsStore(str(tmp_path))
+    w = store.writer("sweep", flush_rows=100, flush_seconds=3600)
+    w.add(make_row(run_id="a", log_path=store.write_log("sweep", "a", 1, "x", durable=False)))
+
+    def broken(fd: int) -> int:
+        raise OSError(5, "Input/output error")
+
+    monkeypatch.setattr(run_logs, "_syncfs", None)
+    monkeypatch.setattr(run_logs.os, "fsync", broken)
+    with pytest.raises(ResultsError, match="cannot sync the run logs"):
+        w.flush()
+    assert w.pending == 1 and store.part_files("sweep") == []
+    monkeypatch.undo()
+    w.close()  # the sync is still owed, and now succeeds
+    assert store.table("sweep").num_rows == 1

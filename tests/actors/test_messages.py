@@ -1,0 +1,20 @@
+"""How a run's request and result cross Ray (``actors/messages.py``): as bytes, losing nothing."""
+
+from __future__ import annotations
+
+from actors.messages import ArtifactRef, RunRequest, RunResult, pack_request, pack_result, unpack_request, unpack_result
+from farm.envvars import EnvPrepend
+
+
+def test_a_request_crosses_as_bytes_with_its_prepends_and_object_refs() -> None:
+    ref = object()  # stands in for a Ray ObjectRef: it must travel beside the bytes, never inside them
+    art = ArtifactRef("model", "ab" * 32, 3, "/data/m", None, "/tmp/m", ref)
+    req = RunRequest("j", "r1", 1, "s", ["x"], {"LD_LIBRARY_PATH": EnvPrepend("/opt/lib", ";")}, None, 5.0, [art])
+    data, refs = pack_request(req)
+    assert isinstance(data, bytes) and refs == [ref]
+    back = unpack_request(data, refs)
+    assert back == req and back.artifacts[0].ref is ref
+    env = back.env["LD_LIBRARY_PATH"]
+    assert isinstance(env, EnvPrepend) and env.sep == ";"
+    res = RunResult(exit_code=0, stdout="v=1\n", samples={"peak_rss_mib": 2.0})
+    assert unpack_result(pack_result(res)) == res
