@@ -74,6 +74,7 @@ class RssWatch:
         self._trees: dict[int, _Tree] = {}
         self._cond = threading.Condition()
         self._thread: threading.Thread | None = None
+        self._wake_at = math.inf  # when the thread wakes up next, unless notified
 
     def add(self, root: int) -> _Tree:
         tree = _Tree(root, time.monotonic(), self.interval_s)
@@ -82,7 +83,8 @@ class RssWatch:
             if self._thread is None:
                 self._thread = threading.Thread(target=self._loop, name="peak-rss", daemon=True)
                 self._thread.start()
-            self._cond.notify()
+            if tree.due < self._wake_at:  # the thread sleeps past this tree's first sample: wake it (rarely needed)
+                self._cond.notify()
         return tree
 
     def remove(self, tree: _Tree) -> None:
@@ -92,14 +94,13 @@ class RssWatch:
     def _loop(self) -> None:
         while True:
             with self._cond:
-                while not self._trees:
-                    self._cond.wait()
                 now = time.monotonic()
-                wake = min(t.due for t in self._trees.values())
-                if wake > now:
-                    # A new tree wakes us early (it is due one interval later); trees that are gone wait for removal.
-                    self._cond.wait(None if math.isinf(wake) else wake - now)
+                self._wake_at = min((t.due for t in self._trees.values()), default=math.inf)
+                if self._wake_at > now:
+                    # Nothing watched, or only trees that are gone (they wait for their stop): sleep until notified.
+                    self._cond.wait(None if math.isinf(self._wake_at) else self._wake_at - now)
                     continue
+                self._wake_at = -math.inf  # busy sampling: a tree added meanwhile needs no notice
                 due = [t for t in self._trees.values() if t.due <= now]
             self._sample(due, now)
 

@@ -185,3 +185,21 @@ def test_one_thread_samples_every_watched_tree() -> None:
     assert len(watchers) <= 2  # one per sampling interval in use in this process (this test's, perhaps another)
     assert all(s.samples >= 3 for s in samplers), [s.samples for s in samplers]
     assert all(p > 0 for p in peaks)
+
+
+def test_a_tree_that_ended_unstopped_does_not_stall_the_next() -> None:
+    gone = subprocess.Popen(["sleep", "0.05"])
+    first = PeakRssSampler(gone.pid, interval_s=0.03)
+    first.start()
+    gone.wait()
+    time.sleep(0.2)  # the watcher has seen the first tree end; its sampler is not stopped yet
+    proc = _start(_TREE.format(hold=_HOLD.format(mib=1)))
+    try:
+        second = PeakRssSampler(proc.pid, interval_s=0.03)
+        second.start()
+        time.sleep(0.3)
+        second.stop()
+    finally:
+        _finish(proc)
+        first.stop()
+    assert second.samples >= 3, second.samples
