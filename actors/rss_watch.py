@@ -8,8 +8,9 @@ before the first sample still gets its peak.
 
 Why one thread: a device actor runs many short commands, and a thread started per run (plus a full ``/proc`` scan
 to find its tree at once) cost more CPU than the spawn of the command it watched. Here one daemon thread, started
-with the first tree and idle while none is watched, samples each tree every ``interval_s`` from its start (the first
-sample after one interval). Trees are found through ``/proc/<pid>/task/*/children``; on kernels built without them
+with the first tree, samples each tree every ``interval_s`` from its start (the first sample about one interval
+after it). Between runs it keeps ticking for a while instead of being woken for each new tree (a wake-up per run
+cost more than the sampling), then sleeps until the next tree comes. Trees are found through ``/proc/<pid>/task/*/children``; on kernels built without them
 (``CONFIG_PROC_CHILDREN``) one full ``/proc`` scan every ``rescan_every`` intervals serves every tree due for a
 rescan, and the known pids are read in between.
 
@@ -28,6 +29,7 @@ from collections.abc import Iterable
 from actors.host_probe import descendants, has_children_files, parent_map, read_rss_hwm_kib, read_stat
 
 _KIB_PER_MIB = 1024.0
+_IDLE_TICKS_S = 2.0  # how long the thread keeps ticking once nothing is watched
 
 
 class _Tree:
@@ -83,7 +85,7 @@ class RssWatch:
             if self._thread is None:
                 self._thread = threading.Thread(target=self._loop, name="peak-rss", daemon=True)
                 self._thread.start()
-            if tree.due < self._wake_at:  # the thread sleeps past this tree's first sample: wake it (rarely needed)
+            if tree.due < self._wake_at:  # the thread sleeps past this tree's first sample: wake it
                 self._cond.notify()
         return tree
 
@@ -92,16 +94,26 @@ class RssWatch:
             self._trees.pop(id(tree), None)
 
     def _loop(self) -> None:
+        idle_since: float | None = None
         while True:
             with self._cond:
                 now = time.monotonic()
-                self._wake_at = min((t.due for t in self._trees.values()), default=math.inf)
-                if self._wake_at > now:
-                    # Nothing watched, or only trees that are gone (they wait for their stop): sleep until notified.
+                if self._trees:
+                    idle_since = None
+                    self._wake_at = min(t.due for t in self._trees.values())
+                elif idle_since is None:
+                    idle_since = now
+                if not self._trees and now - idle_since > _IDLE_TICKS_S:
+                    self._wake_at = math.inf  # idle for a while: sleep until a tree comes (add() notifies)
+                elif not self._trees:
+                    # Between two runs of a busy device: keep ticking, so the next run's tree needs no wake-up call
+                    # (a notify per run cost the actor more than sampling did).
+                    self._wake_at = now + self.interval_s
+                if self._wake_at > now + self.interval_s / 2:
                     self._cond.wait(None if math.isinf(self._wake_at) else self._wake_at - now)
                     continue
                 self._wake_at = -math.inf  # busy sampling: a tree added meanwhile needs no notice
-                due = [t for t in self._trees.values() if t.due <= now]
+                due = [t for t in self._trees.values() if t.due <= now + self.interval_s / 2]
             self._sample(due, now)
 
     def _sample(self, due: list[_Tree], now: float) -> None:
