@@ -34,6 +34,14 @@ def _farm(*args: str) -> subprocess.Popen[str]:
     )
 
 
+def _interrupt(proc: subprocess.Popen[str]) -> tuple[int, str]:
+    """Ctrl-C, then its exit code and stderr. ``communicate`` drains both pipes while waiting: a child that writes
+    more than a pipe holds while stopping would otherwise block on the write and never exit."""
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    return proc.returncode, err
+
+
 def test_sim_phones_serves_prints_inventory_and_stops_on_ctrl_c(tmp_path: Path) -> None:
     server = AdbServer(free_port(), home=str(tmp_path))
     proc = _farm("sim", "phones", "--count", "2", "--adb-port", str(server.port), "--seed", "5")
@@ -60,9 +68,8 @@ def test_sim_phones_serves_prints_inventory_and_stops_on_ctrl_c(tmp_path: Path) 
         assert "# vphone-0: storage profile 'flash'" in "".join(lines)
         assert server.run("-s", serials[1], "shell", "getprop ro.farm.sim.storage").stdout == "ram\n"
     finally:
-        proc.send_signal(signal.SIGINT)
-        rc = proc.wait(timeout=20)
-    assert rc == 0, proc.stderr.read() if proc.stderr else ""
+        rc, err = _interrupt(proc)
+    assert rc == 0, err
     # It started the server, so it stopped it again.
     assert not server.is_running()
 
@@ -82,9 +89,8 @@ def test_sim_phones_rooted_have_su_through_adb(tmp_path: Path) -> None:
         (serial,) = [d["adb"]["serial"] for d in yaml.safe_load("".join(lines))["devices"]]
         assert server.run("-s", serial, "shell", "su -c 'id -u'").stdout == "0\n"
     finally:
-        proc.send_signal(signal.SIGINT)
-        rc = proc.wait(timeout=20)
-    assert rc == 0, proc.stderr.read() if proc.stderr else ""
+        rc, err = _interrupt(proc)
+    assert rc == 0, err
 
 
 def test_sim_phones_rejects_bad_arguments() -> None:
