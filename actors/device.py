@@ -14,6 +14,7 @@ import posixpath
 import threading
 import time
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from typing import Protocol
 
 from actors import exec_wrap, run_files
@@ -35,9 +36,10 @@ log = logging.getLogger(__name__)
 
 
 class RunSampler(Protocol):
-    """Watches one running command: ``start(pid)`` when it starts, ``stop()`` returns flat numeric samples."""
+    """Watches one running command: ``start(pid)`` when it starts (it may return a poll the local transport calls
+    while it waits: see :data:`actors.transports.base.OnStart`), ``stop()`` returns flat numeric samples."""
 
-    def start(self, pid: int) -> None: ...
+    def start(self, pid: int) -> Callable[[], None] | None: ...
 
     def stop(self) -> dict[str, float]: ...
 
@@ -237,10 +239,10 @@ class Device(ABC):
         if meter is not None:
             sampler = WithEnergy(sampler, meter)
 
-        def on_start(pid: int) -> None:
+        def on_start(pid: int) -> Callable[[], None] | None:
             if req.dispatched_at:
                 res.dispatch_latency_s = max(0.0, time.time() - req.dispatched_at)
-            sampler.start(pid)
+            return sampler.start(pid)
 
         res.argv, res.env = argv, env
         res.started_at = time.time()

@@ -49,7 +49,7 @@ POWERCAP = Path("/sys/class/powercap")
 class Watch(Protocol):
     """What :class:`actors.device.RunSampler` is (restated here: the device module imports this one)."""
 
-    def start(self, pid: int) -> None: ...
+    def start(self, pid: int) -> Callable[[], None] | None: ...
 
     def stop(self) -> dict[str, float]: ...
 
@@ -71,9 +71,9 @@ class WithEnergy:
         self.inner = inner
         self.energy = energy
 
-    def start(self, pid: int) -> None:
+    def start(self, pid: int) -> Callable[[], None] | None:
         self.energy.start(pid)
-        self.inner.start(pid)
+        return self.inner.start(pid)  # its poll, if it has one (the energy samplers run their own clocks)
 
     def stop(self) -> dict[str, float]:
         samples = self.energy.stop()

@@ -12,7 +12,7 @@ from actors.bench.session import BenchControl, SavedFile
 from actors.device import Device, RunSampler
 from actors.energy import POWERCAP, RaplDomain, RaplSampler, WithEnergy, rapl_domains
 from actors.host_probe import host_fingerprint
-from actors.rss_watch import PeakRssSampler
+from actors.rss_watch import PeakRssSampler, Poll
 from actors.transports.base import Transport
 from actors.transports.local import LocalTransport
 from farm.specs.inventory import HostDevice, Slot
@@ -25,9 +25,9 @@ class _RssSampler:
         self._sampler = PeakRssSampler()
         self._started = False
 
-    def start(self, pid: int) -> None:
+    def start(self, pid: int) -> Poll:
         self._started = True
-        self._sampler.start(pid)
+        return self._sampler.start(pid)
 
     def stop(self) -> dict[str, float]:
         if not self._started:

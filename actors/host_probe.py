@@ -89,18 +89,9 @@ def has_children_files(pid: int) -> bool:
     return os.path.exists(f"{_PROC}/{pid}/task/{pid}/children")
 
 
-def parent_map() -> dict[int, list[int]]:
-    """Every live process's children by parent pid: one full ``/proc`` scan, for kernels without children files."""
-    by_parent: dict[int, list[int]] = {}
-    for stat in iter_stats():
-        by_parent.setdefault(stat.ppid, []).append(stat.pid)
-    return by_parent
-
-
-def descendants(root: int, by_parent: dict[int, list[int]] | None = None) -> list[int]:
-    """``root`` and every process below it, via ``children`` files or, without them, a ``/proc`` scan (or the
-    ``by_parent`` map of one scan shared by several trees)."""
-    if by_parent is None and has_children_files(root):
+def descendants(root: int) -> list[int]:
+    """``root`` and every process below it, via ``children`` files or, without them, a ``/proc`` scan."""
+    if has_children_files(root):
         found = [root]
         frontier = [root]
         while frontier:
@@ -110,8 +101,9 @@ def descendants(root: int, by_parent: dict[int, list[int]] | None = None) -> lis
             found.extend(nxt)
             frontier = nxt
         return found
-    if by_parent is None:
-        by_parent = parent_map()
+    by_parent: dict[int, list[int]] = {}
+    for stat in iter_stats():
+        by_parent.setdefault(stat.ppid, []).append(stat.pid)
     found = [root]
     frontier = [root]
     while frontier:

@@ -52,7 +52,9 @@ class PushResult:
     seconds: float
 
 
-OnStart = Callable[[int], None]
+#: Called with the command's pid once it started. It may return a callable the transport then calls while it waits
+#: for the command (the local transport does, from its wait loop, at most every 20 ms): a sampler's poll.
+OnStart = Callable[[int], Callable[[], None] | None]
 """Called with the device-side pid as soon as the command has started (samplers attach to it)."""
 
 

@@ -26,7 +26,7 @@ import subprocess
 import tempfile
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 from actors.host_probe import file_sha256, group_members
@@ -175,15 +175,16 @@ class LocalTransport:
             return Completed(126, "", f"farm: {args[0]}: cannot execute ({exc})\n", elapsed)
         pgid = proc.pid  # start_new_session makes the child a group leader
 
+        poll = None
         if on_start is not None:
             try:
-                on_start(proc.pid)
+                poll = on_start(proc.pid)
             except Exception:
                 # A failing sampler must not take the benchmark down with it; its missing sample shows as nan.
                 log.exception("on_start callback failed for pid %d", proc.pid)
 
         deadline = None if timeout is None else started + timeout
-        out, err, outcome, ended, peak_kib = self._wait(proc, deadline, cancel)
+        out, err, outcome, ended, peak_kib = self._wait(proc, deadline, cancel, poll)
         duration = ended - started
         if outcome == "exited" and _group_alive(pgid):
             # Members that closed their stdout/stderr (daemons) outlive the leader unnoticed until here.
@@ -206,7 +207,11 @@ class LocalTransport:
         return checked(self.run(argv, timeout=timeout), "local host", argv, timeout)
 
     def _wait(
-        self, proc: subprocess.Popen[bytes], deadline: float | None, cancel: threading.Event | None
+        self,
+        proc: subprocess.Popen[bytes],
+        deadline: float | None,
+        cancel: threading.Event | None,
+        poll: Callable[[], None] | None = None,
     ) -> tuple[bytes, bytes, str, float, int | None]:
         """Drain stdout/stderr until the command ends.
 
@@ -215,7 +220,8 @@ class LocalTransport:
 
         One selector watches both pipes and a pidfd of the process, so the loop wakes the moment output
         arrives or the process exits (no sleeps, hence little overhead over a bare subprocess), and at least
-        every ``_POLL_S`` to look at the deadline and the cancel event.
+        every ``_POLL_S`` to look at the deadline and the cancel event, and to call ``poll`` (the ``on_start``
+        callback's sampler) while the command runs.
         """
         assert proc.stdout is not None and proc.stderr is not None
         chunks: dict[int, list[bytes]] = {proc.stdout.fileno(): [], proc.stderr.fileno(): []}
@@ -267,6 +273,12 @@ class LocalTransport:
                     else:
                         sel.unregister(key.fd)
                         open_pipes -= 1
+                if poll is not None and exited_at is None:
+                    try:
+                        poll()
+                    except Exception:
+                        log.exception("sampler poll failed for pid %d; not polled again", proc.pid)
+                        poll = None
                 if pidfd is None and exited_at is None and proc.poll() is not None:
                     exited_at = time.monotonic()
                     ended = exited_at if drain_until is None else ended
