@@ -535,8 +535,8 @@ class Controller:
         """The job's devices restore their own settings (bench mode) before the job is reported finished."""
         chosen = {s.device_id for s in rec.spec.devices.select(list(self.slots.values()))}
         devices = sorted(d for d in chosen if d in self.devices)
-        calls = [self.devices[d].end_bench_mode.remote(rec.spec.name) for d in devices]
         try:
+            calls = [self.devices[d].end_bench_mode.remote(rec.spec.name) for d in devices]
             results = await asyncio.wait_for(asyncio.gather(*calls, return_exceptions=True), 120)
             for device, problems in zip(devices, results, strict=True):
                 if problems:
