@@ -176,4 +176,3 @@ def test_cpu_governors_where_cpufreq_is_readable(tmp_path: Path) -> None:
     (tmp_path / "cpufreq").mkdir()  # not a CPU
     assert cpu_governors(tmp_path) == "performance,schedutil"
     assert cpu_governors(tmp_path / "missing") is None  # containers and many VMs have no cpufreq
-
