@@ -107,7 +107,9 @@ def run_phones(args: argparse.Namespace) -> int:
     def on_term(_signum: int, _frame: FrameType | None) -> None:
         stop.set()
 
-    previous = signal.signal(signal.SIGTERM, on_term)
+    # SIGINT too, explicitly: a process started in the background by a non-interactive shell (`farm sim phones &` in a
+    # script) inherits SIGINT ignored, and Python then raises no KeyboardInterrupt; `kill -INT` must still stop it.
+    previous = {sig: signal.signal(sig, on_term) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
         for k in range(args.count):
             storage = args.storages[k % len(args.storages)]
@@ -136,7 +138,8 @@ def run_phones(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         pass
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
         for phone in phones:
             server.disconnect(phone.serial)
             phone.close()

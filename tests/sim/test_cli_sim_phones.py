@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import signal
 import subprocess
 import sys
@@ -25,9 +26,9 @@ LAUNCH = (
 )
 
 
-def _farm(*args: str) -> subprocess.Popen[str]:
+def _farm(*args: str, prelude: str = "") -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [sys.executable, "-c", LAUNCH, *args],
+        [sys.executable, "-c", prelude + LAUNCH, *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -36,9 +37,24 @@ def _farm(*args: str) -> subprocess.Popen[str]:
 
 def _interrupt(proc: subprocess.Popen[str]) -> tuple[int, str]:
     """Ctrl-C, then its exit code and stderr. ``communicate`` drains both pipes while waiting: a child that writes
-    more than a pipe holds while stopping would otherwise block on the write and never exit."""
+    more than a pipe holds while stopping would otherwise block on the write and never exit. If it does not exit,
+    the failure says where it was stuck (its Python stacks) and how it handles SIGINT."""
     proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=60)
+    try:
+        _, err = proc.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        status = Path(f"/proc/{proc.pid}/status").read_text()
+        signals = [ln for ln in status.splitlines() if ln.startswith(("SigIgn", "SigCgt", "SigBlk"))]
+        spy = shutil.which("py-spy", path=str(Path(sys.executable).parent)) or "py-spy"
+        try:
+            argv = [spy, "dump", "--pid", str(proc.pid)]
+            dump = subprocess.run(argv, check=False, capture_output=True, text=True, timeout=30)
+            stacks = dump.stdout + dump.stderr
+        except (OSError, subprocess.TimeoutExpired) as exc:
+            stacks = f"(no stack dump: {exc})"
+        proc.kill()
+        _, err = proc.communicate()
+        pytest.fail(f"farm sim phones did not exit 60 s after Ctrl-C; {signals}\n{stacks}\nstderr: {err}")
     return proc.returncode, err
 
 
@@ -88,6 +104,21 @@ def test_sim_phones_rooted_have_su_through_adb(tmp_path: Path) -> None:
             lines.append(line)
         (serial,) = [d["adb"]["serial"] for d in yaml.safe_load("".join(lines))["devices"]]
         assert server.run("-s", serial, "shell", "su -c 'id -u'").stdout == "0\n"
+    finally:
+        rc, err = _interrupt(proc)
+    assert rc == 0, err
+
+
+def test_sim_phones_stops_on_sigint_when_started_in_the_background(tmp_path: Path) -> None:
+    # A non-interactive shell starts `farm sim phones &` with SIGINT ignored; `kill -INT` must still stop it.
+    server = AdbServer(free_port(), home=str(tmp_path))
+    ignored = "import signal; signal.signal(signal.SIGINT, signal.SIG_IGN)\n"
+    proc = _farm("sim", "phones", "--adb-port", str(server.port), prelude=ignored)
+    try:
+        assert proc.stdout is not None
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and "serial:" not in (line := proc.stdout.readline()):
+            assert line, "farm sim phones ended before serving"
     finally:
         rc, err = _interrupt(proc)
     assert rc == 0, err
