@@ -134,9 +134,11 @@ class Device(ABC):
         event.set()
         return True
 
-    def execute(self, req: RunRequest) -> RunResult:
+    def execute(self, req: RunRequest, cancel: threading.Event | None = None) -> RunResult:
+        """Run ``req`` on its slot. ``cancel``: set to stop it (as :meth:`cancel` does); the caller's own event
+        when it must be able to cancel the run before it starts (a batch's later runs, ``actors.ray_actor``)."""
         res = RunResult(synthetic=self.synthetic)
-        cancel = threading.Event()
+        cancel = cancel if cancel is not None else threading.Event()
         with self._lock:
             self._cancels[req.run_id] = cancel
         lease = SlotLease(req.slot_id, f"run {req.run_id} attempt {req.attempt} of job {req.job}")
@@ -164,8 +166,9 @@ class Device(ABC):
                 self._cancels.pop(req.run_id, None)
         if lease.waited_s >= 0.05:
             res.samples["lease_wait_s"] = round(lease.waited_s, 3)
-        if marks_synthetic(res.stdout, res.stderr):  # a stand-in tool or package ran
-            res.synthetic = True
+        # A stand-in tool or package ran, or the run showed the device is virtual (a phone's properties, a box's
+        # first probes are read during its first run).
+        res.synthetic = res.synthetic or self.synthetic or marks_synthetic(res.stdout, res.stderr)
         return res
 
     # ----- bench mode (actors.bench) --------------------------------------------------------------------

@@ -1,8 +1,9 @@
 """What the controller sends a device actor and what comes back: plain dataclasses that cross Ray as bytes.
 
-A run's request and result cross Ray once each per run, so how they serialise is part of every run's cost. Handed
+A run's request and result cross Ray once each per call, so how they serialise is part of every run's cost. A call
+carries one run, or a batch of short runs the device runs one after another (``farm.batching``). Handed
 to Ray as dataclasses they go through cloudpickle (its per-object Python hook); packed here with the standard
-pickle first (:func:`pack_request`, :func:`pack_result`) they reach Ray as one ``bytes`` value, which it passes
+pickle first (:func:`pack_requests`, :func:`pack_results`) they reach Ray as one ``bytes`` value, which it passes
 through untouched: measured on the dev VM, about 0.2-0.3 ms less CPU per run on each side. The one exception is an
 artifact's Ray object reference (cluster mode), which must travel as itself for Ray to track it: it is sent beside
 the bytes and put back on arrival.
@@ -74,6 +75,7 @@ class RunResult:
     infra_error: str | None = None
     bytes_pushed: int = 0
     dispatch_latency_s: float | None = None  # run handed out → process started on the device
+    held_s: float = 0.0  # how long the run held the device actor (lease, pushes, gate, run, samples): batch sizing
     samples: dict[str, float] = field(default_factory=dict)  # peak_rss_mib, temp_start_c, temp_max_c, …
     fingerprint: dict[str, str] = field(default_factory=dict)
     synthetic: bool = False
@@ -99,27 +101,30 @@ class CollectedFile:
     data: bytes
 
 
-def pack_request(req: RunRequest) -> tuple[bytes, list[Any]]:
-    """``req`` as bytes, plus its artifacts' object references (see the module docstring)."""
-    refs = [a.ref for a in req.artifacts]
-    if any(ref is not None for ref in refs):
-        req = dataclasses.replace(req, artifacts=[dataclasses.replace(a, ref=None) for a in req.artifacts])
-    return pickle.dumps(req, protocol=pickle.HIGHEST_PROTOCOL), refs
+def pack_requests(reqs: list[RunRequest]) -> tuple[bytes, list[Any]]:
+    """``reqs`` (one call: a run, or a batch of short runs) as bytes, plus their artifacts' object references in
+    order, or ``[]`` when none has one (see the module docstring)."""
+    refs = [a.ref for req in reqs for a in req.artifacts]
+    if not any(ref is not None for ref in refs):
+        return pickle.dumps(reqs, protocol=pickle.HIGHEST_PROTOCOL), []
+    bare = [dataclasses.replace(r, artifacts=[dataclasses.replace(a, ref=None) for a in r.artifacts]) for r in reqs]
+    return pickle.dumps(bare, protocol=pickle.HIGHEST_PROTOCOL), refs
 
 
-def unpack_request(data: bytes, refs: list[Any]) -> RunRequest:
+def unpack_requests(data: bytes, refs: list[Any]) -> list[RunRequest]:
     # Bytes from the controller over Ray, which unpickles every message between the two anyway: no new trust boundary.
-    req: RunRequest = pickle.loads(data)  # noqa: S301
-    if refs:
-        arts = [dataclasses.replace(a, ref=ref) for a, ref in zip(req.artifacts, refs, strict=True)]
-        req = dataclasses.replace(req, artifacts=arts)
-    return req
+    reqs: list[RunRequest] = pickle.loads(data)  # noqa: S301
+    if not refs:
+        return reqs
+    it = iter(refs)
+    return [dataclasses.replace(r, artifacts=[dataclasses.replace(a, ref=next(it)) for a in r.artifacts]) for r in reqs]
 
 
-def pack_result(res: RunResult) -> bytes:
-    return pickle.dumps(res, protocol=pickle.HIGHEST_PROTOCOL)
+def pack_results(results: list[RunResult | None]) -> bytes:
+    """One result per request of the call, in order; None for a run the device did not start."""
+    return pickle.dumps(results, protocol=pickle.HIGHEST_PROTOCOL)
 
 
-def unpack_result(data: bytes) -> RunResult:
-    res: RunResult = pickle.loads(data)  # noqa: S301 - from the device actor over Ray (see unpack_request)
-    return res
+def unpack_results(data: bytes) -> list[RunResult | None]:
+    results: list[RunResult | None] = pickle.loads(data)  # noqa: S301 - from the device actor (see unpack_requests)
+    return results

@@ -49,7 +49,6 @@ from actors.bench.phone import PhoneBench
 from actors.bench.session import BenchControl, SavedFile
 from actors.device import Device, RunSampler
 from actors.energy import IDLE_WINDOW_S
-from actors.messages import RunRequest, RunResult
 from actors.transports.adb import AdbTransport
 from actors.transports.base import Transport
 from farm.errors import InfraError, OutputParseError
@@ -372,12 +371,6 @@ class Phone(Device):
             self.health_reason = str(exc)
         mapped = "idle" if state == "device" else "unauthorized" if state == "unauthorized" else "offline"
         return {s.slot_id: mapped for s in self.slots()}
-
-    def execute(self, req: RunRequest) -> RunResult:
-        res = super().execute(req)
-        # A virtual phone says so in its properties, which are first read during the run.
-        res.synthetic = res.synthetic or self.synthetic
-        return res
 
     # -- what the phone is ------------------------------------------------------------------------------------
     def layout(self) -> PhoneLayout:

@@ -5,12 +5,15 @@ Part of the Ray glue; :mod:`farm.client` lists the rest.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import socket
+import threading
+import time
 from typing import Any
 
-from actors.messages import pack_result, unpack_request
+from actors.messages import RunResult, pack_results, unpack_requests
 from actors.registry import make_device
 from farm.specs.inventory import Inventory
 
@@ -20,7 +23,7 @@ RAY_INJECTED_ENV: dict[str, str | None] = {"OMP_NUM_THREADS": "1", "PYTHONBREAKP
 
 
 class DeviceActor:
-    """Threaded Ray actor (``max_concurrency`` = slots + control calls): each slot's run occupies one thread;
+    """Threaded Ray actor (``max_concurrency`` = slots + control calls): each slot's call occupies one thread;
     ``cancel``/``health``/``info`` stay answerable while runs are in flight."""
 
     def __init__(self, spec_data: dict[str, Any]) -> None:
@@ -34,6 +37,8 @@ class DeviceActor:
         self.node_id = _ray_node_id()
         self.hostname = socket.gethostname()
         self._closed = False
+        self._lock = threading.Lock()
+        self._cancels: dict[str, threading.Event] = {}  # run id → its cancel, for every run of the calls in hand
 
     def info(self) -> dict[str, Any]:
         return {
@@ -47,14 +52,46 @@ class DeviceActor:
         }
 
     def execute(self, data: bytes, refs: list[Any] | None = None) -> bytes:
-        """Run one request packed by :func:`~actors.messages.pack_request` (``refs`` only when an artifact has an
-        object reference); its result, packed."""
-        res = self.device.execute(unpack_request(data, refs or []))
-        res.node = self.hostname
-        return pack_result(res)
+        """Run the requests packed by :func:`~actors.messages.pack_requests` one after another (``refs`` only when
+        an artifact has an object reference); their results, packed.
 
-    def cancel(self, run_id: str) -> bool:
-        return self.device.cancel(run_id)
+        A call holding several runs is a batch of short runs (``farm.batching``). A run queued behind another in
+        it counts its dispatch latency from the moment that one ended. The batch stops at the first infra fault
+        (the device may be gone) and skips runs cancelled before they started: each run not started comes back
+        as None, for the controller to queue again or count as never started.
+        """
+        reqs = unpack_requests(data, refs or [])
+        events = {req.run_id: threading.Event() for req in reqs}
+        with self._lock:
+            self._cancels.update(events)
+        results: list[RunResult | None] = []
+        stopped = False  # an infra fault: the rest are not started
+        try:
+            for i, req in enumerate(reqs):
+                cancel = events[req.run_id]
+                if stopped or cancel.is_set():
+                    results.append(None)
+                    continue
+                t0 = time.monotonic()
+                # queued behind the previous run: its dispatch latency counts from the moment that one ended
+                res = self.device.execute(dataclasses.replace(req, dispatched_at=time.time()) if i else req, cancel)
+                res.node, res.held_s = self.hostname, time.monotonic() - t0
+                results.append(res)
+                stopped = res.infra_error is not None
+        finally:
+            with self._lock:
+                for run_id in events:
+                    self._cancels.pop(run_id, None)
+        return pack_results(results)
+
+    def cancel(self, run_ids: list[str]) -> int:
+        """Stop these runs of the calls in hand: the running one is killed, those waiting behind it in a batch do
+        not start. Returns how many were found."""
+        with self._lock:
+            events = [e for e in map(self._cancels.get, run_ids) if e is not None]
+        for event in events:
+            event.set()
+        return len(events)
 
     def health(self) -> dict[str, str]:
         if self._closed:  # a health round still in flight when the controller stopped must not reconnect
@@ -92,9 +129,10 @@ class DeviceActor:
 
 
 def _ray_node_id() -> str:
+    """The node of the actor ("" outside Ray: asking Ray's runtime context then would start a Ray instance)."""
     try:
         import ray
 
-        return str(ray.get_runtime_context().get_node_id())
+        return str(ray.get_runtime_context().get_node_id()) if ray.is_initialized() else ""
     except Exception:
         return ""

@@ -148,11 +148,6 @@ class SshDevice(Device):
         """Called before the generic run with ``~`` already expanded; raise FarmError to refuse the run."""
 
     # -- the run ----------------------------------------------------------------------------------------------
-    def execute(self, req: RunRequest) -> RunResult:
-        res = super().execute(req)  # a run whose output carries the stand-ins' label is marked there
-        res.synthetic = res.synthetic or self.synthetic  # the first probes may have found a stand-in box
-        return res
-
     def _execute(self, req: RunRequest, res: RunResult, cancel: threading.Event) -> None:
         req = self.with_home(req)
         self.before_run(req, res)

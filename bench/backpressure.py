@@ -82,10 +82,12 @@ def _controller_state(controller: Any, job_id: str) -> dict[str, Any]:
         "state": rec.state,
         "pulled": progress.get("planned_so_far", 0),
         "queued_in_memory": progress.get("queued", 0),
-        "in_flight": len(controller.inflight),
+        "in_flight": len(controller.inflight),  # calls to devices (a batch of short runs is one)
+        "running": progress.get("running", 0),  # runs leased to devices
         "finished": sum(rec.statuses.values()),
         "writer_pending": rec.writer.pending,
         "low_water": controller.scheduler.low_water,
+        "batch_max": controller.options.batch_max,
         "slots": len(controller.slots),
     }
 
@@ -239,7 +241,8 @@ def main() -> None:
     slope = (rss[-1] - rss[half]) / done_2nd * 1000 if done_2nd > 0 else math.nan
     queued_max = max(st["queued_in_memory"] for _, _, st in samples)
     inflight_max = max(st["in_flight"] for _, _, st in samples)
-    remaining = points - before_cancel["finished"] - before_cancel["in_flight"]
+    bound = max(first["low_water"], first["batch_max"]) * first["slots"]
+    remaining = points - before_cancel["finished"] - before_cancel["running"]
     print()
     print("== backpressure: controller memory with a large sweep queued (real farm, synthetic echo runs) ==")
     print_machine(info)
@@ -250,8 +253,9 @@ def main() -> None:
     )
     print(
         f"runs: {finished[-1]:,} finished ({runs_per_s:.1f} runs/s); pulled from the plan {before_cancel['pulled']:,}"
-        f" of {points:,}; queued in the scheduler's memory max {queued_max} (low_water {first['low_water']} x "
-        f"{first['slots']} slots = {first['low_water'] * first['slots']}); in flight max {inflight_max}"
+        f" of {points:,}; queued in the scheduler's memory max {queued_max} (bound: max(low_water "
+        f"{first['low_water']}, batch {first['batch_max']}) x {first['slots']} slots = {bound}); in flight max "
+        f"{inflight_max} calls"
     )
     queued_growth = rss_submit - rss_warm
     print(

@@ -6,7 +6,10 @@ this machine, ``--runs-per-device`` times each (placement ``each``: every device
 systems run one after the other in one private Ray instance (``--order`` rotates which goes first):
 
 - **farm**: the real controller and one device actor per device (started before the clock), one job; wall = the
-  ``submit`` call → the controller reports the job done (every row and log written);
+  ``submit`` call → the controller reports the job done (every row and log written). The controller sends short
+  runs to a device several per call (``farm.batching``); the runs per call are printed;
+- **farm, one run per call**: the same with batching off (``ControllerOptions(batch_window_s=0)``), which is what
+  runs lasting longer than the batch window get;
 - **bare call + spawn**: the baseline the targets are ratios against. D bare actors created with the device
   actors' own Ray options; one async dispatcher actor (the controller's shape) keeps every actor busy, each call
   spawning the command as the local transport does (``Popen`` in its own session, pipes drained) and returning its
@@ -19,7 +22,8 @@ side (all device actors / all bare actors), read before and after the measured w
 call + spawn for throughput and device CPU, and the controller's ms per run. Targets (issue "per-run cost"):
 throughput ≥ 0.85×, controller ≤ 0.5 ms/run, device side ≤ 1.2× bare call + spawn.
 
-    PYTHONPATH=. .venv/bin/python bench/ceiling.py [--devices 20,50] [--runs-per-device 100] [--order farm,spawn,call]
+    PYTHONPATH=. .venv/bin/python bench/ceiling.py [--devices 20,50] [--runs-per-device 100]
+        [--order farm,farm1,spawn,call]
 """
 
 from __future__ import annotations
@@ -103,6 +107,11 @@ class Outcome:
     wall_s: float
     controller_cpu_s: float
     device_cpu_s: float
+    calls: int = 0  # Ray calls to the device side
+
+    @property
+    def per_call(self) -> float:
+        return self.runs / self.calls if self.calls else 1.0
 
     @property
     def per_s(self) -> float:
@@ -128,21 +137,24 @@ def noop_job(runs_per_device: int) -> dict[str, Any]:
     }
 
 
-def measure_farm(devices: int, per_device: int, workdir: Path) -> Outcome:
-    client = start_farm(devices, workdir / "results")
+def measure_farm(devices: int, per_device: int, workdir: Path, window_s: float | None) -> Outcome:
+    """``window_s``: the controller's batch window (None: its default; 0: one run per call)."""
+    client = start_farm(devices, workdir / "results", **({} if window_s is None else {"batch_window_s": window_s}))
     try:
         handles = list(client.device_handles().values())
         device_pids = ray.get([h.pid.remote() for h in handles])
         controller_pid = int(client.stats()["pid"])
         run_job(client, noop_job(2), workdir, timeout_s=600)  # warm-up: first spawn, first Parquet flush, imports
+        calls0 = int(client.stats()["calls"])
         cpu0 = (cpu_seconds(controller_pid), total_cpu(device_pids))
         status, wall = run_job(client, noop_job(per_device), workdir, timeout_s=600 + per_device)
         cpu1 = (cpu_seconds(controller_pid), total_cpu(device_pids))
+        calls = int(client.stats()["calls"]) - calls0
     finally:
         stop_farm(client)
-    return Outcome(
-        "farm", devices, status.total, status.count(RunStatus.OK), wall, cpu1[0] - cpu0[0], cpu1[1] - cpu0[1]
-    )
+    name = "farm, 1 run/call" if window_s == 0 else "farm"
+    ok = status.count(RunStatus.OK)
+    return Outcome(name, devices, status.total, ok, wall, cpu1[0] - cpu0[0], cpu1[1] - cpu0[1], calls)
 
 
 def measure_bare(method: str, devices: int, per_device: int) -> Outcome:
@@ -163,14 +175,18 @@ def measure_bare(method: str, devices: int, per_device: int) -> Outcome:
         for actor in [*actors, dispatcher]:
             ray.kill(actor)
     name = "bare call + spawn" if method == "spawn" else "bare call"
-    return Outcome(name, devices, devices * per_device, ok, wall, cpu1[0] - cpu0[0], cpu1[1] - cpu0[1])
+    runs = devices * per_device
+    return Outcome(name, devices, runs, ok, wall, cpu1[0] - cpu0[0], cpu1[1] - cpu0[1], runs)
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--devices", default="20,50", help="comma list of device counts")
     ap.add_argument("--runs-per-device", type=int, default=100)
-    ap.add_argument("--order", default="farm,spawn,call", help="which system runs first at each device count")
+    ap.add_argument("--batch-window", type=float, default=None, help="the farm's batch window, s (default: its own)")
+    ap.add_argument(
+        "--order", default="farm,farm1,spawn,call", help="the systems, in the order they run at each device count"
+    )
     args = ap.parse_args()
     counts = [int(c) for c in args.devices.split(",")]
     order = args.order.split(",")
@@ -183,9 +199,11 @@ def main() -> int:
             results[devices] = {}
             for system in order:
                 print(f"{devices} devices: {system} …", flush=True)
-                if system == "farm":
+                if system in ("farm", "farm1"):
                     with tempfile.TemporaryDirectory(prefix="farm-bench-ceiling-") as tmp:
-                        results[devices][system] = measure_farm(devices, args.runs_per_device, Path(tmp))
+                        window = args.batch_window if system == "farm" else 0.0
+                        outcome = measure_farm(devices, args.runs_per_device, Path(tmp), window)
+                        results[devices][system] = outcome
                 else:
                     results[devices][system] = measure_bare(system, devices, args.runs_per_device)
     finally:
@@ -194,12 +212,12 @@ def main() -> int:
     print("\nmachine:")
     print_machine(info)
     print(f"\nworkload: {' '.join(NOOP_ARGV)}, {args.runs_per_device} runs per device\n")
-    print(f"{'devices':>7}  {'system':<18} {'runs':>6} {'ok':>6} {'wall s':>7} {'runs/s':>7} "
+    print(f"{'devices':>7}  {'system':<18} {'runs':>6} {'ok':>6} {'runs/call':>9} {'wall s':>7} {'runs/s':>7} "
           f"{'ctrl ms/run':>11} {'device ms/run':>13}")  # fmt: skip
     for devices, by_system in results.items():
         for out in by_system.values():
-            print(f"{devices:>7}  {out.system:<18} {out.runs:>6} {out.ok:>6} {out.wall_s:>7.2f} {out.per_s:>7.1f} "
-                  f"{out.controller_ms():>11.3f} {out.device_ms():>13.3f}")  # fmt: skip
+            print(f"{devices:>7}  {out.system:<18} {out.runs:>6} {out.ok:>6} {out.per_call:>9.1f} {out.wall_s:>7.2f} "
+                  f"{out.per_s:>7.1f} {out.controller_ms():>11.3f} {out.device_ms():>13.3f}")  # fmt: skip
     print()
     for devices, by_system in results.items():
         farm, spawn = by_system.get("farm"), by_system.get("spawn")
@@ -212,6 +230,11 @@ def main() -> int:
             f"0.85){floor}; controller {farm.controller_ms():.3f} ms/run (target <= 0.5); device side "
             f"{farm.device_ms() / spawn.device_ms():.3f}x bare call + spawn (target <= 1.2)"
         )
+        if (one := by_system.get("farm1")) is not None:
+            print(
+                f"{'':>2}          one run per call: throughput {one.per_s / spawn.per_s:.3f}; controller "
+                f"{one.controller_ms():.3f} ms/run; device side {one.device_ms() / spawn.device_ms():.3f}x"
+            )
     return 0
 
 

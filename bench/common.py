@@ -131,10 +131,11 @@ def init_local_ray(resources: dict[str, float] | None = None) -> None:
     )
 
 
-def start_farm(devices: int, results_root: Path) -> FarmClient:
-    """The controller with ``devices`` local hosts on the running Ray (see :func:`init_local_ray`)."""
+def start_farm(devices: int, results_root: Path, **opts: Any) -> FarmClient:
+    """The controller with ``devices`` local hosts on the running Ray (see :func:`init_local_ray`); ``opts``: more
+    :class:`ControllerOptions`."""
     # No Prometheus exporter and a slow health loop: the benchmark measures dispatch, not monitoring.
-    options = ControllerOptions(health_interval_s=60.0, metrics_port=None)
+    options = ControllerOptions(**{"health_interval_s": 60.0, "metrics_port": None, **opts})
     return FarmClient.start(host_inventory(devices), str(results_root), options=options)
 
 

@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import functools
+import itertools
 import logging
 import os
 import time
@@ -25,14 +27,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from actors.messages import ArtifactRef, RunRequest, RunResult, ThermalGate, pack_request, unpack_result
+from actors.messages import ArtifactRef, RunRequest, RunResult, ThermalGate, pack_requests, unpack_results
+from farm import batching
+from farm.batching import BatchSizer
 from farm.errors import ConfigError, ControllerError, ResultsError
 from farm.metrics import DeviceSnapshot, FarmMetrics, FarmSnapshot
 from farm.plan import ANY_SLOT, Rendered, RunSpec, adaptive_repeats, check_job_on, count_runs, plan_runs, render
 from farm.recorder import Recorder
 from farm.results import ResultsStore, ResultsWriter
 from farm.rows import build_row, classify, collected_columns, job_settings, log_text
-from farm.scheduler import Final, Scheduler, SlotState
+from farm.scheduler import Assignment, Final, Scheduler, SlotState
 from farm.specs.inventory import Inventory, Slot
 from farm.specs.job import JobSpec, job_from_dict
 from farm.workloads import WorkloadAdapter, make_adapter
@@ -54,6 +58,8 @@ class ControllerOptions:
     actor_max_restarts: int = -1
     metrics_host: str = "127.0.0.1"
     metrics_port: int | None = None  # None: no exporter; 0: any free port
+    batch_window_s: float = batching.WINDOW_S  # short runs share a call to their device, about this long (0: off)
+    batch_max: int = batching.MAX_SIZE  # runs in one call at most
 
 
 @dataclass
@@ -78,13 +84,15 @@ class _JobRecord:
     not_started: int = 0  # runs a cancel dropped before they reached a device: counted, no row each
     cancelled_at: float | None = None
     headline: str | None = None  # adaptive repeats: the metric whose value the scheduler is fed
+    sizer: BatchSizer = field(default_factory=BatchSizer)  # how many of its runs one call carries
 
 
 @dataclass
 class _Inflight:
+    """One call to a device: its runs (one, or a batch run in this order) and the reference to their results."""
+
     job_id: str
-    run: RunSpec
-    req: RunRequest
+    runs: list[tuple[RunSpec, RunRequest]]
     ref: Any
 
 
@@ -110,6 +118,8 @@ class Controller:
         self._tasks: list[asyncio.Task[None]] = []
         self._started = False
         self.dispatch_latencies: deque[float] = deque(maxlen=100_000)  # the latest runs' latencies
+        self.calls = 0  # execute calls sent to devices (a batch of short runs is one)
+        self.runs_sent = 0
         self.metrics = FarmMetrics(snapshot=self.snapshot)
         self.metrics_address: tuple[str, int] | None = None
 
@@ -248,6 +258,7 @@ class Controller:
             attempt_base=attempt_base,
             submitted_at=time.time(),
             settings=job_settings(spec),
+            sizer=BatchSizer(self.options.batch_window_s, self.options.batch_max),
         )
         self.jobs[job_id] = rec
         chosen = [s for s in spec.devices.select(slot_list)]
@@ -285,7 +296,7 @@ class Controller:
         for slot_id, fl in list(self.inflight.items()):
             if fl.job_id == job_id:
                 dev = self.slots[slot_id].device_id
-                self.devices[dev].cancel.remote(fl.req.run_id)
+                self.devices[dev].cancel.remote([req.run_id for _, req in fl.runs])
         self._wake.set()
         return self._status(rec)
 
@@ -314,7 +325,7 @@ class Controller:
                     "node": info.get("hostname", slot.node or ""),
                     "node_id": info.get("node_id", ""),
                     "state": states[slot_id].value,
-                    "current_run": f"{fl.job_id}:{fl.req.run_id}" if fl else "",
+                    "current_run": f"{fl.job_id}:{fl.runs[0][1].run_id}" if fl else "",
                     "reason": self.scheduler.slot_reason(slot_id),
                     "temperature_c": self.temperatures.get(slot.device_id),
                     "holder": fl.job_id if fl else "",  # the job whose run holds the slot's lease
@@ -355,46 +366,79 @@ class Controller:
             try:
                 for final in self.scheduler.stranded(now):
                     self._record_final_without_result(self.jobs[final.job_id], final)
-                for a in self.scheduler.assign():
-                    self._launch(a.slot_id, a.job_id, a.run, a.attempt)
+                for slot_id, leased in itertools.groupby(self.scheduler.assign(), key=lambda a: a.slot_id):
+                    self._launch(slot_id, list(leased))
                 self._finish_jobs()
             except Exception:  # the loop must survive any one bad run
                 log.exception("dispatch loop error")
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), 1.0)
 
-    def _launch(self, slot_id: str, job_id: str, run: RunSpec, attempt: int) -> None:
-        rec = self.jobs[job_id]
+    def _launch(self, slot_id: str, leased: list[Assignment]) -> None:
+        """Send the slot's leased runs (one, or a batch of one job's short runs) to its device in one call."""
+        rec = self.jobs[leased[0].job_id]
         slot = self.slots[slot_id]
-        try:
-            rendered = render(rec.spec, run, slot, rec.source)
-        except ConfigError as exc:
-            self.scheduler.finish(slot_id, "failed", str(exc), time.monotonic())
-            req = _request(rec, run, slot_id, attempt, [], {}, None)
-            self._record(rec, run, req, RunResult(started_at=time.time()), "failed", "; ".join(exc.lines()), {})
-            rec.statuses["failed"] += 1
+        runs: list[tuple[RunSpec, RunRequest]] = []
+        for a in leased:
+            try:
+                rendered = render(rec.spec, a.run, slot, rec.source)
+            except ConfigError as exc:
+                self.scheduler.finish(slot_id, "failed", str(exc), time.monotonic(), run_id=a.run.run_id)
+                req = _request(rec, a.run, slot_id, a.attempt)
+                self._record(rec, a.run, req, RunResult(started_at=time.time()), "failed", "; ".join(exc.lines()), {})
+                rec.statuses["failed"] += 1
+                continue
+            arts = [
+                ArtifactRef(x.name, x.sha256, x.size, dst, x.mode, x.local_path, x.ref, tuple(consts.items()))
+                for x, (_, dst, _), consts in zip(rec.artifacts, rendered.artifacts, rendered.constants, strict=True)
+            ]
+            req = _request(rec, a.run, slot_id, a.attempt, rendered, arts)
+            runs.append((a.run, req))
+        if not runs:
             return
-        arts = [
-            ArtifactRef(a.name, a.sha256, a.size, dst, a.mode, a.local_path, a.ref, tuple(consts.items()))
-            for a, (_, dst, _), consts in zip(rec.artifacts, rendered.artifacts, rendered.constants, strict=True)
-        ]
-        req = _request(rec, run, slot_id, attempt, rendered.argv, rendered.env, rendered.workdir, arts, rendered)
-        data, refs = pack_request(req)
+        data, refs = pack_requests([req for _, req in runs])
+        self.calls += 1
+        self.runs_sent += len(runs)
         actor = self.devices[slot.device_id]
-        ref = actor.execute.remote(data, refs) if any(r is not None for r in refs) else actor.execute.remote(data)
-        self.inflight[slot_id] = _Inflight(job_id, run, req, ref)
-        asyncio.get_running_loop().create_task(self._await_run(slot_id))
+        ref = actor.execute.remote(data, refs) if refs else actor.execute.remote(data)
+        self.inflight[slot_id] = _Inflight(rec.job_id, runs, ref)
+        asyncio.get_running_loop().create_task(self._await_call(slot_id))
 
-    async def _await_run(self, slot_id: str) -> None:
+    async def _await_call(self, slot_id: str) -> None:
         fl = self.inflight[slot_id]
-        actor_lost = False
+        lost: str | None = None  # why the device's actor is gone
         try:
-            res = unpack_result(await fl.ref)
-        except Exception as exc:
-            res = _failed_call(exc)
-            actor_lost = res.infra_error is not None
+            results = unpack_results(await fl.ref)
+        except Exception as exc:  # the first run gets the failure; the rest are run again (see farm.batching)
+            failed = _failed_call(exc)
+            lost = failed.infra_error
+            results = [failed, *[None] * (len(fl.runs) - 1)]
         del self.inflight[slot_id]
         rec = self.jobs[fl.job_id]
+        unstarted: list[str] = []
+        durations: list[float] = []
+        for (run, req), res in zip(fl.runs, results, strict=True):
+            if res is None:
+                unstarted.append(req.run_id)
+                continue
+            if res.held_s > 0:
+                durations.append(res.held_s)
+            self._ended(slot_id, rec, run, req, res)
+        if unstarted:
+            self.scheduler.release(slot_id, unstarted)
+            if rec.state == "cancelling":
+                rec.not_started += len(unstarted)
+        if lost is not None:
+            self._hold_until_healthy(self.slots[slot_id].device_id, lost)
+        if self.options.batch_window_s > 0:
+            self.scheduler.set_batch(rec.job_id, rec.sizer.observe(durations))
+        # The slot is free: let the loop hand it its next runs while the recorder thread writes these runs' logs
+        # and rows (file I/O and Parquet flushes would delay every other slot's dispatch); the job is not reported
+        # done until ``recording`` is back to 0.
+        self._wake.set()
+
+    def _ended(self, slot_id: str, rec: _JobRecord, run: RunSpec, req: RunRequest, res: RunResult) -> None:
+        """One run of a call came back: tell the scheduler and the metrics, queue its log and row."""
         status, error, metrics = classify(res, rec.adapter)
         if rec.state == "cancelling" and status == "infra_error":
             status, error = "cancelled", "cancelled while running"
@@ -409,10 +453,8 @@ class Controller:
         if res.energy.get("energy_valid") is True and isinstance(watts := res.energy.get("avg_power_w"), float):
             self.powers[slot_id] = watts
         value = metrics.get(rec.headline) if rec.headline is not None else None
-        final = self.scheduler.finish(slot_id, status, error or "", time.monotonic(), value=value)
+        final = self.scheduler.finish(slot_id, status, error or "", time.monotonic(), value=value, run_id=req.run_id)
         rec.total += final.added if final is not None else 0  # repeats the stopping rule asked for
-        if actor_lost:
-            self._hold_until_healthy(slot.device_id, error or "its actor died")
         self.metrics.run_finished(
             job=rec.spec.name,
             slot=slot_id,
@@ -423,21 +465,17 @@ class Controller:
             metrics=metrics,
             peak_rss_mib=res.samples.get("peak_rss_mib"),
             bytes_pushed=res.bytes_pushed,
-            artifacts=len(fl.req.artifacts),
+            artifacts=len(req.artifacts),
         )
         if final is None:
             rec.retries += 1
             self.metrics.retried(job=rec.spec.name, slot=slot_id)
-            log.warning("run %s on %s: %s — retrying", fl.req.run_id, slot_id, error)
+            log.warning("run %s on %s: %s — retrying", req.run_id, slot_id, error)
         else:
             rec.statuses[status] += 1
-        # The slot is free: let the loop hand it its next run while the recorder thread writes this run's log and
-        # row (file I/O and Parquet flushes would delay every other slot's dispatch); the job is not reported done
-        # until ``recording`` is back to 0.
-        self._wake.set()
         rec.recording += 1
         closing = final.closing if final is not None else None
-        write = functools.partial(self._record, rec, fl.run, fl.req, res, status, error, metrics, closing)
+        write = functools.partial(self._record, rec, run, req, res, status, error, metrics, closing)
         self._recorder().submit(rec, write)
 
     def _recorder(self) -> Recorder:
@@ -508,7 +546,7 @@ class Controller:
         if slot is not None:
             with contextlib.suppress(ConfigError):
                 argv = render(rec.spec, final.run, slot, rec.source).argv
-        req = _request(rec, final.run, slot_id, final.attempt, argv, {}, None)
+        req = dataclasses.replace(_request(rec, final.run, slot_id, final.attempt), argv=argv)
         self._record(rec, final.run, req, RunResult(started_at=time.time()), final.status, final.error, {})
         rec.statuses[final.status] += 1
 
@@ -618,8 +656,14 @@ class Controller:
         return dict(self.devices)
 
     async def stats(self) -> dict[str, Any]:
-        """Figures the benchmarks read: dispatch latencies (s) of every run so far, the controller's pid."""
-        return {"dispatch_latencies_s": list(self.dispatch_latencies), "pid": os.getpid()}
+        """Figures the benchmarks read: dispatch latencies (s) of every run so far, the controller's pid, the calls
+        sent to devices and the runs they carried."""
+        return {
+            "dispatch_latencies_s": list(self.dispatch_latencies),
+            "pid": os.getpid(),
+            "calls": self.calls,
+            "runs_sent": self.runs_sent,
+        }
 
 
 def _failed_call(exc: BaseException) -> RunResult:
@@ -641,13 +685,11 @@ def _request(
     run: RunSpec,
     slot_id: str,
     attempt: int,
-    argv: list[str],
-    env: dict[str, str],
-    workdir: str | None,
-    artifacts: list[ArtifactRef] | None = None,
     rendered: Rendered | None = None,
+    artifacts: list[ArtifactRef] | None = None,
 ) -> RunRequest:
-    """The request of one run; ``rendered`` (the run's rendered command) adds its ``inputs`` and ``collect``."""
+    """The request of one run, as rendered (None: a run that never reaches a device, recorded with an empty
+    command)."""
     cd = rec.spec.cooldown
     cores = run.params.get("cores")
     return RunRequest(
@@ -655,9 +697,9 @@ def _request(
         run_id=run.run_id,
         attempt=rec.attempt_base.get(run.run_id, 0) + attempt,
         slot_id=slot_id,
-        argv=argv,
-        env=env,
-        workdir=workdir,
+        argv=rendered.argv if rendered is not None else [],
+        env=rendered.env if rendered is not None else {},
+        workdir=rendered.workdir if rendered is not None else None,
         timeout_s=rec.spec.timeout,
         artifacts=artifacts or [],
         cores=str(cores) if cores is not None and not isinstance(cores, bool) else None,

@@ -3,6 +3,9 @@
 The controller feeds it facts (slots appear, change state, runs finish) with an explicit ``now`` and asks which
 run goes to which idle slot. Rules:
 - a slot runs one run at a time: :meth:`Scheduler.assign` leases it, :meth:`Scheduler.finish` frees it;
+- batches: a job given a batch size (:meth:`Scheduler.set_batch`, short runs) leases a slot up to that many of
+  its runs at once, which the device runs one after another; the slot is free once each has been finished or
+  handed back unstarted (:meth:`Scheduler.release`: to the front of their queues, no attempt counted);
 - jobs share slots fairly: an idle slot serves the job it served least recently (strict round robin);
 - runs come lazily from each job's plan iterator, pulled only when a queue runs low (bounded memory for
   very large grids — the plan is never materialised);
@@ -52,6 +55,9 @@ class Attempt:
 
 @dataclass
 class Assignment:
+    """One run leased to a slot. A slot leased several runs at once (a batch) gets one each, next to each other
+    in :meth:`Scheduler.assign`'s list and in the order they run."""
+
     slot_id: str
     job_id: str
     run: RunSpec
@@ -75,7 +81,7 @@ class Final:
 class _Slot:
     slot_id: str
     state: SlotState = SlotState.IDLE
-    current: Attempt | None = None
+    leased: list[Attempt] = field(default_factory=list)  # the runs it holds, in the order they run
     infra_streak: int = 0
     unavailable_since: float | None = None
     reason: str = ""  # why it is unavailable, when the device said
@@ -114,6 +120,7 @@ class _Job:
     points: dict[str, _Point] = field(default_factory=dict)
     added: int = 0  # adaptive repeats queued and not yet reported in a Final
     grid_order: bool = False  # added repeats go first in the slot's queue (a point's repeats back to back)
+    batch: int = 1  # runs leased to a slot at once (set_batch; always 1 with adaptive repeats)
 
     def pending(self) -> int:
         return len(self.any) + sum(len(q) for q in self.each.values())
@@ -228,6 +235,13 @@ class Scheduler:
         job.exhausted = True
         return dropped
 
+    def set_batch(self, job_id: str, size: int) -> None:
+        """Lease the job's runs up to ``size`` at a time (its runs are short: one call to the device per run would
+        cost more than the run). Adaptive jobs keep 1: each repeat's value decides whether another is queued."""
+        job = self._jobs.get(job_id)
+        if job is not None and job.adaptive is None:
+            job.batch = max(1, size)
+
     def _drain(self, job: _Job) -> Iterator[Attempt]:
         while job.any:
             yield job.any.popleft()
@@ -245,14 +259,18 @@ class Scheduler:
             job = self._pick_job(slot.slot_id)
             if job is None:
                 continue
-            attempt = self._pop_for(job, slot.slot_id)
-            if attempt is None:
+            leased: list[Attempt] = []
+            while len(leased) < job.batch and (attempt := self._pop_for(job, slot.slot_id)) is not None:
+                leased.append(attempt)
+                if len(leased) < job.batch:
+                    self._refill(job, slot.slot_id)
+            if not leased:
                 continue
             slot.state = SlotState.BUSY
-            slot.current = attempt
-            job.running += 1
+            slot.leased = leased
+            job.running += len(leased)
             job.last_served = next(self._order)  # strict round robin: the least recently served job goes next
-            out.append(Assignment(slot.slot_id, job.job_id, attempt.run, attempt.attempt))
+            out.extend(Assignment(slot.slot_id, job.job_id, a.run, a.attempt) for a in leased)
         return out
 
     def stranded(self, now: float) -> list[Final]:
@@ -321,7 +339,8 @@ class Scheduler:
                 return False
             if slot_id is None:
                 return job.pending() > 0
-            return len(job.each.get(slot_id, ())) >= self.low_water or len(job.any) >= self.low_water
+            want = max(self.low_water, job.batch)
+            return len(job.each.get(slot_id, ())) >= want or len(job.any) >= want
 
         while not satisfied():
             run = next(job.plan, None)
@@ -348,27 +367,56 @@ class Scheduler:
                 job.each[run.slot_id].append(attempt)
 
     # ----- completion --------------------------------------------------------------------------------------
-    def finish(
-        self, slot_id: str, status: str, error: str = "", now: float = 0.0, value: float | None = None
-    ) -> Final | None:
-        """Free the slot. Returns the final outcome, or None when the run was re-queued for a retry. ``value``: the
-        run's headline metric (adaptive repeats; None when the run produced none)."""
+    def _take(self, slot: _Slot, run_id: str | None) -> Attempt:
+        """Remove one of the slot's leased runs (``run_id``; None: the first)."""
+        for i, attempt in enumerate(slot.leased):
+            if run_id is None or attempt.run.run_id == run_id:
+                del slot.leased[i]
+                self._jobs[attempt.job_id].running -= 1
+                return attempt
+        which = f"run {run_id!r}" if run_id is not None else "run"
+        raise ValueError(f"slot {slot.slot_id!r} has no {which} to finish")
+
+    def _free(self, slot: _Slot) -> None:
+        """The slot's last leased run is over: it takes new runs, unless it went unavailable meanwhile."""
+        if slot.state is SlotState.BUSY and not slot.leased:
+            slot.state = SlotState.IDLE if slot.unavailable_since is None else slot.down
+
+    def release(self, slot_id: str, run_ids: list[str]) -> None:
+        """Leased runs the device did not start (its batch stopped early): back to the front of their queues in
+        their order, no attempt counted; a cancelled job's runs are dropped (the caller counts them as never
+        started)."""
         slot = self._slots[slot_id]
-        attempt = slot.current
-        if attempt is None:
-            raise ValueError(f"slot {slot_id!r} has no run to finish")
-        slot.current = None
+        for attempt in reversed([self._take(slot, run_id) for run_id in run_ids]):
+            job = self._jobs[attempt.job_id]
+            if not job.cancelled:
+                (job.any if attempt.run.slot_id is None else job.each[slot_id]).appendleft(attempt)
+        self._free(slot)
+
+    def finish(
+        self,
+        slot_id: str,
+        status: str,
+        error: str = "",
+        now: float = 0.0,
+        value: float | None = None,
+        run_id: str | None = None,
+    ) -> Final | None:
+        """End one leased run (``run_id``; None: the slot's first); the slot is free once none is left. Returns the
+        final outcome, or None when the run was re-queued for a retry. ``value``: the run's headline metric
+        (adaptive repeats; None when the run produced none)."""
+        slot = self._slots[slot_id]
+        attempt = self._take(slot, run_id)
         job = self._jobs[attempt.job_id]
-        job.running -= 1
         if status == INFRA_STATUS:
             slot.infra_streak += 1
-            quarantine = slot.infra_streak >= self.quarantine_after
-            slot.state = SlotState.QUARANTINED if quarantine else SlotState.IDLE
-            if quarantine and slot.unavailable_since is None:
-                slot.unavailable_since = now
+            if slot.infra_streak >= self.quarantine_after:
+                slot.state = SlotState.QUARANTINED
+                if slot.unavailable_since is None:
+                    slot.unavailable_since = now
         else:
             slot.infra_streak = 0
-            slot.state = SlotState.IDLE if slot.unavailable_since is None else slot.down
+        self._free(slot)
         if status == INFRA_STATUS and attempt.attempt <= job.retries and not job.cancelled:
             retry = Attempt(job.job_id, attempt.run, attempt.attempt + 1, attempt.avoid | {slot_id})
             if attempt.run.slot_id is None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import itertools
 from collections.abc import Iterator
 
+import pytest
+
 from farm.plan import AdaptiveRepeats, RunSpec, run_id
 from farm.scheduler import Final, Scheduler, SlotState
 
@@ -263,3 +265,65 @@ def test_a_resubmission_decides_with_the_values_done_before() -> None:
     assert sum(f.added for _, _, f in done_now) == 3  # each added repeat is reported once, even before a run ends
     closing = done_now[-1][2].closing
     assert closing is not None and closing["repeat_count"] == 6
+
+
+# ----- batches: a job of short runs leases a slot several runs at once ------------------------------------------
+def test_a_batch_leases_several_runs_and_frees_the_slot_when_each_is_over() -> None:
+    s = Scheduler(low_water=2)
+    s.submit("j", runs("j", 10), ["s1"], retries=0)
+    s.set_batch("j", 4)
+    leased = s.assign()
+    assert [(a.slot_id, a.run.run_id) for a in leased] == [("s1", f"j-{i}") for i in range(4)]
+    assert s.progress("j")["running"] == 4
+    for i in (0, 2, 1):  # in any order, by run id
+        final = s.finish("s1", "ok", run_id=f"j-{i}")
+        assert final is not None and final.run.run_id == f"j-{i}"
+        assert s.slot_state("s1") is SlotState.BUSY and s.assign() == []
+    s.finish("s1", "ok", run_id="j-3")
+    assert s.slot_state("s1") is SlotState.IDLE
+    assert [a.run.run_id for a in s.assign()] == ["j-4", "j-5", "j-6", "j-7"]
+
+
+def test_runs_a_batch_did_not_start_go_back_first_in_order_with_no_attempt_counted() -> None:
+    s = Scheduler()
+    s.submit("j", runs("j", 6), ["s1"], retries=1)
+    s.set_batch("j", 4)
+    s.assign()
+    assert s.finish("s1", "infra_error", run_id="j-0") is None  # retried
+    s.release("s1", ["j-1", "j-2", "j-3"])
+    assert s.slot_state("s1") is SlotState.IDLE and s.progress("j")["running"] == 0
+    again = s.assign()
+    assert [(a.run.run_id, a.attempt) for a in again] == [("j-1", 1), ("j-2", 1), ("j-3", 1), ("j-0", 2)]
+
+
+def test_a_cancelled_jobs_unstarted_batch_runs_are_dropped() -> None:
+    s = Scheduler()
+    s.submit("j", runs("j", 6), ["s1"], retries=0)
+    s.set_batch("j", 3)
+    s.assign()
+    s.cancel("j")
+    s.finish("s1", "cancelled", run_id="j-0")
+    s.release("s1", ["j-1", "j-2"])
+    assert s.progress("j")["queued"] == 0 and s.job_done("j") and s.slot_state("s1") is SlotState.IDLE
+
+
+def test_a_shared_queue_batch_and_an_adaptive_job_keeps_one_run_per_lease() -> None:
+    s = Scheduler()
+    s.submit("any", runs("a", 8, slot=None, candidates=("s1", "s2")), ["s1", "s2"], retries=0)
+    s.set_batch("any", 3)
+    leased = s.assign()
+    by_slot = [slot for slot, _ in itertools.groupby(a.slot_id for a in leased)]  # each slot's runs side by side
+    assert sorted(by_slot) == ["s1", "s2"] and len(leased) == 6
+    adaptive, plan = _adaptive()
+    s2 = Scheduler()
+    s2.submit("ad", plan, ["s1"], retries=0, adaptive=adaptive)
+    s2.set_batch("ad", 8)
+    assert len(s2.assign()) == 1
+
+
+def test_finishing_a_run_the_slot_does_not_hold_is_refused() -> None:
+    s = Scheduler()
+    s.submit("j", runs("j", 2), ["s1"], retries=0)
+    s.assign()
+    with pytest.raises(ValueError, match="no run 'j-1'"):
+        s.finish("s1", "ok", run_id="j-1")

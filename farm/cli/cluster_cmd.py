@@ -14,8 +14,9 @@ from typing import TYPE_CHECKING, Any
 
 from rich.table import Table
 
+from farm.batching import WINDOW_S
 from farm.cli.api_cmd import add_token_args, submit_over_api
-from farm.cli.common import inventory_from, port, port_or_zero, results_root, stderr, stdout
+from farm.cli.common import inventory_from, port, port_or_zero, results_root, seconds, stderr, stdout
 from farm.cli.progress import follow
 from farm.cli.summary import print_summary
 
@@ -36,6 +37,13 @@ def register(sub: Any) -> None:
     start.add_argument("--results", metavar="URI", help="results location: a path on the head node or a URI")
     start.add_argument("--metrics-host", default="127.0.0.1", help="exporter bind address (default loopback)")
     start.add_argument("--metrics-port", type=port_or_zero, default=None, help="serve Prometheus metrics on this port")
+    start.add_argument(
+        "--batch-window",
+        type=seconds,
+        default=WINDOW_S,
+        metavar="S",
+        help="short runs share one call to their device, about S seconds of runs (default %(default)s; 0: off)",
+    )
     start.set_defaults(func=controller_start)
     stop = ctl_sub.add_parser("stop", help="cancel running jobs, flush results and stop the controller")
     _address(stop)
@@ -97,7 +105,9 @@ def controller_start(args: argparse.Namespace) -> int:
 
     inv = inventory_from(args.inventory)
     start_ray(cluster_address(args.address))
-    opts = ControllerOptions(metrics_host=args.metrics_host, metrics_port=args.metrics_port)
+    opts = ControllerOptions(
+        metrics_host=args.metrics_host, metrics_port=args.metrics_port, batch_window_s=args.batch_window
+    )
     info = FarmClient.start(inv, results_root(args.results), detached=True, options=opts).info()
     where = f", metrics on {info.metrics_address[0]}:{info.metrics_address[1]}" if info.metrics_address else ""
     stdout().print(f"controller started: {info.devices} devices, {info.slots} slots{where}")

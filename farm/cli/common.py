@@ -47,6 +47,17 @@ def port(text: str) -> int:
     return value
 
 
+def seconds(text: str) -> float:
+    """An argparse type: a duration in seconds, 0 or more (``0.5``, ``2``)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected seconds (a number >= 0), got {text!r}") from None
+    if not value >= 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected seconds (a number >= 0), got {text}")
+    return value
+
+
 def port_or_zero(text: str) -> int:
     """Like :func:`port`, with 0 meaning "any free port"."""
     return 0 if text.strip() == "0" else port(text)

@@ -119,6 +119,11 @@ def check_job_name(job: str) -> str:
     return job
 
 
+def plain_column_name(column: Any) -> bool:
+    """Whether ``column`` can name a column: a plain identifier."""
+    return isinstance(column, str) and _COLUMN_NAME.match(column) is not None
+
+
 def _kind_of(value: Any) -> Kind:
     kind = _KIND_BY_TYPE.get(type(value))
     if kind is not None:
@@ -191,7 +196,7 @@ def validate_row(row: Mapping[str, Any]) -> dict[str, Any]:
     for column, value in row.items():
         if column in _REQUIRED_SET:
             continue
-        if not isinstance(column, str) or not _COLUMN_NAME.match(column):
+        if not plain_column_name(column):
             raise ResultsError(f"result row {rid!r}: column name {column!r} is not a plain identifier")
         if value is None:
             continue

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,7 +18,8 @@ import pytest
 from actors import exec_wrap
 from actors.device import Device
 from actors.lease import LEASE_DIR_ENV
-from actors.messages import ArtifactRef, RunRequest, RunResult, ThermalGate
+from actors.messages import ArtifactRef, RunRequest, RunResult, ThermalGate, pack_requests, unpack_results
+from actors.ray_actor import DeviceActor
 from actors.transports.base import Transport
 from actors.transports.fake import FakeProcess, FakeTransport, Reply, block_until_killed
 from farm.errors import ConnectionLostError, DeviceOfflineError
@@ -358,3 +360,68 @@ def test_a_timed_out_run_in_a_container_is_killed_inside_it() -> None:
                                                                           "K": "v"}, "/w", pidfile)  # fmt: skip
     assert started.env == {} and started.workdir is None  # both go inside the container, not to docker itself
     assert list(killed.argv) == exec_wrap.kill_argv("cann", pidfile)
+
+
+# -- a batch: several short runs in one call to the device actor (farm.batching) ----------------------------------
+
+
+def _actor(dev: Device) -> DeviceActor:
+    actor = DeviceActor({"kind": "host", "id": dev.spec.id})  # outside Ray: a plain object
+    actor.device = dev
+    return actor
+
+
+def _batch(actor: DeviceActor, reqs: list[RunRequest]) -> list[RunResult | None]:
+    data, refs = pack_requests(reqs)
+    return unpack_results(actor.execute(data, refs))
+
+
+def test_a_batch_runs_its_requests_in_order_each_timed_from_when_the_previous_ended() -> None:
+    order: list[str] = []
+
+    def bench(proc: FakeProcess) -> Reply:
+        order.append(proc.argv[1])
+        return Reply(0, "value=1\n")
+
+    dev = FakeDevice(FakeTransport(programs={"bench": bench}))
+    long_ago = time.time() - 100
+    reqs = [request(dev, ["bench", f"r{i}"], run_id=f"r{i}", dispatched_at=long_ago) for i in range(3)]
+    results = _batch(_actor(dev), reqs)
+    assert order == ["r0", "r1", "r2"] and all(r is not None and status(r) == "ok" for r in results)
+    latencies = [r.dispatch_latency_s for r in results if r is not None]
+    assert latencies[0] is not None and latencies[0] >= 100  # the call's own wait
+    assert all(lat is not None and lat < 50 for lat in latencies[1:])  # queued behind the previous run
+
+
+def test_an_infra_fault_stops_the_batch_and_the_rest_come_back_not_started() -> None:
+    def bench(proc: FakeProcess) -> Reply:
+        if proc.argv[1] == "r1":
+            raise DeviceOfflineError("fake: gone")
+        return Reply(0, "value=1\n")
+
+    dev = FakeDevice(FakeTransport(programs={"bench": bench}))
+    results = _batch(_actor(dev), [request(dev, ["bench", f"r{i}"], run_id=f"r{i}") for i in range(4)])
+    assert results[0] is not None and status(results[0]) == "ok"
+    assert results[1] is not None and results[1].infra_error == "fake: gone"
+    assert results[2:] == [None, None]
+
+
+def test_a_cancel_keeps_a_batch_run_from_starting_and_stops_the_running_one() -> None:
+    holder: list[DeviceActor] = []
+
+    def bench(proc: FakeProcess) -> Reply:
+        if proc.argv[1] == "r0":
+            assert holder[0].cancel(["r1"]) == 1  # r1 waits in the batch: it will not start
+            return Reply(0, "value=1\n")
+        if proc.argv[1] == "r2":
+            threading.Thread(target=holder[0].cancel, args=(["r2", "r3"],)).start()
+            return block_until_killed(proc)
+        return Reply(0, "value=1\n")
+
+    dev = FakeDevice(FakeTransport(programs={"bench": bench}))
+    holder.append(actor := _actor(dev))
+    results = _batch(actor, [request(dev, ["bench", f"r{i}"], run_id=f"r{i}") for i in range(4)])
+    assert results[0] is not None and status(results[0]) == "ok"
+    assert results[1] is None and results[3] is None
+    assert results[2] is not None and status(results[2]) == "cancelled"
+    assert actor.cancel(["r0"]) == 0  # the call is over: nothing of it is left to cancel

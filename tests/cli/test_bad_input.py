@@ -241,3 +241,12 @@ def test_bad_ports_and_environment_are_usage_errors(
             main(argv)
         assert info.value.code == 2
         assert "expected a TCP port (1-65535)" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("value", ["-1", "soon", "nan", "inf"])
+def test_a_bad_batch_window_is_a_usage_error(value: str, capsys: pytest.CaptureFixture[str]) -> None:
+    from farm.cli.main import main
+
+    with pytest.raises(SystemExit) as info:
+        main(["controller", "start", "--batch-window", value])
+    assert info.value.code == 2 and "--batch-window: expected seconds (a number >= 0)" in capsys.readouterr().err

@@ -90,6 +90,28 @@ def test_fast_and_slow_paths_agree() -> None:
     assert row["started_at"].utcoffset() == timedelta(0) and row["started_at"] == local
 
 
+def test_a_column_that_is_always_none_keeps_rows_on_the_fast_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    import farm.results.batches as batches
+
+    slow: list[str] = []
+
+    def counted(row: dict[str, Any]) -> dict[str, Any]:
+        slow.append(row["run_id"])
+        return validate_row(row)
+
+    monkeypatch.setattr(batches, "validate_row", counted)
+    validator = RowValidator("sweep")
+    for i in range(4):  # a job without a build: its ``build`` column is None in every row
+        _, new = validator.validate(make_row(run_id=f"r{i}", build=None, tokens=i))
+        validator.learn(new)
+    assert slow == ["r0"]  # the first row teaches ``tokens``; the others are checked by their shape
+    bad_name = {**make_row(run_id="bad"), "build id": None}
+    with pytest.raises(ResultsError, match="plain identifier"):
+        validator.validate(bad_name)
+    row, new = validator.validate(make_row(run_id="later", build="v2", tokens=1))  # the column gets its kind
+    assert row["build"] == "v2" and new == [("build", "str")]
+
+
 def test_column_kind_change_is_refused() -> None:
     kinds = ColumnKinds()
     kinds.learn(kinds.check(make_row(p_model="7b")))

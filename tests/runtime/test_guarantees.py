@@ -4,6 +4,8 @@ count as, and where the private Ray listens."""
 from __future__ import annotations
 
 import contextlib
+import os
+import signal
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -213,3 +215,65 @@ def test_stopping_the_controller_closes_the_devices_connections(tmp_path: Path, 
         wait_until(lambda: box.connections() == 0, timeout=30)
     finally:
         box.stop()
+
+
+# ----- short runs share a call to their device (farm.batching) ---------------------------------------------------
+def _short_job(tmp_path: Path, name: str, n: int, command: str = "echo value={i}", **extra: Any) -> tuple[Any, str]:
+    data = {
+        "name": name,
+        "workload": "regex",
+        "workload_options": {"patterns": {"value_count": r"value=(\d+)"}},
+        "command": ["sh", "-c", command],
+        "grid": {"i": {"start": 0, "stop": n - 1}},
+        **extra,
+    }
+    return write_job(tmp_path, data)
+
+
+def test_short_runs_share_calls_and_each_lands_once(tmp_path: Path, controllers: list[FarmClient]) -> None:
+    job, src = _short_job(tmp_path, "short", 300)
+    client = start(hosts("short-h1", "short-h2"), tmp_path / "res")
+    controllers.append(client)
+    st = client.wait(client.submit(job, src, ship=False), 300)
+    assert st.state == "done" and st.statuses == {"ok": 600}
+    got = rows(tmp_path / "res", "short")
+    assert len(got) == 600 and len({(r["run_id"], r["attempt"]) for r in got}) == 600
+    assert sorted(r["value_count"] for r in got if r["device_id"] == "short-h1") == list(range(300))
+    assert all(Path(r["log_path"]).is_file() and r["dispatch_latency_s"] >= 0 for r in got)
+    stats = client.stats()
+    assert stats["runs_sent"] == 600 and stats["calls"] <= 300, stats  # most calls carried several runs
+
+
+def test_cancelling_batched_runs_counts_each_run_once(tmp_path: Path, controllers: list[FarmClient]) -> None:
+    job, src = _short_job(tmp_path, "short-cancel", 3000, "sleep 0.01; echo value={i}")
+    client = start(hosts("short-cancel-h"), tmp_path / "res")
+    controllers.append(client)
+    job_id = client.submit(job, src, ship=False)
+    wait_until(lambda: client.status(job_id).count(RunStatus.OK) >= 100, timeout=120)
+    client.cancel(job_id)
+    st = client.wait(job_id, 60)
+    assert st.state == "cancelled"
+    got = rows(tmp_path / "res", "short-cancel")
+    assert len({r["run_id"] for r in got}) == len(got) and dict(Counter(r["status"] for r in got)) == st.statuses
+    assert st.count(RunStatus.CANCELLED) <= 1  # only the run that was running is killed
+    assert len(got) + st.not_started == 3000 and st.queued == 0 and st.running == 0
+
+
+def test_a_device_actor_lost_mid_batch_runs_every_run_to_one_ok_row(
+    tmp_path: Path, controllers: list[FarmClient]
+) -> None:
+    job, src = _short_job(tmp_path, "short-lost", 400, "sleep 0.005; echo value={i}", retries=2)
+    client = start(hosts("short-lost-h"), tmp_path / "res")
+    controllers.append(client)
+    job_id = client.submit(job, src, ship=False)
+    wait_until(lambda: client.status(job_id).count(RunStatus.OK) >= 50, timeout=120)
+    actor = client.device_handles()["short-lost-h"]
+    os.kill(ray.get(actor.pid.remote()), signal.SIGKILL)
+    st = client.wait(job_id, 300)
+    assert st.state == "done" and st.count(RunStatus.OK) == 400, st
+    got = rows(tmp_path / "res", "short-lost")
+    ok = Counter(r["run_id"] for r in got if r["status"] == "ok")
+    assert len(ok) == 400 and set(ok.values()) == {1}
+    # the call the actor died in: its first run has an infra_error row and was retried; the others were run again
+    assert {r["status"] for r in got} <= {"ok", "infra_error"}
+    assert sum(r["status"] == "infra_error" for r in got) == st.retries
