@@ -45,9 +45,10 @@ class BatchSizer:
         self.mean_s: float | None = None
 
     def observe(self, durations_s: Iterable[float]) -> int:
-        """Fold in how long runs that started held their device; return the batch size for the job's next calls."""
+        """Fold in how long runs that started held their device (0: not measured, e.g. a call that failed); return
+        the batch size for the job's next calls."""
         for d in durations_s:
-            if math.isfinite(d) and d >= 0:
+            if math.isfinite(d) and d > 0:
                 self.mean_s = d if self.mean_s is None else self.mean_s + self.weight * (d - self.mean_s)
         return self.size()
 

@@ -416,22 +416,18 @@ class Controller:
         del self.inflight[slot_id]
         rec = self.jobs[fl.job_id]
         unstarted: list[str] = []
-        durations: list[float] = []
         for (run, req), res in zip(fl.runs, results, strict=True):
             if res is None:
                 unstarted.append(req.run_id)
-                continue
-            if res.held_s > 0:
-                durations.append(res.held_s)
-            self._ended(slot_id, rec, run, req, res)
+            else:
+                self._ended(slot_id, rec, run, req, res)
         if unstarted:
             self.scheduler.release(slot_id, unstarted)
             if rec.state == "cancelling":
                 rec.not_started += len(unstarted)
         if lost is not None:
             self._hold_until_healthy(self.slots[slot_id].device_id, lost)
-        if self.options.batch_window_s > 0:
-            self.scheduler.set_batch(rec.job_id, rec.sizer.observe(durations))
+        self.scheduler.set_batch(rec.job_id, rec.sizer.observe(r.held_s for r in results if r is not None))
         # The slot is free: let the loop hand it its next runs while the recorder thread writes these runs' logs
         # and rows (file I/O and Parquet flushes would delay every other slot's dispatch); the job is not reported
         # done until ``recording`` is back to 0.

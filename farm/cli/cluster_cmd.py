@@ -16,7 +16,7 @@ from rich.table import Table
 
 from farm.batching import WINDOW_S
 from farm.cli.api_cmd import add_token_args, submit_over_api
-from farm.cli.common import inventory_from, port, port_or_zero, results_root, seconds, stderr, stdout
+from farm.cli.common import inventory_from, non_negative, port, port_or_zero, results_root, stderr, stdout
 from farm.cli.progress import follow
 from farm.cli.summary import print_summary
 
@@ -39,7 +39,7 @@ def register(sub: Any) -> None:
     start.add_argument("--metrics-port", type=port_or_zero, default=None, help="serve Prometheus metrics on this port")
     start.add_argument(
         "--batch-window",
-        type=seconds,
+        type=non_negative("--batch-window"),
         default=WINDOW_S,
         metavar="S",
         help="short runs share one call to their device, about S seconds of runs (default %(default)s; 0: off)",

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from rich.console import Console
@@ -47,15 +49,19 @@ def port(text: str) -> int:
     return value
 
 
-def seconds(text: str) -> float:
-    """An argparse type: a duration in seconds, 0 or more (``0.5``, ``2``)."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected seconds (a number >= 0), got {text!r}") from None
-    if not value >= 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"expected seconds (a number >= 0), got {text}")
-    return value
+def non_negative(name: str) -> Callable[[str], float]:
+    """An argparse type for option ``name``: a finite number >= 0 (a bad value is a usage error, exit 2)."""
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{name} must be a number, got {text!r}") from None
+        if not math.isfinite(value) or value < 0:
+            raise argparse.ArgumentTypeError(f"{name} must be a finite number >= 0, got {text!r}")
+        return value
+
+    return parse
 
 
 def port_or_zero(text: str) -> int:

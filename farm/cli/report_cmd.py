@@ -22,7 +22,7 @@ from farm.analysis.codl_export import SOC_COLUMNS, export_codl_dataset
 from farm.analysis.jobdata import load_job_data, require_metric
 from farm.analysis.report import DEFAULT_CV_THRESHOLD, build_report, write_report
 from farm.analysis.stats import DEFAULT_ALPHA
-from farm.cli.common import results_root
+from farm.cli.common import non_negative, results_root
 from farm.errors import ConfigError
 
 _PIPE_WIDTH = 300
@@ -47,19 +47,6 @@ def _results_arg(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--results", metavar="DIR", help="results root (default: $FARM_RESULTS or ./farm-results)")
 
 
-def _positive(name: str) -> Any:
-    def parse(text: str) -> float:
-        try:
-            value = float(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{name} must be a number, got {text!r}") from None
-        if not math.isfinite(value) or value < 0:
-            raise argparse.ArgumentTypeError(f"{name} must be a finite number >= 0, got {text!r}")
-        return value
-
-    return parse
-
-
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     r = subparsers.add_parser(
         "report",
@@ -76,7 +63,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     r.add_argument(
         "--cv-threshold",
-        type=_positive("--cv-threshold"),
+        type=non_negative("--cv-threshold"),
         default=DEFAULT_CV_THRESHOLD,
         help=f"flag points whose coefficient of variation exceeds this (default: {DEFAULT_CV_THRESHOLD})",
     )
@@ -101,13 +88,13 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     b.add_argument(
         "--sync-ratio",
-        type=_positive("--sync-ratio"),
+        type=non_negative("--sync-ratio"),
         default=bound.DEFAULT_SYNC_RATIO,
         help=f"T_enc/T_dec below this → synchronization-bound (default: {bound.DEFAULT_SYNC_RATIO})",
     )
     b.add_argument(
         "--ram-ratio",
-        type=_positive("--ram-ratio"),
+        type=non_negative("--ram-ratio"),
         default=bound.DEFAULT_RAM_RATIO,
         help=f"T'_dec/T_dec at or above this → Flash-IO-bound, else RAM-IO-bound (default: {bound.DEFAULT_RAM_RATIO})",
     )
@@ -158,7 +145,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     k.add_argument("--metric", action="append", metavar="M", help="compare this metric (repeatable)")
     k.add_argument(
         "--alpha",
-        type=_positive("--alpha"),
+        type=non_negative("--alpha"),
         default=DEFAULT_ALPHA,
         help=f"significance level (default: {DEFAULT_ALPHA})",
     )

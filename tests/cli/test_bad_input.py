@@ -249,4 +249,4 @@ def test_a_bad_batch_window_is_a_usage_error(value: str, capsys: pytest.CaptureF
 
     with pytest.raises(SystemExit) as info:
         main(["controller", "start", "--batch-window", value])
-    assert info.value.code == 2 and "--batch-window: expected seconds (a number >= 0)" in capsys.readouterr().err
+    assert info.value.code == 2 and "argument --batch-window: --batch-window must be a" in capsys.readouterr().err
