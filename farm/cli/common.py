@@ -49,14 +49,17 @@ def port(text: str) -> int:
     return value
 
 
-def non_negative(name: str) -> Callable[[str], float]:
-    """An argparse type for option ``name``: a finite number >= 0 (a bad value is a usage error, exit 2)."""
+def non_negative(name: str, below: float | None = None) -> Callable[[str], float]:
+    """An argparse type for option ``name``: a finite number >= 0, and under ``below`` if given (a bad value is a
+    usage error, exit 2)."""
 
     def parse(text: str) -> float:
         try:
             value = float(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"{name} must be a number, got {text!r}") from None
+        if below is not None and not 0 <= value < below:
+            raise argparse.ArgumentTypeError(f"{name} must be in [0, {below:g}), got {text!r}")
         if not math.isfinite(value) or value < 0:
             raise argparse.ArgumentTypeError(f"{name} must be a finite number >= 0, got {text!r}")
         return value

@@ -12,7 +12,6 @@ import argparse
 import json
 import math
 import os
-from collections.abc import Callable
 from pathlib import Path
 
 from prometheus_client import CollectorRegistry, Gauge, write_to_textfile
@@ -22,7 +21,7 @@ from rich.text import Text
 
 from farm.analysis.jobdata import load_job_data
 from farm.analysis.regress import DEFAULT_ALPHA, DEFAULT_MIN_EFFECT, MIN_SAMPLES, Regression, regress
-from farm.cli.common import results_root
+from farm.cli.common import non_negative, results_root
 from farm.errors import ResultsError
 
 ENV_TEXTFILE_DIR = "FARM_TEXTFILE_DIR"
@@ -43,10 +42,12 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     r.add_argument("--baseline", required=True, metavar="BUILD|rolling:N", help="a build, or rolling:N")
     r.add_argument("--candidate", metavar="BUILD", help="the build to judge (default: the newest)")
     r.add_argument("--metric", help="judge this metric (default: the workload's headline metric)")
-    r.add_argument("--alpha", type=_fraction("--alpha"), default=DEFAULT_ALPHA, help=f"default {DEFAULT_ALPHA}")
+    r.add_argument(
+        "--alpha", type=non_negative("--alpha", below=1), default=DEFAULT_ALPHA, help=f"default {DEFAULT_ALPHA}"
+    )
     r.add_argument(
         "--min-effect",
-        type=_fraction("--min-effect"),
+        type=non_negative("--min-effect", below=1),
         default=DEFAULT_MIN_EFFECT,
         help=f"smallest relative change of the median that counts (default {DEFAULT_MIN_EFFECT}: 2%%)",
     )
@@ -59,19 +60,6 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     r.add_argument("--json", action="store_true", help="print JSON instead of a table")
     r.set_defaults(func=run_regress)
-
-
-def _fraction(name: str) -> Callable[[str], float]:
-    def parse(text: str) -> float:
-        try:
-            value = float(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{name} must be a number, got {text!r}") from None
-        if not 0 <= value < 1:
-            raise argparse.ArgumentTypeError(f"{name} must be in [0, 1), got {text!r}")
-        return value
-
-    return parse
 
 
 def _fmt(value: float | None, spec: str = ".4g") -> str:
